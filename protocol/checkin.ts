@@ -1,0 +1,104 @@
+import { type Static, Type } from 'typebox';
+import {
+  AdapterInfo,
+  ConversationKind,
+  ConversationRef,
+  Handle,
+  Nonce,
+  PlatformName,
+  ProtocolVersion,
+  Region,
+  Timestamp,
+  Uuid,
+} from './common.ts';
+
+/** An account the probe holds. Credentials never leave the probe. */
+export const AccountReport = Type.Object(
+  {
+    platform: PlatformName,
+    handle: Handle,
+    region: Region,
+    adapter: AdapterInfo,
+    /** `active`, or `quarantined` after a ban/warning, or `login_required`. */
+    state: Type.Union([Type.Literal('active'), Type.Literal('quarantined'), Type.Literal('login_required')]),
+  },
+  { additionalProperties: false },
+);
+export type AccountReport = Static<typeof AccountReport>;
+
+/** A conversation one of the probe's accounts is in, as the adapter sees it. */
+export const ConversationReport = Type.Object(
+  {
+    platform: PlatformName,
+    ref: ConversationRef,
+    kind: ConversationKind,
+    /** Handles of every member, including those of other probes. */
+    members: Type.Array(Handle, { minItems: 1, maxItems: 1000 }),
+    title: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type ConversationReport = Static<typeof ConversationReport>;
+
+/** The probe's last clock-offset estimate (NTP-style), reported for health views. */
+export const ClockEstimate = Type.Object(
+  {
+    /** collector clock minus probe clock, ms. */
+    offset_ms: Type.Number(),
+    rtt_ms: Type.Number({ minimum: 0 }),
+    measured_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type ClockEstimate = Static<typeof ClockEstimate>;
+
+/** POST /probe/v1/checkin (signed). */
+export const CheckinRequest = Type.Object(
+  {
+    protocol: ProtocolVersion,
+    /** t0: probe clock when this request was sent, epoch ms. */
+    t0: Type.Number(),
+    software_version: Type.String({ minLength: 1, maxLength: 64 }),
+    accounts: Type.Array(AccountReport, { maxItems: 200 }),
+    conversations: Type.Array(ConversationReport, { maxItems: 2000 }),
+    /** Events waiting in the probe's outbox; dead-lettered events separately. */
+    outbox_backlog: Type.Integer({ minimum: 0 }),
+    dead_letters: Type.Integer({ minimum: 0 }),
+    clock: Type.Optional(ClockEstimate),
+  },
+  { additionalProperties: false },
+);
+export type CheckinRequest = Static<typeof CheckinRequest>;
+
+/** A canary the probe must send. The probe is not told whether it is a test or a control. */
+export const CanaryAssignment = Type.Object(
+  {
+    canary_id: Uuid,
+    campaign_id: Uuid,
+    platform: PlatformName,
+    sender: Handle,
+    conversation: ConversationRef,
+    text: Type.String({ minLength: 1, maxLength: 8192 }),
+    nonce: Nonce,
+    /** When to send, collector clock. */
+    send_at: Timestamp,
+    /** A receipt after this (collector clock) counts as delayed. */
+    deadline_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type CanaryAssignment = Static<typeof CanaryAssignment>;
+
+export const CheckinResponse = Type.Object(
+  {
+    /** t1: collector clock when the request arrived, epoch ms. */
+    t1: Type.Number(),
+    /** t2: collector clock when the response left, epoch ms. */
+    t2: Type.Number(),
+    canaries: Type.Array(CanaryAssignment),
+    /** The collector asks the probe to check in again by then (collector clock). */
+    next_checkin_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type CheckinResponse = Static<typeof CheckinResponse>;

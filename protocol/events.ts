@@ -1,0 +1,125 @@
+import { type Static, Type } from 'typebox';
+import {
+  AdapterInfo,
+  ConversationRef,
+  Handle,
+  LIMITS,
+  Nonce,
+  PlatformName,
+  ProtocolVersion,
+  Timestamp,
+  Uuid,
+} from './common.ts';
+import { FailureCode } from './failures.ts';
+
+const base = {
+  /** Unique per event; ingest is idempotent on it. */
+  event_id: Uuid,
+  platform: PlatformName,
+  /** The probe's own account this event is about (sender or recipient). */
+  account: Handle,
+  conversation: ConversationRef,
+  /** Probe clock when it happened. */
+  at: Timestamp,
+  /** The probe's estimate of (collector clock - probe clock) when it happened, ms. */
+  clock_offset_ms: Type.Number(),
+  adapter: AdapterInfo,
+};
+
+/** The sender's client showed the canary as sent. */
+export const SentEvent = Type.Object(
+  {
+    type: Type.Literal('sent'),
+    ...base,
+    canary_id: Uuid,
+    /** Text as it was typed/sent. */
+    text: Type.String({ maxLength: LIMITS.textChars }),
+    /** The platform's id for the message, where it gives one. */
+    platform_message_id: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+
+/** The sender saw an error or notice (overt censorship, or a platform refusal). */
+export const RejectedEvent = Type.Object(
+  {
+    type: Type.Literal('rejected'),
+    ...base,
+    canary_id: Uuid,
+    failure: FailureCode,
+    /** The notice text exactly as the sender saw it. */
+    notice: Type.Optional(Type.String({ maxLength: LIMITS.textChars })),
+  },
+  { additionalProperties: false },
+);
+
+/** The adapter could not run the send (login lost, browser crashed): not evidence of censorship. */
+export const FailedEvent = Type.Object(
+  {
+    type: Type.Literal('failed'),
+    ...base,
+    canary_id: Uuid,
+    failure: FailureCode,
+    detail: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: false },
+);
+
+/** A receiving account saw a message carrying a canary nonce. */
+export const ReceivedEvent = Type.Object(
+  {
+    type: Type.Literal('received'),
+    ...base,
+    nonce: Nonce,
+    /** Text exactly as the recipient saw it. */
+    text: Type.String({ maxLength: LIMITS.textChars }),
+    /** Sender as the recipient's client showed it, where shown. */
+    from: Type.Optional(Handle),
+    platform_message_id: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ProbeEvent = Type.Union([SentEvent, RejectedEvent, FailedEvent, ReceivedEvent]);
+export type SentEvent = Static<typeof SentEvent>;
+export type RejectedEvent = Static<typeof RejectedEvent>;
+export type FailedEvent = Static<typeof FailedEvent>;
+export type ReceivedEvent = Static<typeof ReceivedEvent>;
+export type ProbeEvent = Static<typeof ProbeEvent>;
+export type ProbeEventType = ProbeEvent['type'];
+
+/**
+ * POST /probe/v1/events (signed). The envelope is validated as a whole; each event is
+ * validated on its own, so one malformed event is refused without holding back the rest.
+ */
+export const EventsRequest = Type.Object(
+  {
+    protocol: ProtocolVersion,
+    events: Type.Array(Type.Object({}, { additionalProperties: true }), {
+      minItems: 1,
+      maxItems: LIMITS.eventsPerBatch,
+    }),
+  },
+  { additionalProperties: false },
+);
+export type EventsRequest = { protocol: 1; events: unknown[] };
+
+export const EventResult = Type.Object(
+  {
+    index: Type.Integer({ minimum: 0 }),
+    event_id: Type.Optional(Type.String()),
+    status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate'), Type.Literal('refused')]),
+    /** Why it was refused, naming the field (e.g. "/events/3/at: must be date-time"). */
+    reason: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type EventResult = Static<typeof EventResult>;
+
+export const EventsResponse = Type.Object(
+  {
+    results: Type.Array(EventResult),
+  },
+  { additionalProperties: false },
+);
+export type EventsResponse = Static<typeof EventsResponse>;
