@@ -1,0 +1,131 @@
+/**
+ * In-memory platform state: accounts, tokens, conversations, and each account's
+ * timeline (its own sent messages and the messages delivered to it, in the order they
+ * reached it). Every timeline entry has a per-account sequence number, which is the
+ * SSE event id that `Last-Event-ID` resumes from.
+ */
+import type { PasswordHash } from './auth.ts';
+import type { ConversationKind } from './policy.ts';
+
+export interface Account {
+  handle: string;
+  region: string;
+  password: PasswordHash;
+}
+
+export interface Conversation {
+  id: string;
+  kind: ConversationKind;
+  members: string[];
+  title?: string;
+}
+
+/** A message as one account's client sees it (the API's message shape). */
+export interface MessageView {
+  id: string;
+  conversation: string;
+  from: string;
+  text: string;
+  /** When the platform accepted it (ISO 8601). */
+  at: string;
+  /** When it reached this account (ISO 8601); for one's own message, equal to `at`. */
+  delivered_at: string;
+}
+
+export interface TimelineEntry {
+  seq: number;
+  /** `own`: the account sent it; `delivered`: it reached the account from someone else. */
+  kind: 'own' | 'delivered';
+  message: MessageView;
+}
+
+type Listener = (entry: TimelineEntry) => void;
+
+export class Store {
+  private readonly accounts = new Map<string, Account>();
+  private readonly tokens = new Map<string, string>();
+  private readonly conversations = new Map<string, Conversation>();
+  private readonly directIndex = new Map<string, string>();
+  private readonly timelines = new Map<string, TimelineEntry[]>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private nextConversation = 1;
+  private nextMessage = 1;
+
+  addAccount(account: Account): boolean {
+    if (this.accounts.has(account.handle)) return false;
+    this.accounts.set(account.handle, account);
+    this.timelines.set(account.handle, []);
+    return true;
+  }
+
+  account(handle: string): Account | undefined {
+    return this.accounts.get(handle);
+  }
+
+  addToken(key: string, handle: string): void {
+    this.tokens.set(key, handle);
+  }
+
+  removeToken(key: string): void {
+    this.tokens.delete(key);
+  }
+
+  accountByToken(key: string): Account | undefined {
+    const handle = this.tokens.get(key);
+    return handle === undefined ? undefined : this.accounts.get(handle);
+  }
+
+  /** The one direct conversation between two accounts, created on first use. */
+  direct(a: string, b: string): Conversation {
+    const key = [a, b].sort().join('\u0000');
+    const existing = this.directIndex.get(key);
+    const found = existing ? this.conversations.get(existing) : undefined;
+    if (found) return found;
+    const conv: Conversation = { id: `c${this.nextConversation++}`, kind: 'direct', members: [a, b].sort() };
+    this.conversations.set(conv.id, conv);
+    this.directIndex.set(key, conv.id);
+    return conv;
+  }
+
+  group(title: string, members: string[]): Conversation {
+    const conv: Conversation = { id: `c${this.nextConversation++}`, kind: 'group', members, title };
+    this.conversations.set(conv.id, conv);
+    return conv;
+  }
+
+  conversation(id: string): Conversation | undefined {
+    return this.conversations.get(id);
+  }
+
+  conversationsOf(handle: string): Conversation[] {
+    return [...this.conversations.values()].filter((c) => c.members.includes(handle));
+  }
+
+  newMessageId(): string {
+    return `m${this.nextMessage++}`;
+  }
+
+  /** Append to an account's timeline and tell its live listeners (SSE streams). */
+  append(handle: string, kind: TimelineEntry['kind'], message: MessageView): TimelineEntry | undefined {
+    const timeline = this.timelines.get(handle);
+    if (!timeline) return undefined;
+    const entry: TimelineEntry = { seq: timeline.length + 1, kind, message };
+    timeline.push(entry);
+    for (const listener of this.listeners.get(handle) ?? []) listener(entry);
+    return entry;
+  }
+
+  timeline(handle: string): readonly TimelineEntry[] {
+    return this.timelines.get(handle) ?? [];
+  }
+
+  subscribe(handle: string, listener: Listener): () => void {
+    let set = this.listeners.get(handle);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(handle, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+}
