@@ -1,0 +1,246 @@
+import { describe, expect, it } from 'vitest';
+import { NONCE_PATTERN } from '../../protocol/common.ts';
+import {
+  buildCanaryText,
+  type CanaryTemplate,
+  checkTemplateSafety,
+  newNonce,
+  type PlanConversation,
+  type PlanRoundInput,
+  planRound,
+  roundSeed,
+  TEMPLATES,
+} from './canaries.ts';
+import { findTriggers, matchKey, triggerIndex } from './matching.ts';
+import { createRng } from './rng.ts';
+import { detectScript } from './scripts.ts';
+import { allCitizenLabSets, citizenLabPresent, loadCitizenLab, skipNotice } from './testData.ts';
+
+const group: PlanConversation = {
+  ref: 'grp-1',
+  kind: 'group',
+  platform: 'testbed',
+  members: [
+    { handle: 'us1', region: 'US' },
+    { handle: 'us2', region: 'US' },
+    { handle: 'cn1', region: 'CN' },
+    { handle: 'cn2', region: 'CN' },
+    { handle: 'au1', region: 'AU' },
+  ],
+};
+const direct: PlanConversation = {
+  ref: 'dm-1',
+  kind: 'direct',
+  platform: 'testbed',
+  members: [
+    { handle: 'us1', region: 'US' },
+    { handle: 'cn1', region: 'CN' },
+  ],
+};
+
+function input(overrides: Partial<PlanRoundInput> = {}): PlanRoundInput {
+  return {
+    campaignId: 'c0ffee00-0000-4000-8000-000000000001',
+    roundAt: '2026-06-04T00:00:00.000Z',
+    seed: 'round-1',
+    termSets: [['六四', '刘晓波'], ['法輪功'], ['Jinping']],
+    conversations: [group, direct],
+    spreadSeconds: 600,
+    deadlineSeconds: 300,
+    ...overrides,
+  };
+}
+
+describe('newNonce', () => {
+  it('matches NONCE_PATTERN and avoids tested terms', () => {
+    const rng = createRng(5);
+    const avoid = triggerIndex(['a', 'e', 'i', 'o', 'u', '1']);
+    for (let i = 0; i < 200; i++) {
+      const n = newNonce(rng, avoid);
+      expect(n).toMatch(/^sd[a-z0-9]{12}$/);
+      expect(NONCE_PATTERN.exec(`x ${n} y`)?.[0]).toBe(n);
+      expect(n.slice(2)).not.toMatch(/[aeiou1]/);
+    }
+  });
+});
+
+describe('buildCanaryText', () => {
+  it('puts nonce, padding and terms in the pattern and leaves $ in terms alone', () => {
+    const t: CanaryTemplate = {
+      id: 'x',
+      version: 1,
+      pattern: '{nonce} {padding}: {terms}',
+      joiner: ' ',
+      padding: ['tea'],
+    };
+    expect(buildCanaryText(t, ['a$&', 'b'], 'sd000000000000')).toBe('sd000000000000 tea: a$& b');
+  });
+});
+
+describe('checkTemplateSafety', () => {
+  it('reports a template, padding or vocabulary word that contains a tested term', () => {
+    const bad: CanaryTemplate = {
+      id: 'bad',
+      version: 1,
+      pattern: '{nonce} 天安门 {terms}',
+      joiner: ' ',
+      padding: [],
+    };
+    const padded: CanaryTemplate = {
+      id: 'p',
+      version: 1,
+      pattern: '{nonce} {padding} {terms}',
+      joiner: ' ',
+      padding: ['六 四'],
+    };
+    const r = checkTemplateSafety([bad, padded], ['天安门', '六四'], { vocabulary: ['rain', 'XI jinping'] });
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual(
+      expect.arrayContaining([
+        { where: 'template', source: 'bad', term: '天安门' },
+        { where: 'padding', source: '六 四', term: '六四' },
+      ]),
+    );
+    expect(checkTemplateSafety([], ['xi'], { vocabulary: ['XI jinping'] }).problems).toEqual([
+      { where: 'vocabulary', source: 'XI jinping', term: 'xi' },
+    ]);
+  });
+
+  it('does not match across a term slot', () => {
+    const t: CanaryTemplate = {
+      id: 's',
+      version: 1,
+      pattern: '六{terms}四 {nonce}',
+      joiner: ' ',
+      padding: [],
+    };
+    expect(checkTemplateSafety([t], ['六四'], { vocabulary: [] }).ok).toBe(true);
+  });
+});
+
+describe.skipIf(!citizenLabPresent)(`safety against the Citizen Lab lists${skipNotice}`, () => {
+  it('finds no tested term of the 709 list (or any other list) in templates, padding or control vocabulary', () => {
+    const list709 = loadCitizenLab('wechat-709crackdown.csv').termSets.flatMap((s) => s.terms);
+    expect(list709.length).toBeGreaterThan(2000);
+    const r709 = checkTemplateSafety(TEMPLATES, list709);
+    expect(r709.problems).toEqual([]);
+    const rAll = checkTemplateSafety(
+      TEMPLATES,
+      allCitizenLabSets().flatMap((s) => s.terms),
+    );
+    expect(rAll.problems).toEqual([]);
+  });
+
+  it('plans the whole 709 list with control texts free of every listed term', () => {
+    const sets = loadCitizenLab('wechat-709crackdown.csv').termSets.map((s) => s.terms);
+    const allTerms = allCitizenLabSets().flatMap((s) => s.terms);
+    const plan = planRound(input({ termSets: sets, conversations: [direct], avoid: allTerms, seed: 'full' }));
+    expect(plan.canaries).toHaveLength(sets.length * 2 * 2);
+    const index = triggerIndex(allTerms);
+    for (const c of plan.canaries.filter((k) => k.kind === 'control'))
+      expect(findTriggers(c.text, index)).toEqual([]);
+    for (const c of plan.canaries.filter((k) => k.kind === 'test')) {
+      for (const t of c.terms) expect(matchKey(c.text)).toContain(matchKey(t));
+    }
+  });
+});
+
+describe('planRound', () => {
+  it('is deterministic for a seed and differs for another seed', () => {
+    const a = planRound(input());
+    expect(planRound(input())).toEqual(a);
+    const b = planRound(input({ seed: 'round-2' }));
+    expect(b.canaries.map((c) => c.text)).not.toEqual(a.canaries.map((c) => c.text));
+    expect(b.canaries.map((c) => c.nonce)).not.toEqual(a.canaries.map((c) => c.nonce));
+    expect(a.seed).toBe('round-1');
+    expect(a.rng).toBe('sfc32+cyrb128');
+  });
+
+  it('pairs every test with one control of the same template, sender, conversation and window', () => {
+    const plan = planRound(input());
+    const start = Date.parse('2026-06-04T00:00:00.000Z');
+    const byPair = new Map<string, typeof plan.canaries>();
+    for (const c of plan.canaries) byPair.set(c.pairId, [...(byPair.get(c.pairId) ?? []), c]);
+    expect(byPair.size).toBe(plan.canaries.length / 2);
+    for (const [, pair] of byPair) {
+      expect(pair.map((c) => c.kind).sort()).toEqual(['control', 'test']);
+      const [x, y] = pair;
+      if (!x || !y) throw new Error('pair incomplete');
+      expect(y.templateId).toBe(x.templateId);
+      expect(y.sender).toEqual(x.sender);
+      expect(y.conversation).toEqual(x.conversation);
+      expect(y.termSetKey).toBe(x.termSetKey);
+      const test = x.kind === 'test' ? x : y;
+      const control = x.kind === 'test' ? y : x;
+      expect([...control.text].length).toBe([...test.text].length);
+      control.terms.forEach((t, i) => {
+        expect(detectScript(t)).toBe(detectScript(test.terms[i] as string));
+      });
+      for (const c of pair) {
+        const at = Date.parse(c.sendAt);
+        expect(at).toBeGreaterThanOrEqual(start);
+        expect(at).toBeLessThan(start + 600_000);
+        expect(Date.parse(c.deadlineAt) - at).toBe(300_000);
+      }
+    }
+  });
+
+  it('gives unique nonces that match NONCE_PATTERN and appear in the text', () => {
+    const plan = planRound(input());
+    const nonces = plan.canaries.map((c) => c.nonce);
+    expect(new Set(nonces).size).toBe(nonces.length);
+    for (const c of plan.canaries) expect(NONCE_PATTERN.exec(c.text)?.[0]).toBe(c.nonce);
+    expect(new Set(plan.canaries.map((c) => c.canaryId)).size).toBe(nonces.length);
+  });
+
+  it('covers each sender region of a conversation for every term set', () => {
+    const plan = planRound(input());
+    for (const ts of ['六四 + 刘晓波', 'Jinping', '法輪功']) {
+      const regions = plan.canaries
+        .filter((c) => c.kind === 'test' && c.conversation.ref === 'grp-1' && c.termSetKey === ts)
+        .map((c) => c.sender.region)
+        .sort();
+      expect(regions).toEqual(['AU', 'CN', 'US']);
+    }
+    const dm = plan.canaries.filter((c) => c.conversation.ref === 'dm-1' && c.kind === 'test');
+    expect(dm).toHaveLength(3 * 2);
+    for (const c of dm) expect(c.recipients.map((r) => r.handle)).not.toContain(c.sender.handle);
+  });
+
+  it('honours eligible senders and perRegion, and skips single-member conversations', () => {
+    const plan = planRound(
+      input({
+        termSets: [['六四']],
+        senders: { eligible: ['us1', 'us2', 'cn1'], perRegion: 2 },
+        conversations: [
+          group,
+          { ref: 'solo', kind: 'group', platform: 'testbed', members: [{ handle: 'x', region: 'US' }] },
+        ],
+      }),
+    );
+    const senders = plan.canaries
+      .filter((c) => c.kind === 'test')
+      .map((c) => c.sender.handle)
+      .sort();
+    expect(senders).toEqual(['cn1', 'us1', 'us2']);
+    expect(plan.skipped).toEqual([{ conversation: 'solo', reason: 'fewer than two members' }]);
+  });
+
+  it('randomises the order: tests do not always go first', () => {
+    const plan = planRound(input());
+    const orders = plan.canaries.map((c) => c.order);
+    expect(orders).toEqual([...orders].sort((p, q) => p - q));
+    const firstOfPair = new Map<string, string>();
+    for (const c of plan.canaries) if (!firstOfPair.has(c.pairId)) firstOfPair.set(c.pairId, c.kind);
+    expect(new Set(firstOfPair.values())).toEqual(new Set(['test', 'control']));
+    const times = plan.canaries.map((c) => Date.parse(c.sendAt));
+    expect(times).toEqual([...times].sort((p, q) => p - q));
+  });
+
+  it('derives a per-round seed every collector agrees on and rejects a bad window', () => {
+    expect(roundSeed('c', '2026-06-04T00:00:00Z')).toBe('c@2026-06-04T00:00:00.000Z');
+    expect(() => planRound(input({ deadlineSeconds: 0 }))).toThrow(RangeError);
+    expect(() => planRound(input({ roundAt: 'nope' }))).toThrow(RangeError);
+    expect(() => planRound(input({ termSets: [[' ']] }))).toThrow(RangeError);
+  });
+});
