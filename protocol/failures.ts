@@ -1,4 +1,4 @@
-import { type Static, Type } from 'typebox';
+import { Type } from 'typebox';
 
 /**
  * The fixed vocabulary of failures. An adapter's errors are mapped onto these by one
@@ -17,5 +17,4 @@ export const FAILURE_CODES = [
 ] as const;
 
 export type FailureCode = (typeof FAILURE_CODES)[number];
-export const FailureCode = Type.Union(FAILURE_CODES.map((c) => Type.Literal(c)));
-export type FailureCodeSchema = Static<typeof FailureCode>;
+export const FailureCode = Type.Enum(FAILURE_CODES);

@@ -60,8 +60,12 @@ export interface Adapter {
    * Start delivering messages this account receives (from others) to `onMessage`.
    * Called once after connect; the adapter keeps observing across reconnects until close().
    * `onError` reports a failure the adapter could not recover from by itself.
+   * `onMessage` may return a promise (typed `unknown` so any callback fits) that
+   * settles once the probe stored the message durably; an adapter that keeps a resume
+   * cursor (e.g. an SSE Last-Event-ID) should `await` it before advancing the cursor,
+   * so a crash cannot skip a message.
    */
-  observe(onMessage: (m: ObservedMessage) => void, onError: (e: Error) => void): Promise<void>;
+  observe(onMessage: (m: ObservedMessage) => unknown, onError: (e: Error) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,12 +78,15 @@ export interface AdapterFactory {
 
 /** The error an adapter throws when it cannot run. */
 export class AdapterError extends Error {
+  /** For `rate_limited`: how long the platform asked us to wait (e.g. Retry-After), ms. */
+  public readonly retryAfterMs?: number;
   constructor(
     public readonly code: FailureCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
     this.name = 'AdapterError';
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }

@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CanaryAssignment, ProbeEvent } from '../protocol/index.ts';
+import { AccountRunner } from './account.ts';
+import { AdapterError, type AdapterFactory, type SendResult } from './adapters/types.ts';
+import { ClockOffset } from './clock.ts';
+import type { ProbeAccountConfig } from './config.ts';
+import { QuarantineBook } from './quarantine.ts';
+import { openProbeStore, type ProbeStore } from './store.ts';
+
+const logger = pino({ level: 'silent' });
+let dir: string;
+let store: ProbeStore;
+let uploaded: ProbeEvent[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sd-account-'));
+  uploaded = [];
+  store = await openProbeStore(join(dir, 'outbox'), {
+    logger,
+    upload: async (events) => {
+      uploaded.push(...events);
+      return events.map((e, index) => ({ index, event_id: e.event_id, status: 'stored' as const }));
+    },
+  });
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** An adapter whose send answers come from a script, counting calls. */
+function scripted(answers: (() => SendResult)[]): { factory: AdapterFactory; sends: () => number } {
+  let n = 0;
+  return {
+    sends: () => n,
+    factory: {
+      name: 'example',
+      version: '9.9.9',
+      create: () => ({
+        connect: async () => undefined,
+        listConversations: async () => [],
+        observe: async () => undefined,
+        close: async () => undefined,
+        send: async () => {
+          const a = answers[Math.min(n, answers.length - 1)]!;
+          n += 1;
+          return a();
+        },
+      }),
+    },
+  };
+}
+
+const account: ProbeAccountConfig = {
+  platform: 'example',
+  handle: 'ann',
+  region: 'US',
+  credentials: {},
+  settings: {},
+  rateLimits: { perMinute: 2, perHour: 100, perDay: 100 },
+  pacing: { minMs: 0, maxMs: 0 },
+};
+
+function canary(): CanaryAssignment {
+  return {
+    canary_id: randomUUID(),
+    campaign_id: randomUUID(),
+    platform: 'example',
+    sender: 'ann',
+    conversation: 'g1',
+    text: 'x sdaaaaaaaaaaaa',
+    nonce: 'sdaaaaaaaaaaaa',
+    send_at: new Date().toISOString(),
+    deadline_at: new Date(Date.now() + 10_000).toISOString(),
+  };
+}
+
+async function runner(factory: AdapterFactory, quarantine?: QuarantineBook) {
+  const r = new AccountRunner({
+    config: account,
+    factory,
+    stateDir: join(dir, 'ann'),
+    logger,
+    outbox: store.outbox,
+    ledger: store.ledger,
+    quarantine: quarantine ?? (await QuarantineBook.open(dir)),
+    quarantineMs: { bannedMs: 3600_000, rateLimitedMs: 600_000 },
+    clock: new ClockOffset(),
+  });
+  await r.connect();
+  return r;
+}
+
+async function send(r: AccountRunner, c: CanaryAssignment) {
+  await store.ledger.assign(c);
+  await r.enqueue(c);
+  await store.outbox.flush(2000);
+  return uploaded.find((e) => e.type !== 'received' && e.canary_id === c.canary_id);
+}
+
+describe('account sending', () => {
+  it('quarantines an account that hit rate limiting and sends nothing more through it, across restarts', async () => {
+    const s = scripted([
+      () => {
+        throw new AdapterError('rate_limited', 'slow down', { retryAfterMs: 5000 });
+      },
+    ]);
+    const r = await runner(s.factory);
+    expect(await send(r, canary())).toMatchObject({ type: 'failed', failure: 'rate_limited' });
+    expect(r.state()).toBe('quarantined');
+    expect(await send(r, canary())).toMatchObject({ type: 'failed', failure: 'rate_limited' });
+    expect(s.sends()).toBe(1); // the second canary never reached the platform
+    await r.stop();
+    const reopened = await QuarantineBook.open(dir);
+    expect(reopened.get(QuarantineBook.key('example', 'ann'))?.reason).toBe('rate_limited');
+  });
+
+  it('quarantines on a ban shown as a rejection', async () => {
+    const s = scripted([
+      () => ({ status: 'rejected', at: new Date(), failure: 'account_banned', notice: 'banned' }),
+    ]);
+    const r = await runner(s.factory);
+    expect(await send(r, canary())).toMatchObject({ type: 'rejected', failure: 'account_banned' });
+    expect(r.report().state).toBe('quarantined');
+    await r.stop();
+  });
+
+  it('holds to the per-account rate limit and fails a canary it could only send after its deadline', async () => {
+    const s = scripted([() => ({ status: 'sent', at: new Date() })]);
+    const r = await runner(s.factory);
+    expect(await send(r, canary())).toMatchObject({ type: 'sent' });
+    expect(await send(r, canary())).toMatchObject({ type: 'sent' });
+    // Third within a minute: the limit (2/min) would push it past the 10 s deadline.
+    expect(await send(r, canary())).toMatchObject({ type: 'failed', failure: 'rate_limited' });
+    expect(s.sends()).toBe(2);
+    await r.stop();
+  });
+});

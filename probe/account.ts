@@ -1,0 +1,297 @@
+/**
+ * One account the probe holds: its adapter's life (connect, observe, reconnect at
+ * check-in after a failure), its conversations, and its send queue with pacing, rate
+ * limits, the probe-wide budget and quarantine. Every canary handed to it ends as
+ * exactly one sent / rejected / failed event in the outbox, or stays in the ledger to
+ * be resumed after a restart; it is never sent twice.
+ */
+import type { Logger } from 'pino';
+import type { AccountReport, CanaryAssignment, ConversationReport, FailureCode } from '../protocol/index.ts';
+import type { Adapter, AdapterFactory, ConversationInfo, ObservedMessage } from './adapters/types.ts';
+import type { ClockOffset } from './clock.ts';
+import type { ProbeAccountConfig } from './config.ts';
+import { type EventContext, failedEvent, receivedEvent, rejectedEvent, sentEvent } from './events.ts';
+import { classifyFailure, quarantineFor } from './failures.ts';
+import type { CanaryLedger } from './ledger.ts';
+import { Pacer, SlidingLimiter } from './limits.ts';
+import type { Outbox } from './outbox.ts';
+import { QuarantineBook } from './quarantine.ts';
+
+export interface AccountDeps {
+  config: ProbeAccountConfig;
+  factory: AdapterFactory;
+  stateDir: string;
+  logger: Logger;
+  outbox: Outbox;
+  ledger: CanaryLedger;
+  quarantine: QuarantineBook;
+  quarantineMs: { bannedMs: number; rateLimitedMs: number };
+  budget?: SlidingLimiter;
+  clock: ClockOffset;
+  random?: () => number;
+}
+
+const DAY = 24 * 3600_000;
+
+export class AccountRunner {
+  readonly key: string;
+  private adapter?: Adapter;
+  private connected = false;
+  private connecting?: Promise<void>;
+  private lastError?: FailureCode;
+  private conversations: ConversationInfo[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private stopping = false;
+  private wakers = new Set<() => void>();
+  private readonly limiter: SlidingLimiter;
+  private readonly pacer: Pacer;
+  readonly log: Logger;
+
+  constructor(private readonly d: AccountDeps) {
+    this.key = QuarantineBook.key(d.config.platform, d.config.handle);
+    this.log = d.logger;
+    this.limiter = SlidingLimiter.forAccount(d.config.rateLimits);
+    this.limiter.seed(d.ledger.recentSends(d.config.platform, d.config.handle, Date.now() - DAY));
+    this.pacer = new Pacer(d.config.pacing, d.random);
+  }
+
+  get handle(): string {
+    return this.d.config.handle;
+  }
+
+  get platform(): string {
+    return this.d.config.platform;
+  }
+
+  private eventContext(): EventContext {
+    return {
+      platform: this.d.config.platform,
+      account: this.d.config.handle,
+      adapter: { name: this.d.factory.name, version: this.d.factory.version },
+      clockOffsetMs: this.d.clock.offsetMs(),
+    };
+  }
+
+  /** Connects (or reconnects) the adapter and starts observing; never throws. */
+  connect(): Promise<void> {
+    if (this.connected || this.stopping) return Promise.resolve();
+    this.connecting ??= this.doConnect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async doConnect(): Promise<void> {
+    const adapter = this.d.factory.create(this.d.config, { logger: this.log, stateDir: this.d.stateDir });
+    try {
+      await adapter.connect();
+      await adapter.observe(
+        (m) => this.onMessage(m),
+        (err) => this.onAdapterError(adapter, err),
+      );
+      this.adapter = adapter;
+      this.connected = true;
+      this.lastError = undefined;
+      this.log.info('account connected');
+    } catch (err) {
+      this.lastError = classifyFailure(err);
+      this.log.warn(
+        { err, failure: this.lastError },
+        'account could not connect; retrying at the next check-in',
+      );
+      await adapter.close().catch(() => undefined);
+    }
+  }
+
+  private onAdapterError(adapter: Adapter, err: Error): void {
+    if (this.adapter !== adapter) return;
+    this.lastError = classifyFailure(err);
+    this.log.error({ err, failure: this.lastError }, 'adapter stopped; reconnecting at the next check-in');
+    this.connected = false;
+    this.adapter = undefined;
+    void adapter.close().catch(() => undefined);
+  }
+
+  /** Records a `received` event for a message that carries a canary nonce. */
+  private async onMessage(m: ObservedMessage): Promise<void> {
+    const ev = receivedEvent(this.eventContext(), m, new Date());
+    if (!ev) return;
+    await this.d.outbox.add(ev);
+    this.log.info({ nonce: ev.nonce, conversation: ev.conversation, from: ev.from }, 'canary received');
+  }
+
+  async refreshConversations(): Promise<void> {
+    if (!this.adapter || !this.connected) return;
+    try {
+      this.conversations = await this.adapter.listConversations();
+    } catch (err) {
+      this.log.warn({ err }, 'cannot list conversations; reporting the last known list');
+    }
+  }
+
+  conversationReports(): ConversationReport[] {
+    return this.conversations.map((c) => ({
+      platform: this.d.config.platform,
+      ref: c.ref,
+      kind: c.kind,
+      members: c.members.slice(0, 1000),
+      ...(c.title ? { title: c.title.slice(0, 256) } : {}),
+    }));
+  }
+
+  state(): AccountReport['state'] {
+    if (this.d.quarantine.get(this.key)) return 'quarantined';
+    if (!this.connected) return 'login_required';
+    return 'active';
+  }
+
+  report(): AccountReport {
+    return {
+      platform: this.d.config.platform,
+      handle: this.d.config.handle,
+      region: this.d.config.region,
+      adapter: { name: this.d.factory.name, version: this.d.factory.version },
+      state: this.state(),
+    };
+  }
+
+  /** Canaries waiting in this account's send queue. */
+  get pendingSends(): number {
+    return this.queued;
+  }
+
+  /** Queues a canary whose send time has come. */
+  enqueue(a: CanaryAssignment): Promise<void> {
+    this.queued += 1;
+    const run = this.queue.then(() =>
+      this.sendOne(a).catch((err) =>
+        this.log.error({ err, canary: a.canary_id }, 'canary could not be recorded; it stays in the ledger'),
+      ),
+    );
+    this.queue = run.finally(() => {
+      this.queued -= 1;
+    });
+    return this.queue;
+  }
+
+  private async sendOne(a: CanaryAssignment): Promise<void> {
+    const log = this.log.child({ campaign: a.campaign_id, canary: a.canary_id });
+    if (this.stopping || this.d.ledger.state(a.canary_id) !== 'assigned') return;
+    const deadline = this.d.clock.toLocal(Date.parse(a.deadline_at));
+
+    const q = this.d.quarantine.get(this.key);
+    if (q) {
+      await this.fail(a, q.reason, `account quarantined until ${new Date(q.until).toISOString()}`, log);
+      return;
+    }
+    // Account safety first: pacing, per-account limits, the probe's daily budget.
+    const now = Date.now();
+    const earliest = Math.max(
+      this.pacer.nextAllowedAt(now),
+      this.limiter.nextAllowedAt(now),
+      this.d.budget?.nextAllowedAt(now) ?? now,
+    );
+    if (earliest >= deadline) {
+      await this.fail(
+        a,
+        'rate_limited',
+        'local rate limit or pacing would delay the send past its deadline',
+        log,
+      );
+      return;
+    }
+    if (earliest > now) {
+      await this.sleep(earliest - now);
+      if (this.stopping) return; // still `assigned`: resumed after a restart
+    }
+    await this.connect();
+    const adapter = this.adapter;
+    if (!adapter || !this.connected) {
+      await this.fail(a, this.lastError ?? 'login_required', 'account is not connected', log);
+      return;
+    }
+
+    await this.d.ledger.markSending(a.canary_id);
+    let reachedPlatform = true;
+    try {
+      const res = await adapter.send(a.conversation, a.text);
+      const ctx = this.eventContext();
+      if (res.status === 'sent') {
+        await this.d.outbox.add(sentEvent(ctx, a, new Date(), res.platformMessageId));
+        log.info({ conversation: a.conversation }, 'canary sent');
+      } else {
+        await this.d.outbox.add(rejectedEvent(ctx, a, new Date(), res.failure, res.notice));
+        log.info(
+          { conversation: a.conversation, failure: res.failure, notice: res.notice },
+          'canary rejected',
+        );
+        await this.maybeQuarantine(res.failure, undefined, log);
+      }
+    } catch (err) {
+      const failure = classifyFailure(err);
+      reachedPlatform =
+        failure === 'rate_limited' || failure === 'account_banned' || failure === 'send_timeout';
+      await this.d.outbox.add(
+        failedEvent(this.eventContext(), a, new Date(), failure, (err as Error).message),
+      );
+      log.warn({ err, failure }, 'canary send failed');
+      if (failure === 'login_required' || failure === 'connection_lost' || failure === 'browser_crashed') {
+        this.lastError = failure;
+        if (this.adapter === adapter) this.onAdapterError(adapter, err as Error);
+      }
+      await this.maybeQuarantine(failure, (err as { retryAfterMs?: number }).retryAfterMs, log);
+    } finally {
+      const t = Date.now();
+      this.pacer.sent(t);
+      if (reachedPlatform) {
+        this.limiter.record(t);
+        this.d.budget?.record(t);
+      }
+    }
+  }
+
+  private async fail(a: CanaryAssignment, failure: FailureCode, detail: string, log: Logger): Promise<void> {
+    await this.d.outbox.add(failedEvent(this.eventContext(), a, new Date(), failure, detail));
+    log.warn({ failure, detail }, 'canary not sent');
+  }
+
+  private async maybeQuarantine(
+    failure: FailureCode,
+    retryAfterMs: number | undefined,
+    log: Logger,
+  ): Promise<void> {
+    const kind = quarantineFor(failure);
+    if (!kind) return;
+    const ms =
+      kind === 'banned'
+        ? this.d.quarantineMs.bannedMs
+        : Math.max(retryAfterMs ?? 0, this.d.quarantineMs.rateLimitedMs);
+    const e = await this.d.quarantine.put(this.key, failure, ms);
+    log.warn({ failure, until: new Date(e.until).toISOString() }, 'account quarantined');
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  /** Stops taking sends, waits for one in flight, closes the adapter. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const w of [...this.wakers]) w();
+    await this.queue;
+    await this.connecting;
+    const adapter = this.adapter;
+    this.adapter = undefined;
+    this.connected = false;
+    await adapter?.close().catch((err) => this.log.warn({ err }, 'adapter close failed'));
+  }
+}

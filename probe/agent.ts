@@ -1,0 +1,383 @@
+/**
+ * The probe agent: `startProbe(config)` opens the durable store, loads or registers
+ * the identity, starts one AccountRunner per configured account, checks in on a
+ * node-cron schedule (accounts, conversations, backlog, clock), schedules each
+ * handed-out canary at its send_at (collector clock → probe clock), and uploads the
+ * outbox in the background. `stop()` shuts down gracefully: cron off, timers off, the
+ * send in flight finished, adapters closed, the outbox flushed as far as it goes.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import {
+  type CanaryAssignment,
+  type CheckinResponse,
+  type ClockEstimate,
+  type ConversationReport,
+  PROTOCOL_VERSION,
+} from '../protocol/index.ts';
+import { AccountRunner } from './account.ts';
+import { loadAdapter } from './adapters/registry.ts';
+import { CollectorClient, CollectorError } from './client.ts';
+import { ClockOffset } from './clock.ts';
+import type { ProbeConfig } from './config.ts';
+import { failedEvent } from './events.ts';
+import { atomicWriteFile, ensurePrivateDir } from './fsutil.ts';
+import { loadOrRegister } from './identity.ts';
+import { SlidingLimiter } from './limits.ts';
+import { createProbeLogger } from './logger.ts';
+import { QuarantineBook } from './quarantine.ts';
+import { openProbeStore, type ProbeStore } from './store.ts';
+import { SOFTWARE_VERSION } from './version.ts';
+
+export interface StartProbeOptions {
+  logger?: Logger;
+  /** Install SIGTERM/SIGINT handlers that call stop() (the CLI does). */
+  handleSignals?: boolean;
+  /** Run the first check-in right away (default true). */
+  checkinOnStart?: boolean;
+  /** How long stop() keeps trying to empty the outbox (default 5 s). */
+  flushTimeoutMs?: number;
+  /** Outbox backoff (tests shorten it). */
+  backoff?: { baseMs: number; maxMs: number };
+  fetch?: typeof fetch;
+}
+
+export interface ProbeHandle {
+  probeId: string;
+  /** Checks in now (the cron does this on schedule). */
+  checkin(): Promise<CheckinResponse | undefined>;
+  /** Uploads what the outbox holds; true when it is empty. */
+  flush(timeoutMs?: number): Promise<boolean>;
+  status(): ProbeStatus;
+  stop(): Promise<void>;
+  /** Resolves when stop() finished (by a call or a signal). */
+  stopped: Promise<void>;
+}
+
+export interface ProbeStatus {
+  probeId: string;
+  backlog: number;
+  deadLetters: number;
+  scheduled: number;
+  clock?: ClockEstimate;
+  accounts: { platform: string; handle: string; state: string }[];
+  lastCheckinAt?: string;
+  lastCheckinError?: string;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export async function startProbe(config: ProbeConfig, options: StartProbeOptions = {}): Promise<ProbeHandle> {
+  const root = options.logger ?? createProbeLogger({ level: config.logLevel });
+  await ensurePrivateDir(config.dataDir);
+
+  const clockPath = join(config.dataDir, 'clock.json');
+  const clock = new ClockOffset(8, await readClock(clockPath));
+  const client = new CollectorClient({
+    baseUrl: config.collectorUrl,
+    now: () => clock.toCollector(Date.now()),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  const identity = await loadOrRegister({
+    dataDir: config.dataDir,
+    collectorUrl: config.collectorUrl,
+    enrollmentToken: config.enrollmentToken,
+    country: config.country,
+    asn: config.asn,
+    label: config.label,
+    client,
+    logger: root,
+  });
+  client.setIdentity(identity);
+  const log = root.child({ probe: identity.probeId });
+
+  const store: ProbeStore = await openProbeStore(join(config.dataDir, 'outbox'), {
+    logger: log.child({ component: 'outbox' }),
+    upload: (events) => client.uploadEvents(events),
+    ...(options.backoff ? { backoff: options.backoff } : {}),
+  });
+  const { outbox, ledger } = store;
+  const quarantine = await QuarantineBook.open(config.dataDir);
+  const budget = config.budgetPerDay ? SlidingLimiter.daily(config.budgetPerDay) : undefined;
+
+  const runners = new Map<string, AccountRunner>();
+  for (const account of config.accounts) {
+    const factory = await loadAdapter(account.platform);
+    const runner = new AccountRunner({
+      config: account,
+      factory,
+      stateDir: join(config.dataDir, 'accounts', account.platform, encodeURIComponent(account.handle)),
+      logger: log.child({ account: account.handle, adapter: account.platform }),
+      outbox,
+      ledger,
+      quarantine,
+      quarantineMs: config.quarantine,
+      ...(budget ? { budget } : {}),
+      clock,
+    });
+    runners.set(runner.key, runner);
+  }
+
+  let stopping = false;
+  const timers = new Map<string, NodeJS.Timeout>();
+  const inflight = new Set<Promise<void>>();
+  let lastCheckinAt: string | undefined;
+  let lastCheckinError: string | undefined;
+  let extraCheckin: NodeJS.Timeout | undefined;
+
+  const runnerFor = (a: CanaryAssignment) => runners.get(QuarantineBook.key(a.platform, a.sender));
+
+  const recordWithoutSend = async (
+    a: CanaryAssignment,
+    failure: 'adapter_error' | 'send_timeout',
+    detail: string,
+  ) => {
+    const runner = runnerFor(a);
+    await outbox.add(
+      failedEvent(
+        {
+          platform: a.platform,
+          account: a.sender,
+          adapter: runner ? runner.report().adapter : { name: a.platform, version: 'unknown' },
+          clockOffsetMs: clock.offsetMs(),
+        },
+        a,
+        new Date(),
+        failure,
+        detail,
+      ),
+    );
+    log.warn({ canary: a.canary_id, campaign: a.campaign_id, failure, detail }, 'canary recorded as failed');
+  };
+
+  const track = (p: Promise<void>) => {
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  };
+
+  const due = (a: CanaryAssignment) => {
+    timers.delete(a.canary_id);
+    if (stopping) return;
+    const runner = runnerFor(a);
+    if (!runner) {
+      track(recordWithoutSend(a, 'adapter_error', `this probe holds no account ${a.platform}/${a.sender}`));
+      return;
+    }
+    track(runner.enqueue(a));
+  };
+
+  const schedule = (a: CanaryAssignment) => {
+    if (timers.has(a.canary_id) || stopping) return;
+    const arm = () => {
+      const wait = clock.toLocal(Date.parse(a.send_at)) - Date.now();
+      if (wait > MAX_TIMER_MS) {
+        timers.set(a.canary_id, setTimeout(arm, MAX_TIMER_MS));
+        return;
+      }
+      timers.set(
+        a.canary_id,
+        setTimeout(() => due(a), Math.max(0, wait)),
+      );
+    };
+    arm();
+  };
+
+  const accept = async (a: CanaryAssignment) => {
+    if (!(await ledger.assign(a))) return; // handed out before: never send twice
+    log.debug({ canary: a.canary_id, campaign: a.campaign_id, send_at: a.send_at }, 'canary scheduled');
+    schedule(a);
+  };
+
+  // Resume what a previous run left: never re-send an interrupted send.
+  const { waiting, interrupted } = ledger.unfinished();
+  for (const a of interrupted) {
+    await recordWithoutSend(
+      a,
+      'send_timeout',
+      'the probe stopped during the send; unknown whether the message left',
+    );
+  }
+  for (const a of waiting) {
+    if (clock.toCollector(Date.now()) > Date.parse(a.deadline_at)) {
+      await recordWithoutSend(
+        a,
+        'adapter_error',
+        'not sent: the probe was not running until after the deadline',
+      );
+    } else {
+      schedule(a);
+    }
+  }
+
+  await Promise.all([...runners.values()].map((r) => r.connect()));
+  outbox.start();
+
+  let checkinRunning: Promise<CheckinResponse | undefined> | undefined;
+  let retriedAfterClock = false;
+  const checkin = (): Promise<CheckinResponse | undefined> => {
+    if (stopping) return Promise.resolve(undefined);
+    checkinRunning ??= doCheckin().finally(() => {
+      checkinRunning = undefined;
+    });
+    return checkinRunning;
+  };
+
+  const doCheckin = async (): Promise<CheckinResponse | undefined> => {
+    await Promise.all(
+      [...runners.values()].map(async (r) => {
+        await r.connect();
+        await r.refreshConversations();
+      }),
+    );
+    const conversations: ConversationReport[] = [];
+    for (const r of runners.values()) conversations.push(...r.conversationReports());
+    const estimate = clock.estimate();
+    const t0 = Date.now();
+    let res: CheckinResponse;
+    try {
+      res = await client.checkin({
+        protocol: PROTOCOL_VERSION,
+        t0,
+        software_version: SOFTWARE_VERSION,
+        accounts: [...runners.values()].map((r) => r.report()),
+        conversations: conversations.slice(0, 2000),
+        outbox_backlog: outbox.backlog(),
+        dead_letters: outbox.deadLetters(),
+        ...(estimate ? { clock: estimate } : {}),
+      });
+    } catch (err) {
+      lastCheckinError = (err as Error).message;
+      // A clock far off makes every signed request fall outside the collector's window:
+      // take a rough offset from its Date header so the next check-in gets through.
+      const serverDate = err instanceof CollectorError ? err.serverDate : undefined;
+      if (err instanceof CollectorError && err.status === 401 && serverDate !== undefined) {
+        const drift = serverDate - clock.toCollector(Date.now());
+        if (Math.abs(drift) > 60_000) {
+          clock.seedRough(serverDate, Date.now());
+          log.warn({ drift_ms: drift }, 'probe clock is far from the collector clock; re-estimating');
+          if (!retriedAfterClock) {
+            retriedAfterClock = true;
+            return doCheckin();
+          }
+        }
+      }
+      log.warn({ err }, 'check-in failed; trying again at the next one');
+      return undefined;
+    } finally {
+      retriedAfterClock = false;
+    }
+    const t3 = Date.now();
+    const est = clock.add(t0, res.t1, res.t2, t3);
+    await atomicWriteFile(clockPath, `${JSON.stringify(est)}\n`).catch((err) =>
+      log.warn({ err }, 'cannot save the clock estimate'),
+    );
+    lastCheckinAt = new Date(t3).toISOString();
+    lastCheckinError = undefined;
+    for (const a of res.canaries ?? []) await accept(a);
+    log.info(
+      {
+        canaries: res.canaries?.length ?? 0,
+        offset_ms: est.offset_ms,
+        rtt_ms: est.rtt_ms,
+        backlog: outbox.backlog(),
+      },
+      'checked in',
+    );
+    scheduleExtraCheckin(res.next_checkin_at);
+    return res;
+  };
+
+  const task: ScheduledTask = cron.schedule(
+    config.checkinCron,
+    async () => {
+      await checkin();
+    },
+    { name: `probe-checkin-${identity.probeId}`, noOverlap: true, maxRandomDelay: 5000 },
+  );
+
+  /** The collector may ask for the next check-in sooner than the cron would run it. */
+  const scheduleExtraCheckin = (nextAt: string) => {
+    clearTimeout(extraCheckin);
+    const local = clock.toLocal(Date.parse(nextAt));
+    const cronNext = task.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY;
+    if (!Number.isFinite(local) || local >= cronNext - 1000 || stopping) return;
+    extraCheckin = setTimeout(() => void checkin(), Math.max(1000, local - Date.now()));
+  };
+
+  if (options.checkinOnStart !== false) await checkin();
+  log.info(
+    { accounts: runners.size, country: config.country, asn: config.asn, cron: config.checkinCron },
+    'probe started',
+  );
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let stopping$: Promise<void> | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info({ signal: sig }, 'shutting down');
+    void stop();
+  };
+
+  const stop = (): Promise<void> => {
+    stopping$ ??= (async () => {
+      stopping = true;
+      await task.destroy();
+      clearTimeout(extraCheckin);
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+      await checkinRunning?.catch(() => undefined);
+      await Promise.all([...runners.values()].map((r) => r.stop()));
+      await Promise.all([...inflight]);
+      const empty = await outbox.flush(options.flushTimeoutMs ?? 5000);
+      if (!empty) log.warn({ backlog: outbox.backlog() }, 'outbox not empty at shutdown; it is kept on disk');
+      await store.close();
+      if (options.handleSignals) {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+      log.info('probe stopped');
+      resolveStopped();
+    })();
+    return stopping$;
+  };
+
+  if (options.handleSignals) {
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  return {
+    probeId: identity.probeId,
+    checkin,
+    flush: (timeoutMs = 10_000) => outbox.flush(timeoutMs),
+    status: () => ({
+      probeId: identity.probeId,
+      backlog: outbox.backlog(),
+      deadLetters: outbox.deadLetters(),
+      scheduled: timers.size,
+      clock: clock.estimate(),
+      accounts: [...runners.values()].map((r) => ({
+        platform: r.platform,
+        handle: r.handle,
+        state: r.state(),
+      })),
+      lastCheckinAt,
+      lastCheckinError,
+    }),
+    stop,
+    stopped,
+  };
+}
+
+async function readClock(path: string): Promise<ClockEstimate | undefined> {
+  try {
+    const e = JSON.parse(await readFile(path, 'utf8')) as ClockEstimate;
+    return typeof e.offset_ms === 'number' ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,98 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULTS, parseConfig } from './config.ts';
+
+const minimal = `
+collector_url: http://127.0.0.1:8080
+enrollment_token: abcdefghijklmnopqrstuvwxyz
+data_dir: ./data/p1
+country: US
+asn: 64500
+accounts:
+  - platform: example
+    handle: alice
+    region: US
+    credentials: { password: pw }
+`;
+
+function errorOf(text: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseConfig(text, { file: 'p.yaml', baseDir: '/srv', env });
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('probe config', () => {
+  it('parses the committed example with every documented field', async () => {
+    const text = await readFile(join(import.meta.dirname, '..', 'probe.example.yaml'), 'utf8');
+    const c = parseConfig(text, {
+      baseDir: '/etc/silentdrop',
+      env: {
+        SILENTDROP_ENROLLMENT_TOKEN: 'tok',
+        TESTBED_PASSWORD_US_ALICE: 'a',
+        TESTBED_PASSWORD_US_BOB: 'b',
+      },
+    });
+    expect(c.dataDir).toBe('/etc/silentdrop/data/probe-us-1');
+    expect(c.enrollmentToken).toBe('tok');
+    expect(c.accounts.map((a) => a.handle)).toEqual(['us-alice', 'us-bob']);
+    expect(c.accounts[0]!.credentials.password).toBe('a');
+    expect(c.accounts[1]!.rateLimits).toEqual({ perMinute: 2, perHour: 120, perDay: 1000 });
+    expect(c.budgetPerDay).toBe(3000);
+    expect(c.quarantine.bannedMs).toBe(48 * 3600_000);
+  });
+
+  it('fills defaults for optional fields', () => {
+    const c = parseConfig(minimal, { baseDir: '/srv' });
+    expect(c.checkinCron).toBe(DEFAULTS.checkinCron);
+    expect(c.accounts[0]!.pacing).toEqual(DEFAULTS.pacing);
+    expect(c.collectorUrl).toBe('http://127.0.0.1:8080');
+    expect(c.dataDir).toBe('/srv/data/p1');
+  });
+
+  it('names the field and line of a bad value', () => {
+    const msg = errorOf(minimal.replace('region: US', 'region: usa'));
+    expect(msg).toMatch(/accounts\[0\]\.region \(line 10\)/);
+  });
+
+  it('names a missing required field', () => {
+    expect(errorOf(minimal.replace('asn: 64500\n', ''))).toMatch(/missing required field "asn"/);
+  });
+
+  it('names an unknown field (a typo) and its line', () => {
+    expect(errorOf(`${minimal}chekin_cron: "* * * * *"\n`)).toMatch(/chekin_cron \(line 12\): unknown field/);
+  });
+
+  it('refuses an unknown adapter, naming the known ones', () => {
+    expect(errorOf(minimal.replace('platform: example', 'platform: wechat'))).toMatch(
+      /accounts\[0\]\.platform.*unknown adapter "wechat" \(known: .*example, .*testbed/,
+    );
+  });
+
+  it('refuses a bad cron expression, a bad URL and inverted pacing', () => {
+    expect(errorOf(`${minimal}checkin_cron: "every minute"\n`)).toMatch(/checkin_cron.*not a valid cron/);
+    expect(errorOf(minimal.replace('http://127.0.0.1:8080', 'ftp://x'))).toMatch(/collector_url.*http/);
+    expect(errorOf(`${minimal}pacing: { min_ms: 5000, max_ms: 10 }\n`)).toMatch(/pacing\.min_ms/);
+  });
+
+  it('reads env: secrets and names a missing variable', () => {
+    const text = minimal.replace('password: pw', 'password: env:PW_ALICE');
+    expect(parseConfig(text, { env: { PW_ALICE: 's3cret' } }).accounts[0]!.credentials.password).toBe(
+      's3cret',
+    );
+    expect(errorOf(text)).toMatch(/accounts\[0\]\.credentials\.password.*PW_ALICE is not set/);
+  });
+
+  it('reports a YAML syntax error with its line', () => {
+    expect(errorOf('collector_url: [unclosed\ndata_dir: x\n')).toMatch(/^p\.yaml:\d+:\d+: /);
+  });
+
+  it('refuses the same account twice', () => {
+    const twice = `${minimal}  - platform: example\n    handle: alice\n    region: CN\n`;
+    expect(errorOf(twice)).toMatch(/accounts\[1\]\.handle.*listed twice/);
+  });
+});

@@ -1,0 +1,118 @@
+/**
+ * Builds the protocol's events from what an adapter reported. Received events get an
+ * id derived from the platform's message id, so a message observed twice (a stream
+ * replay after a crash) is one event at the collector.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  type AdapterInfo,
+  type CanaryAssignment,
+  type FailedEvent,
+  type FailureCode,
+  LIMITS,
+  NONCE_PATTERN,
+  type ReceivedEvent,
+  type RejectedEvent,
+  type SentEvent,
+} from '../protocol/index.ts';
+import type { ObservedMessage } from './adapters/types.ts';
+
+export interface EventContext {
+  platform: string;
+  account: string;
+  adapter: AdapterInfo;
+  clockOffsetMs: number;
+}
+
+/** A UUID (RFC 9562 version 8, name-based) from a stable name. */
+export function stableUuid(name: string): string {
+  const h = createHash('sha256').update(name).digest();
+  h[6] = (h[6]! & 0x0f) | 0x80;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+function base(ctx: EventContext, conversation: string, at: Date, eventId: string = randomUUID()) {
+  return {
+    event_id: eventId,
+    platform: ctx.platform,
+    account: ctx.account,
+    conversation,
+    at: at.toISOString(),
+    clock_offset_ms: ctx.clockOffsetMs,
+    adapter: ctx.adapter,
+  };
+}
+
+export function sentEvent(
+  ctx: EventContext,
+  a: CanaryAssignment,
+  at: Date,
+  platformMessageId?: string,
+): SentEvent {
+  return {
+    type: 'sent',
+    ...base(ctx, a.conversation, at),
+    canary_id: a.canary_id,
+    text: a.text.slice(0, LIMITS.textChars),
+    ...(platformMessageId ? { platform_message_id: platformMessageId.slice(0, 256) } : {}),
+  };
+}
+
+export function rejectedEvent(
+  ctx: EventContext,
+  a: CanaryAssignment,
+  at: Date,
+  failure: FailureCode,
+  notice?: string,
+): RejectedEvent {
+  return {
+    type: 'rejected',
+    ...base(ctx, a.conversation, at),
+    canary_id: a.canary_id,
+    failure,
+    ...(notice !== undefined ? { notice: notice.slice(0, LIMITS.textChars) } : {}),
+  };
+}
+
+export function failedEvent(
+  ctx: EventContext,
+  a: CanaryAssignment,
+  at: Date,
+  failure: FailureCode,
+  detail?: string,
+): FailedEvent {
+  return {
+    type: 'failed',
+    ...base(ctx, a.conversation, at),
+    canary_id: a.canary_id,
+    failure,
+    ...(detail ? { detail: detail.slice(0, 1024) } : {}),
+  };
+}
+
+/**
+ * A `received` event for a message carrying a canary nonce, or undefined when it
+ * carries none. `at` is the platform's delivery time as the client showed it when
+ * plausible (so a catch-up after downtime is not mistaken for a delay), else now.
+ */
+export function receivedEvent(ctx: EventContext, m: ObservedMessage, now: Date): ReceivedEvent | undefined {
+  const match = NONCE_PATTERN.exec(m.text);
+  if (!match) return undefined;
+  const t = m.at.getTime();
+  const plausible =
+    Number.isFinite(t) && t <= now.getTime() + 5_000 && t >= now.getTime() - 7 * 24 * 3600_000;
+  const at = plausible ? new Date(Math.min(t, now.getTime())) : now;
+  const identity = m.platformMessageId
+    ? `received|${ctx.platform}|${ctx.account}|${m.conversation}|${m.platformMessageId}`
+    : `received|${ctx.platform}|${ctx.account}|${m.conversation}|${m.from ?? ''}|${m.at.toISOString()}|${m.text}`;
+  return {
+    type: 'received',
+    ...base(ctx, m.conversation, at, stableUuid(identity)),
+    nonce: match[0],
+    text: m.text.slice(0, LIMITS.textChars),
+    ...(m.from ? { from: m.from.slice(0, 256) } : {}),
+    ...(m.platformMessageId ? { platform_message_id: m.platformMessageId.slice(0, 256) } : {}),
+  };
+}

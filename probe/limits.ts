@@ -1,0 +1,73 @@
+/**
+ * Account safety: per-account rate limits over sliding windows (minute, hour, day),
+ * randomised pacing between two sends of one account, and a probe-wide daily budget.
+ * All times are probe-clock epoch ms.
+ */
+import type { PacingConfig, RateLimitConfig } from './config.ts';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export class SlidingLimiter {
+  private times: number[] = [];
+
+  constructor(private readonly windows: { ms: number; max: number }[]) {}
+
+  static forAccount(l: RateLimitConfig): SlidingLimiter {
+    return new SlidingLimiter([
+      { ms: MINUTE, max: l.perMinute },
+      { ms: HOUR, max: l.perHour },
+      { ms: DAY, max: l.perDay },
+    ]);
+  }
+
+  static daily(max: number): SlidingLimiter {
+    return new SlidingLimiter([{ ms: DAY, max }]);
+  }
+
+  /** Seeds past sends (e.g. from the ledger after a restart). */
+  seed(times: number[]): void {
+    this.times = [...this.times, ...times].sort((a, b) => a - b);
+  }
+
+  record(at: number): void {
+    this.times.push(at);
+    if (this.times.length > 1 && at < this.times[this.times.length - 2]!) this.times.sort((a, b) => a - b);
+  }
+
+  /** The earliest time ≥ now at which one more send stays within every window. */
+  nextAllowedAt(now: number): number {
+    const longest = Math.max(0, ...this.windows.map((w) => w.ms));
+    while (this.times.length > 0 && this.times[0]! <= now - longest) this.times.shift();
+    let at = now;
+    for (const w of this.windows) {
+      const inWindow = this.times.filter((t) => t > at - w.ms);
+      if (inWindow.length >= w.max) {
+        // Wait until the oldest send that keeps us at the limit leaves the window.
+        const oldest = inWindow[inWindow.length - w.max]!;
+        at = Math.max(at, oldest + w.ms);
+      }
+    }
+    return at;
+  }
+}
+
+/** Randomised pause between two sends of one account. */
+export class Pacer {
+  private nextAt = 0;
+
+  constructor(
+    private readonly p: PacingConfig,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  nextAllowedAt(now: number): number {
+    return Math.max(now, this.nextAt);
+  }
+
+  /** Call after a send: the next may not start before a random pause. */
+  sent(at: number): void {
+    this.nextAt = at + this.p.minMs + this.random() * (this.p.maxMs - this.p.minMs);
+  }
+}
