@@ -13,6 +13,7 @@ export const ADAPTERS = {
   browser: () => import('./browser/index.ts'),
   example: () => import('./example/index.ts'),
   testbed: () => import('./testbed/index.ts'),
+  xmpp: () => import('./xmpp/index.ts'),
 } satisfies Record<string, Loader>;
 
 export type AdapterName = keyof typeof ADAPTERS;
