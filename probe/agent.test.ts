@@ -101,7 +101,10 @@ describe('probe agent', () => {
     );
     expect(JSON.stringify(ci)).not.toContain('pw-ann');
 
-    await until(() => fc.stored.some((e) => e.type === 'received'));
+    // sent and received travel in separate uploads: wait for both.
+    await until(
+      () => fc.stored.some((e) => e.type === 'received') && fc.stored.some((e) => e.type === 'sent'),
+    );
     const sent = fc.stored.find((e) => e.type === 'sent')!;
     const received = fc.stored.find((e) => e.type === 'received')!;
     expect(sent).toMatchObject({ canary_id: c.canary_id, account: 'ann', text: c.text, conversation: 'g1' });

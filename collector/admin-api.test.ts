@@ -1,0 +1,208 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from './app.ts';
+import { canariesOfCampaign, countRows, termSetsOfList } from './db/inspect.ts';
+import { materialiseDueRounds, occurrences } from './rounds.ts';
+import { describeEachDb } from './test-support/db.ts';
+import { account, checkin, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from './test-support/probe.ts';
+import { buildWorld, type World } from './test-support/world.ts';
+
+const auth = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
+
+describe('occurrences', () => {
+  it('lists cron times after a moment up to a limit, in UTC', () => {
+    const got = occurrences(
+      '*/10 * * * *',
+      new Date('2026-06-04T00:05:00Z'),
+      new Date('2026-06-04T00:30:00Z'),
+    );
+    expect(got.map((d) => d.toISOString())).toEqual([
+      '2026-06-04T00:10:00.000Z',
+      '2026-06-04T00:20:00.000Z',
+      '2026-06-04T00:30:00.000Z',
+    ]);
+  });
+});
+
+describeEachDb('admin API', (getDb) => {
+  let app: FastifyInstance;
+  let w: World;
+
+  beforeAll(async () => {
+    app = await buildApp({
+      db: getDb().db,
+      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
+    });
+    w = await buildWorld(app, getDb().db);
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  const upload = (name: string, text: string) =>
+    app.inject({
+      method: 'POST',
+      url: `/admin/v1/term-lists?name=${encodeURIComponent(name)}`,
+      headers: { ...auth, 'content-type': 'text/plain; charset=utf-8' },
+      payload: text,
+    });
+
+  it('refuses a missing or wrong admin token with 401 and changes nothing', async () => {
+    const before = await countRows(getDb().db);
+    for (const headers of [
+      {},
+      { authorization: 'Bearer not-the-token-at-all' },
+      { authorization: TEST_ADMIN_TOKEN },
+    ]) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/admin/v1/enrollment-tokens',
+        headers,
+        payload: {},
+      });
+      expect(res.statusCode).toBe(401);
+      expect(res.json().code).toBe('SD_ERR_ADMIN_TOKEN');
+    }
+    expect(await countRows(getDb().db)).toEqual(before);
+  });
+
+  it('stores an uploaded term list NFC-normalised and reports bad lines by number', async () => {
+    const decomposed = 'Cafe\u0301 + 六四';
+    const res = await upload('list-nfc', `${decomposed}\n\n+ 天安门\n# comment\n709+律师\n`);
+    expect(res.statusCode).toBe(201);
+    const body = res.json();
+    expect(body.term_list.term_sets).toBe(2);
+    expect(body.skipped).toEqual([{ line: 3, message: expect.stringMatching(/empty term/) }]);
+    const stored = await termSetsOfList(getDb().db, body.term_list.id);
+    expect(stored).toEqual([
+      ['Caf\u00e9', '六四'],
+      ['709', '律师'],
+    ]);
+    const again = await upload('list-nfc', '刘晓波\n');
+    expect(again.statusCode).toBe(409);
+  });
+
+  it('refuses a term file with no valid line, naming the lines', async () => {
+    const res = await upload('list-bad', '+\n a + \n');
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/line 1: .*line 2: /);
+  });
+
+  it('refuses a campaign with an unknown term list or a bad cron, naming the field', async () => {
+    const base = {
+      name: 'bad',
+      mode: 'monitor',
+      term_list_ids: ['00000000-0000-4000-8000-000000000000'],
+      conversations: {},
+      cadence: '*/5 * * * *',
+      deadline_seconds: 60,
+    };
+    const unknown = await app.inject({
+      method: 'POST',
+      url: '/admin/v1/campaigns',
+      headers: auth,
+      payload: base,
+    });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().message).toMatch(/^\/term_list_ids: unknown/);
+    const list = (await upload('list-cron', '六四\n')).json().term_list.id;
+    const cron = await app.inject({
+      method: 'POST',
+      url: '/admin/v1/campaigns',
+      headers: auth,
+      payload: { ...base, term_list_ids: [list], cadence: 'every day' },
+    });
+    expect(cron.statusCode).toBe(400);
+    expect(cron.json().message).toMatch(/^\/cadence: /);
+    const mode = await app.inject({
+      method: 'POST',
+      url: '/admin/v1/campaigns',
+      headers: auth,
+      payload: { ...base, term_list_ids: [list], mode: 'spy' },
+    });
+    expect(mode.statusCode).toBe(400);
+    expect(mode.json().message).toMatch(/\/mode/);
+  });
+
+  it('refuses a campaign whose terms cannot get matched controls', async () => {
+    const list = (await upload('list-hangul', '한국어\n')).json().term_list.id;
+    const res = await app.inject({
+      method: 'POST',
+      url: '/admin/v1/campaigns',
+      headers: auth,
+      payload: {
+        name: 'hangul',
+        mode: 'monitor',
+        term_list_ids: [list],
+        conversations: {},
+        cadence: '*/5 * * * *',
+        deadline_seconds: 60,
+      },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/^\/term_list_ids: no matched controls .*한국어/);
+  });
+
+  it('materialises due rounds once into matched test/control pairs handed to the sender probe', async () => {
+    const list = (await upload('list-rounds', '六四 + 天安门\n刘晓波\n')).json().term_list.id;
+    const created = await app.inject({
+      method: 'POST',
+      url: '/admin/v1/campaigns',
+      headers: auth,
+      payload: {
+        name: 'rounds',
+        mode: 'monitor',
+        term_list_ids: [list],
+        conversations: { platform: 'testbed', refs: [w.group] },
+        cadence: '* * * * *',
+        deadline_seconds: 120,
+        seed: 'fixed',
+        starts_at: new Date(Date.now() - 600_000).toISOString(),
+      },
+    });
+    expect(created.statusCode).toBe(201);
+    const campaignId = created.json().id as string;
+    // Rounds at the last two minute marks: every canary is due by the check-in below.
+    const now = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 1000);
+    const [a, b] = await Promise.all([
+      materialiseDueRounds(getDb().db, now, 60_000),
+      materialiseDueRounds(getDb().db, now, 60_000),
+    ]);
+    const again = await materialiseDueRounds(getDb().db, now, 60_000);
+    expect(a.rounds + b.rounds).toBe(2);
+    expect(again.rounds).toBe(0);
+    const canaries = await canariesOfCampaign(getDb().db, campaignId);
+    expect(canaries.length).toBe(a.canaries + b.canaries);
+    expect(canaries.length).toBeGreaterThan(0);
+    // Every pair is one test and one control with the same tested term set and sender.
+    const pairs = new Map<string, typeof canaries>();
+    for (const c of canaries) pairs.set(c.pairId, [...(pairs.get(c.pairId) ?? []), c]);
+    for (const pair of pairs.values()) {
+      expect(pair.map((c) => c.kind).sort()).toEqual(['control', 'test']);
+      expect(pair[0]!.termSet).toEqual(pair[1]!.termSet);
+      expect(pair[0]!.senderAccountId).toBe(pair[1]!.senderAccountId);
+      const control = pair.find((c) => c.kind === 'control')!;
+      for (const t of control.termSet) expect(control.text).not.toContain(t);
+    }
+    const list2 = await app.inject({ method: 'GET', url: '/admin/v1/campaigns', headers: auth });
+    const summary = list2.json().campaigns.find((c: { id: string }) => c.id === campaignId);
+    expect(summary.canaries).toBe(canaries.length);
+    // Alice's canaries go to the US probe only.
+    const aliceIds = canaries.filter((c) => c.senderAccountId === w.accountIds.alice).map((c) => c.id);
+    const res = await checkin(app, w.us, [account('testbed', w.handles.alice, 'US')], []);
+    const handed = res.json().canaries.map((c: { canary_id: string }) => c.canary_id);
+    expect(aliceIds.length).toBeGreaterThan(0);
+    expect(handed.sort()).toEqual(aliceIds.sort());
+  });
+
+  it('lists probes and accounts without any address', async () => {
+    const probes = await app.inject({ method: 'GET', url: '/admin/v1/probes', headers: auth });
+    expect(probes.statusCode).toBe(200);
+    const us = probes.json().probes.find((p: { id: string }) => p.id === w.us.id);
+    expect(us).toMatchObject({ country: 'US', asn: 64500 });
+    expect(JSON.stringify(probes.json())).not.toMatch(/127\.0\.0\.1|remote/);
+    const accounts = await app.inject({ method: 'GET', url: '/admin/v1/accounts', headers: auth });
+    const bob = accounts.json().accounts.find((a: { handle: string }) => a.handle === w.handles.bob);
+    expect(bob).toMatchObject({ region: 'CN', probe_id: w.cn.id, probe_country: 'CN' });
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * Builds the collector's fastify app. Never listens: server.ts does that, tests use
+ * `app.inject`. Routes validate with the protocol's typebox schemas and delegate to
+ * services and repositories.
+ */
+import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { LIMITS } from '../protocol/index.ts';
+import type { CollectorConfig } from './config.ts';
+import type { Db } from './db/open.ts';
+import { registerBodyParsers } from './http/body.ts';
+import { registerErrorHandling } from './http/errors.ts';
+import { createLogger } from './logger.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { healthRoutes } from './routes/health.ts';
+import { probeRoutes } from './routes/probe.ts';
+
+export interface AppOptions {
+  db: Db;
+  config: Pick<CollectorConfig, 'adminToken' | 'hashKey' | 'checkinIntervalMs'>;
+  logger?: Logger;
+  /** Collector clock (tests move it). */
+  now?: () => Date;
+  /** Runs before canaries are handed out at check-in (round materialisation). */
+  beforeAssign?: (now: Date) => Promise<void>;
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger ?? createLogger({ level: 'silent' }),
+    bodyLimit: LIMITS.probeBodyBytes,
+    // Never trust X-Forwarded-For: the collector must not learn or log a probe's address.
+    trustProxy: false,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  await app.register(collectorPlugin, options);
+  // The typed instance is only needed while routes are declared; callers get the plain one.
+  return app as unknown as FastifyInstance;
+}
+
+/** The collector as a plugin: parsers, error handling and every route. */
+export async function collectorPlugin(app: FastifyInstance, options: AppOptions): Promise<void> {
+  const now = options.now ?? (() => new Date());
+  registerBodyParsers(app);
+  registerErrorHandling(app);
+  await app.register(healthRoutes, { db: options.db });
+  await app.register(probeRoutes, {
+    prefix: '/probe/v1',
+    db: options.db,
+    hashKey: options.config.hashKey,
+    checkinIntervalMs: options.config.checkinIntervalMs,
+    now,
+    ...(options.beforeAssign ? { beforeAssign: options.beforeAssign } : {}),
+  });
+  await app.register(adminRoutes, {
+    prefix: '/admin/v1',
+    db: options.db,
+    adminToken: options.config.adminToken,
+    hashKey: options.config.hashKey,
+    now,
+  });
+}

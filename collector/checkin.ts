@@ -1,0 +1,85 @@
+/**
+ * POST /probe/v1/checkin, after the signature is verified: records the probe's accounts,
+ * conversations and clock estimate, materialises due campaign rounds, and answers with
+ * the canaries the probe must send before its next check-in.
+ */
+import type { CanaryAssignment, CheckinRequest } from '../protocol/index.ts';
+import { upsertAccounts, upsertConversations } from './db/accounts.ts';
+import { takeDueCanaries } from './db/canaries.ts';
+import type { Db } from './db/open.ts';
+import { claimRequestId, recordCheckin } from './db/probes.ts';
+import { SdError } from './errors.ts';
+import type { ProbeAuth } from './http/probe-auth.ts';
+
+export async function recordProbeState(
+  db: Db,
+  auth: ProbeAuth,
+  body: CheckinRequest,
+  now: Date,
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    if (!(await claimRequestId(tx, auth.requestId, auth.probeId))) {
+      throw new SdError('SD_ERR_AUTH_REPLAY', 'x-sd-request-id: this request was seen before');
+    }
+    const { foreign } = await upsertAccounts(
+      tx,
+      auth.probeId,
+      body.accounts.map((a) => ({
+        platform: a.platform,
+        handle: a.handle,
+        region: a.region,
+        adapterName: a.adapter.name,
+        adapterVersion: a.adapter.version,
+        clientVersion: a.adapter.client_version,
+        state: a.state,
+      })),
+    );
+    if (foreign.length > 0) {
+      throw new SdError(
+        'SD_ERR_FOREIGN_ACCOUNT',
+        `accounts: ${foreign.map((a) => `${a.platform}/${a.handle}`).join(', ')} belong to another probe`,
+      );
+    }
+    await upsertConversations(
+      tx,
+      body.conversations.map((c) => ({
+        platform: c.platform,
+        ref: c.ref,
+        kind: c.kind,
+        title: c.title,
+        members: c.members,
+      })),
+    );
+    await recordCheckin(tx, auth.probeId, {
+      at: now,
+      softwareVersion: body.software_version,
+      outboxBacklog: body.outbox_backlog,
+      deadLetters: body.dead_letters,
+      clock: body.clock && {
+        offsetMs: body.clock.offset_ms,
+        rttMs: body.clock.rtt_ms,
+        measuredAt: new Date(body.clock.measured_at),
+      },
+    });
+  });
+}
+
+export async function assignCanaries(
+  db: Db,
+  probeId: string,
+  now: Date,
+  intervalMs: number,
+): Promise<CanaryAssignment[]> {
+  const due = await takeDueCanaries(db, probeId, now, new Date(now.getTime() + intervalMs));
+  return due.map((c) => ({
+    canary_id: c.canaryId,
+    campaign_id: c.campaignId,
+    platform: c.platform,
+    sender: c.sender,
+    conversation: c.conversation,
+    text: c.text,
+    nonce: c.nonce,
+    send_at: c.sendAt,
+    deadline_at: c.deadlineAt,
+  }));
+}

@@ -1,0 +1,54 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from './config.ts';
+
+describe('loadConfig', () => {
+  const dirs: string[] = [];
+  const tmp = () => {
+    const d = mkdtempSync(join(tmpdir(), 'sd-config-'));
+    dirs.push(d);
+    return d;
+  };
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('defaults to embedded Postgres on 127.0.0.1:8080 and keeps generated secrets 0600', () => {
+    const data = tmp();
+    const a = loadConfig({}, { SILENTDROP_DATA: data });
+    expect(a).toMatchObject({ databaseUrl: undefined, dataDir: data, host: '127.0.0.1', port: 8080 });
+    expect(statSync(join(data, 'admin-token')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(data, 'hash-key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(data, 'admin-token'), 'utf8').trim()).toBe(a.adminToken);
+    const b = loadConfig({}, { SILENTDROP_DATA: data });
+    expect(b.adminToken).toBe(a.adminToken);
+    expect(b.hashKey.equals(a.hashKey)).toBe(true);
+  });
+
+  it('lets flags win over the environment', () => {
+    const data = tmp();
+    const c = loadConfig(
+      { port: '0', host: '0.0.0.0', data },
+      { PORT: '9999', HOST: 'x', SILENTDROP_DATA: '/nonexistent' },
+    );
+    expect(c).toMatchObject({ port: 0, host: '0.0.0.0', dataDir: data });
+  });
+
+  it('fails fast with a message naming the setting', () => {
+    const data = tmp();
+    expect(() => loadConfig({}, { SILENTDROP_DATA: data, PORT: 'http' })).toThrow(/PORT must be an integer/);
+    expect(() => loadConfig({}, { SILENTDROP_DATA: data, DATABASE_URL: 'mysql://x' })).toThrow(
+      /DATABASE_URL/,
+    );
+    expect(() => loadConfig({}, { SILENTDROP_DATA: data, SILENTDROP_ADMIN_TOKEN: 'short' })).toThrow(
+      /SILENTDROP_ADMIN_TOKEN/,
+    );
+    try {
+      loadConfig({}, { SILENTDROP_DATA: data, PORT: '70000' });
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('SD_ERR_CONFIG');
+    }
+  });
+});

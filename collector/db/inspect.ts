@@ -1,0 +1,64 @@
+/** Read-only views for tests and operators: row counts and single outcomes. */
+import { sql } from 'drizzle-orm';
+import { type Queryable, rows } from './open.ts';
+
+export const TABLES = [
+  'enrollment_tokens',
+  'probes',
+  'accounts',
+  'conversations',
+  'conversation_members',
+  'term_lists',
+  'terms',
+  'campaigns',
+  'rounds',
+  'canaries',
+  'events',
+  'outcomes',
+  'findings',
+  'request_ids',
+] as const;
+
+/** Row count of every collector table. */
+export async function countRows(q: Queryable): Promise<Record<(typeof TABLES)[number], number>> {
+  const parts = TABLES.map((t) => `select '${t}' as t, count(*)::int as n from ${t}`).join(' union all ');
+  const found = await rows<{ t: (typeof TABLES)[number]; n: number }>(q, sql.raw(parts));
+  return Object.fromEntries(found.map((r) => [r.t, r.n])) as Record<(typeof TABLES)[number], number>;
+}
+
+export async function eventIdsOfRequest(q: Queryable, requestId: string): Promise<string[]> {
+  const found = await rows<{ id: string }>(
+    q,
+    sql`select event_id as id from events where request_id = ${requestId}::uuid order by event_id`,
+  );
+  return found.map((r) => r.id);
+}
+
+export interface CanarySummary {
+  id: string;
+  kind: 'test' | 'control';
+  pairId: string;
+  termSet: string[];
+  carriedTerms: string[];
+  text: string;
+  nonce: string;
+  senderAccountId: string;
+  roundId: string | null;
+}
+
+export async function canariesOfCampaign(q: Queryable, campaignId: string): Promise<CanarySummary[]> {
+  return rows<CanarySummary>(
+    q,
+    sql`select id, kind, pair_id as "pairId", term_set as "termSet", carried_terms as "carriedTerms", text, nonce,
+          sender_account_id as "senderAccountId", round_id as "roundId"
+        from canaries where campaign_id = ${campaignId}::uuid order by send_at, id`,
+  );
+}
+
+export async function termSetsOfList(q: Queryable, termListId: string): Promise<string[][]> {
+  const found = await rows<{ s: string[] }>(
+    q,
+    sql`select term_set as s from terms where term_list_id = ${termListId}::uuid order by line`,
+  );
+  return found.map((r) => r.s);
+}

@@ -1,0 +1,104 @@
+/**
+ * Opens the collector's database: embedded PGlite in `<dataDir>/pglite` when no URL is
+ * given, a real Postgres server through a `pg` Pool otherwise. Both get the same drizzle
+ * schema, the same queries and the same migrations (migrations/, drizzle's migrator).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import type { sql } from 'drizzle-orm';
+import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
+import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
+import * as schema from './schema.ts';
+
+/** The drizzle database both drivers provide; repositories take this (or a transaction). */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A transaction handle: same query API as Db. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+/** Either a database or a transaction. */
+export type Queryable = Db | Tx;
+
+export interface Database {
+  db: Db;
+  driver: 'pglite' | 'pg';
+  /** Applies pending migrations (idempotent; serialised across processes on a server). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** postgres://… ; without it the embedded PGlite is used. */
+  databaseUrl?: string | undefined;
+  /** Data folder; PGlite lives in `<dataDir>/pglite`. */
+  dataDir: string;
+  /** PGlite only: keep everything in memory (tests). */
+  inMemory?: boolean;
+  /** A pooled server connection failed while idle (server restart): reported, not thrown. */
+  onIdleError?: (err: Error) => void;
+}
+
+export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), '../../migrations');
+/** Arbitrary constant: the advisory lock key that serialises migrations across collectors. */
+const MIGRATION_LOCK_KEY = 7_260_911_204;
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  if (options.databaseUrl) return openPg(options.databaseUrl, options.onIdleError);
+  return openPglite(options);
+}
+
+async function openPglite(options: OpenDatabaseOptions): Promise<Database> {
+  let client: PGlite;
+  if (options.inMemory) {
+    client = new PGlite();
+  } else {
+    const dir = join(options.dataDir, 'pglite');
+    mkdirSync(dir, { recursive: true });
+    client = new PGlite(dir);
+  }
+  await client.waitReady;
+  const db = drizzlePglite({ client, schema });
+  return {
+    db: db as unknown as Db,
+    driver: 'pglite',
+    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER }),
+    close: () => client.close(),
+  };
+}
+
+async function openPg(url: string, onIdleError?: (err: Error) => void): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // Without a listener an idle client's error would crash the process; the pool replaces it.
+  pool.on('error', (err) => onIdleError?.(err));
+  // Fail fast with the driver's message if the server is unreachable or the URL is wrong.
+  const probe = await pool.connect();
+  probe.release();
+  const db = drizzleNodePg({ client: pool, schema });
+  return {
+    db: db as unknown as Db,
+    driver: 'pg',
+    async migrate() {
+      // A session lock on one connection while the migrator runs on the pool: several
+      // collectors starting together apply each migration once.
+      const lockClient = await pool.connect();
+      try {
+        await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+        await migrateNodePg(db, { migrationsFolder: MIGRATIONS_FOLDER });
+      } finally {
+        await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
+        lockClient.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+/** Rows of a raw `sql` query, the same on both drivers. */
+export async function rows<T>(q: Queryable, query: ReturnType<typeof sql>): Promise<T[]> {
+  const result = (await q.execute(query)) as unknown as { rows: T[] };
+  return result.rows;
+}

@@ -1,0 +1,309 @@
+/**
+ * The collector's Postgres schema (drizzle pg-core). `npx drizzle-kit generate` turns
+ * changes here into SQL in migrations/; never edit a landed migration.
+ *
+ * Vocabulary columns are text with CHECK constraints (union types on the TS side, no
+ * Postgres enums, so adding a value is a plain migration). Times are timestamptz on
+ * the collector clock unless a column says otherwise.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const createdAt = () => tstz('created_at').notNull().defaultNow();
+
+export const enrollmentTokens = pgTable('enrollment_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  /** HMAC-SHA256 of the token under the collector's hashing key; the token itself is never stored. */
+  tokenHash: text('token_hash').notNull().unique(),
+  label: text('label'),
+  usesLeft: integer('uses_left').notNull(),
+  expiresAt: tstz('expires_at').notNull(),
+  createdAt: createdAt(),
+});
+
+export const probes = pgTable('probes', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  /** Ed25519 public key, raw 32 bytes base64. */
+  publicKey: text('public_key').notNull().unique(),
+  country: text('country').notNull(),
+  asn: bigint('asn', { mode: 'number' }).notNull(),
+  softwareVersion: text('software_version').notNull(),
+  label: text('label'),
+  enrollmentTokenId: uuid('enrollment_token_id').references(() => enrollmentTokens.id),
+  registeredAt: tstz('registered_at').notNull().defaultNow(),
+  lastCheckinAt: tstz('last_checkin_at'),
+  /** Reported clock estimate: collector clock minus probe clock, ms. */
+  clockOffsetMs: doublePrecision('clock_offset_ms'),
+  clockRttMs: doublePrecision('clock_rtt_ms'),
+  clockMeasuredAt: tstz('clock_measured_at'),
+  outboxBacklog: integer('outbox_backlog'),
+  deadLetters: integer('dead_letters'),
+});
+
+export const accounts = pgTable(
+  'accounts',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    probeId: uuid('probe_id')
+      .notNull()
+      .references(() => probes.id),
+    platform: text('platform').notNull(),
+    handle: text('handle').notNull(),
+    /** Registration region (ISO 3166-1 alpha-2). */
+    region: text('region').notNull(),
+    adapterName: text('adapter_name').notNull(),
+    adapterVersion: text('adapter_version').notNull(),
+    clientVersion: text('client_version'),
+    state: text('state').notNull(),
+    firstSeenAt: tstz('first_seen_at').notNull().defaultNow(),
+    lastSeenAt: tstz('last_seen_at').notNull().defaultNow(),
+  },
+  (t) => [
+    unique('accounts_platform_handle_key').on(t.platform, t.handle),
+    index('accounts_probe_idx').on(t.probeId),
+    check('accounts_state_check', sql`${t.state} in ('active', 'quarantined', 'login_required')`),
+  ],
+);
+
+export const conversations = pgTable(
+  'conversations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    platform: text('platform').notNull(),
+    ref: text('ref').notNull(),
+    kind: text('kind').notNull(),
+    title: text('title'),
+    firstSeenAt: tstz('first_seen_at').notNull().defaultNow(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    unique('conversations_platform_ref_key').on(t.platform, t.ref),
+    check('conversations_kind_check', sql`${t.kind} in ('direct', 'group')`),
+  ],
+);
+
+/** Members by handle: a member may be an account of a probe that has not checked in yet. */
+export const conversationMembers = pgTable(
+  'conversation_members',
+  {
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    handle: text('handle').notNull(),
+    seenAt: tstz('seen_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.conversationId, t.handle] })],
+);
+
+export const termLists = pgTable('term_lists', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  source: text('source'),
+  createdAt: createdAt(),
+});
+
+export const terms = pgTable(
+  'terms',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    termListId: uuid('term_list_id')
+      .notNull()
+      .references(() => termLists.id, { onDelete: 'cascade' }),
+    /** Line in the uploaded file (1-based). */
+    line: integer('line').notNull(),
+    /** The term set: NFC-normalised, otherwise verbatim. */
+    termSet: text('term_set').array().notNull(),
+  },
+  (t) => [unique('terms_list_line_key').on(t.termListId, t.line)],
+);
+
+export const campaigns = pgTable(
+  'campaigns',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    mode: text('mode').notNull(),
+    termListIds: uuid('term_list_ids').array().notNull(),
+    /** Which conversations: { platform?, kind?, refs? } (see protocol/admin.ts). */
+    conversationSelection: jsonb('conversation_selection').notNull(),
+    cadenceCron: text('cadence_cron').notNull(),
+    deadlineSeconds: integer('deadline_seconds').notNull(),
+    /** Term sets per round (at most); the planner samples when the lists are longer. */
+    termSetsPerRound: integer('term_sets_per_round').notNull(),
+    seed: text('seed').notNull(),
+    active: boolean('active').notNull().default(true),
+    startsAt: tstz('starts_at').notNull().defaultNow(),
+    endsAt: tstz('ends_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [check('campaigns_mode_check', sql`${t.mode} in ('monitor', 'screen', 'isolate')`)],
+);
+
+export const rounds = pgTable(
+  'rounds',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    roundAt: tstz('round_at').notNull(),
+    seed: text('seed').notNull(),
+    rngAlgorithm: text('rng_algorithm').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [unique('rounds_campaign_round_at_key').on(t.campaignId, t.roundAt)],
+);
+
+export const canaries = pgTable(
+  'canaries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    roundId: uuid('round_id').references(() => rounds.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    /** Links a test to its control (both rows carry the same pair id). */
+    pairId: uuid('pair_id').notNull(),
+    /** The pair's tested term set (the same on the test and its control). */
+    termSet: text('term_set').array().notNull(),
+    /** The terms the text actually carries: the tested ones, or the control's benign ones. */
+    carriedTerms: text('carried_terms').array().notNull(),
+    text: text('text').notNull(),
+    nonce: text('nonce').notNull().unique(),
+    senderAccountId: uuid('sender_account_id')
+      .notNull()
+      .references(() => accounts.id),
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id),
+    sendAt: tstz('send_at').notNull(),
+    deadlineAt: tstz('deadline_at').notNull(),
+    templateId: text('template_id').notNull(),
+    templateVersion: text('template_version').notNull(),
+    /** The round's seed (the plan can be rebuilt from it). */
+    seed: text('seed').notNull(),
+    handedOutAt: tstz('handed_out_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    check('canaries_kind_check', sql`${t.kind} in ('test', 'control')`),
+    index('canaries_sender_send_at_idx').on(t.senderAccountId, t.sendAt),
+    index('canaries_pair_idx').on(t.pairId),
+  ],
+);
+
+/** Every event as received: the event's JSON, the batch's signature and request id. */
+export const events = pgTable(
+  'events',
+  {
+    eventId: uuid('event_id').primaryKey(),
+    probeId: uuid('probe_id')
+      .notNull()
+      .references(() => probes.id),
+    requestId: uuid('request_id').notNull(),
+    signature: text('signature').notNull(),
+    type: text('type').notNull(),
+    platform: text('platform').notNull(),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    conversation: text('conversation').notNull(),
+    canaryId: uuid('canary_id'),
+    nonce: text('nonce'),
+    /** Probe clock. */
+    at: tstz('at').notNull(),
+    clockOffsetMs: doublePrecision('clock_offset_ms').notNull(),
+    raw: jsonb('raw').notNull(),
+    receivedAt: tstz('received_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('events_type_check', sql`${t.type} in ('sent', 'rejected', 'failed', 'received')`),
+    index('events_canary_idx').on(t.canaryId),
+    index('events_nonce_idx').on(t.nonce),
+  ],
+);
+
+/** One row per canary and expected recipient. */
+export const outcomes = pgTable(
+  'outcomes',
+  {
+    canaryId: uuid('canary_id')
+      .notNull()
+      .references(() => canaries.id, { onDelete: 'cascade' }),
+    recipientAccountId: uuid('recipient_account_id')
+      .notNull()
+      .references(() => accounts.id),
+    status: text('status').notNull(),
+    /** Copied from the canary so the finaliser needs no join. */
+    deadlineAt: tstz('deadline_at').notNull(),
+    /** Receipt minus send, both corrected by the probes' clock offsets. */
+    latencyMs: integer('latency_ms'),
+    sentEventId: uuid('sent_event_id'),
+    receivedEventId: uuid('received_event_id'),
+    /** Receipt time on the collector clock. */
+    receivedAt: tstz('received_at'),
+    receivedText: text('received_text'),
+    failure: text('failure'),
+    notice: text('notice'),
+    dataFormatVersion: integer('data_format_version').notNull(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.canaryId, t.recipientAccountId] }),
+    index('outcomes_status_deadline_idx').on(t.status, t.deadlineAt),
+    check(
+      'outcomes_status_check',
+      sql`${t.status} in ('pending', 'delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed')`,
+    ),
+  ],
+);
+
+/** Statistical verdicts; written by collector/analysis (empty until then). */
+export const findings = pgTable('findings', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  campaignId: uuid('campaign_id').references(() => campaigns.id, { onDelete: 'set null' }),
+  termSet: text('term_set').array().notNull(),
+  /** { platform, sender_region, recipient_region, conversation_kind }. */
+  scope: jsonb('scope').notNull(),
+  windowStart: tstz('window_start').notNull(),
+  windowEnd: tstz('window_end').notNull(),
+  verdict: text('verdict').notNull(),
+  testTrials: integer('test_trials').notNull(),
+  controlTrials: integer('control_trials').notNull(),
+  testRate: doublePrecision('test_rate'),
+  controlRate: doublePrecision('control_rate'),
+  pValue: doublePrecision('p_value'),
+  qValue: doublePrecision('q_value'),
+  ciLow: doublePrecision('ci_low'),
+  ciHigh: doublePrecision('ci_high'),
+  createdAt: createdAt(),
+});
+
+/** Request ids of signed requests seen, for replay rejection; pruned after the signature window. */
+export const requestIds = pgTable(
+  'request_ids',
+  {
+    requestId: uuid('request_id').primaryKey(),
+    probeId: uuid('probe_id')
+      .notNull()
+      .references(() => probes.id),
+    seenAt: tstz('seen_at').notNull().defaultNow(),
+  },
+  (t) => [index('request_ids_seen_at_idx').on(t.seenAt)],
+);

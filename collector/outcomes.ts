@@ -1,0 +1,128 @@
+/**
+ * How sends and receipts become outcomes, one row per canary and expected recipient.
+ *
+ * An outcome is derived from everything known about its canary, so the result does not
+ * depend on the order events arrive in (a receipt may come before its send):
+ * - a `sent` event exists → per recipient, the earliest receipt (collector clock) decides:
+ *   `altered` if its text differs from the sent text after NFC normalisation, else
+ *   `delayed` if it came after the deadline, else `delivered`; no receipt → `pending`
+ *   until the deadline, `missing` after it. A late receipt turns `missing` into `delayed`.
+ * - no `sent`, but `rejected` → `rejected` for every recipient (the sender saw a notice);
+ *   no `sent`, but `failed` → `failed` (the adapter could not run: not evidence).
+ * - nothing from the sender yet → no outcome rows; receipts wait in the events table.
+ * Latency = (recv.at + recv.clock_offset_ms) − (sent.at + sent.clock_offset_ms).
+ * Recipients: conversation members that are known accounts, minus the sender, plus any
+ * account that reported a receipt.
+ * Once `missing`, an outcome never goes back to `pending` (collectors' clocks differ a
+ * little; the finaliser's decision stands until a receipt arrives).
+ */
+import { DATA_FORMAT_VERSION, type OutcomeStatus } from '../protocol/index.ts';
+import type { Queryable } from './db/open.ts';
+import {
+  type CanaryRef,
+  type FactEvent,
+  loadFacts,
+  lockCanaries,
+  markOverdueMissing,
+  type OutcomeWrite,
+  upsertOutcomes,
+} from './db/outcomes.ts';
+
+export interface CanaryFacts {
+  canary: CanaryRef;
+  recipients: string[];
+  events: FactEvent[];
+  /** Stored status per recipient account, where an outcome exists already. */
+  previous?: ReadonlyMap<string, string>;
+}
+
+const corrected = (e: FactEvent) => e.atMs + e.clockOffsetMs;
+const byCorrectedTime = (a: FactEvent, b: FactEvent) => corrected(a) - corrected(b);
+const nfc = (s: string | null) => (s ?? '').normalize('NFC');
+
+/** Pure: the outcome rows for one canary at collector time `nowMs`. */
+export function deriveOutcomes(facts: CanaryFacts, nowMs: number): OutcomeWrite[] {
+  const { canary } = facts;
+  const ofType = (t: FactEvent['type']) => facts.events.filter((e) => e.type === t).sort(byCorrectedTime);
+  const sent = ofType('sent')[0];
+  const rejected = ofType('rejected')[0];
+  const failed = ofType('failed')[0];
+  if (!sent && !rejected && !failed) return [];
+
+  const receipts = ofType('received');
+  const recipients = new Set(facts.recipients);
+  for (const r of receipts) recipients.add(r.accountId);
+  recipients.delete(canary.senderAccountId);
+
+  const out: OutcomeWrite[] = [];
+  for (const recipient of [...recipients].sort()) {
+    const receipt = receipts.find((r) => r.accountId === recipient);
+    const row: OutcomeWrite = {
+      canaryId: canary.id,
+      recipientAccountId: recipient,
+      status: 'pending',
+      deadlineMs: canary.deadlineMs,
+      latencyMs: null,
+      sentEventId: sent?.eventId ?? null,
+      receivedEventId: receipt?.eventId ?? null,
+      receivedAtMs: receipt ? corrected(receipt) : null,
+      receivedText: receipt?.text ?? null,
+      failure: null,
+      notice: null,
+      dataFormatVersion: DATA_FORMAT_VERSION,
+    };
+    if (sent) {
+      row.status = receiptStatus(sent, receipt, canary.deadlineMs, nowMs);
+      if (row.status === 'pending' && facts.previous?.get(recipient) === 'missing') row.status = 'missing';
+      if (receipt) row.latencyMs = Math.round(corrected(receipt) - corrected(sent));
+    } else if (rejected) {
+      row.status = 'rejected';
+      row.failure = rejected.failure;
+      row.notice = rejected.notice;
+    } else if (failed) {
+      row.status = 'failed';
+      row.failure = failed.failure;
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+function receiptStatus(
+  sent: FactEvent,
+  receipt: FactEvent | undefined,
+  deadlineMs: number,
+  nowMs: number,
+): OutcomeStatus {
+  if (!receipt) return nowMs > deadlineMs ? 'missing' : 'pending';
+  if (nfc(receipt.text) !== nfc(sent.text)) return 'altered';
+  return corrected(receipt) > deadlineMs ? 'delayed' : 'delivered';
+}
+
+/**
+ * Re-derives and stores the outcomes of these canaries. Call inside the transaction
+ * that stored their new events; takes per-canary locks first.
+ */
+export async function refreshOutcomes(tx: Queryable, canaryIds: string[], now: Date): Promise<void> {
+  const ids = [...new Set(canaryIds)];
+  if (ids.length === 0) return;
+  await lockCanaries(tx, ids);
+  const stored = await loadFacts(tx, ids);
+  const writes: OutcomeWrite[] = [];
+  for (const canary of stored.canaries) {
+    const existing = stored.existing.filter((m) => m.canaryId === canary.id);
+    const recipients = [
+      ...stored.members.filter((m) => m.canaryId === canary.id).map((m) => m.accountId),
+      ...existing.map((m) => m.accountId),
+    ];
+    const previous = new Map(existing.map((m) => [m.accountId, m.status]));
+    const events = stored.events.filter((e) => e.canaryId === canary.id);
+    writes.push(...deriveOutcomes({ canary, recipients, events, previous }, now.getTime()));
+  }
+  await upsertOutcomes(tx, writes);
+}
+
+/** The deadline sweep: pending outcomes past their deadline become `missing`. */
+export async function finaliseOutcomes(q: Queryable, now: Date): Promise<number> {
+  return markOverdueMissing(q, now);
+}

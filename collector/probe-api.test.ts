@@ -1,0 +1,277 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LIMITS } from '../protocol/index.ts';
+import { publicKeyToBase64 } from '../protocol/signing.ts';
+import { buildApp } from './app.ts';
+import { countRows, eventIdsOfRequest } from './db/inspect.ts';
+import { describeEachDb } from './test-support/db.ts';
+import {
+  account,
+  checkin,
+  checkinBody,
+  signedHeaders,
+  signedPost,
+  TEST_ADMIN_TOKEN,
+  TEST_HASH_KEY,
+} from './test-support/probe.ts';
+import { buildWorld, receivedEvent, sentEvent, type World } from './test-support/world.ts';
+
+const EVENTS = '/probe/v1/events';
+
+describeEachDb('probe API', (getDb) => {
+  let app: FastifyInstance;
+  let w: World;
+
+  beforeAll(async () => {
+    app = await buildApp({
+      db: getDb().db,
+      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
+    });
+    w = await buildWorld(app, getDb().db);
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  const counts = () => countRows(getDb().db);
+
+  describe('ingest', () => {
+    it('stores a signed batch once when it is sent twice', async () => {
+      const c = await w.makeCanary();
+      const sent = { protocol: 1, events: [sentEvent(w, c)] };
+      const before = await counts();
+      const a = await signedPost(app, w.us, EVENTS, sent);
+      expect(a.statusCode).toBe(200);
+      expect(a.json().results).toEqual([{ index: 0, event_id: sent.events[0]!.event_id, status: 'stored' }]);
+      const b = await signedPost(app, w.us, EVENTS, sent);
+      expect(b.statusCode).toBe(200);
+      expect(b.json().results[0].status).toBe('duplicate');
+      const after = await counts();
+      expect(after.events - before.events).toBe(1);
+    });
+
+    it('marks a repeated event id inside one batch as duplicate', async () => {
+      const c = await w.makeCanary();
+      const e = sentEvent(w, c);
+      const res = await signedPost(app, w.us, EVENTS, { protocol: 1, events: [e, e] });
+      expect(res.json().results.map((r: { status: string }) => r.status)).toEqual(['stored', 'duplicate']);
+    });
+
+    it('refuses a malformed event naming the field and stores the valid ones beside it', async () => {
+      const c = await w.makeCanary();
+      const good1 = receivedEvent(w, 'bob', c);
+      const bad = { ...receivedEvent(w, 'carol', c), at: 'yesterday' };
+      const good2 = receivedEvent(w, 'carol', c);
+      const requestId = randomUUID();
+      const res = await signedPost(
+        app,
+        w.cn,
+        EVENTS,
+        { protocol: 1, events: [good1, bad, good2] },
+        { requestId },
+      );
+      expect(res.statusCode).toBe(200);
+      const results = res.json().results as { status: string; reason?: string }[];
+      expect(results.map((r) => r.status)).toEqual(['stored', 'refused', 'stored']);
+      expect(results[1]!.reason).toMatch(/^\/events\/1\/at: /);
+      const storedIds = await eventIdsOfRequest(getDb().db, requestId);
+      expect(storedIds).toEqual([good1.event_id, good2.event_id].sort());
+    });
+
+    it('refuses an event of an unknown type or about an unknown canary, naming the field', async () => {
+      const c = await w.makeCanary();
+      const res = await signedPost(app, w.us, EVENTS, {
+        protocol: 1,
+        events: [
+          { ...sentEvent(w, c), type: 'exploded' },
+          { ...sentEvent(w, c), canary_id: randomUUID() },
+          { ...sentEvent(w, c), extra: 1 },
+        ],
+      });
+      const reasons = (res.json().results as { reason: string }[]).map((r) => r.reason);
+      expect(reasons[0]).toMatch(/^\/events\/0\/type: /);
+      expect(reasons[1]).toMatch(/^\/events\/1\/canary_id: unknown canary/);
+      expect(reasons[2]).toMatch(/^\/events\/2\/extra: is not allowed/);
+    });
+  });
+
+  describe('authentication', () => {
+    const batchFor = async () => ({ protocol: 1, events: [sentEvent(w, await w.makeCanary())] });
+
+    async function expectRejected(
+      status: number,
+      code: string,
+      send: () => Promise<{ statusCode: number; json(): unknown }>,
+    ) {
+      const before = await counts();
+      const res = await send();
+      expect(res.statusCode).toBe(status);
+      expect((res.json() as { code: string }).code).toBe(code);
+      expect(await counts()).toEqual(before);
+    }
+
+    it('rejects an unsigned request with 401 and stores nothing', async () => {
+      const body = await batchFor();
+      await expectRejected(401, 'SD_ERR_AUTH_MISSING', () =>
+        app.inject({ method: 'POST', url: EVENTS, payload: body }),
+      );
+      await expectRejected(401, 'SD_ERR_AUTH_MISSING', () =>
+        signedPost(app, w.us, EVENTS, body, { omit: true }),
+      );
+    });
+
+    it('rejects a forged signature with 401 and stores nothing', async () => {
+      const body = await batchFor();
+      const other = generateKeyPairSync('ed25519').privateKey;
+      await expectRejected(401, 'SD_ERR_AUTH_BAD_SIGNATURE', () =>
+        signedPost(app, w.us, EVENTS, body, { key: other }),
+      );
+    });
+
+    it('rejects a body changed after signing with 401 and stores nothing', async () => {
+      const body = await batchFor();
+      const signedBody = JSON.stringify({ protocol: 1, events: [] });
+      await expectRejected(401, 'SD_ERR_AUTH_BAD_SIGNATURE', () =>
+        signedPost(app, w.us, EVENTS, body, { signedBody }),
+      );
+    });
+
+    it('rejects a stale or future timestamp with 401 and stores nothing', async () => {
+      const body = await batchFor();
+      const late = Date.now() - LIMITS.signatureWindowMs - 1000;
+      const early = Date.now() + LIMITS.signatureWindowMs + 1000;
+      await expectRejected(401, 'SD_ERR_AUTH_STALE', () =>
+        signedPost(app, w.us, EVENTS, body, { timestamp: late }),
+      );
+      await expectRejected(401, 'SD_ERR_AUTH_STALE', () =>
+        signedPost(app, w.us, EVENTS, body, { timestamp: early }),
+      );
+    });
+
+    it('rejects a replayed request with 401 and stores nothing more', async () => {
+      const body = JSON.stringify(await batchFor());
+      const headers = signedHeaders(w.us, EVENTS, body);
+      const first = await app.inject({ method: 'POST', url: EVENTS, headers, payload: body });
+      expect(first.statusCode).toBe(200);
+      await expectRejected(401, 'SD_ERR_AUTH_REPLAY', () =>
+        app.inject({ method: 'POST', url: EVENTS, headers, payload: body }),
+      );
+    });
+
+    it('rejects an unknown probe with 401', async () => {
+      const body = await batchFor();
+      const ghost = { ...w.us, id: randomUUID() };
+      await expectRejected(401, 'SD_ERR_AUTH_UNKNOWN_PROBE', () => signedPost(app, ghost, EVENTS, body));
+    });
+
+    it("rejects with 403 a batch naming another probe's account and stores nothing", async () => {
+      const c = await w.makeCanary();
+      // The CN probe reports its own receipt and a send by the US probe's account.
+      const body = { protocol: 1, events: [receivedEvent(w, 'bob', c), { ...sentEvent(w, c) }] };
+      await expectRejected(403, 'SD_ERR_FOREIGN_ACCOUNT', () => signedPost(app, w.cn, EVENTS, body));
+    });
+
+    it("rejects with 403 a check-in claiming another probe's account", async () => {
+      const body = checkinBody([account('testbed', w.handles.alice, 'US')], []);
+      await expectRejected(403, 'SD_ERR_FOREIGN_ACCOUNT', () =>
+        signedPost(app, w.cn, '/probe/v1/checkin', body),
+      );
+    });
+  });
+
+  describe('bad input', () => {
+    it('answers 400 to a body that is not JSON and leaves the database unchanged', async () => {
+      const before = await counts();
+      const res = await signedPost(app, w.us, EVENTS, '{"protocol":1,"events":[');
+      expect(res.statusCode).toBe(400);
+      expect(res.json().code).toBe('SD_ERR_BAD_JSON');
+      expect(await counts()).toEqual(before);
+    });
+
+    it('answers 400 naming the field to a malformed envelope and leaves the database unchanged', async () => {
+      const before = await counts();
+      const res = await signedPost(app, w.us, EVENTS, { protocol: 2, events: [] });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().code).toBe('SD_ERR_VALIDATION');
+      expect(res.json().message).toMatch(/\/protocol/);
+      const tooMany = await signedPost(app, w.us, EVENTS, { protocol: 1, events: [] });
+      expect(tooMany.json().message).toMatch(/\/events/);
+      expect(await counts()).toEqual(before);
+    });
+
+    it('answers 415 to an unsupported content type and 404 to an unknown route, with stable codes', async () => {
+      const xml = await app.inject({
+        method: 'POST',
+        url: EVENTS,
+        headers: { ...signedHeaders(w.us, EVENTS, '<x/>'), 'content-type': 'application/xml' },
+        payload: '<x/>',
+      });
+      expect(xml.statusCode).toBe(415);
+      expect(xml.json().code).toBe('SD_ERR_MEDIA_TYPE');
+      const missing = await app.inject({ method: 'GET', url: '/probe/v1/nothing' });
+      expect(missing.statusCode).toBe(404);
+      expect(missing.json().code).toBe('SD_ERR_NOT_FOUND');
+    });
+
+    it('answers 413 to an oversize body', async () => {
+      const huge = JSON.stringify({ protocol: 1, events: [{ pad: 'x'.repeat(LIMITS.probeBodyBytes) }] });
+      const res = await signedPost(app, w.us, EVENTS, huge);
+      expect(res.statusCode).toBe(413);
+      expect(res.json().code).toBe('SD_ERR_BODY_TOO_LARGE');
+    });
+  });
+
+  describe('register', () => {
+    it('accepts an enrollment token once and refuses it after', async () => {
+      const tok = await app.inject({
+        method: 'POST',
+        url: '/admin/v1/enrollment-tokens',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+        payload: { uses: 1 },
+      });
+      const { token } = tok.json() as { token: string };
+      const reg = (key = generateKeyPairSync('ed25519').publicKey) =>
+        app.inject({
+          method: 'POST',
+          url: '/probe/v1/register',
+          payload: {
+            protocol: 1,
+            enrollment_token: token,
+            public_key: publicKeyToBase64(key),
+            country: 'TW',
+            asn: 3462,
+            software_version: 'test',
+          },
+        });
+      expect((await reg()).statusCode).toBe(201);
+      const again = await reg();
+      expect(again.statusCode).toBe(401);
+      expect(again.json().code).toBe('SD_ERR_ENROLLMENT_TOKEN');
+    });
+  });
+
+  describe('check-in', () => {
+    it('hands out due canaries until the probe reports them, with NTP timestamps', async () => {
+      const c = await w.makeCanary({ sendAt: new Date(Date.now() + 10_000) });
+      const later = await w.makeCanary({ sendAt: new Date(Date.now() + 3_600_000) });
+      const t0 = Date.now();
+      const res = await checkin(app, w.us, [account('testbed', w.handles.alice, 'US')], []);
+      const body = res.json() as { t1: number; t2: number; canaries: { canary_id: string; nonce: string }[] };
+      expect(body.t1).toBeGreaterThanOrEqual(t0);
+      expect(body.t2).toBeGreaterThanOrEqual(body.t1);
+      const ids = body.canaries.map((x) => x.canary_id);
+      expect(ids).toContain(c.id);
+      expect(ids).not.toContain(later.id);
+      // Not reported yet: a restarted probe gets it again.
+      const again = await checkin(app, w.us, [account('testbed', w.handles.alice, 'US')], []);
+      expect(again.json().canaries.map((x: { canary_id: string }) => x.canary_id)).toContain(c.id);
+      await signedPost(app, w.us, EVENTS, { protocol: 1, events: [sentEvent(w, c)] });
+      const after = await checkin(app, w.us, [account('testbed', w.handles.alice, 'US')], []);
+      expect(after.json().canaries.map((x: { canary_id: string }) => x.canary_id)).not.toContain(c.id);
+      // Canaries of the other probe's accounts are never handed to this one.
+      const cn = await checkin(app, w.cn, [], []);
+      expect(cn.json().canaries).toEqual([]);
+    });
+  });
+});

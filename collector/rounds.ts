@@ -1,0 +1,150 @@
+/**
+ * Campaign rounds: on its cron cadence (UTC) each active campaign gets a round, planned
+ * by collector/planning's pure `planRound` and stored with its canaries. Rounds are
+ * unique per (campaign, round_at) and their seeds derive from the campaign and time, so
+ * several stateless collectors sharing one database materialise each round once.
+ * Rounds missed for longer than one horizon (collector down) are not back-filled.
+ */
+import { randomUUID } from 'node:crypto';
+import { CronExpressionParser } from 'cron-parser';
+import type { Logger } from 'pino';
+import type { ConversationSelection } from '../protocol/index.ts';
+import {
+  activeCampaigns,
+  insertRound,
+  lastRoundAt,
+  type SelectedConversation,
+  selectConversations,
+  termSetsOf,
+} from './db/campaigns.ts';
+import type { CanaryInsert } from './db/canaries.ts';
+import type { Db } from './db/open.ts';
+import { planRound, roundSeed } from './planning/canaries.ts';
+import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
+
+/** Longest window a round's sends are spread over. */
+const MAX_SPREAD_SECONDS = 3600;
+
+/** Cron occurrences in (after, until], UTC. */
+export function occurrences(cron: string, after: Date, until: Date, limit = 100): Date[] {
+  const it = CronExpressionParser.parse(cron, { tz: 'UTC', currentDate: after });
+  const out: Date[] = [];
+  while (out.length < limit) {
+    const next = it.next().toDate();
+    if (next > until) break;
+    out.push(next);
+  }
+  return out;
+}
+
+function spreadSeconds(cron: string, roundAt: Date): number {
+  const [next] = occurrences(cron, roundAt, new Date(roundAt.getTime() + 366 * 86_400_000), 1);
+  const gap = next ? (next.getTime() - roundAt.getTime()) / 1000 : MAX_SPREAD_SECONDS;
+  return Math.max(0, Math.min(MAX_SPREAD_SECONDS, Math.floor(gap / 2)));
+}
+
+/** planRound's output mapped onto stored canaries (handles → account ids). */
+export function toCanaryRows(
+  plan: ReturnType<typeof planRound>,
+  roundId: string,
+  conversations: SelectedConversation[],
+): CanaryInsert[] {
+  const conv = new Map(conversations.map((c) => [`${c.platform}\u0000${c.ref}`, c]));
+  return plan.canaries.map((p) => {
+    const c = conv.get(`${p.conversation.platform}\u0000${p.conversation.ref}`);
+    const sender = c?.members.find((m) => m.handle === p.sender.handle);
+    if (!c || !sender) throw new Error(`planned sender ${p.sender.handle} is not in ${p.conversation.ref}`);
+    return {
+      id: p.canaryId,
+      campaignId: plan.campaignId,
+      roundId,
+      kind: p.kind,
+      pairId: p.pairId,
+      termSet: p.testTerms,
+      carriedTerms: p.terms,
+      text: p.text,
+      nonce: p.nonce,
+      senderAccountId: sender.accountId,
+      conversationId: c.id,
+      sendAt: new Date(p.sendAt),
+      deadlineAt: new Date(p.deadlineAt),
+      templateId: p.templateId,
+      templateVersion: String(p.templateVersion),
+      seed: plan.seed,
+    };
+  });
+}
+
+/** Materialises every round due by `now + horizonMs`; returns how many rounds and canaries were created. */
+export async function materialiseDueRounds(
+  db: Db,
+  now: Date,
+  horizonMs: number,
+  log?: Logger,
+): Promise<{ rounds: number; canaries: number }> {
+  const total = { rounds: 0, canaries: 0 };
+  const until = new Date(now.getTime() + horizonMs);
+  for (const campaign of await activeCampaigns(db, now)) {
+    try {
+      await materialiseCampaign(campaign, db, now, horizonMs, until, total, log);
+    } catch (err) {
+      // One campaign that cannot be planned (e.g. a term in a script without controls) must not stop the rest.
+      log?.error({ err, campaign: campaign.id }, 'round planning failed');
+    }
+  }
+  return total;
+}
+
+async function materialiseCampaign(
+  campaign: Awaited<ReturnType<typeof activeCampaigns>>[number],
+  db: Db,
+  now: Date,
+  horizonMs: number,
+  until: Date,
+  total: { rounds: number; canaries: number },
+  log?: Logger,
+): Promise<void> {
+  const last = await lastRoundAt(db, campaign.id);
+  const floor = new Date(Math.max(now.getTime() - horizonMs, campaign.startsAt.getTime() - 1));
+  const after = last && last > floor ? last : floor;
+  for (const roundAt of occurrences(campaign.cadenceCron, after, until)) {
+    if (campaign.endsAt && roundAt >= campaign.endsAt) break;
+    const seed = `${campaign.seed}:${roundSeed(campaign.id, roundAt)}`;
+    const allSets = await termSetsOf(db, campaign.termListIds);
+    const termSets = shuffled(createRng(seed), allSets).slice(0, campaign.termSetsPerRound);
+    const conversations = await selectConversations(
+      db,
+      campaign.conversationSelection as ConversationSelection,
+    );
+    const plan = planRound({
+      campaignId: campaign.id,
+      roundAt,
+      seed,
+      termSets,
+      conversations: conversations.map((c) => ({
+        ref: c.ref,
+        kind: c.kind,
+        platform: c.platform,
+        members: c.members.map((m) => ({ handle: m.handle, region: m.region })),
+      })),
+      senders: {
+        eligible: conversations.flatMap((c) => c.members.filter((m) => m.active).map((m) => m.handle)),
+      },
+      spreadSeconds: spreadSeconds(campaign.cadenceCron, roundAt),
+      deadlineSeconds: campaign.deadlineSeconds,
+      avoid: allSets.flat(),
+    });
+    for (const s of plan.skipped) log?.info({ campaign: campaign.id, ...s }, 'conversation skipped in round');
+    const roundId = randomUUID();
+    const result = await insertRound(
+      db,
+      { id: roundId, campaignId: campaign.id, roundAt, seed, rngAlgorithm: RNG_ALGORITHM },
+      toCanaryRows(plan, roundId, conversations),
+    );
+    if (result.created) {
+      total.rounds++;
+      total.canaries += result.canaries;
+      log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
+    }
+  }
+}

@@ -1,0 +1,210 @@
+/** The admin API (/admin/v1/...): bearer admin token, compared in constant time. */
+import { randomBytes } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { CronExpressionParser } from 'cron-parser';
+import { Type } from 'typebox';
+import {
+  AccountsResponse,
+  type Campaign,
+  Campaign as CampaignSchema,
+  CampaignsResponse,
+  type ConversationSelection,
+  CreateCampaignRequest,
+  CreateEnrollmentTokenRequest,
+  EnrollmentTokenResponse,
+  ProbesResponse,
+  type TermListSummary,
+  TermListsResponse,
+  UploadTermListQuery,
+  UploadTermListResponse,
+} from '../../protocol/index.ts';
+import { listAccounts } from '../db/accounts.ts';
+import {
+  type CampaignRow,
+  createCampaign,
+  createTermList,
+  existingTermListIds,
+  listCampaigns,
+  listTermLists,
+  type TermListRow,
+  termSetsOf,
+} from '../db/campaigns.ts';
+import type { Db } from '../db/open.ts';
+import { createEnrollmentToken, listProbes } from '../db/probes.ts';
+import { SdError } from '../errors.ts';
+import { throwBodyError } from '../http/body.ts';
+import { controlUnsupported } from '../planning/controls.ts';
+import { parseTermFile } from '../planning/terms.ts';
+import { generateToken, keyedHash, safeEqual } from '../secrets.ts';
+
+export interface AdminRoutesOptions {
+  db: Db;
+  adminToken: string;
+  hashKey: Buffer;
+  now: () => Date;
+}
+
+/** Term files may be large (the Citizen Lab lists are a few hundred kB). */
+const TERM_FILE_BYTES = 16 * 1024 * 1024;
+
+const iso = (d: Date) => d.toISOString();
+
+function termListOut(t: TermListRow): TermListSummary {
+  return { id: t.id, name: t.name, source: t.source, term_sets: t.termSets, created_at: iso(t.createdAt) };
+}
+
+function campaignOut(c: CampaignRow): Campaign {
+  return {
+    id: c.id,
+    name: c.name,
+    mode: c.mode as Campaign['mode'],
+    term_list_ids: c.termListIds,
+    conversations: c.conversationSelection as ConversationSelection,
+    cadence: c.cadenceCron,
+    deadline_seconds: c.deadlineSeconds,
+    term_sets_per_round: c.termSetsPerRound,
+    seed: c.seed,
+    active: c.active,
+    starts_at: iso(c.startsAt),
+    ends_at: c.endsAt ? iso(c.endsAt) : null,
+    created_at: iso(c.createdAt),
+    rounds: c.rounds,
+    canaries: c.canaries,
+  };
+}
+
+export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
+  const { db, now } = opts;
+
+  app.addHook('preValidation', async (req) => {
+    const auth = req.headers.authorization;
+    const token = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!token || !safeEqual(token, opts.adminToken)) {
+      throw new SdError('SD_ERR_ADMIN_TOKEN', 'authorization: a valid "Bearer <admin token>" is required');
+    }
+  });
+  app.addHook('preValidation', throwBodyError);
+
+  app.post(
+    '/enrollment-tokens',
+    { schema: { body: CreateEnrollmentTokenRequest, response: { 201: EnrollmentTokenResponse } } },
+    async (req, reply) => {
+      const token = generateToken('sdenroll');
+      const uses = req.body.uses ?? 1;
+      const expiresAt = new Date(now().getTime() + (req.body.expires_in_hours ?? 168) * 3_600_000);
+      const { id } = await createEnrollmentToken(db, {
+        tokenHash: keyedHash(opts.hashKey, token),
+        usesLeft: uses,
+        expiresAt,
+        label: req.body.label,
+      });
+      return reply.status(201).send({ id, token, uses, expires_at: iso(expiresAt) });
+    },
+  );
+
+  app.post(
+    '/term-lists',
+    {
+      bodyLimit: TERM_FILE_BYTES,
+      schema: {
+        querystring: UploadTermListQuery,
+        body: Type.String({ maxLength: TERM_FILE_BYTES }),
+        response: { 201: UploadTermListResponse },
+      },
+    },
+    async (req, reply) => {
+      const { termSets, errors } = parseTermFile(req.body);
+      if (termSets.length === 0) {
+        const lines = errors.map((e) => `line ${e.line}: ${e.message}`).join('; ');
+        throw new SdError('SD_ERR_VALIDATION', `body: no valid term set${lines ? ` (${lines})` : ''}`);
+      }
+      const list = await createTermList(db, { name: req.query.name, source: req.query.source, termSets });
+      if (!list) throw new SdError('SD_ERR_CONFLICT', `name: a term list called "${req.query.name}" exists`);
+      return reply.status(201).send({ term_list: termListOut(list), skipped: errors });
+    },
+  );
+
+  app.get('/term-lists', { schema: { response: { 200: TermListsResponse } } }, async () => ({
+    term_lists: (await listTermLists(db)).map(termListOut),
+  }));
+
+  app.post(
+    '/campaigns',
+    { schema: { body: CreateCampaignRequest, response: { 201: CampaignSchema } } },
+    async (req, reply) => {
+      const b = req.body;
+      try {
+        CronExpressionParser.parse(b.cadence, { tz: 'UTC' });
+      } catch (err) {
+        throw new SdError('SD_ERR_VALIDATION', `/cadence: not a cron expression (${(err as Error).message})`);
+      }
+      const known = new Set(await existingTermListIds(db, b.term_list_ids));
+      const unknown = b.term_list_ids.filter((id) => !known.has(id));
+      if (unknown.length > 0)
+        throw new SdError('SD_ERR_VALIDATION', `/term_list_ids: unknown ${unknown.join(', ')}`);
+      // Terms in a script without control vocabulary cannot be measured: refuse up front.
+      const unsupported = new Set<string>();
+      for (const set of await termSetsOf(db, b.term_list_ids)) {
+        for (const term of set) if (controlUnsupported(term)) unsupported.add(term);
+      }
+      if (unsupported.size > 0) {
+        const shown = [...unsupported].slice(0, 5).join(', ');
+        throw new SdError(
+          'SD_ERR_VALIDATION',
+          `/term_list_ids: no matched controls can be made for ${shown}`,
+        );
+      }
+      const startsAt = b.starts_at ? new Date(b.starts_at) : now();
+      const endsAt = b.ends_at ? new Date(b.ends_at) : null;
+      if (endsAt && endsAt <= startsAt)
+        throw new SdError('SD_ERR_VALIDATION', '/ends_at: must be after starts_at');
+      const row = await createCampaign(db, {
+        name: b.name,
+        mode: b.mode,
+        termListIds: b.term_list_ids,
+        conversations: b.conversations,
+        cadenceCron: b.cadence,
+        deadlineSeconds: b.deadline_seconds,
+        termSetsPerRound: b.term_sets_per_round ?? 20,
+        seed: b.seed ?? randomBytes(12).toString('hex'),
+        startsAt,
+        endsAt,
+      });
+      return reply.status(201).send(campaignOut(row));
+    },
+  );
+
+  app.get('/campaigns', { schema: { response: { 200: CampaignsResponse } } }, async () => ({
+    campaigns: (await listCampaigns(db)).map(campaignOut),
+  }));
+
+  app.get('/probes', { schema: { response: { 200: ProbesResponse } } }, async () => ({
+    probes: (await listProbes(db)).map((p) => ({
+      id: p.id,
+      country: p.country,
+      asn: p.asn,
+      software_version: p.softwareVersion,
+      label: p.label,
+      registered_at: iso(p.registeredAt),
+      last_checkin_at: p.lastCheckinAt ? iso(p.lastCheckinAt) : null,
+      clock_offset_ms: p.clockOffsetMs,
+      clock_rtt_ms: p.clockRttMs,
+      outbox_backlog: p.outboxBacklog,
+      dead_letters: p.deadLetters,
+    })),
+  }));
+
+  app.get('/accounts', { schema: { response: { 200: AccountsResponse } } }, async () => ({
+    accounts: (await listAccounts(db)).map((a) => ({
+      id: a.id,
+      probe_id: a.probeId,
+      platform: a.platform,
+      handle: a.handle,
+      region: a.region,
+      state: a.state,
+      adapter: { name: a.adapterName, version: a.adapterVersion },
+      probe_country: a.probeCountry,
+      last_seen_at: iso(a.lastSeenAt),
+    })),
+  }));
+};

@@ -1,0 +1,129 @@
+/** The probe API: /probe/v1/register (enrollment token), /checkin and /events (signed). */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  CheckinRequest,
+  CheckinResponse,
+  EventsRequest,
+  EventsResponse,
+  LIMITS,
+  RegisterRequest,
+  RegisterResponse,
+} from '../../protocol/index.ts';
+import { publicKeyFromBase64 } from '../../protocol/signing.ts';
+import { assignCanaries, recordProbeState } from '../checkin.ts';
+import type { Db } from '../db/open.ts';
+import { registerProbe } from '../db/probes.ts';
+import { SdError } from '../errors.ts';
+import { throwBodyError } from '../http/body.ts';
+import { probeAuthHook } from '../http/probe-auth.ts';
+import { ingestEvents } from '../ingest.ts';
+import { keyedHash } from '../secrets.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    arrivedAtMs: number;
+  }
+}
+
+export interface ProbeRoutesOptions {
+  db: Db;
+  hashKey: Buffer;
+  checkinIntervalMs: number;
+  now: () => Date;
+  /** Called before canaries are handed out (materialises due campaign rounds). */
+  beforeAssign?: (now: Date) => Promise<void>;
+}
+
+export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async (app, opts) => {
+  const { db, now } = opts;
+  app.decorateRequest('probeAuth', null);
+  app.decorateRequest('arrivedAtMs', 0);
+  // t1 of the NTP exchange: as close to the request's arrival as the app can see.
+  app.addHook('onRequest', async (req) => {
+    req.arrivedAtMs = now().getTime();
+  });
+
+  app.post(
+    '/register',
+    {
+      bodyLimit: LIMITS.probeBodyBytes,
+      preValidation: throwBodyError,
+      schema: { body: RegisterRequest, response: { 201: RegisterResponse } },
+    },
+    async (req, reply) => {
+      try {
+        publicKeyFromBase64(req.body.public_key);
+      } catch {
+        throw new SdError('SD_ERR_VALIDATION', '/public_key: not an Ed25519 public key');
+      }
+      const result = await registerProbe(db, {
+        tokenHash: keyedHash(opts.hashKey, req.body.enrollment_token),
+        publicKey: req.body.public_key,
+        country: req.body.country,
+        asn: req.body.asn,
+        softwareVersion: req.body.software_version,
+        label: req.body.label,
+        now: now(),
+      });
+      if (!result.ok && result.reason === 'bad_token') {
+        throw new SdError('SD_ERR_ENROLLMENT_TOKEN', '/enrollment_token: unknown, used up or expired');
+      }
+      if (!result.ok) throw new SdError('SD_ERR_CONFLICT', '/public_key: already registered');
+      req.log.info(
+        { probe: result.probeId, country: req.body.country, asn: req.body.asn },
+        'probe registered',
+      );
+      return reply.status(201).send({ probe_id: result.probeId });
+    },
+  );
+
+  const verify = probeAuthHook(db, now);
+
+  app.post(
+    '/checkin',
+    {
+      bodyLimit: LIMITS.probeBodyBytes,
+      preValidation: [verify, throwBodyError],
+      schema: { body: CheckinRequest, response: { 200: CheckinResponse } },
+    },
+    async (req) => {
+      const t1 = req.arrivedAtMs;
+      const auth = req.probeAuth!;
+      await recordProbeState(db, auth, req.body, new Date(t1));
+      await opts.beforeAssign?.(new Date(t1));
+      const canaries = await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
+      const t2 = now().getTime();
+      return {
+        t1,
+        t2,
+        canaries,
+        next_checkin_at: new Date(t2 + opts.checkinIntervalMs).toISOString(),
+      };
+    },
+  );
+
+  app.post(
+    '/events',
+    {
+      bodyLimit: LIMITS.probeBodyBytes,
+      preValidation: [verify, throwBodyError],
+      schema: { body: EventsRequest, response: { 200: EventsResponse } },
+    },
+    async (req) => {
+      const auth = req.probeAuth!;
+      const outcome = await ingestEvents(db, auth, req.body.events, now());
+      if (outcome.kind === 'replay') {
+        throw new SdError('SD_ERR_AUTH_REPLAY', 'x-sd-request-id: this request was seen before');
+      }
+      if (outcome.kind === 'forbidden') {
+        throw new SdError(
+          'SD_ERR_FOREIGN_ACCOUNT',
+          `events: ${outcome.accounts.join(', ')} belong to another probe; nothing was stored`,
+        );
+      }
+      const stored = outcome.results.filter((r) => r.status === 'stored').length;
+      req.log.info({ probe: auth.probeId, events: outcome.results.length, stored }, 'events ingested');
+      return { results: outcome.results };
+    },
+  );
+};

@@ -1,0 +1,125 @@
+/**
+ * Runs the collector: opens the database (PGlite or a server), applies migrations,
+ * builds the app, listens, and runs the periodic sweep (deadline finaliser, round
+ * materialiser, request-id pruning). Closes gracefully on SIGTERM/SIGINT.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { LIMITS } from '../protocol/index.ts';
+import { buildApp } from './app.ts';
+import type { CollectorConfig } from './config.ts';
+import { type Database, openDatabase } from './db/open.ts';
+import { pruneRequestIds } from './db/probes.ts';
+import { SdError } from './errors.ts';
+import { createLogger } from './logger.ts';
+import { finaliseOutcomes } from './outcomes.ts';
+import { materialiseDueRounds } from './rounds.ts';
+
+export interface RunningCollector {
+  /** http://host:port of the listening server. */
+  url: string;
+  app: FastifyInstance;
+  database: Database;
+  logger: Logger;
+  /** Stops the sweep, closes the server (in-flight requests finish) and the database. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Install SIGTERM/SIGINT handlers that close the collector (the CLI does; the demo may not). */
+  handleSignals?: boolean;
+}
+
+export async function startCollector(
+  config: CollectorConfig,
+  options: StartOptions = {},
+): Promise<RunningCollector> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  let database: Database;
+  try {
+    database = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      onIdleError: (err) => logger.warn({ err }, 'idle database connection failed'),
+    });
+    await database.migrate();
+  } catch (err) {
+    const where = config.databaseUrl ? 'the DATABASE_URL server' : `${config.dataDir}/pglite`;
+    throw new SdError('SD_ERR_DATABASE', `cannot open the database at ${where}: ${(err as Error).message}`);
+  }
+  const { db } = database;
+  const plan = async (now: Date) => {
+    try {
+      await materialiseDueRounds(db, now, config.checkinIntervalMs, logger);
+    } catch (err) {
+      logger.error({ err }, 'round materialisation failed');
+    }
+  };
+  const app = await buildApp({ db, config, logger, beforeAssign: plan });
+
+  let sweeping = false;
+  const sweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      const now = new Date();
+      const missing = await finaliseOutcomes(db, now);
+      if (missing > 0) logger.info({ missing }, 'outcomes finalised as missing');
+      await plan(now);
+      await pruneRequestIds(db, new Date(now.getTime() - 2 * LIMITS.signatureWindowMs));
+    } catch (err) {
+      logger.error({ err }, 'sweep failed');
+    } finally {
+      sweeping = false;
+    }
+  };
+  const timer = setInterval(() => void sweep(), config.sweepIntervalMs);
+  timer.unref();
+
+  let address: string;
+  try {
+    address = await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    clearInterval(timer);
+    await app.close();
+    await database.close();
+    throw new SdError(
+      'SD_ERR_CONFIG',
+      `cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`,
+    );
+  }
+  logger.info(
+    { url: address, database: database.driver, dataDir: config.databaseUrl ? undefined : config.dataDir },
+    'collector listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      clearInterval(timer);
+      await app.close();
+      while (sweeping) await new Promise((r) => setTimeout(r, 20));
+      await database.close();
+      logger.info('collector stopped');
+    })();
+    return closing;
+  };
+
+  if (options.handleSignals) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'shutting down');
+      close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  return { url: address, app, database, logger, close };
+}

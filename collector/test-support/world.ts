@@ -1,0 +1,168 @@
+/**
+ * A small measurement world for tests: a US probe holding `alice`, a CN probe holding
+ * `bob` and an AU probe-held `carol`, all in one group on the `testbed` platform, and a
+ * campaign to hang canaries on. Handles carry a random suffix so tests share a database.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { findAccounts, findConversationId } from '../db/accounts.ts';
+import { createCampaign } from '../db/campaigns.ts';
+import { insertCanaries } from '../db/canaries.ts';
+import type { Db } from '../db/open.ts';
+import { account, checkin, enrollProbe, type TestProbe } from './probe.ts';
+
+export interface World {
+  us: TestProbe;
+  cn: TestProbe;
+  handles: { alice: string; bob: string; carol: string };
+  accountIds: { alice: string; bob: string; carol: string };
+  group: string;
+  campaignId: string;
+  makeCanary(input?: { sendAt?: Date; deadlineAt?: Date; text?: string }): Promise<Canary>;
+}
+
+export interface Canary {
+  id: string;
+  nonce: string;
+  text: string;
+  deadlineAt: Date;
+}
+
+export function newNonce(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return `sd${[...randomBytes(12)].map((b) => alphabet[b % 36]).join('')}`;
+}
+
+export async function buildWorld(app: FastifyInstance, db: Db): Promise<World> {
+  const tag = randomBytes(4).toString('hex');
+  const handles = { alice: `alice-${tag}`, bob: `bob-${tag}`, carol: `carol-${tag}` };
+  const group = `group-${tag}`;
+  const members = Object.values(handles);
+  const conv = { platform: 'testbed', ref: group, kind: 'group' as const, members };
+  const us = await enrollProbe(app, { country: 'US' });
+  const cn = await enrollProbe(app, { country: 'CN' });
+  await checkin(app, us, [account('testbed', handles.alice, 'US')], [conv]);
+  await checkin(
+    app,
+    cn,
+    [account('testbed', handles.bob, 'CN'), account('testbed', handles.carol, 'AU')],
+    [conv],
+  );
+  const found = await findAccounts(
+    db,
+    members.map((h) => ({ platform: 'testbed', handle: h })),
+  );
+  const idOf = (h: string) => {
+    const a = found.find((f) => f.handle === h);
+    if (!a) throw new Error(`account ${h} missing`);
+    return a.id;
+  };
+  const conversationId = await findConversationId(db, 'testbed', group);
+  if (!conversationId) throw new Error('conversation missing');
+  const campaign = await createCampaign(db, {
+    name: `test-${tag}`,
+    mode: 'monitor',
+    termListIds: [],
+    conversations: { platform: 'testbed' },
+    cadenceCron: '0 * * * *',
+    deadlineSeconds: 60,
+    termSetsPerRound: 1,
+    seed: tag,
+    startsAt: new Date(),
+    endsAt: null,
+  });
+  const accountIds = { alice: idOf(handles.alice), bob: idOf(handles.bob), carol: idOf(handles.carol) };
+  return {
+    us,
+    cn,
+    handles,
+    accountIds,
+    group,
+    campaignId: campaign.id,
+    async makeCanary(input = {}) {
+      const nonce = newNonce();
+      const id = randomUUID();
+      const sendAt = input.sendAt ?? new Date();
+      const deadlineAt = input.deadlineAt ?? new Date(sendAt.getTime() + 60_000);
+      const text = input.text ?? `今天 天气 很好 ${nonce}`;
+      await insertCanaries(db, [
+        {
+          id,
+          campaignId: campaign.id,
+          roundId: null,
+          kind: 'test',
+          pairId: randomUUID(),
+          termSet: ['天气'],
+          carriedTerms: ['天气'],
+          text,
+          nonce,
+          senderAccountId: accountIds.alice,
+          conversationId,
+          sendAt,
+          deadlineAt,
+          templateId: 'test',
+          templateVersion: '1',
+          seed: tag,
+        },
+      ]);
+      return { id, nonce, text, deadlineAt };
+    },
+  };
+}
+
+const adapter = { name: 'testbed', version: '0.0.1' };
+
+export function sentEvent(
+  w: World,
+  c: Canary,
+  input: { at?: Date; offsetMs?: number; text?: string; eventId?: string } = {},
+) {
+  return {
+    type: 'sent' as const,
+    event_id: input.eventId ?? randomUUID(),
+    platform: 'testbed',
+    account: w.handles.alice,
+    conversation: w.group,
+    at: (input.at ?? new Date()).toISOString(),
+    clock_offset_ms: input.offsetMs ?? 0,
+    adapter,
+    canary_id: c.id,
+    text: input.text ?? c.text,
+  };
+}
+
+export function receivedEvent(
+  w: World,
+  recipient: 'bob' | 'carol',
+  c: Canary,
+  input: { at?: Date; offsetMs?: number; text?: string; eventId?: string } = {},
+) {
+  return {
+    type: 'received' as const,
+    event_id: input.eventId ?? randomUUID(),
+    platform: 'testbed',
+    account: w.handles[recipient],
+    conversation: w.group,
+    at: (input.at ?? new Date()).toISOString(),
+    clock_offset_ms: input.offsetMs ?? 0,
+    adapter,
+    nonce: c.nonce,
+    text: input.text ?? c.text,
+  };
+}
+
+export function rejectedEvent(w: World, c: Canary, notice = 'This message contains inappropriate content') {
+  return {
+    type: 'rejected' as const,
+    event_id: randomUUID(),
+    platform: 'testbed',
+    account: w.handles.alice,
+    conversation: w.group,
+    at: new Date().toISOString(),
+    clock_offset_ms: 0,
+    adapter,
+    canary_id: c.id,
+    failure: 'notice_shown' as const,
+    notice,
+  };
+}
