@@ -1,0 +1,308 @@
+/**
+ * Group testing for the `screen` campaign mode: pack many term sets into one message, send packs
+ * in rounds, and split suppressed packs by binary splitting until the suppressed term sets are
+ * found. See README.md for the assumptions (monotone, deterministic filtering) and error rates.
+ */
+import { findMinimalSubsets } from './isolation.ts';
+import { type ProbeResult, robustOracle } from './oracle.ts';
+import { seededPermutation } from './prng.ts';
+
+/**
+ * One round: every message (a list of terms) goes out once in the same window, with the round's
+ * controls; per message `positive` (did not arrive intact in time while controls arrived),
+ * `negative` (arrived) or `void` (controls failed: outage, no evidence).
+ */
+export type RoundProbe = (messages: readonly (readonly string[])[]) => Promise<ProbeResult[]>;
+
+export interface ScreeningOptions {
+  /** Character budget for the terms of one message (separators counted). Default 600. */
+  maxChars: number;
+  /** Length of the separator the canary template puts between terms. Default 3 (` / `). */
+  separatorChars: number;
+  /** Expected share of suppressed term sets; sets the pack size (Hwang 1972). Default 0.01. */
+  expectedPrevalence: number;
+  /** Upper bound on term sets per pack. Default 64. */
+  maxSetsPerPack: number;
+  /**
+   * Consecutive positives to call a pack (more than one set) suppressed and split it. Default 1:
+   * a lost message only costs a split whose halves both pass (then re-tested), while every
+   * reported set or combination is confirmed with `confirmSet`.
+   */
+  confirmPack: number;
+  /** Consecutive positives to call a single term set or a cross-set combination suppressed. Default 3. */
+  confirmSet: number;
+  /** Void results tolerated per question. Default 6. */
+  maxVoids: number;
+  /**
+   * When the first half of a suppressed group passes, split the second half without testing it
+   * (Hwang 1972); it is tested only if its own halves both pass. Saves about a quarter of the
+   * splitting messages at the same number of rounds. Default true.
+   */
+  inferSecondHalf: boolean;
+  /**
+   * Cross-set combinations to report per group whose halves both pass. Default 1: one explains
+   * the group; listing every alternative (a component repeated in several sets) costs rounds.
+   */
+  crossSetsPerGroup: number;
+  /**
+   * Pack in a seeded random order instead of the input order (store the seed with the campaign).
+   * Topical lists put related terms next to each other; shuffling makes packs that hold a
+   * cross-set combination rarer. Default: input order.
+   */
+  shuffleSeed?: number;
+}
+
+export const DEFAULT_SCREENING_OPTIONS: ScreeningOptions = {
+  maxChars: 600,
+  separatorChars: 3,
+  expectedPrevalence: 0.01,
+  maxSetsPerPack: 64,
+  confirmPack: 1,
+  confirmSet: 3,
+  maxVoids: 6,
+  inferSecondHalf: true,
+  crossSetsPerGroup: 1,
+};
+
+export type ScreenStatus = 'suppressed' | 'clear' | 'cross-set' | 'unresolved';
+
+export interface ScreeningResult {
+  /** Per input term set, in input order. `cross-set`: only suppressed together with other sets. */
+  status: ScreenStatus[];
+  /** Indices of term sets suppressed on their own (candidates for isolation and judging). */
+  suppressed: number[];
+  /** Minimal groups of term sets (indices) suppressed together but not alone. */
+  crossSet: number[][];
+  /** Groups whose outcome could not be settled (persistent voids, inconsistent answers). */
+  unresolved: number[][];
+  /** Test messages sent (the probe adds its controls). */
+  tests: number;
+  rounds: number;
+  packs: number;
+}
+
+/** Group size of Hwang's generalised binary splitting: 2^floor(log2((n − d + 1) / d)). */
+export function hwangGroupSize(n: number, d: number): number {
+  if (d <= 0) return n;
+  const ratio = (n - d + 1) / d;
+  return ratio < 2 ? 1 : 2 ** Math.floor(Math.log2(ratio));
+}
+
+/** Pack term sets (in input or seeded order) into messages under the character budget and pack size. */
+export function packTermSets(
+  sets: readonly (readonly string[])[],
+  o: Partial<ScreeningOptions> = {},
+): number[][] {
+  const opt = { ...DEFAULT_SCREENING_OPTIONS, ...o };
+  const expected = Math.max(1, Math.round(sets.length * opt.expectedPrevalence));
+  const size = Math.max(1, Math.min(opt.maxSetsPerPack, hwangGroupSize(sets.length, expected)));
+  const cost = (s: readonly string[]) =>
+    s.reduce((a, t) => a + [...t].length, 0) + s.length * opt.separatorChars;
+  const order =
+    opt.shuffleSeed === undefined ? sets.map((_, i) => i) : seededPermutation(sets.length, opt.shuffleSeed);
+  const packs: number[][] = [];
+  let current: number[] = [];
+  let chars = 0;
+  order.forEach((i) => {
+    const c = cost(sets[i]!);
+    if (current.length > 0 && (current.length >= size || chars + c > opt.maxChars)) {
+      packs.push(current);
+      current = [];
+      chars = 0;
+    }
+    current.push(i);
+    chars += c;
+  });
+  if (current.length > 0) packs.push(current);
+  return packs;
+}
+
+/** Collects concurrent sends into rounds: everything asked in the same tick goes out together. */
+class RoundBatcher {
+  private queue: {
+    terms: readonly string[];
+    resolve: (r: ProbeResult) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  private scheduled = false;
+  rounds = 0;
+  tests = 0;
+
+  constructor(private readonly probe: RoundProbe) {}
+
+  send(terms: readonly string[]): Promise<ProbeResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ terms, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.queue.splice(0);
+    this.rounds++;
+    this.tests += batch.length;
+    try {
+      const results = await this.probe(batch.map((b) => b.terms));
+      batch.forEach((b, i) => {
+        b.resolve(results[i] ?? 'void');
+      });
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    }
+  }
+}
+
+type Answer = 'positive' | 'negative' | 'unresolved';
+
+/**
+ * Screen `sets` (the researcher's term sets) with group tests through `probe`. Deterministic for
+ * a deterministic probe. Packs are tested in parallel, one round at a time.
+ */
+export async function screen(
+  sets: readonly (readonly string[])[],
+  probe: RoundProbe,
+  options: Partial<ScreeningOptions> = {},
+): Promise<ScreeningResult> {
+  const o = { ...DEFAULT_SCREENING_OPTIONS, ...options };
+  const batcher = new RoundBatcher(probe);
+  const status: ScreenStatus[] = sets.map(() => 'clear');
+  const crossSet: number[][] = [];
+  const unresolved: number[][] = [];
+  const termsOf = (group: readonly number[]) => [...new Set(group.flatMap((i) => sets[i] ?? []))];
+
+  /** A delivery is a definite negative; a positive needs `need` in a row (background loss). */
+  const ask = async (group: readonly number[], need: number): Promise<Answer> => {
+    let positives = 0;
+    let voids = 0;
+    while (positives < need) {
+      const r = await batcher.send(termsOf(group));
+      if (r === 'negative') return 'negative';
+      if (r === 'void') {
+        if (++voids > o.maxVoids) return 'unresolved';
+      } else positives++;
+    }
+    return 'positive';
+  };
+  const needFor = (group: readonly number[]) => (group.length === 1 ? o.confirmSet : o.confirmPack);
+
+  const markUnresolved = (group: readonly number[]) => {
+    unresolved.push([...group]);
+    for (const i of group) if (status[i] === 'clear') status[i] = 'unresolved';
+  };
+
+  /**
+   * `group` is suppressed (tested, or inferred from its parent and its sibling); find what in it
+   * is responsible. Returns 'negative' only for an inferred group that turns out not suppressed.
+   */
+  const resolve = async (group: readonly number[], inferred: boolean): Promise<'done' | 'negative'> => {
+    if (group.length === 1) {
+      if (inferred) {
+        const a = await ask(group, o.confirmSet);
+        if (a === 'negative') return 'negative';
+        if (a === 'unresolved') {
+          markUnresolved(group);
+          return 'done';
+        }
+      }
+      status[group[0]!] = 'suppressed';
+      return 'done';
+    }
+    const half = Math.ceil(group.length / 2);
+    const first = group.slice(0, half);
+    const second = group.slice(half);
+    let bothNegative: boolean;
+    if (o.inferSecondHalf) {
+      const a = await ask(first, needFor(first));
+      if (a === 'negative') {
+        // Hwang-style: the second half must hold the cause, unless the cause spans both halves
+        bothNegative = (await resolve(second, true)) === 'negative';
+      } else {
+        if (a === 'unresolved') markUnresolved(first);
+        await Promise.all([
+          a === 'positive' ? resolve(first, false) : Promise.resolve(),
+          ask(second, needFor(second)).then(async (b) => {
+            if (b === 'positive') await resolve(second, false);
+            if (b === 'unresolved') markUnresolved(second);
+          }),
+        ]);
+        bothNegative = false;
+      }
+    } else {
+      const answers = await Promise.all([first, second].map((p) => ask(p, needFor(p))));
+      await Promise.all(
+        [first, second].map((p, i) => {
+          if (answers[i] === 'positive') return resolve(p, false);
+          if (answers[i] === 'unresolved') markUnresolved(p);
+          return Promise.resolve();
+        }),
+      );
+      bothNegative = answers.every((x) => x === 'negative');
+    }
+    if (!bothNegative) return 'done';
+    if (inferred) {
+      const g = await ask(group, needFor(group));
+      if (g === 'negative') return 'negative';
+      if (g === 'unresolved') {
+        markUnresolved(group);
+        return 'done';
+      }
+    }
+    // an inferred group whose re-test also passes was never suppressed: hand back to the parent
+    const confirmed = await crossSetCombination(group);
+    return inferred && !confirmed ? 'negative' : 'done';
+  };
+
+  /** Both halves pass but the whole is suppressed: terms from several sets trigger together. */
+  const crossSetCombination = async (group: readonly number[]): Promise<boolean> => {
+    // re-test the whole once more so a doubly lost message is not reported as a combination
+    const again = await ask(group, 1);
+    if (again === 'negative') return false;
+    if (again === 'unresolved') {
+      markUnresolved(group);
+      return true;
+    }
+    // Set-level isolation with lazy confirmation: questions go out with the round's shared
+    // controls; only the combinations found are confirmed (confirmSet positives in a row).
+    const oracle = robustOracle(async (terms) => batcher.send(terms), {
+      confirm: o.confirmSet,
+      maxVoids: o.maxVoids,
+    });
+    const together = (subset: readonly number[]) => termsOf(subset);
+    try {
+      const found = await findMinimalSubsets(group, (s) => oracle.oracle(together(s)), {
+        confirm: (s) => oracle.confirm(together(s)),
+        recheck: oracle.confirmProvisional,
+        maxSubsets: o.crossSetsPerGroup,
+      });
+      for (const m of found.minimal.filter((x) => x.length > 1)) {
+        crossSet.push(m);
+        for (const i of m) if (status[i] === 'clear') status[i] = 'cross-set';
+      }
+    } catch {
+      markUnresolved(group);
+    }
+    return true;
+  };
+
+  const packs = packTermSets(sets, o);
+  await Promise.all(
+    packs.map(async (pack) => {
+      const a = await ask(pack, needFor(pack));
+      if (a === 'positive') await resolve(pack, false);
+      else if (a === 'unresolved') markUnresolved(pack);
+    }),
+  );
+  return {
+    status,
+    suppressed: status.flatMap((s, i) => (s === 'suppressed' ? [i] : [])),
+    crossSet,
+    unresolved,
+    tests: batcher.tests,
+    rounds: batcher.rounds,
+    packs: packs.length,
+  };
+}
