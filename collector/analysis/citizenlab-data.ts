@@ -1,15 +1,16 @@
 /**
- * Locates the shared Citizen Lab data for tests and benchmarks (never copied into the repo):
- * $SILENTDROP_CITIZENLAB_DIR, else ../shared/data/citizenlab beside the repository.
+ * The Citizen Lab keyword lists as the analysis simulations use them: each published
+ * keyword with its components. Reading and parsing is the planner's (one reader for
+ * all four formats, collector/planning/terms.ts); this only reshapes its output.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type KeywordEntry, parseKeywordCsv } from './citizenlab.ts';
+import { citizenLabPresent, loadCitizenLab as loadFile } from '../planning/testData.ts';
 
-export const CITIZENLAB_DIR =
-  process.env.SILENTDROP_CITIZENLAB_DIR ??
-  resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/data/citizenlab');
+export interface KeywordEntry {
+  /** The keyword as published, components joined by `+`, e.g. `六四+刘晓波`. */
+  keyword: string;
+  /** Its components, e.g. [`六四`, `刘晓波`]. */
+  components: string[];
+}
 
 export const CITIZENLAB_LISTS = {
   crackdown709: 'wechat-709crackdown.csv',
@@ -21,9 +22,12 @@ export const CITIZENLAB_LISTS = {
 export type CitizenLabList = keyof typeof CITIZENLAB_LISTS;
 
 export function citizenLabAvailable(): boolean {
-  return existsSync(join(CITIZENLAB_DIR, CITIZENLAB_LISTS.crackdown709));
+  return citizenLabPresent;
 }
 
 export function loadCitizenLab(list: CitizenLabList): KeywordEntry[] {
-  return parseKeywordCsv(readFileSync(join(CITIZENLAB_DIR, CITIZENLAB_LISTS[list]), 'utf8'));
+  return loadFile(CITIZENLAB_LISTS[list]).termSets.map((s) => ({
+    keyword: s.terms.join('+'),
+    components: [...s.terms],
+  }));
 }

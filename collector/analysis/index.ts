@@ -11,7 +11,7 @@ export {
   type Segment,
   type WindowCounts,
 } from './changepoint.ts';
-export { type KeywordEntry, parseCsv, parseKeywordCsv } from './citizenlab.ts';
+export type { KeywordEntry } from './citizenlab-data.ts';
 export {
   ddmin,
   findMinimalSubsets,

@@ -4,7 +4,7 @@
  * which are not suppressed alone). Ground truth comes from the simulated censor, never assumed.
  */
 import { benignTermSets } from './benign-terms.ts';
-import type { KeywordEntry } from './citizenlab.ts';
+import type { KeywordEntry } from './citizenlab-data.ts';
 import { type Censor, type SimRule, seededRandom } from './simulate.ts';
 import type { SimScope } from './simulate-evidence.ts';
 import { renderTerms } from './simulate-probes.ts';

@@ -1,9 +1,14 @@
-/** Loads the Citizen Lab lists for tests, from ../shared/data/citizenlab/ beside the repository. */
+/**
+ * Loads the Citizen Lab lists for tests and benchmarks (read in place, never copied into
+ * the repository): $SILENTDROP_CITIZENLAB_DIR, else ../shared/data/citizenlab/ beside it.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ImportedTermSet, importCitizenLabCsv } from './terms.ts';
 
-export const CITIZENLAB_DIR = fileURLToPath(new URL('../../../shared/data/citizenlab/', import.meta.url));
+export const CITIZENLAB_DIR = process.env.SILENTDROP_CITIZENLAB_DIR
+  ? `${process.env.SILENTDROP_CITIZENLAB_DIR.replace(/\/$/, '')}/`
+  : fileURLToPath(new URL('../../../shared/data/citizenlab/', import.meta.url));
 export const CITIZENLAB_FILES = [
   'wechat-one-app-two-systems.csv',
   'wechat-709crackdown.csv',
