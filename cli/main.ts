@@ -15,6 +15,8 @@ const program = new Command('silentdrop')
   .description('Censorship measurement probe network for chat platforms')
   .version(pkgVersion)
   .showHelpAfterError()
+  // Options after a subcommand belong to it (`probe --config` vs `probe login --config`).
+  .enablePositionalOptions()
   .exitOverride();
 
 const commandDir = join(here, 'commands');

@@ -21,7 +21,7 @@ import { AccountRunner } from './account.ts';
 import { loadAdapter } from './adapters/registry.ts';
 import { CollectorClient, CollectorError } from './client.ts';
 import { ClockOffset } from './clock.ts';
-import type { ProbeConfig } from './config.ts';
+import { accountStateDir, type ProbeConfig } from './config.ts';
 import { failedEvent } from './events.ts';
 import { atomicWriteFile, ensurePrivateDir } from './fsutil.ts';
 import { loadOrRegister } from './identity.ts';
@@ -108,7 +108,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     const runner = new AccountRunner({
       config: account,
       factory,
-      stateDir: join(config.dataDir, 'accounts', account.platform, encodeURIComponent(account.handle)),
+      stateDir: accountStateDir(config.dataDir, account.platform, account.handle),
       logger: log.child({ account: account.handle, adapter: account.platform }),
       outbox,
       ledger,

@@ -6,7 +6,7 @@
  * the value is read from the environment at start, so the file can be shared.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
@@ -284,4 +284,12 @@ function pointerToPath(pointer: string): (string | number)[] {
 export function fieldName(path: (string | number)[]): string {
   if (path.length === 0) return '(top level)';
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/**
+ * The folder an account's adapter keeps its state in (browser session, stream cursor),
+ * under the probe's data folder. The agent and `silentdrop probe login` both use it.
+ */
+export function accountStateDir(dataDir: string, platform: string, handle: string): string {
+  return join(dataDir, 'accounts', platform, encodeURIComponent(handle));
 }

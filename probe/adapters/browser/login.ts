@@ -1,5 +1,5 @@
 /**
- * Logging an account in from a server with no screen (`silentdrop probe-login`): open
+ * Logging an account in from a server with no screen (`silentdrop probe login`): open
  * the recipe's client, show its state in the terminal and as a PNG in the account's
  * state folder, fill a login form from credentials where the recipe has one, wait for
  * the person to scan a QR code where it does not, then store the session.

@@ -171,13 +171,13 @@ export class BrowserSession implements EngineListener {
       const why = state.kind === 'login_form' && state.error ? `: ${state.error}` : '';
       throw new AdapterError(
         'login_required',
-        `${this.account.handle} is not logged in (${state.kind}${why}); run silentdrop probe-login`,
+        `${this.account.handle} is not logged in (${state.kind}${why}); run silentdrop probe login`,
       );
     }
     if (state.handle && state.handle !== this.account.handle) {
       throw new AdapterError(
         'login_required',
-        `the stored session is for ${state.handle}, not ${this.account.handle}; run silentdrop probe-login`,
+        `the stored session is for ${state.handle}, not ${this.account.handle}; run silentdrop probe login`,
       );
     }
     this.loggedIn = true;
