@@ -11,10 +11,12 @@ import type { CollectorConfig } from './config.ts';
 import type { Db } from './db/open.ts';
 import { registerBodyParsers } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
+import type { RateLimitOptions } from './http/rate-limit.ts';
 import { createLogger } from './logger.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { probeRoutes } from './routes/probe.ts';
+import { researchApi } from './routes/research.ts';
 
 export interface AppOptions {
   db: Db;
@@ -24,6 +26,10 @@ export interface AppOptions {
   now?: () => Date;
   /** Runs before canaries are handed out at check-in (round materialisation). */
   beforeAssign?: (now: Date) => Promise<void>;
+  /** Research API rate limit per client (default 600 a minute). */
+  rateLimit?: RateLimitOptions;
+  /** Built dashboard to serve at `/` (default dashboard/dist). */
+  dashboardDir?: string;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -39,11 +45,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   return app as unknown as FastifyInstance;
 }
 
-/** The collector as a plugin: parsers, error handling and every route. */
+/** The collector as a plugin: parsers, error handling and every route (probe, admin, research, dashboard). */
 export async function collectorPlugin(app: FastifyInstance, options: AppOptions): Promise<void> {
   const now = options.now ?? (() => new Date());
   registerBodyParsers(app);
   registerErrorHandling(app);
+  // First: it adds the metrics hooks and the OpenAPI collector, which only see routes
+  // registered after them.
+  await app.register(researchApi, {
+    db: options.db,
+    hashKey: options.config.hashKey,
+    rateLimit: options.rateLimit,
+    dashboardDir: options.dashboardDir,
+  });
   await app.register(healthRoutes, { db: options.db });
   await app.register(probeRoutes, {
     prefix: '/probe/v1',

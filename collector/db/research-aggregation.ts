@@ -1,0 +1,160 @@
+/**
+ * Grouped counts of outcomes for the research API: by one or two axes, a latency
+ * histogram of tests against controls, and per-term-set summaries. Rates and intervals
+ * are computed by the caller from these counts.
+ */
+import { type SQL, sql } from 'drizzle-orm';
+import type { AggregationAxis } from '../../protocol/research.ts';
+import { type Queryable, rows } from './open.ts';
+import {
+  isoMillis,
+  OUTCOME_FROM,
+  type OutcomeFilter,
+  outcomeConditions,
+  whereClause,
+} from './research-filters.ts';
+
+/** Whitelisted axis expressions; values are text (a term set stays an array: the caller keys it). */
+const AXIS_SQL: Record<AggregationAxis, SQL> = {
+  hour: sql`to_char(date_trunc('hour', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:00:00.000"Z"')`,
+  day: sql`to_char(date_trunc('day', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"00:00:00.000"Z"')`,
+  term_set: sql`c.term_set`,
+  sender_region: sql`s.region`,
+  recipient_region: sql`r.region`,
+  conversation_kind: sql`cv.kind`,
+  probe: sql`r.probe_id::text`,
+  sender_probe: sql`s.probe_id::text`,
+  platform: sql`cv.platform`,
+  kind: sql`c.kind`,
+  campaign: sql`c.campaign_id::text`,
+};
+
+export interface StatusCounts {
+  delivered: number;
+  delayed: number;
+  missing: number;
+  altered: number;
+  rejected: number;
+  failed: number;
+  pending: number;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+}
+
+export interface GroupedCounts extends StatusCounts {
+  /** One value per axis: text, or the term set as an array. */
+  k: (string | string[] | null)[];
+}
+
+const COUNTS = sql`count(*) filter (where o.status = 'delivered')::int as delivered,
+  count(*) filter (where o.status = 'delayed')::int as delayed,
+  count(*) filter (where o.status = 'missing')::int as missing,
+  count(*) filter (where o.status = 'altered')::int as altered,
+  count(*) filter (where o.status = 'rejected')::int as rejected,
+  count(*) filter (where o.status = 'failed')::int as failed,
+  count(*) filter (where o.status = 'pending')::int as pending,
+  (percentile_cont(0.5) within group (order by o.latency_ms)
+     filter (where o.status in ('delivered', 'delayed')))::float8 as latency_p50_ms,
+  (percentile_cont(0.95) within group (order by o.latency_ms)
+     filter (where o.status in ('delivered', 'delayed')))::float8 as latency_p95_ms`;
+
+export async function countByAxes(
+  q: Queryable,
+  filter: OutcomeFilter,
+  axes: readonly AggregationAxis[],
+): Promise<GroupedCounts[]> {
+  const keys = axes.map((a, i) => sql`${AXIS_SQL[a]} as ${sql.identifier(`k${i}`)}`);
+  const positions = sql.raw(axes.map((_, i) => String(i + 1)).join(', '));
+  const found = await rows<Record<string, unknown>>(
+    q,
+    sql`select ${sql.join(keys, sql`, `)}, ${COUNTS}
+        from ${OUTCOME_FROM}
+        where ${whereClause(outcomeConditions(filter))}
+        group by ${positions} order by ${positions}`,
+  );
+  return found.map((row) => ({
+    ...(row as unknown as StatusCounts),
+    k: axes.map((_, i) => (row[`k${i}`] ?? null) as string | string[] | null),
+  }));
+}
+
+export interface LatencyCounts {
+  kind: 'test' | 'control';
+  /** Arrived outcomes per bin (bin i: below edges[i]; the last one: at or above the last edge). */
+  counts: number[];
+  n: number;
+  p50: number | null;
+  p90: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export async function latencyHistogram(
+  q: Queryable,
+  filter: OutcomeFilter,
+  edges: readonly number[],
+): Promise<LatencyCounts[]> {
+  const arrived = [
+    ...outcomeConditions(filter),
+    sql`o.status in ('delivered', 'delayed')`,
+    sql`o.latency_ms is not null`,
+  ];
+  const edgeArray = sql`array(select jsonb_array_elements_text(${JSON.stringify(edges)}::jsonb)::float8)`;
+  const bins = await rows<{ kind: 'test' | 'control'; bin: number; n: number }>(
+    q,
+    sql`select c.kind, width_bucket(greatest(o.latency_ms, 0)::float8, ${edgeArray}) as bin, count(*)::int as n
+        from ${OUTCOME_FROM} where ${whereClause(arrived)} group by 1, 2`,
+  );
+  const quantiles = await rows<
+    { kind: 'test' | 'control'; n: number } & Record<'p50' | 'p90' | 'p95' | 'p99', number>
+  >(
+    q,
+    sql`select c.kind, count(*)::int as n,
+          (percentile_cont(0.5) within group (order by o.latency_ms))::float8 as p50,
+          (percentile_cont(0.9) within group (order by o.latency_ms))::float8 as p90,
+          (percentile_cont(0.95) within group (order by o.latency_ms))::float8 as p95,
+          (percentile_cont(0.99) within group (order by o.latency_ms))::float8 as p99
+        from ${OUTCOME_FROM} where ${whereClause(arrived)} group by 1`,
+  );
+  return (['test', 'control'] as const).map((kind) => {
+    const counts = new Array<number>(edges.length + 1).fill(0);
+    for (const b of bins) if (b.kind === kind) counts[b.bin] = (counts[b.bin] ?? 0) + b.n;
+    const qn = quantiles.find((x) => x.kind === kind);
+    return {
+      kind,
+      counts,
+      n: qn?.n ?? 0,
+      p50: qn?.p50 ?? null,
+      p90: qn?.p90 ?? null,
+      p95: qn?.p95 ?? null,
+      p99: qn?.p99 ?? null,
+    };
+  });
+}
+
+export interface TermSetCounts extends StatusCounts {
+  term_set: string[];
+  kind: 'test' | 'control';
+  first_sent_at: string;
+  last_sent_at: string;
+}
+
+/** Per term set and arm; term sets ordered by their first send. */
+export async function countByTermSet(
+  q: Queryable,
+  filter: OutcomeFilter,
+  limit: number,
+): Promise<TermSetCounts[]> {
+  const conds = whereClause(outcomeConditions(filter));
+  return rows<TermSetCounts>(
+    q,
+    sql`with sets as (
+          select c.term_set from ${OUTCOME_FROM} where ${conds}
+          group by c.term_set order by min(c.send_at), c.term_set limit ${limit})
+        select c.term_set, c.kind, ${COUNTS},
+          ${isoMillis(sql`min(c.send_at)`)} as first_sent_at, ${isoMillis(sql`max(c.send_at)`)} as last_sent_at
+        from ${OUTCOME_FROM} join sets on sets.term_set = c.term_set
+        where ${conds}
+        group by c.term_set, c.kind`,
+  );
+}

@@ -1,0 +1,77 @@
+/**
+ * The outcome filters of the research API as SQL: one FROM clause (outcome ⋈ canary ⋈
+ * sender ⋈ recipient ⋈ conversation) and one WHERE builder, shared by paging, export,
+ * aggregation, latency and term-set summaries. Every value is a bound parameter.
+ */
+import { type SQL, sql } from 'drizzle-orm';
+
+export interface OutcomeFilter {
+  campaign?: string | undefined;
+  platform?: string | undefined;
+  /** The term set, as stored (order matters). */
+  termSet?: string[] | undefined;
+  kind?: 'test' | 'control' | undefined;
+  statuses?: string[] | undefined;
+  /** Outcomes covered by a finding with one of these verdicts (term set, scope and window). */
+  verdicts?: string[] | undefined;
+  senderRegions?: string[] | undefined;
+  recipientRegions?: string[] | undefined;
+  conversationKind?: 'direct' | 'group' | undefined;
+  /** The sender's or the recipient's probe. */
+  probe?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+}
+
+/** Aliases: o outcome, c canary, s sender account, r recipient account, cv conversation. */
+export const OUTCOME_FROM = sql`canaries c
+  join outcomes o on o.canary_id = c.id
+  join accounts s on s.id = c.sender_account_id
+  join accounts r on r.id = o.recipient_account_id
+  join conversations cv on cv.id = c.conversation_id`;
+
+/** A text[] parameter built from JSON, so terms with quotes, braces or commas survive both drivers. */
+export function textArray(values: readonly string[]): SQL {
+  return sql`array(select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb))`;
+}
+
+export function outcomeConditions(f: OutcomeFilter): SQL[] {
+  const where: SQL[] = [];
+  if (f.campaign) where.push(sql`c.campaign_id = ${f.campaign}::uuid`);
+  if (f.platform) where.push(sql`cv.platform = ${f.platform}`);
+  if (f.termSet) where.push(sql`c.term_set = ${textArray(f.termSet)}`);
+  if (f.kind) where.push(sql`c.kind = ${f.kind}`);
+  if (f.statuses?.length) where.push(sql`o.status = any(${textArray(f.statuses)})`);
+  if (f.senderRegions?.length) where.push(sql`s.region = any(${textArray(f.senderRegions)})`);
+  if (f.recipientRegions?.length) where.push(sql`r.region = any(${textArray(f.recipientRegions)})`);
+  if (f.conversationKind) where.push(sql`cv.kind = ${f.conversationKind}`);
+  if (f.probe) where.push(sql`(s.probe_id = ${f.probe}::uuid or r.probe_id = ${f.probe}::uuid)`);
+  if (f.from) where.push(sql`c.send_at >= ${f.from.toISOString()}::timestamptz`);
+  if (f.to) where.push(sql`c.send_at < ${f.to.toISOString()}::timestamptz`);
+  if (f.verdicts?.length) {
+    // A finding covers an outcome when term set, campaign (if set), every scope key it
+    // names, and its window match. Scope keys absent or null mean "any".
+    where.push(sql`exists (
+      select 1 from findings f
+      where f.verdict = any(${textArray(f.verdicts)})
+        and f.term_set = c.term_set
+        and (f.campaign_id is null or f.campaign_id = c.campaign_id)
+        and coalesce(f.scope->>'platform', cv.platform) = cv.platform
+        and coalesce(f.scope->>'sender_region', s.region) = s.region
+        and coalesce(f.scope->>'recipient_region', r.region) = r.region
+        and coalesce(f.scope->>'conversation_kind', cv.kind) = cv.kind
+        and c.send_at >= f.window_start and c.send_at <= f.window_end)`);
+  }
+  return where;
+}
+
+export function whereClause(conds: SQL[]): SQL {
+  return conds.length === 0 ? sql`true` : sql.join(conds, sql` and `);
+}
+
+/** Timestamps as RFC 3339 UTC with microseconds (keyset cursors need the full precision). */
+export const isoMicros = (col: SQL) =>
+  sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+/** Timestamps as RFC 3339 UTC with milliseconds (what the API returns). */
+export const isoMillis = (col: SQL) =>
+  sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;

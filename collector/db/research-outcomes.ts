@@ -1,0 +1,128 @@
+/**
+ * Outcome rows for the research API, read in keyset order, never OFFSET. Keys never
+ * change once a row exists, so a reader paging while probes report sees each existing
+ * row exactly once. Two orders:
+ * - `time`: (send time, canary id, recipient id), for pages people read; each page is
+ *   cheap with an index on canaries (send_at, id), a full sort without it;
+ * - `id`: the outcomes primary key (canary id, recipient id), for bulk export: walks
+ *   the primary-key index, so every batch costs the same however large the table.
+ */
+import { sql } from 'drizzle-orm';
+import { type Queryable, rows } from './open.ts';
+import {
+  isoMicros,
+  isoMillis,
+  OUTCOME_FROM,
+  type OutcomeFilter,
+  outcomeConditions,
+  whereClause,
+} from './research-filters.ts';
+
+export interface OutcomeKey {
+  /** Send time, RFC 3339 with microseconds. */
+  sendAt: string;
+  canaryId: string;
+  recipientId: string;
+}
+
+export interface ResearchOutcomeRow {
+  canary_id: string;
+  recipient_account_id: string;
+  campaign_id: string;
+  platform: string;
+  kind: 'test' | 'control';
+  pair_id: string;
+  term_set: string[];
+  text: string;
+  status: string;
+  send_at: string;
+  deadline_at: string;
+  received_at: string | null;
+  latency_ms: number | null;
+  received_text: string | null;
+  failure: string | null;
+  notice: string | null;
+  conversation_id: string;
+  conversation_kind: string;
+  sender_account_id: string;
+  sender_region: string;
+  sender_probe_id: string;
+  recipient_region: string;
+  recipient_probe_id: string;
+  data_format_version: number;
+  updated_at: string;
+  /** Keyset position of the row. */
+  key_send_at: string;
+}
+
+export async function readOutcomes(
+  q: Queryable,
+  filter: OutcomeFilter,
+  page: {
+    after?: OutcomeKey | undefined;
+    order: 'asc' | 'desc';
+    limit: number;
+    keyset?: 'time' | 'id';
+    /** `id` keyset only: the last key of the window (inclusive). */
+    upTo?: OutcomeKey | undefined;
+  },
+): Promise<ResearchOutcomeRow[]> {
+  const conds = outcomeConditions(filter);
+  if (page.upTo) {
+    conds.push(
+      sql`(o.canary_id, o.recipient_account_id) <= (${page.upTo.canaryId}::uuid, ${page.upTo.recipientId}::uuid)`,
+    );
+  }
+  const desc = page.order === 'desc';
+  const byId = page.keyset === 'id';
+  const cols = byId
+    ? sql`(o.canary_id, o.recipient_account_id)`
+    : sql`(c.send_at, o.canary_id, o.recipient_account_id)`;
+  if (page.after) {
+    const k = page.after;
+    const key = byId
+      ? sql`(${k.canaryId}::uuid, ${k.recipientId}::uuid)`
+      : sql`(${k.sendAt}::timestamptz, ${k.canaryId}::uuid, ${k.recipientId}::uuid)`;
+    conds.push(desc ? sql`${cols} < ${key}` : sql`${cols} > ${key}`);
+  }
+  const dir = desc ? sql`desc` : sql`asc`;
+  const order = byId
+    ? sql`o.canary_id ${dir}, o.recipient_account_id ${dir}`
+    : sql`c.send_at ${dir}, o.canary_id ${dir}, o.recipient_account_id ${dir}`;
+  return rows<ResearchOutcomeRow>(
+    q,
+    sql`select c.id as canary_id, o.recipient_account_id, c.campaign_id, cv.platform, c.kind, c.pair_id,
+          c.term_set, c.text, o.status, ${isoMillis(sql`c.send_at`)} as send_at,
+          ${isoMillis(sql`o.deadline_at`)} as deadline_at, ${isoMillis(sql`o.received_at`)} as received_at,
+          o.latency_ms, o.received_text, o.failure, o.notice, c.conversation_id, cv.kind as conversation_kind,
+          c.sender_account_id, s.region as sender_region, s.probe_id as sender_probe_id,
+          r.region as recipient_region, r.probe_id as recipient_probe_id, o.data_format_version,
+          ${isoMillis(sql`o.updated_at`)} as updated_at, ${isoMicros(sql`c.send_at`)} as key_send_at
+        from ${OUTCOME_FROM}
+        where ${whereClause(conds)}
+        order by ${order}
+        limit ${page.limit}`,
+  );
+}
+
+/**
+ * The last primary key of the next `size` outcomes after `after` (any filter aside), or
+ * null at the end of the table: one bounded walk of the primary-key index.
+ */
+export async function nextKeyWindow(
+  q: Queryable,
+  after: OutcomeKey | undefined,
+  size: number,
+): Promise<OutcomeKey | null> {
+  const from = after
+    ? sql`where (canary_id, recipient_account_id) > (${after.canaryId}::uuid, ${after.recipientId}::uuid)`
+    : sql``;
+  const [last] = await rows<{ canary_id: string; recipient_account_id: string }>(
+    q,
+    sql`select canary_id, recipient_account_id from (
+          select canary_id, recipient_account_id from outcomes ${from}
+          order by canary_id, recipient_account_id limit ${size}) w
+        order by canary_id desc, recipient_account_id desc limit 1`,
+  );
+  return last ? { sendAt: '', canaryId: last.canary_id, recipientId: last.recipient_account_id } : null;
+}

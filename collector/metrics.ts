@@ -1,0 +1,118 @@
+/**
+ * Prometheus metrics at /metrics (prom-client, one registry per app):
+ * - sd_ingest_events_total{status}: events per ingest result (stored, duplicate, refused)
+ * - sd_ingest_batches_total{status_code}: POST /probe/v1/events answers
+ * - sd_http_request_duration_seconds{method,route,status_code}: by route template, never the raw URL
+ * - sd_probe_outbox_backlog / sd_probe_dead_letters{probe,country}: as probes reported at check-in
+ * - sd_findings{verdict}: findings in the database
+ * Process metrics (prom-client defaults) as well. Read at scrape time; no timers.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Db } from './db/open.ts';
+import { countFindingsByVerdict } from './db/research-findings.ts';
+import { readProbeBacklogs } from './db/research-probes.ts';
+
+const EVENTS_ROUTE = '/probe/v1/events';
+
+export function createMetrics(db: Db) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const ingestEvents = new Counter({
+    name: 'sd_ingest_events_total',
+    help: 'Events received from probes, by ingest result',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  const ingestBatches = new Counter({
+    name: 'sd_ingest_batches_total',
+    help: 'Event batches (POST /probe/v1/events) by response status code',
+    labelNames: ['status_code'] as const,
+    registers: [registry],
+  });
+  const requestDuration = new Histogram({
+    name: 'sd_http_request_duration_seconds',
+    help: 'HTTP request latency by route template',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const backlogGauges = () => readProbeBacklogs(db);
+  new Gauge({
+    name: 'sd_probe_outbox_backlog',
+    help: 'Events waiting in a probe outbox, as reported at its last check-in',
+    labelNames: ['probe', 'country'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of await backlogGauges()) {
+        if (p.outbox_backlog !== null) this.set({ probe: p.id, country: p.country }, p.outbox_backlog);
+      }
+    },
+  });
+  new Gauge({
+    name: 'sd_probe_dead_letters',
+    help: 'Dead-lettered events in a probe outbox, as reported at its last check-in',
+    labelNames: ['probe', 'country'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of await backlogGauges()) {
+        if (p.dead_letters !== null) this.set({ probe: p.id, country: p.country }, p.dead_letters);
+      }
+    },
+  });
+  new Gauge({
+    name: 'sd_findings',
+    help: 'Findings by verdict',
+    labelNames: ['verdict'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const f of await countFindingsByVerdict(db)) this.set({ verdict: f.verdict }, f.n);
+    },
+  });
+  return { registry, ingestEvents, ingestBatches, requestDuration };
+}
+
+/** Counts an events answer's per-event results. */
+function countIngest(metrics: ReturnType<typeof createMetrics>, statusCode: number, payload: unknown): void {
+  metrics.ingestBatches.inc({ status_code: String(statusCode) });
+  if (statusCode !== 200 || typeof payload !== 'string') return;
+  try {
+    const body = JSON.parse(payload) as { results?: { status?: unknown }[] };
+    for (const r of body.results ?? []) {
+      if (typeof r.status === 'string') metrics.ingestEvents.inc({ status: r.status });
+    }
+  } catch {
+    // not the events answer we expect: counted as a batch only
+  }
+}
+
+/** Hooks into every route registered after it (register it early); serves GET /metrics. */
+export const metricsPlugin = fp(
+  async (app: FastifyInstance, opts: { db: Db }) => {
+    const metrics = createMetrics(opts.db);
+    app.addHook('onSend', async (req, reply, payload) => {
+      if (req.method === 'POST' && req.routeOptions.url === EVENTS_ROUTE)
+        countIngest(metrics, reply.statusCode, payload);
+      return payload;
+    });
+    app.addHook('onResponse', async (req, reply) => {
+      metrics.requestDuration.observe(
+        {
+          method: req.method,
+          route: req.routeOptions.url ?? 'unmatched',
+          status_code: String(reply.statusCode),
+        },
+        reply.elapsedTime / 1000,
+      );
+    });
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+      const body = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(body);
+    });
+  },
+  { name: 'silentdrop-metrics' },
+);

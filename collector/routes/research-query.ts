@@ -1,0 +1,134 @@
+/**
+ * Query strings of the research API → repository filters, and the opaque keyset cursors.
+ * A cursor is base64url JSON of the last row's key; it is validated like any input.
+ */
+import type { OutcomeFilter } from '../db/research-filters.ts';
+import type { FindingFilter, FindingKey } from '../db/research-findings.ts';
+import type { OutcomeKey } from '../db/research-outcomes.ts';
+import { SdError } from '../errors.ts';
+
+export interface FilterQuery {
+  campaign?: string | undefined;
+  platform?: string | undefined;
+  terms?: string | undefined;
+  kind?: 'test' | 'control' | undefined;
+  status?: string | undefined;
+  verdict?: string | undefined;
+  sender_region?: string | undefined;
+  recipient_region?: string | undefined;
+  conversation_kind?: 'direct' | 'group' | undefined;
+  probe?: string | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+}
+
+const list = (v: string | undefined) => (v ? [...new Set(v.split(','))] : undefined);
+const date = (v: string | undefined) => (v ? new Date(v) : undefined);
+
+/** `terms` is the JSON array of a term set (`terms_key` in responses). */
+export function parseTermsKey(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new SdError(
+      'SD_ERR_VALIDATION',
+      'querystring/terms: must be a JSON array of strings (a terms_key)',
+    );
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((t) => typeof t === 'string')) {
+    throw new SdError('SD_ERR_VALIDATION', 'querystring/terms: must be a non-empty JSON array of strings');
+  }
+  return parsed as string[];
+}
+
+export function toOutcomeFilter(q: FilterQuery): OutcomeFilter {
+  const from = date(q.from);
+  const to = date(q.to);
+  if (from && to && to <= from) throw new SdError('SD_ERR_VALIDATION', 'querystring/to: must be after from');
+  return {
+    campaign: q.campaign,
+    platform: q.platform,
+    termSet: parseTermsKey(q.terms),
+    kind: q.kind,
+    statuses: list(q.status),
+    verdicts: list(q.verdict),
+    senderRegions: list(q.sender_region),
+    recipientRegions: list(q.recipient_region),
+    conversationKind: q.conversation_kind,
+    probe: q.probe,
+    from,
+    to,
+  };
+}
+
+export function toFindingFilter(q: Omit<FilterQuery, 'kind' | 'status' | 'probe'>): FindingFilter {
+  const f = toOutcomeFilter(q);
+  return {
+    campaign: f.campaign,
+    platform: f.platform,
+    termSet: f.termSet,
+    verdicts: f.verdicts,
+    senderRegions: f.senderRegions,
+    recipientRegions: f.recipientRegions,
+    conversationKind: f.conversationKind,
+    from: f.from,
+    to: f.to,
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+function encode(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+function decode(cursor: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through to the refusal below
+  }
+  throw new SdError('SD_ERR_VALIDATION', 'querystring/cursor: not a cursor this API issued');
+}
+
+export function encodeOutcomeCursor(key: OutcomeKey, order: 'asc' | 'desc'): string {
+  return encode({ v: 1, t: key.sendAt, c: key.canaryId, r: key.recipientId, o: order });
+}
+
+export function decodeOutcomeCursor(cursor: string, order: 'asc' | 'desc'): OutcomeKey {
+  const v = decode(cursor);
+  const ok =
+    v.v === 1 &&
+    typeof v.t === 'string' &&
+    MICROS.test(v.t) &&
+    typeof v.c === 'string' &&
+    UUID.test(v.c) &&
+    typeof v.r === 'string' &&
+    UUID.test(v.r);
+  if (!ok) throw new SdError('SD_ERR_VALIDATION', 'querystring/cursor: not a cursor this API issued');
+  if (v.o !== order)
+    throw new SdError('SD_ERR_VALIDATION', `querystring/cursor: was issued for order=${String(v.o)}`);
+  return { sendAt: v.t as string, canaryId: v.c as string, recipientId: v.r as string };
+}
+
+export function encodeFindingCursor(key: FindingKey): string {
+  return encode({ v: 1, w: key.windowStart, i: key.id });
+}
+
+export function decodeFindingCursor(cursor: string): FindingKey {
+  const v = decode(cursor);
+  if (
+    v.v !== 1 ||
+    typeof v.w !== 'string' ||
+    !MICROS.test(v.w) ||
+    typeof v.i !== 'string' ||
+    !UUID.test(v.i)
+  ) {
+    throw new SdError('SD_ERR_VALIDATION', 'querystring/cursor: not a cursor this API issued');
+  }
+  return { windowStart: v.w, id: v.i };
+}

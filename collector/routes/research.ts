@@ -1,0 +1,53 @@
+/**
+ * The research side of the collector as one plugin: metrics (/metrics), the OpenAPI
+ * document and docs (/docs, /docs/json), the research API (/api/v1, rate limited per
+ * client) and the dashboard (/). Register it before the other routes so that metrics
+ * and the OpenAPI document see them all.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Db } from '../db/open.ts';
+import { dashboardPlugin } from '../http/dashboard.ts';
+import { toErrorBody } from '../http/errors.ts';
+import { openapiPlugin } from '../http/openapi.ts';
+import { RateLimitedError, type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
+import { metricsPlugin } from '../metrics.ts';
+import { researchAggregationRoutes } from './research-aggregation.ts';
+import { researchFindingRoutes } from './research-findings.ts';
+import { researchOutcomeRoutes } from './research-outcomes.ts';
+
+export interface ResearchApiOptions {
+  db: Db;
+  /** The collector's hashing key: clients are rate limited by an HMAC of their address. */
+  hashKey: Buffer;
+  rateLimit?: RateLimitOptions | undefined;
+  /** Built dashboard folder; default dashboard/dist. */
+  dashboardDir?: string | undefined;
+}
+
+/** /api/v1: rate limited; errors as { statusCode, code, message }, 429 as SD_ERR_RATE_LIMITED. */
+async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<void> {
+  await registerRateLimit(app, opts.hashKey, opts.rateLimit);
+  app.setErrorHandler((err: FastifyError | RateLimitedError, req, reply) => {
+    if (err instanceof RateLimitedError) {
+      return reply.status(429).send({ statusCode: 429, code: err.code, message: err.message });
+    }
+    const body = toErrorBody(err);
+    if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
+    else req.log.info({ code: body.code, detail: body.message }, 'request refused');
+    return reply.status(body.statusCode).send(body);
+  });
+  await app.register(researchOutcomeRoutes, { db: opts.db });
+  await app.register(researchAggregationRoutes, { db: opts.db });
+  await app.register(researchFindingRoutes, { db: opts.db });
+}
+
+export const researchApi = fp(
+  async (app: FastifyInstance, opts: ResearchApiOptions) => {
+    await app.register(metricsPlugin, { db: opts.db });
+    await app.register(openapiPlugin);
+    await app.register(apiV1, { ...opts, prefix: '/api/v1' });
+    await app.register(dashboardPlugin, { distDir: opts.dashboardDir });
+  },
+  { name: 'silentdrop-research-api', fastify: '5.x' },
+);

@@ -1,0 +1,193 @@
+/**
+ * Terms: every term set with verdict, rates, interval, n and onset; sortable and
+ * searchable (state in the URL); a click opens its timeline and raw outcomes.
+ */
+import type { OutcomeRecord, TermSetSummary } from '../../../protocol/research.ts';
+import { api } from '../api.ts';
+import { chartPanel, dataTable } from '../charts.ts';
+import { escapeHtml, h } from '../dom.ts';
+import { interval, ms, pct, terms, time } from '../format.ts';
+import { apiFilters, type Route, update, withParams } from '../state.ts';
+
+type Column = {
+  key: string;
+  label: string;
+  value: (t: TermSetSummary) => string | number | null;
+  show: (t: TermSetSummary) => string;
+};
+
+const COLUMNS: Column[] = [
+  { key: 'terms', label: 'Term set', value: (t) => terms(t.term_set), show: (t) => terms(t.term_set) },
+  { key: 'verdict', label: 'Verdict', value: (t) => t.verdict, show: (t) => t.verdict ?? '—' },
+  {
+    key: 'test_rate',
+    label: 'Test missing',
+    value: (t) => t.test.missing_rate,
+    show: (t) => pct(t.test.missing_rate),
+  },
+  {
+    key: 'interval',
+    label: '95% interval',
+    value: (t) => t.test.missing_interval?.low ?? null,
+    show: (t) => interval(t.test.missing_interval),
+  },
+  { key: 'test_n', label: 'n (tests)', value: (t) => t.test.n, show: (t) => String(t.test.n) },
+  {
+    key: 'control_rate',
+    label: 'Control missing',
+    value: (t) => t.control.missing_rate,
+    show: (t) => pct(t.control.missing_rate),
+  },
+  { key: 'control_n', label: 'n (controls)', value: (t) => t.control.n, show: (t) => String(t.control.n) },
+  {
+    key: 'adverse',
+    label: 'Test adverse',
+    value: (t) => t.test.adverse_rate,
+    show: (t) => pct(t.test.adverse_rate),
+  },
+  { key: 'onset', label: 'Onset', value: (t) => t.onset_at, show: (t) => time(t.onset_at) },
+];
+
+function compare(a: string | number | null, b: string | number | null): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return a < b ? -1 : 1;
+}
+
+export async function termsView(root: HTMLElement, route: Route): Promise<void> {
+  const p = route.params;
+  // The selected term set (`terms`) opens its detail; the list shows every term set.
+  const filters = apiFilters(p);
+  filters.delete('terms');
+  const { term_sets } = await api.termSets(filters);
+  const q = (p.get('q') ?? '').toLowerCase();
+  const sort = COLUMNS.find((c) => c.key === p.get('sort')) ?? COLUMNS[2]!;
+  const dir = p.get('dir') === 'asc' ? 1 : -1;
+  const shown = term_sets
+    .filter((t) => !q || t.term_set.some((x) => x.toLowerCase().includes(q)) || (t.verdict ?? '').includes(q))
+    .sort((a, b) => dir * compare(sort.value(a), sort.value(b)));
+  const selected = p.get('terms');
+
+  const search = h('input', {
+    type: 'search',
+    name: 'q',
+    value: p.get('q') ?? '',
+    placeholder: 'search terms',
+    'aria-label': 'Search terms',
+  });
+  search.addEventListener('change', () => update({ q: search.value }));
+  root.append(
+    h(
+      'div',
+      { class: 'toolbar' },
+      search,
+      h(
+        'span',
+        { class: 'stat', 'data-stat': 'term-sets' },
+        `${shown.length} of ${term_sets.length} term sets`,
+      ),
+    ),
+  );
+  const head = h(
+    'tr',
+    {},
+    COLUMNS.map((c) =>
+      h(
+        'th',
+        { scope: 'col', 'aria-sort': c === sort ? (dir > 0 ? 'ascending' : 'descending') : undefined },
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'sort',
+            'data-sort': c.key,
+            onclick: () => update({ sort: c.key, dir: c === sort && dir < 0 ? 'asc' : 'desc' }),
+          },
+          c.label,
+          c === sort ? (dir > 0 ? ' ▲' : ' ▼') : '',
+        ),
+      ),
+    ),
+  );
+  const body = h(
+    'tbody',
+    {},
+    shown.map((t) =>
+      h(
+        'tr',
+        {
+          class: t.terms_key === selected ? 'selected' : undefined,
+          'data-terms-key': t.terms_key,
+          tabindex: 0,
+          onclick: () => update({ terms: t.terms_key }),
+          onkeydown: (ev: Event) => {
+            if ((ev as KeyboardEvent).key === 'Enter') update({ terms: t.terms_key });
+          },
+        },
+        COLUMNS.map((c) => h('td', { class: `col-${c.key}` }, c.show(t))),
+      ),
+    ),
+  );
+  root.append(h('table', { class: 'terms', id: 'term-table' }, h('thead', {}, head), body));
+
+  const chosen = term_sets.find((t) => t.terms_key === selected);
+  if (chosen) await termDetail(root, chosen, filters);
+}
+
+async function termDetail(root: HTMLElement, t: TermSetSummary, filters: URLSearchParams): Promise<void> {
+  const scoped = withParams(filters, { terms: t.terms_key });
+  const [agg, outcomes] = await Promise.all([
+    api.aggregation(withParams(scoped, { group_by: 'hour,kind' })),
+    api.outcomes(withParams(scoped, { limit: '50', order: 'desc' })),
+  ]);
+  const detail = h(
+    'section',
+    { class: 'detail', 'data-detail': t.terms_key },
+    h('h2', {}, 'Term set: ', h('q', {}, terms(t.term_set))),
+  );
+  root.append(detail);
+  const rows = agg.rows.map(
+    (r) => [r.keys[0] ?? '', r.keys[1] ?? '', r.n, r.missing, r.missing_rate] as const,
+  );
+  chartPanel(detail, {
+    id: 'term-timeline',
+    title: 'Missing over time, tests against controls',
+    filename: 'silentdrop-term-timeline.csv',
+    data: { header: ['hour', 'kind', 'n', 'missing', 'missing_rate'], rows: rows.map((r) => [...r]) },
+    height: 260,
+    option: {
+      legend: { data: ['test', 'control'] },
+      grid: { left: 56, right: 24, top: 36, bottom: 36 },
+      xAxis: { type: 'time' },
+      yAxis: { type: 'value', min: 0, max: 1 },
+      tooltip: {
+        trigger: 'item',
+        formatter: (p: { seriesName: string; value: [string, number, number] }) =>
+          `${escapeHtml(p.seriesName)} ${escapeHtml(p.value[0])}<br>${escapeHtml(pct(p.value[1]))} of ${escapeHtml(p.value[2])}`,
+      },
+      series: (['test', 'control'] as const).map((kind) => ({
+        name: kind,
+        type: 'line',
+        itemStyle: { color: kind === 'test' ? '#c0392b' : '#2471a3' },
+        data: rows.filter((r) => r[1] === kind).map((r) => [r[0], r[4], r[2]]),
+      })),
+    },
+  });
+  const raw = (o: OutcomeRecord) => [
+    time(o.send_at),
+    o.kind,
+    o.status,
+    `${o.sender_region} → ${o.recipient_region}`,
+    o.conversation_kind,
+    ms(o.latency_ms),
+    o.received_text ?? '',
+  ];
+  detail.append(
+    h('h3', {}, 'Latest outcomes'),
+    dataTable({
+      header: ['sent', 'kind', 'status', 'regions', 'conversation', 'latency', 'text as received'],
+      rows: outcomes.outcomes.map(raw),
+    }),
+  );
+}
