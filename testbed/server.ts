@@ -12,6 +12,7 @@ import { type Logger, pino } from 'pino';
 import { ApiError, api } from './api.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { Dispatcher } from './delivery.ts';
+import { loadState, StateSaver } from './persist.ts';
 import { type Policy, resolvePolicy } from './policy.ts';
 import { createRng } from './random.ts';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.ts';
@@ -35,6 +36,13 @@ export interface TestbedOptions {
   rateLimit?: RateLimitOptions | false;
   /** SSE keep-alive comment interval (default 15 s). */
   pingIntervalMs?: number;
+  /**
+   * Keep accounts, tokens, conversations and message timelines in this JSON file: read
+   * at start when it exists, written (atomically) shortly after each change and on
+   * close. Without it, state lives in memory only. Deliveries still pending at close
+   * (delay rules, latency) are not kept: they are lost, as in an outage.
+   */
+  stateFile?: string;
 }
 
 export interface Testbed {
@@ -51,7 +59,8 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
   let policy = resolvePolicy(options.policy);
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? pino({ level: 'silent' });
-  const store = new Store();
+  const store = options.stateFile ? loadState(options.stateFile) : new Store();
+  const saver = options.stateFile ? new StateSaver(options.stateFile, store, log) : undefined;
   const dispatcher = new Dispatcher(store, () => policy, clock, createRng(options.seed), log);
   const hub = new SseHub(store, options.pingIntervalMs ?? 15_000);
   const rateLimit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
@@ -93,7 +102,12 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
     ...(rateLimit ? { rateLimiter: new RateLimiter(rateLimit, clock) } : {}),
   });
 
-  await app.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
+  try {
+    await app.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
+  } catch (err) {
+    saver?.close();
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 0);
   const host = options.host ?? '127.0.0.1';
@@ -116,6 +130,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       dispatcher.close();
       hub.closeAll();
       await app.close();
+      saver?.close();
     },
   };
 }

@@ -41,6 +41,18 @@ export interface TimelineEntry {
 
 type Listener = (entry: TimelineEntry) => void;
 
+/** The whole state as plain JSON (for `TestbedOptions.stateFile`); passwords stay scrypt hashes. */
+export interface StoreSnapshot {
+  version: 1;
+  accounts: { handle: string; region: string; salt: string; hash: string }[];
+  /** SHA-256 keys of live tokens (never the tokens themselves) → handle. */
+  tokens: [string, string][];
+  conversations: Conversation[];
+  timelines: Record<string, TimelineEntry[]>;
+  nextConversation: number;
+  nextMessage: number;
+}
+
 export class Store {
   private readonly accounts = new Map<string, Account>();
   private readonly tokens = new Map<string, string>();
@@ -50,11 +62,57 @@ export class Store {
   private readonly listeners = new Map<string, Set<Listener>>();
   private nextConversation = 1;
   private nextMessage = 1;
+  /** Called after every change of state (persistence hooks in here). */
+  onChange: (() => void) | undefined;
+
+  private changed(): void {
+    this.onChange?.();
+  }
+
+  snapshot(): StoreSnapshot {
+    return {
+      version: 1,
+      accounts: [...this.accounts.values()].map((a) => ({
+        handle: a.handle,
+        region: a.region,
+        salt: a.password.salt.toString('base64'),
+        hash: a.password.hash.toString('base64'),
+      })),
+      tokens: [...this.tokens.entries()],
+      conversations: [...this.conversations.values()],
+      timelines: Object.fromEntries(this.timelines),
+      nextConversation: this.nextConversation,
+      nextMessage: this.nextMessage,
+    };
+  }
+
+  /** A store holding a snapshot's state; throws on a snapshot it cannot read. */
+  static fromSnapshot(snap: StoreSnapshot): Store {
+    if (snap?.version !== 1) throw new Error('unknown testbed state version');
+    const store = new Store();
+    for (const a of snap.accounts) {
+      store.accounts.set(a.handle, {
+        handle: a.handle,
+        region: a.region,
+        password: { salt: Buffer.from(a.salt, 'base64'), hash: Buffer.from(a.hash, 'base64') },
+      });
+      store.timelines.set(a.handle, [...(snap.timelines[a.handle] ?? [])]);
+    }
+    for (const [key, handle] of snap.tokens) store.tokens.set(key, handle);
+    for (const c of snap.conversations) {
+      store.conversations.set(c.id, c);
+      if (c.kind === 'direct') store.directIndex.set([...c.members].sort().join('\u0000'), c.id);
+    }
+    store.nextConversation = snap.nextConversation;
+    store.nextMessage = snap.nextMessage;
+    return store;
+  }
 
   addAccount(account: Account): boolean {
     if (this.accounts.has(account.handle)) return false;
     this.accounts.set(account.handle, account);
     this.timelines.set(account.handle, []);
+    this.changed();
     return true;
   }
 
@@ -64,10 +122,12 @@ export class Store {
 
   addToken(key: string, handle: string): void {
     this.tokens.set(key, handle);
+    this.changed();
   }
 
   removeToken(key: string): void {
     this.tokens.delete(key);
+    this.changed();
   }
 
   accountByToken(key: string): Account | undefined {
@@ -84,12 +144,14 @@ export class Store {
     const conv: Conversation = { id: `c${this.nextConversation++}`, kind: 'direct', members: [a, b].sort() };
     this.conversations.set(conv.id, conv);
     this.directIndex.set(key, conv.id);
+    this.changed();
     return conv;
   }
 
   group(title: string, members: string[]): Conversation {
     const conv: Conversation = { id: `c${this.nextConversation++}`, kind: 'group', members, title };
     this.conversations.set(conv.id, conv);
+    this.changed();
     return conv;
   }
 
@@ -102,7 +164,9 @@ export class Store {
   }
 
   newMessageId(): string {
-    return `m${this.nextMessage++}`;
+    const id = `m${this.nextMessage++}`;
+    this.changed();
+    return id;
   }
 
   /** Append to an account's timeline and tell its live listeners (SSE streams). */
@@ -111,6 +175,7 @@ export class Store {
     if (!timeline) return undefined;
     const entry: TimelineEntry = { seq: timeline.length + 1, kind, message };
     timeline.push(entry);
+    this.changed();
     for (const listener of this.listeners.get(handle) ?? []) listener(entry);
     return entry;
   }

@@ -73,8 +73,22 @@ export interface ConversationInput {
 }
 
 /** Inserts or refreshes conversations and replaces their member lists with the reported ones. */
-export async function upsertConversations(q: Queryable, input: ConversationInput[]): Promise<void> {
-  if (input.length === 0) return;
+export async function upsertConversations(q: Queryable, reported: ConversationInput[]): Promise<void> {
+  if (reported.length === 0) return;
+  // A probe holding several members of one group reports it once per account: merge them
+  // (one row per conversation, members united), or the upsert would touch a row twice.
+  const merged = new Map<string, ConversationInput>();
+  for (const c of reported) {
+    const key = `${c.platform}\u0000${c.ref}`;
+    const seen = merged.get(key);
+    merged.set(
+      key,
+      seen
+        ? { ...seen, title: seen.title ?? c.title, members: [...new Set([...seen.members, ...c.members])] }
+        : c,
+    );
+  }
+  const input = [...merged.values()];
   const ids = await rows<{ id: string; platform: string; ref: string }>(
     q,
     sql`insert into conversations (platform, ref, kind, title)

@@ -55,6 +55,9 @@ export function createBrowserAdapter(
     async send(conversation, text): Promise<SendResult> {
       const outcome = await session.run('send', 'send_timeout', async (tab) => {
         const page = await tab(conversation);
+        // A hidden tab renders no frames, and puppeteer's click waits for one (scrolling
+        // the element into view): show this conversation's tab before typing into it.
+        await page.bringToFront();
         await session.pacer.beforeSend();
         return recipe.send(page, text, session.pacer, settings.sendTimeoutMs);
       });

@@ -31,7 +31,10 @@ interface WireMessage {
   conversation: string;
   from: string;
   text: string;
+  /** When the platform accepted the message (the sender's time). */
   at: string;
+  /** When it reached this account (testbed/API.md); the receipt time. */
+  delivered_at?: string;
 }
 
 export class TestbedStream {
@@ -154,7 +157,9 @@ export class TestbedStream {
     }
     if (typeof m.text !== 'string' || typeof m.conversation !== 'string') return;
     if (m.from === this.o.handle) return; // our own sends are not receipts
-    const at = new Date(m.at);
+    // The receipt time is when the message reached this account, not when it was sent:
+    // a message held back by the platform (delay) must look late.
+    const at = new Date(m.delivered_at ?? m.at);
     await this.o.onMessage({
       conversation: m.conversation,
       ...(typeof m.from === 'string' ? { from: m.from } : {}),
