@@ -18,6 +18,7 @@ export const TermsKey = Type.String({
 });
 
 export const AGGREGATION_AXES = [
+  'minute',
   'hour',
   'day',
   'term_set',
@@ -138,7 +139,8 @@ export const AggregationQuery = Type.Object(
     ...outcomeFilterProperties,
     group_by: Type.String({
       pattern: `^(${AGGREGATION_AXES.join('|')})(,(${AGGREGATION_AXES.join('|')}))?$`,
-      description: 'one or two comma-separated axes; `hour`/`day` are time grains of the send time (UTC)',
+      description:
+        'one or two comma-separated axes; `minute`/`hour`/`day` are time grains of the send time (UTC)',
     }),
     format: Type.Optional(TableFormat),
   },

@@ -16,6 +16,7 @@ import {
 
 /** Whitelisted axis expressions; values are text (a term set stays an array: the caller keys it). */
 const AXIS_SQL: Record<AggregationAxis, SQL> = {
+  minute: sql`to_char(date_trunc('minute', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:MI:00.000"Z"')`,
   hour: sql`to_char(date_trunc('hour', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:00:00.000"Z"')`,
   day: sql`to_char(date_trunc('day', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"00:00:00.000"Z"')`,
   term_set: sql`c.term_set`,

@@ -98,6 +98,18 @@ describeEachDb('research API: aggregation, findings, probes', (getDb) => {
       );
     });
 
+    it('counts by minute: every outcome in the bucket of its send minute', async () => {
+      const res = await app.inject({ url: `/api/v1/aggregation?${campaignQ()}&group_by=minute` });
+      expect(res.statusCode, res.body).toBe(200);
+      const body = res.json() as AggregationResponse;
+      const expected = new Map<string, number>();
+      for (const e of w.expected) {
+        const minute = new Date(Math.floor(e.sendAt.getTime() / 60_000) * 60_000).toISOString();
+        expected.set(minute, (expected.get(minute) ?? 0) + 1);
+      }
+      expect(new Map(body.rows.map((r) => [r.keys[0] as string, r.n]))).toEqual(expected);
+    });
+
     it('groups by sender and recipient region, one conversation kind at a time', async () => {
       const res = await app.inject({
         url: `/api/v1/aggregation?${campaignQ()}&group_by=sender_region,recipient_region&conversation_kind=group&kind=test&terms=${encodeURIComponent(JSON.stringify(SENSITIVE))}`,

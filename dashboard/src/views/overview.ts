@@ -11,7 +11,8 @@ import { apiFilters, type Route, update, withParams } from '../state.ts';
 const KIND_COLOUR = { test: '#c0392b', control: '#2471a3' } as const;
 
 export async function overview(root: HTMLElement, route: Route): Promise<void> {
-  const grain = route.params.get('grain') === 'day' ? 'day' : 'hour';
+  const asked = route.params.get('grain');
+  const grain = asked === 'day' || asked === 'minute' ? asked : 'hour';
   const filters = apiFilters(route.params);
   const [agg, findings] = await Promise.all([
     api.aggregation(withParams(filters, { group_by: `${grain},kind` })),
@@ -44,6 +45,7 @@ export async function overview(root: HTMLElement, route: Route): Promise<void> {
             name: 'grain',
             onchange: (ev: Event) => update({ grain: (ev.target as HTMLSelectElement).value }),
           },
+          h('option', { value: 'minute', selected: grain === 'minute' }, 'minute'),
           h('option', { value: 'hour', selected: grain === 'hour' }, 'hour'),
           h('option', { value: 'day', selected: grain === 'day' }, 'day'),
         ),
