@@ -5,8 +5,10 @@
  * dashboard and API are and a progress line every few seconds, until Ctrl-C. Run again
  * on the same data folder, it continues with the stored data.
  */
+
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { buildDashboard, dashboardStale } from '../../collector/http/dashboard.ts';
 import { CliError } from '../errors.ts';
 import { demoOptions } from '../local/demo-setup.ts';
 import { type LocalNetwork, startLocalNetwork } from '../local/network.ts';
@@ -81,6 +83,10 @@ export function register(program: Command): void {
 
       const port = await choosePort(opts.port);
       console.log(`demo: starting in ${dataDir} …`);
+      if (dashboardStale()) {
+        console.log('demo: building the dashboard (dashboard/dist) …');
+        await buildDashboard({ quiet: true });
+      }
       let net: LocalNetwork;
       try {
         net = await startLocalNetwork(demoOptions(dataDir, port, opts.adapter));
@@ -102,7 +108,7 @@ export function register(program: Command): void {
       console.log(
         [
           `demo: ${net.enrolled > 0 ? `first run: ${net.enrolled} probe(s) enrolled` : 'continuing: probes reused their keys'}; campaign ${net.campaignCreated ? 'created' : 'reused'}`,
-          `  dashboard   ${url}/`,
+          `  dashboard   ${url}/#/overview?grain=minute`,
           `  API         ${url}/api/v1`,
           `  API docs    ${url}/docs`,
           `  admin API   ${url}/admin/v1  (bearer token in ${resolve(dataDir, 'admin-token')})`,

@@ -3,7 +3,7 @@
  * build, `/` answers 503 with how to build it. `buildDashboard()` runs Vite's build()
  * (Vite is a dev dependency: imported only when called).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -63,6 +63,20 @@ export async function dashboardPlugin(
       res.header('referrer-policy', 'no-referrer');
     },
   });
+}
+
+/** True when dashboard/dist is missing or older than any of the dashboard's sources. */
+export function dashboardStale(distDir = DASHBOARD_DIST): boolean {
+  if (!dashboardBuilt(distDir)) return true;
+  const builtAt = statSync(join(distDir, 'index.html')).mtimeMs;
+  const sources = [
+    join(DASHBOARD_ROOT, 'index.html'),
+    join(DASHBOARD_ROOT, 'vite.config.ts'),
+    ...readdirSync(join(DASHBOARD_ROOT, 'src'), { recursive: true, encoding: 'utf8' }).map((f) =>
+      join(DASHBOARD_ROOT, 'src', f),
+    ),
+  ];
+  return sources.some((f) => existsSync(f) && statSync(f).mtimeMs > builtAt);
 }
 
 /** Builds dashboard/ into `outDir` (default dashboard/dist) with Vite; returns the folder. */
