@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertFinding } from '../db/research-fixtures.ts';
@@ -91,6 +92,11 @@ describeEachDb('research API: rate limit, OpenAPI, metrics', (getDb) => {
       expect(res.statusCode).toBe(200);
       const doc = res.json() as OpenApiDoc;
       expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
+      // Valid against the official OpenAPI JSON Schema for its version; a broken copy is not.
+      const validation = await new Validator().validate(res.json());
+      expect(validation.valid, JSON.stringify(validation.errors ?? null).slice(0, 2000)).toBe(true);
+      const broken = { ...(res.json() as Record<string, unknown>), info: { title: 1 } };
+      expect((await new Validator().validate(broken)).valid).toBe(false);
       for (const path of [
         '/api/v1/outcomes',
         '/api/v1/aggregation',
