@@ -4,6 +4,11 @@
  * unique per (campaign, round_at) and their seeds derive from the campaign and time, so
  * several stateless collectors sharing one database materialise each round once.
  * Rounds missed for longer than one horizon (collector down) are not back-filled.
+ *
+ * Adaptive stopping (campaigns not in `monitor` mode): a term set is sent by a sender
+ * region in a conversation only while some scope it reaches (platform, conversation kind,
+ * sender region, recipient region) has no settled finding (collector/findings.ts). Term
+ * sets isolation derived (minimal combinations) are tested beside the campaign's lists.
  */
 import { randomUUID } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
@@ -18,9 +23,12 @@ import {
   termSetsOf,
 } from './db/campaigns.ts';
 import type { CanaryInsert } from './db/canaries.ts';
+import { derivedTermSets, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
-import { planRound, roundSeed } from './planning/canaries.ts';
+import { findingKey } from './findings.ts';
+import { type PlanConversation, planRound, type RoundPlan, roundSeed } from './planning/canaries.ts';
 import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
+import { termSetKey } from './planning/terms.ts';
 
 /** Longest window a round's sends are spread over. */
 const MAX_SPREAD_SECONDS = 3600;
@@ -110,30 +118,65 @@ async function materialiseCampaign(
   for (const roundAt of occurrences(campaign.cadenceCron, after, until)) {
     if (campaign.endsAt && roundAt >= campaign.endsAt) break;
     const seed = `${campaign.seed}:${roundSeed(campaign.id, roundAt)}`;
-    const allSets = await termSetsOf(db, campaign.termListIds);
-    const termSets = shuffled(createRng(seed), allSets).slice(0, campaign.termSetsPerRound);
+    const listed = await termSetsOf(db, campaign.termListIds);
+    const listedKeys = new Set(listed.map(termSetKey));
+    const derived = (await derivedTermSets(db, campaign.id)).filter((t) => !listedKeys.has(termSetKey(t)));
+    const allSets = [...listed, ...derived];
     const conversations = await selectConversations(
       db,
       campaign.conversationSelection as ConversationSelection,
     );
-    const plan = planRound({
+    const planConversations: PlanConversation[] = conversations.map((c) => ({
+      ref: c.ref,
+      kind: c.kind,
+      platform: c.platform,
+      members: c.members.map((m) => ({ handle: m.handle, region: m.region })),
+    }));
+    const active = conversations.flatMap((c) => c.members.filter((m) => m.active).map((m) => m.handle));
+    const settled = campaign.mode === 'monitor' ? new Set<string>() : await settledKeys(db, campaign.id);
+    const needs = new Map(allSets.map((t) => [t, openSenders(t, conversations, active, settled)] as const));
+    const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
+    const termSets = shuffled(createRng(seed), open).slice(0, campaign.termSetsPerRound);
+    const common = {
       campaignId: campaign.id,
       roundAt,
-      seed,
-      termSets,
-      conversations: conversations.map((c) => ({
-        ref: c.ref,
-        kind: c.kind,
-        platform: c.platform,
-        members: c.members.map((m) => ({ handle: m.handle, region: m.region })),
-      })),
-      senders: {
-        eligible: conversations.flatMap((c) => c.members.filter((m) => m.active).map((m) => m.handle)),
-      },
       spreadSeconds: spreadSeconds(campaign.cadenceCron, roundAt),
       deadlineSeconds: campaign.deadlineSeconds,
       avoid: allSets.flat(),
-    });
+    };
+    let plan: RoundPlan;
+    if (settled.size === 0) {
+      plan = planRound({
+        ...common,
+        seed,
+        termSets,
+        conversations: planConversations,
+        senders: { eligible: active },
+      });
+    } else {
+      // Per term set and conversation, only the sender regions whose scopes are still open.
+      const parts: RoundPlan[] = [];
+      termSets.forEach((t, i) => {
+        for (const [ref, eligible] of needs.get(t) ?? []) {
+          const conv = planConversations.filter((c) => c.ref === ref);
+          parts.push(
+            planRound({
+              ...common,
+              seed: `${seed}:${i}:${ref}`,
+              termSets: [t],
+              conversations: conv,
+              senders: { eligible },
+            }),
+          );
+        }
+      });
+      const first = planRound({ ...common, seed, termSets: [], conversations: [] });
+      plan = {
+        ...first,
+        canaries: parts.flatMap((p) => p.canaries),
+        skipped: parts.flatMap((p) => p.skipped),
+      };
+    }
     for (const s of plan.skipped) log?.info({ campaign: campaign.id, ...s }, 'conversation skipped in round');
     const roundId = randomUUID();
     const result = await insertRound(
@@ -147,4 +190,41 @@ async function materialiseCampaign(
       log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
     }
   }
+}
+
+/**
+ * Per conversation (ref), the active handles that should still send `termSet`: those of a
+ * sender region with a scope (kind, sender region, recipient region) in that conversation
+ * that has no settled finding.
+ */
+export function openSenders(
+  termSet: readonly string[],
+  conversations: readonly SelectedConversation[],
+  active: readonly string[],
+  settled: ReadonlySet<string>,
+): Map<string, string[]> {
+  const isActive = new Set(active);
+  const out = new Map<string, string[]>();
+  for (const c of conversations) {
+    if (c.members.length < 2) continue;
+    const handles: string[] = [];
+    for (const sender of c.members) {
+      if (!isActive.has(sender.handle)) continue;
+      const open = c.members.some(
+        (r) =>
+          r.handle !== sender.handle &&
+          !settled.has(
+            findingKey(termSet, {
+              platform: c.platform,
+              conversation_kind: c.kind,
+              sender_region: sender.region,
+              recipient_region: r.region,
+            }),
+          ),
+      );
+      if (open) handles.push(sender.handle);
+    }
+    if (handles.length > 0) out.set(c.ref, handles);
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 /**
  * Runs the collector: opens the database (PGlite or a server), applies migrations,
  * builds the app, listens, and runs the periodic sweep (deadline finaliser, round
- * materialiser, request-id pruning). Closes gracefully on SIGTERM/SIGINT.
+ * materialiser, findings and their follow-ups, request-id pruning). Closes gracefully on SIGTERM/SIGINT.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -11,6 +11,8 @@ import type { CollectorConfig } from './config.ts';
 import { type Database, openDatabase } from './db/open.ts';
 import { pruneRequestIds } from './db/probes.ts';
 import { SdError } from './errors.ts';
+import { type FindingsOptions, recomputeFindings } from './findings.ts';
+import { advanceFollowups, type FollowupOptions } from './followups.ts';
 import { createLogger } from './logger.ts';
 import { finaliseOutcomes } from './outcomes.ts';
 import { materialiseDueRounds } from './rounds.ts';
@@ -29,6 +31,10 @@ export interface StartOptions {
   logger?: Logger;
   /** Install SIGTERM/SIGINT handlers that close the collector (the CLI does; the demo may not). */
   handleSignals?: boolean;
+  /** How findings are computed on the sweep (grace after deadlines, sequential design). */
+  findings?: FindingsOptions;
+  /** Isolation and screening follow-ups (when their results are read). */
+  followups?: FollowupOptions;
 }
 
 export async function startCollector(
@@ -66,6 +72,8 @@ export async function startCollector(
       const now = new Date();
       const missing = await finaliseOutcomes(db, now);
       if (missing > 0) logger.info({ missing }, 'outcomes finalised as missing');
+      await recomputeFindings(db, now, options.findings, logger);
+      await advanceFollowups(db, now, options.followups, logger);
       await plan(now);
       await pruneRequestIds(db, new Date(now.getTime() - 2 * LIMITS.signatureWindowMs));
     } catch (err) {

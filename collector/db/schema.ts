@@ -274,26 +274,144 @@ export const outcomes = pgTable(
   ],
 );
 
-/** Statistical verdicts; written by collector/analysis (empty until then). */
-export const findings = pgTable('findings', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  campaignId: uuid('campaign_id').references(() => campaigns.id, { onDelete: 'set null' }),
-  termSet: text('term_set').array().notNull(),
-  /** { platform, sender_region, recipient_region, conversation_kind }. */
-  scope: jsonb('scope').notNull(),
-  windowStart: tstz('window_start').notNull(),
-  windowEnd: tstz('window_end').notNull(),
-  verdict: text('verdict').notNull(),
-  testTrials: integer('test_trials').notNull(),
-  controlTrials: integer('control_trials').notNull(),
-  testRate: doublePrecision('test_rate'),
-  controlRate: doublePrecision('control_rate'),
-  pValue: doublePrecision('p_value'),
-  qValue: doublePrecision('q_value'),
-  ciLow: doublePrecision('ci_low'),
-  ciHigh: doublePrecision('ci_high'),
-  createdAt: createdAt(),
-});
+/**
+ * Statistical verdicts per campaign × term set × scope, written by collector/findings.ts
+ * (recomputed on the sweep; one row per `key`, upserted). Scope keys: platform,
+ * conversation_kind, sender_region, recipient_region.
+ */
+export const findings = pgTable(
+  'findings',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    campaignId: uuid('campaign_id').references(() => campaigns.id, { onDelete: 'set null' }),
+    termSet: text('term_set').array().notNull(),
+    /** { platform, sender_region, recipient_region, conversation_kind }. */
+    scope: jsonb('scope').notNull(),
+    /** termSetKey + scope, unique per campaign: what the upsert matches on (null: written elsewhere). */
+    key: text('key'),
+    /** Send times of the first and last pair in the evidence. */
+    windowStart: tstz('window_start').notNull(),
+    windowEnd: tstz('window_end').notNull(),
+    verdict: text('verdict').notNull(),
+    /** Outcome kind the verdict is about (missing, delayed, rejected, altered; adverse for none/inconclusive). */
+    kind: text('kind'),
+    testTrials: integer('test_trials').notNull(),
+    controlTrials: integer('control_trials').notNull(),
+    testRate: doublePrecision('test_rate'),
+    controlRate: doublePrecision('control_rate'),
+    pValue: doublePrecision('p_value'),
+    /** Benjamini–Hochberg over the campaign's term sets × scopes. */
+    qValue: doublePrecision('q_value'),
+    /** Wilson interval of test_rate. */
+    ciLow: doublePrecision('ci_low'),
+    ciHigh: doublePrecision('ci_high'),
+    /** Newcombe interval of test_rate − control_rate. */
+    diffCiLow: doublePrecision('diff_ci_low'),
+    diffCiHigh: doublePrecision('diff_ci_high'),
+    /** The sequential design settled this verdict (adaptive stopping stops sending). */
+    settled: boolean('settled').notNull().default(false),
+    /** No proper subset of term_set has a finding with this verdict in this scope. */
+    minimal: boolean('minimal').notNull().default(true),
+    /** Change-point detection: the current verdict holds since (onset). */
+    since: tstz('since'),
+    /** Change-point detection: the last adverse segment ended here (null while it lasts). */
+    endedAt: tstz('ended_at'),
+    /** Change-point segments [{ from, to, verdict }] (monitor mode), and latency figures. */
+    detail: jsonb('detail'),
+    createdAt: createdAt(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    unique('findings_campaign_key_key').on(t.campaignId, t.key),
+    check(
+      'findings_verdict_check',
+      sql`${t.verdict} in ('suppressed', 'delayed', 'rejected', 'altered', 'none', 'inconclusive')`,
+    ),
+  ],
+);
+
+/** Adaptive stopping: the sequential design's state per campaign × term set × scope. */
+export const sequentialStates = pgTable(
+  'sequential_states',
+  {
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    /** findings.key of the term set × scope. */
+    key: text('key').notNull(),
+    termSet: text('term_set').array().notNull(),
+    scope: jsonb('scope').notNull(),
+    /** collector/analysis SequentialState (plain JSON). */
+    state: jsonb('state').notNull(),
+    settledVerdict: text('settled_verdict'),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.campaignId, t.key] })],
+);
+
+/**
+ * Screening and isolation runs (collector/followups.ts): the input, in which scope, and the
+ * result once the stateless stepper is done. Each round it asked for is a followup_steps row.
+ */
+export const followups = pgTable(
+  'followups',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    procedure: text('procedure').notNull(),
+    /** Isolation: the suppressed message's terms; screening: the campaign's term sets. */
+    input: jsonb('input').notNull(),
+    /** Stable identity of the run: procedure + input + scope. */
+    key: text('key').notNull(),
+    scope: jsonb('scope').notNull(),
+    status: text('status').notNull().default('running'),
+    result: jsonb('result'),
+    createdAt: createdAt(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    unique('followups_campaign_key_key').on(t.campaignId, t.key),
+    check('followups_procedure_check', sql`${t.procedure} in ('screen', 'isolate')`),
+    check('followups_status_check', sql`${t.status} in ('running', 'done', 'failed')`),
+  ],
+);
+
+/** One round a screening or isolation run sent: its messages and, once known, their results. */
+export const followupSteps = pgTable(
+  'followup_steps',
+  {
+    followupId: uuid('followup_id')
+      .notNull()
+      .references(() => followups.id, { onDelete: 'cascade' }),
+    step: integer('step').notNull(),
+    /** MessageRequest[] as the stepper asked. */
+    messages: jsonb('messages').notNull(),
+    /** Pair id of each message's test and control canaries, by message index. */
+    pairIds: uuid('pair_ids').array().notNull(),
+    /** ProbeResult[] once every canary is final. */
+    results: jsonb('results'),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.followupId, t.step] })],
+);
+
+/** Term sets a campaign tests beyond its lists: minimal combinations found by isolation. */
+export const derivedTermSets = pgTable(
+  'derived_term_sets',
+  {
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    /** termSetKey */
+    key: text('key').notNull(),
+    termSet: text('term_set').array().notNull(),
+    followupId: uuid('followup_id').references(() => followups.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.campaignId, t.key] })],
+);
 
 /** Request ids of signed requests seen, for replay rejection; pruned after the signature window. */
 export const requestIds = pgTable(

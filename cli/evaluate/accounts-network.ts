@@ -1,0 +1,181 @@
+/**
+ * `silentdrop evaluate --accounts FILE` (issue 7): the local network without a testbed —
+ * the collector (embedded Postgres), one in-process probe per registration region holding
+ * that region's accounts of an existing platform, and a campaign over every conversation
+ * the probes report. Direct conversations are every ordered pair of different handles,
+ * group conversations the listed rooms (the xmpp adapter derives both from its settings).
+ *
+ * File format:
+ *   platform: xmpp
+ *   server: { host: 127.0.0.1, port: 5222, domain: localhost, tls: false }
+ *   accounts: [{ handle: cn1@localhost, password: "…", region: CN }, …]
+ *   groups: [{ room: g1@conference.localhost, members: [cn1@localhost, …] }]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parse, stringify } from 'yaml';
+import { loadConfig as loadCollectorConfig } from '../../collector/config.ts';
+import type { Db } from '../../collector/db/open.ts';
+import { createLogger } from '../../collector/logger.ts';
+import { startCollector } from '../../collector/server.ts';
+import { type ProbeHandle, startProbe } from '../../probe/agent.ts';
+import { loadConfig as loadProbeConfig } from '../../probe/config.ts';
+import { AdminClient } from '../local/admin-client.ts';
+import type { EvaluationMode } from './run.ts';
+
+export interface AccountsFile {
+  platform: 'xmpp';
+  server: Record<string, unknown>;
+  accounts: { handle: string; password: string; region: string }[];
+  groups?: { room: string; members: string[] }[];
+}
+
+export function parseAccountsFile(text: string, source = 'accounts file'): AccountsFile {
+  const doc = parse(text) as unknown;
+  const bad = (what: string): never => {
+    throw new Error(`${source}: ${what}`);
+  };
+  if (typeof doc !== 'object' || doc === null) return bad('not a YAML/JSON mapping');
+  const d = doc as Record<string, unknown>;
+  if (d.platform !== 'xmpp') bad(`platform must be xmpp (got ${JSON.stringify(d.platform)})`);
+  if (typeof d.server !== 'object' || d.server === null)
+    bad('server must be a mapping { host, port, domain, tls }');
+  if (!Array.isArray(d.accounts) || d.accounts.length < 2) bad('accounts must list at least two accounts');
+  const accounts = (d.accounts as unknown[]).map((a, i) => {
+    const x = (a ?? {}) as Record<string, unknown>;
+    if (typeof x.handle !== 'string' || typeof x.password !== 'string' || typeof x.region !== 'string') {
+      return bad(`accounts[${i}] needs handle, password and region`);
+    }
+    return { handle: x.handle, password: x.password, region: x.region };
+  });
+  const groups = Array.isArray(d.groups)
+    ? (d.groups as unknown[]).map((g, i) => {
+        const x = (g ?? {}) as Record<string, unknown>;
+        if (typeof x.room !== 'string' || !Array.isArray(x.members))
+          return bad(`groups[${i}] needs room and members`);
+        return { room: x.room, members: x.members.map(String) };
+      })
+    : [];
+  return { platform: 'xmpp', server: d.server as Record<string, unknown>, accounts, groups };
+}
+
+export function readAccountsFile(path: string): AccountsFile {
+  return parseAccountsFile(readFileSync(path, 'utf8'), path);
+}
+
+export interface AccountsNetworkOptions {
+  dataDir: string;
+  accounts: AccountsFile;
+  termSets: readonly (readonly string[])[];
+  cadence: string;
+  deadlineSeconds: number;
+  mode: EvaluationMode;
+  seed: string;
+  logLevel: string;
+  startupTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startAccountsNetwork(o: AccountsNetworkOptions): Promise<{
+  db: Db;
+  campaignId: string;
+  stop(): Promise<void>;
+}> {
+  const logDir = join(o.dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const config = {
+    ...loadCollectorConfig({ data: o.dataDir, port: 0, host: '127.0.0.1' }, process.env),
+    checkinIntervalMs: 5000,
+    sweepIntervalMs: 1000,
+    logLevel: o.logLevel,
+  };
+  const collector = await startCollector(config, {
+    logger: createLogger({
+      level: o.logLevel,
+      destination: pino.destination({ dest: join(logDir, 'collector.log'), sync: false }),
+    }),
+  });
+  const probes: ProbeHandle[] = [];
+  const stop = async () => {
+    await Promise.all(probes.map((p) => p.stop().catch(() => undefined)));
+    await collector.close();
+  };
+  try {
+    const admin = new AdminClient(collector.url, config.adminToken);
+    const regions = [...new Set(o.accounts.accounts.map((a) => a.region))];
+    const settings = {
+      server: o.accounts.server,
+      accounts: o.accounts.accounts.map((a) => a.handle),
+      groups: o.accounts.groups ?? [],
+    };
+    let asn = 64_600;
+    for (const region of regions) {
+      const dir = join(o.dataDir, 'probes', region);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const token = (await admin.enrollmentToken(`evaluate-${region.toLowerCase()}`)).token;
+      const file = join(dir, 'probe.yaml');
+      writeFileSync(
+        file,
+        stringify({
+          collector_url: collector.url,
+          enrollment_token: token,
+          data_dir: dir,
+          country: region,
+          asn: asn++,
+          label: `evaluate-${region.toLowerCase()}`,
+          checkin_cron: '* * * * * *',
+          log_level: o.logLevel,
+          pacing: { min_ms: 20, max_ms: 100 },
+          rate_limits: { per_minute: 600, per_hour: 20_000, per_day: 200_000 },
+          budget: { per_day: 1_000_000 },
+          accounts: o.accounts.accounts
+            .filter((a) => a.region === region)
+            .map((a) => ({
+              platform: 'xmpp',
+              handle: a.handle,
+              region: a.region,
+              credentials: { password: a.password },
+              settings,
+            })),
+        }),
+        { mode: 0o600 },
+      );
+      const logger = pino(
+        { level: o.logLevel },
+        pino.destination({ dest: join(dir, 'probe.log'), sync: false }),
+      );
+      probes.push(await startProbe(await loadProbeConfig(file), { logger, flushTimeoutMs: 3000 }));
+    }
+
+    // Wait until every account is known with its conversations (probes report them at check-in).
+    const handles = new Set(o.accounts.accounts.map((a) => a.handle.toLowerCase()));
+    const deadline = Date.now() + (o.startupTimeoutMs ?? 60_000);
+    for (;;) {
+      const known = (await admin.accounts())
+        .filter((a) => a.platform === 'xmpp')
+        .map((a) => a.handle.toLowerCase());
+      if ([...handles].every((h) => known.includes(h))) break;
+      if (Date.now() > deadline)
+        throw new Error('the probes did not report every account within the start-up time');
+      await sleep(250);
+    }
+    const list = await admin.termList(`evaluate ${o.seed}`, o.termSets);
+    const campaign = await admin.createCampaign({
+      name: 'evaluate',
+      mode: o.mode,
+      term_list_ids: [list.id],
+      conversations: { platform: 'xmpp' },
+      cadence: o.cadence,
+      deadline_seconds: o.deadlineSeconds,
+      term_sets_per_round: o.termSets.length,
+      seed: o.seed || randomBytes(8).toString('hex'),
+    });
+    return { db: collector.database.db, campaignId: campaign.id, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

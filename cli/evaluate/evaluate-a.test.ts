@@ -1,0 +1,9 @@
+/** Rows 1–2 of the evaluate table (table.ts): whole local networks, about a minute each. */
+import { describe, it } from 'vitest';
+import { checkRow, ROWS } from './table.ts';
+
+describe.concurrent('silentdrop evaluate on the testbed (a)', () => {
+  for (const row of ROWS.slice(0, 2)) {
+    it(`reports exactly the policy: ${row.id}`, () => checkRow(row), 260_000);
+  }
+});

@@ -1,0 +1,146 @@
+/**
+ * `silentdrop evaluate`: a whole network on this machine tests a term list until every
+ * verdict is settled (collector/findings.ts, sequential design) or the time is up, then the
+ * report is read from Postgres (report.ts).
+ *
+ * Two platforms: `--policy` starts the testbed with that policy through the local network
+ * (cli/local/network.ts: collector, testbed, accounts in direct chats and a group, one probe
+ * per region of the policy); `--accounts` points probes at an existing XMPP server with the
+ * accounts of an accounts file (accounts-network.ts).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTermFile } from '../../collector/planning/terms.ts';
+import { resolvePolicy } from '../../testbed/policy.ts';
+import { startLocalNetwork } from '../local/network.ts';
+import { type AccountsFile, readAccountsFile, startAccountsNetwork } from './accounts-network.ts';
+import { type EvaluationReport, readReport } from './report.ts';
+
+export type EvaluationMode = 'isolate' | 'screen';
+
+export interface EvaluationOptions {
+  /** A testbed policy (file or object), or … */
+  policy?: string | Record<string, unknown>;
+  /** … an accounts file (path or parsed) of an existing platform. */
+  accounts?: string | AccountsFile;
+  /** Term sets, or the text of a terms file (one set a line, ` + ` between terms). */
+  terms: string | string[][];
+  /** Stop after this long even when verdicts are open (default 10 minutes). */
+  timeoutMs?: number;
+  /** Keep everything here (default: a temporary folder, removed afterwards). */
+  dataDir?: string;
+  /** Campaign cadence, cron with seconds (default every 4 s). */
+  cadence?: string;
+  /** Canary deadline in seconds (default 5). */
+  deadlineSeconds?: number;
+  /** Accounts per region on the testbed (default 3). */
+  accountsPerRegion?: number;
+  mode?: EvaluationMode;
+  seed?: string;
+  /** Testbed seed (background loss draws). */
+  testbedSeed?: number;
+  /** Progress lines (the CLI prints them). */
+  onProgress?: (line: string) => void;
+  logLevel?: string;
+}
+
+export interface EvaluationResult {
+  report: EvaluationReport;
+  settled: boolean;
+  durationMs: number;
+  dataDir: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function readTerms(terms: string | string[][]): string[][] {
+  if (Array.isArray(terms)) return terms;
+  const { termSets, errors } = parseTermFile(terms);
+  if (errors.length > 0) {
+    throw new Error(`terms: ${errors.map((e) => `line ${e.line}: ${e.message}`).join('; ')}`);
+  }
+  if (termSets.length === 0) throw new Error('terms: no term set in the file');
+  return termSets;
+}
+
+export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationResult> {
+  if (!o.policy === !o.accounts) throw new Error('give either a policy or an accounts file');
+  const termSets = readTerms(o.terms);
+  const started = Date.now();
+  const ownDir = o.dataDir === undefined;
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'silentdrop-evaluate-'));
+  const deadlineSeconds = o.deadlineSeconds ?? 5;
+  const cadence = o.cadence ?? '*/4 * * * * *';
+  const timeoutMs = o.timeoutMs ?? 10 * 60_000;
+  const mode = o.mode ?? 'isolate';
+  const seed = o.seed ?? `evaluate-${started}`;
+  const progress = o.onProgress ?? (() => {});
+  const level = o.logLevel ?? 'warn';
+
+  let net: { db: import('../../collector/db/open.ts').Db; campaignId: string; stop(): Promise<void> };
+  if (o.policy) {
+    const policy = resolvePolicy(o.policy);
+    const perRegion = o.accountsPerRegion ?? 3;
+    const local = await startLocalNetwork({
+      dataDir,
+      policy: o.policy,
+      termSets,
+      regions: Object.fromEntries(policy.regions.map((r) => [r, perRegion])),
+      cadence,
+      deadlineSeconds,
+      probeMode: 'in-process',
+      campaign: { name: 'evaluate', mode, termSetsPerRound: termSets.length, seed },
+      collector: { checkinIntervalMs: 5000, sweepIntervalMs: 2000 },
+      probeCheckinCron: '*/2 * * * * *',
+      ...(o.testbedSeed === undefined ? {} : { testbed: { seed: o.testbedSeed, rateLimit: false } }),
+      logLevel: level,
+    });
+    net = { db: local.collector.database.db, campaignId: local.campaign.id, stop: () => local.stop() };
+  } else {
+    const accounts = typeof o.accounts === 'string' ? readAccountsFile(o.accounts ?? '') : o.accounts;
+    if (!accounts) throw new Error('no accounts');
+    const remote = await startAccountsNetwork({
+      dataDir,
+      accounts,
+      termSets,
+      cadence,
+      deadlineSeconds,
+      mode,
+      seed,
+      logLevel: level,
+    });
+    net = { db: remote.db, campaignId: remote.campaignId, stop: () => remote.stop() };
+  }
+
+  try {
+    let last = await readReport(net.db, net.campaignId, termSets);
+    let lastLine = 0;
+    while (!last.settled && Date.now() - started < timeoutMs) {
+      await sleep(1000);
+      last = await readReport(net.db, net.campaignId, termSets);
+      if (Date.now() - lastLine > 5000) {
+        lastLine = Date.now();
+        const settled = last.report.findings.filter((f) => f.settled).length;
+        progress(
+          `evaluate: ${Math.round((Date.now() - started) / 1000)} s, ${last.report.messages_sent} messages sent, ` +
+            `${settled}/${last.report.findings.length} verdicts settled`,
+        );
+      }
+    }
+    const durationMs = Date.now() - started;
+    last.report.run = {
+      settled: last.settled,
+      open: last.open,
+      seconds: Math.round(durationMs / 1000),
+      mode,
+      cadence,
+      deadline_seconds: deadlineSeconds,
+      platform: o.policy ? 'testbed' : 'xmpp',
+    };
+    return { report: last.report, settled: last.settled, durationMs, dataDir };
+  } finally {
+    await net.stop();
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}

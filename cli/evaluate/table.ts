@@ -1,0 +1,102 @@
+/**
+ * The evaluate test table (evaluate-*.test.ts run its rows, two files so that vitest's forks
+ * use both cores): `silentdrop evaluate` against the testbed: a table of policies and term lists, each run as
+ * a whole local network (collector on PGlite, testbed with the policy and 3 % background
+ * loss, one in-process probe per region, 3 accounts per region in direct chats and a group)
+ * until every verdict settles. The report must name exactly the policy's rules — the right
+ * term sets, verdicts and scopes — and `none` everywhere else. Rows run concurrently (they
+ * mostly wait on cadence); each takes about a minute.
+ */
+import { expect } from 'vitest';
+import { type RuleLike, reportMismatches } from './expect.ts';
+import { runEvaluation } from './run.ts';
+
+export interface Row {
+  id: string;
+  rules: (RuleLike & Record<string, unknown>)[];
+  terms: string;
+  /** The minimal term sets the report must hold (listed sets, plus combinations isolation finds). */
+  expected: string[][];
+}
+
+const DEADLINE_S = 3;
+
+export const ROWS: Row[] = [
+  {
+    id: 'silent drop per recipient, group only',
+    rules: [
+      {
+        id: 'june4',
+        match: { any: ['六四'] },
+        action: 'drop',
+        scope: { conversation: 'group', recipient_region: ['CN'] },
+      },
+    ],
+    terms: '六四\n图书馆\n',
+    expected: [['六四'], ['图书馆']],
+  },
+  {
+    id: 'notice seen by the sender, direct chats of CN senders only',
+    rules: [
+      {
+        id: 'overt',
+        match: { any: ['法轮功'] },
+        action: 'notice',
+        notice: 'This message contains inappropriate content',
+        scope: { conversation: 'direct', sender_region: ['CN'] },
+      },
+    ],
+    terms: '法轮功\n',
+    expected: [['法轮功']],
+  },
+  {
+    id: 'combination: both terms together, neither alone',
+    rules: [
+      { id: 'combo', match: { all: ['709', '律师'] }, action: 'drop', scope: { recipient_region: ['CN'] } },
+    ],
+    terms: '709 + 律师\n709\n律师\n',
+    expected: [['709', '律师'], ['709'], ['律师']],
+  },
+  {
+    id: 'delay past the deadline and replacement',
+    rules: [
+      { id: 'slow', match: { any: ['维权'] }, action: 'delay', delay_ms: DEADLINE_S * 1000 + 1500 },
+      {
+        id: 'mask',
+        match: { any: ['习近平'] },
+        action: 'replace',
+        replace_with: '***',
+        scope: { recipient_region: ['CN'] },
+      },
+    ],
+    terms: '维权\n习近平\n',
+    expected: [['维权'], ['习近平']],
+  },
+];
+
+/** Runs one row through `runEvaluation` and checks the report against the row's policy. */
+export async function checkRow(row: Row): Promise<void> {
+  const result = await runEvaluation({
+    policy: { regions: ['CN', 'US'], background: { loss: 0.03 }, rules: row.rules },
+    terms: row.terms,
+    cadence: '*/2 * * * * *',
+    deadlineSeconds: DEADLINE_S,
+    accountsPerRegion: 3,
+    timeoutMs: 200_000,
+    seed: `row-${row.id}`,
+    testbedSeed: 7,
+  });
+  const { report } = result;
+  expect(report.version).toBe(1);
+  expect(reportMismatches(row.rules, report.findings, row.expected)).toEqual([]);
+  // 2 regions: direct CN→US, US→CN; group CN→CN, CN→US, US→CN, US→US
+  expect(report.findings.length).toBe(row.expected.length * 6);
+  expect(result.settled).toBe(true);
+  // every canary sent counts (tests and controls): at least a pair per finding
+  expect(report.messages_sent).toBeGreaterThanOrEqual(2 * report.findings.length);
+  for (const f of report.findings) {
+    expect(f.n_test).toBeGreaterThan(0);
+    expect(f.ci[0]).toBeLessThanOrEqual(f.rate_test + 1e-9);
+    expect(f.ci[1]).toBeGreaterThanOrEqual(f.rate_test - 1e-9);
+  }
+}

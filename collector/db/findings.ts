@@ -1,0 +1,252 @@
+/**
+ * Storage for findings (collector/findings.ts decides them): the paired outcome rows a
+ * finding is built from, the sequential-design state per term set × scope, the upsert of
+ * findings, and the per-campaign advisory lock that lets several collectors recompute
+ * without doing the same work twice.
+ */
+import { sql } from 'drizzle-orm';
+import type { SequentialState } from '../analysis/index.ts';
+import { type Queryable, rows } from './open.ts';
+
+export interface FindingScope {
+  platform: string;
+  conversation_kind: 'direct' | 'group';
+  sender_region: string;
+  recipient_region: string;
+}
+
+/**
+ * One recipient of one test/control pair, both final: the test's outcome and its paired
+ * control's outcome for the same recipient (same sender, conversation, template, window).
+ */
+export interface PairedOutcome {
+  termSet: string[];
+  platform: string;
+  kind: 'direct' | 'group';
+  senderRegion: string;
+  recipientRegion: string;
+  testStatus: string;
+  testLatencyMs: number | null;
+  controlStatus: string;
+  controlLatencyMs: number | null;
+  /** Start of the pair's window (its round, or its send time for follow-ups), epoch ms. */
+  windowMs: number;
+  sendMs: number;
+}
+
+/**
+ * Paired outcomes of a campaign whose deadline passed at least `graceMs` before `now` (a
+ * receipt shortly after the deadline turns `missing` into `delayed`; judging earlier would
+ * call a delay a drop). Screening packs are left out: they are not term sets.
+ */
+export async function pairedOutcomes(
+  q: Queryable,
+  campaignId: string,
+  now: Date,
+  graceMs: number,
+): Promise<PairedOutcome[]> {
+  const before = new Date(now.getTime() - graceMs).toISOString();
+  return rows<PairedOutcome>(
+    q,
+    sql`select t.term_set as "termSet", cv.platform, cv.kind, sa.region as "senderRegion",
+          ra.region as "recipientRegion", ot.status as "testStatus", ot.latency_ms as "testLatencyMs",
+          oc.status as "controlStatus", oc.latency_ms as "controlLatencyMs",
+          (extract(epoch from coalesce(r.round_at, t.send_at)) * 1000)::float8 as "windowMs",
+          (extract(epoch from t.send_at) * 1000)::float8 as "sendMs"
+        from canaries t
+        join canaries c on c.pair_id = t.pair_id and c.kind = 'control'
+        join outcomes ot on ot.canary_id = t.id
+        join outcomes oc on oc.canary_id = c.id and oc.recipient_account_id = ot.recipient_account_id
+        join conversations cv on cv.id = t.conversation_id
+        join accounts sa on sa.id = t.sender_account_id
+        join accounts ra on ra.id = ot.recipient_account_id
+        left join rounds r on r.id = t.round_id
+        where t.campaign_id = ${campaignId}::uuid and t.kind = 'test'
+          and t.deadline_at < ${before}::timestamptz and c.deadline_at < ${before}::timestamptz
+          and ot.status not in ('pending', 'failed') and oc.status not in ('pending', 'failed')
+          and not exists (select 1 from followup_steps s join followups f on f.id = s.followup_id
+                          where f.procedure = 'screen' and t.pair_id = any(s.pair_ids))
+        order by "windowMs"`,
+  );
+}
+
+/**
+ * Takes the campaign's findings lock for this transaction; false when another collector
+ * holds it (that one is recomputing the same campaign right now: skip, do not wait).
+ */
+export async function tryLockCampaign(q: Queryable, campaignId: string, purpose: string): Promise<boolean> {
+  const [row] = await rows<{ locked: boolean }>(
+    q,
+    sql`select pg_try_advisory_xact_lock(hashtextextended(${`${purpose}:${campaignId}`}, 0)) as locked`,
+  );
+  return row?.locked === true;
+}
+
+export interface StoredSequentialState {
+  key: string;
+  termSet: string[];
+  scope: FindingScope;
+  state: SequentialState;
+  settledVerdict: string | null;
+}
+
+export async function sequentialStates(q: Queryable, campaignId: string): Promise<StoredSequentialState[]> {
+  return rows<StoredSequentialState>(
+    q,
+    sql`select key, term_set as "termSet", scope, state, settled_verdict as "settledVerdict"
+        from sequential_states where campaign_id = ${campaignId}::uuid`,
+  );
+}
+
+export async function saveSequentialStates(
+  q: Queryable,
+  campaignId: string,
+  list: StoredSequentialState[],
+): Promise<void> {
+  if (list.length === 0) return;
+  const col = (f: (s: StoredSequentialState) => unknown) => sql.param(list.map(f));
+  await q.execute(sql`
+    insert into sequential_states (campaign_id, key, term_set, scope, state, settled_verdict, updated_at)
+    select ${campaignId}::uuid, s.key, array(select jsonb_array_elements_text(s.term_set::jsonb)),
+      s.scope::jsonb, s.state::jsonb, s.settled, now()
+    from unnest(${col((s) => s.key)}::text[], ${col((s) => JSON.stringify(s.termSet))}::text[],
+      ${col((s) => JSON.stringify(s.scope))}::text[], ${col((s) => JSON.stringify(s.state))}::text[],
+      ${col((s) => s.settledVerdict)}::text[]) as s(key, term_set, scope, state, settled)
+    on conflict (campaign_id, key) do update set
+      state = excluded.state, settled_verdict = excluded.settled_verdict, updated_at = now()`);
+}
+
+export interface FindingWrite {
+  key: string;
+  termSet: string[];
+  scope: FindingScope;
+  windowStart: Date;
+  windowEnd: Date;
+  verdict: string;
+  kind: string;
+  testTrials: number;
+  controlTrials: number;
+  testRate: number;
+  controlRate: number;
+  pValue: number;
+  qValue: number;
+  ciLow: number;
+  ciHigh: number;
+  diffCiLow: number;
+  diffCiHigh: number;
+  settled: boolean;
+  minimal: boolean;
+  since: Date | null;
+  endedAt: Date | null;
+  detail: unknown;
+}
+
+/** Idempotent upsert by (campaign, key); only rows whose content changed get a new updated_at. */
+export async function upsertFindings(q: Queryable, campaignId: string, list: FindingWrite[]): Promise<void> {
+  if (list.length === 0) return;
+  const col = (f: (w: FindingWrite) => unknown) => sql.param(list.map(f));
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  const num = (x: number) => (Number.isFinite(x) ? x : null);
+  await q.execute(sql`
+    insert into findings (campaign_id, key, term_set, scope, window_start, window_end, verdict, kind,
+      test_trials, control_trials, test_rate, control_rate, p_value, q_value, ci_low, ci_high,
+      diff_ci_low, diff_ci_high, settled, minimal, since, ended_at, detail, updated_at)
+    select ${campaignId}::uuid, w.key, array(select jsonb_array_elements_text(w.term_set::jsonb)), w.scope::jsonb,
+      w.window_start, w.window_end, w.verdict, w.kind, w.nt, w.nc, w.rt, w.rc, w.p, w.q, w.cl, w.ch, w.dl, w.dh,
+      w.settled, w.minimal, w.since, w.ended_at, w.detail::jsonb, now()
+    from unnest(${col((w) => w.key)}::text[], ${col((w) => JSON.stringify(w.termSet))}::text[],
+      ${col((w) => JSON.stringify(w.scope))}::text[], ${col((w) => iso(w.windowStart))}::timestamptz[],
+      ${col((w) => iso(w.windowEnd))}::timestamptz[], ${col((w) => w.verdict)}::text[], ${col((w) => w.kind)}::text[],
+      ${col((w) => w.testTrials)}::int[], ${col((w) => w.controlTrials)}::int[],
+      ${col((w) => num(w.testRate))}::float8[], ${col((w) => num(w.controlRate))}::float8[],
+      ${col((w) => num(w.pValue))}::float8[], ${col((w) => num(w.qValue))}::float8[],
+      ${col((w) => num(w.ciLow))}::float8[], ${col((w) => num(w.ciHigh))}::float8[],
+      ${col((w) => num(w.diffCiLow))}::float8[], ${col((w) => num(w.diffCiHigh))}::float8[],
+      ${col((w) => w.settled)}::boolean[], ${col((w) => w.minimal)}::boolean[],
+      ${col((w) => iso(w.since))}::timestamptz[], ${col((w) => iso(w.endedAt))}::timestamptz[],
+      ${col((w) => JSON.stringify(w.detail ?? null))}::text[])
+      as w(key, term_set, scope, window_start, window_end, verdict, kind, nt, nc, rt, rc, p, q, cl, ch, dl, dh,
+           settled, minimal, since, ended_at, detail)
+    on conflict (campaign_id, key) do update set
+      window_start = excluded.window_start, window_end = excluded.window_end, verdict = excluded.verdict,
+      kind = excluded.kind, test_trials = excluded.test_trials, control_trials = excluded.control_trials,
+      test_rate = excluded.test_rate, control_rate = excluded.control_rate, p_value = excluded.p_value,
+      q_value = excluded.q_value, ci_low = excluded.ci_low, ci_high = excluded.ci_high,
+      diff_ci_low = excluded.diff_ci_low, diff_ci_high = excluded.diff_ci_high, settled = excluded.settled,
+      minimal = excluded.minimal, since = excluded.since, ended_at = excluded.ended_at, detail = excluded.detail,
+      updated_at = case when (findings.verdict, findings.test_trials, findings.control_trials, findings.settled,
+                                findings.minimal, findings.q_value)
+                              is distinct from (excluded.verdict, excluded.test_trials, excluded.control_trials,
+                                excluded.settled, excluded.minimal, excluded.q_value)
+                         then now() else findings.updated_at end`);
+}
+
+export interface StoredFinding {
+  id: string;
+  key: string;
+  termSet: string[];
+  scope: FindingScope;
+  verdict: string;
+  kind: string | null;
+  testTrials: number;
+  controlTrials: number;
+  testRate: number | null;
+  controlRate: number | null;
+  pValue: number | null;
+  qValue: number | null;
+  ciLow: number | null;
+  ciHigh: number | null;
+  settled: boolean;
+  minimal: boolean;
+  /** Date (pg) or ISO string, as the driver returns timestamptz. */
+  since: Date | string | null;
+  endedAt: Date | string | null;
+  windowStart: Date | string;
+  windowEnd: Date | string;
+}
+
+export async function findingsOfCampaign(q: Queryable, campaignId: string): Promise<StoredFinding[]> {
+  return rows<StoredFinding>(
+    q,
+    sql`select id, key, term_set as "termSet", scope, verdict, kind, test_trials as "testTrials",
+          control_trials as "controlTrials", test_rate as "testRate", control_rate as "controlRate",
+          p_value as "pValue", q_value as "qValue", ci_low as "ciLow", ci_high as "ciHigh", settled, minimal,
+          since, ended_at as "endedAt", window_start as "windowStart", window_end as "windowEnd"
+        from findings where campaign_id = ${campaignId}::uuid order by key`,
+  );
+}
+
+/** Campaigns with outcomes to judge: active, or ended less than `recentMs` ago. */
+export async function campaignsToJudge(
+  q: Queryable,
+  now: Date,
+  recentMs: number,
+): Promise<{ id: string; mode: 'monitor' | 'screen' | 'isolate'; deadlineSeconds: number }[]> {
+  const since = new Date(now.getTime() - recentMs).toISOString();
+  return rows(
+    q,
+    sql`select id, mode, deadline_seconds as "deadlineSeconds" from campaigns
+        where active and starts_at <= ${now.toISOString()}::timestamptz
+          and (ends_at is null or ends_at > ${since}::timestamptz)
+        order by created_at`,
+  );
+}
+
+/** Keys (findings.key) of the campaign's settled term set × scope pairs. */
+export async function settledKeys(q: Queryable, campaignId: string): Promise<Set<string>> {
+  const found = await rows<{ key: string }>(
+    q,
+    sql`select key from findings where campaign_id = ${campaignId}::uuid and settled and key is not null`,
+  );
+  return new Set(found.map((r) => r.key));
+}
+
+/** Term sets found by isolation that the campaign tests beside its lists. */
+export async function derivedTermSets(q: Queryable, campaignId: string): Promise<string[][]> {
+  const found = await rows<{ termSet: string[] }>(
+    q,
+    sql`select term_set as "termSet" from derived_term_sets where campaign_id = ${campaignId}::uuid
+        order by created_at, key`,
+  );
+  return found.map((r) => r.termSet);
+}

@@ -1,0 +1,313 @@
+/**
+ * Findings: per campaign, term set and scope (platform, conversation kind, sender region,
+ * recipient region), tests against their paired controls from the same windows, judged
+ * together with Benjamini–Hochberg across the campaign (collector/analysis `judgeAll`), with
+ * adaptive stopping (`sequentialLook`, state in Postgres) and onset/end (`detectChanges`).
+ *
+ * Recomputed from the stored outcomes on every sweep (idempotent upsert by campaign × key),
+ * under a per-campaign advisory lock that a second collector skips instead of waiting for.
+ *
+ * Evidence is built per recipient of a pair: the test's outcome and its own control's outcome
+ * for the same recipient, counted only when both are final and their deadlines passed more
+ * than `graceMs` ago (default the campaign's deadline: a late receipt still turns `missing`
+ * into `delayed`). Windows where both
+ * arms mostly failed (outages) are left out; background loss hits both arms alike.
+ *
+ * Verdict stored: in `monitor` campaigns the fixed-sample verdict of `judgeAll` (settled never
+ * set; onset and end from change-points). Otherwise a verdict is `settled` when the sequential
+ * design settled it and, for a finding (suppressed, delayed, rejected, altered), BH over the
+ * family agrees at the campaign's FDR; until then the current `judgeAll` verdict is stored,
+ * unsettled, and the term set × scope keeps being scheduled (collector/rounds.ts).
+ */
+import type { Logger } from 'pino';
+import {
+  type ArmCounts,
+  DEFAULT_SEQUENTIAL_DESIGN,
+  detectChanges,
+  type Evidence,
+  type Finding,
+  INITIAL_SEQUENTIAL_STATE,
+  isOutage,
+  judgeAll,
+  type SequentialDesign,
+  sequentialLook,
+  type Verdict,
+  type WindowCounts,
+} from './analysis/index.ts';
+import {
+  campaignsToJudge,
+  type FindingScope,
+  type FindingWrite,
+  type PairedOutcome,
+  pairedOutcomes,
+  type StoredSequentialState,
+  saveSequentialStates,
+  sequentialStates,
+  tryLockCampaign,
+  upsertFindings,
+} from './db/findings.ts';
+import type { Db } from './db/open.ts';
+import { termSetKey } from './planning/terms.ts';
+
+export type CampaignMode = 'monitor' | 'screen' | 'isolate';
+
+export interface FindingsOptions {
+  /**
+   * Outcomes count once their deadline passed this long ago (default: the campaign's deadline
+   * again, so a receipt up to twice the deadline after sending is seen as `delayed`).
+   */
+  graceMs?: number;
+  /** Sequential design (default DEFAULT_SEQUENTIAL_DESIGN). */
+  design?: Partial<SequentialDesign>;
+  /** New pairs between two sequential looks (default 4, as the design was simulated). */
+  lookEvery?: number;
+}
+
+export const FINDING_VERDICTS: readonly Verdict[] = ['suppressed', 'delayed', 'rejected', 'altered'];
+export const isFindingVerdict = (v: string) => (FINDING_VERDICTS as readonly string[]).includes(v);
+
+export function scopeKey(s: FindingScope): string {
+  return `${s.platform}|${s.conversation_kind}|${s.sender_region}|${s.recipient_region}`;
+}
+
+/** The key a finding and its sequential state are stored under. */
+export function findingKey(termSet: readonly string[], scope: FindingScope): string {
+  return `${termSetKey(termSet)}|${scopeKey(scope)}`;
+}
+
+const emptyArm = (): ArmCounts => ({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
+type Status = keyof ArmCounts;
+const asStatus = (s: string): Status | undefined =>
+  s === 'delivered' || s === 'delayed' || s === 'missing' || s === 'altered' || s === 'rejected'
+    ? s
+    : undefined;
+
+interface Group {
+  key: string;
+  termSet: string[];
+  scope: FindingScope;
+  rows: PairedOutcome[];
+}
+
+/** Pure: paired outcomes grouped by term set × scope. */
+export function groupPairs(pairs: readonly PairedOutcome[]): Group[] {
+  const groups = new Map<string, Group>();
+  for (const p of pairs) {
+    const scope: FindingScope = {
+      platform: p.platform,
+      conversation_kind: p.kind,
+      sender_region: p.senderRegion,
+      recipient_region: p.recipientRegion,
+    };
+    const key = findingKey(p.termSet, scope);
+    let g = groups.get(key);
+    if (!g) {
+      g = { key, termSet: termSetKey(p.termSet).split(' + '), scope, rows: [] };
+      groups.set(key, g);
+    }
+    g.rows.push(p);
+  }
+  return [...groups.values()];
+}
+
+/** Pure: per-window counts (time ordered) and the evidence without outage windows. */
+export function evidenceOf(rows: readonly PairedOutcome[]): { windows: WindowCounts[]; evidence: Evidence } {
+  const byWindow = new Map<number, { w: WindowCounts; rows: PairedOutcome[] }>();
+  for (const r of rows) {
+    let entry = byWindow.get(r.windowMs);
+    if (!entry) {
+      entry = { w: { from: r.windowMs, to: r.windowMs, test: emptyArm(), control: emptyArm() }, rows: [] };
+      byWindow.set(r.windowMs, entry);
+    }
+    const t = asStatus(r.testStatus);
+    const c = asStatus(r.controlStatus);
+    if (!t || !c) continue;
+    entry.w.test[t]++;
+    entry.w.control[c]++;
+    entry.w.to = Math.max(entry.w.to, r.sendMs);
+    entry.rows.push(r);
+  }
+  const ordered = [...byWindow.values()].sort((a, b) => a.w.from - b.w.from);
+  const evidence: Evidence & { latencyTestMs: number[]; latencyControlMs: number[] } = {
+    test: emptyArm(),
+    control: emptyArm(),
+    latencyTestMs: [],
+    latencyControlMs: [],
+  };
+  const arrived = (s: string) => s === 'delivered' || s === 'delayed' || s === 'altered';
+  for (const { w, rows: wr } of ordered) {
+    if (isOutage(w)) continue;
+    for (const k of Object.keys(w.test) as Status[]) {
+      evidence.test[k] += w.test[k];
+      evidence.control[k] += w.control[k];
+    }
+    for (const r of wr) {
+      if (arrived(r.testStatus) && r.testLatencyMs !== null) evidence.latencyTestMs.push(r.testLatencyMs);
+      if (arrived(r.controlStatus) && r.controlLatencyMs !== null)
+        evidence.latencyControlMs.push(r.controlLatencyMs);
+    }
+  }
+  return { windows: ordered.map((e) => e.w), evidence };
+}
+
+const subsetOf = (a: readonly string[], b: readonly string[]) =>
+  a.length < b.length && a.every((t) => b.includes(t));
+
+/** Pure: a finding is minimal unless a proper subset has the same finding verdict in the same scope. */
+export function markMinimal<T extends { termSet: string[]; scope: FindingScope; verdict: string }>(
+  list: T[],
+): (T & { minimal: boolean })[] {
+  return list.map((f) => ({
+    ...f,
+    minimal:
+      !isFindingVerdict(f.verdict) ||
+      !list.some(
+        (g) =>
+          g !== f &&
+          g.verdict === f.verdict &&
+          scopeKey(g.scope) === scopeKey(f.scope) &&
+          subsetOf(g.termSet, f.termSet),
+      ),
+  }));
+}
+
+interface Decided {
+  verdict: Verdict;
+  settled: boolean;
+  finding: Finding;
+}
+
+function decide(
+  mode: CampaignMode,
+  current: Finding,
+  state: StoredSequentialState['state'] | undefined,
+  alpha: number,
+): Decided {
+  const settledVerdict = mode === 'monitor' ? undefined : state?.settled?.verdict;
+  if (settledVerdict === undefined) return { verdict: current.verdict, settled: false, finding: current };
+  if (isFindingVerdict(settledVerdict)) {
+    // the sequential look and the family's FDR must agree before sending stops
+    return current.verdict === settledVerdict && current.q <= alpha
+      ? { verdict: settledVerdict, settled: true, finding: current }
+      : { verdict: current.verdict, settled: false, finding: current };
+  }
+  return { verdict: settledVerdict, settled: true, finding: current };
+}
+
+export interface CampaignFindingsResult {
+  /** False when another collector held the campaign's lock. */
+  ran: boolean;
+  findings: number;
+  settled: number;
+}
+
+/** Recomputes and stores the findings of one campaign. */
+export async function recomputeCampaignFindings(
+  db: Db,
+  campaign: { id: string; mode: CampaignMode; deadlineSeconds: number },
+  now: Date,
+  options: FindingsOptions = {},
+): Promise<CampaignFindingsResult> {
+  const design = { ...DEFAULT_SEQUENTIAL_DESIGN, ...options.design };
+  const lookEvery = options.lookEvery ?? 4;
+  return db.transaction(async (tx) => {
+    if (!(await tryLockCampaign(tx, campaign.id, 'findings'))) return { ran: false, findings: 0, settled: 0 };
+    const groups = groupPairs(
+      await pairedOutcomes(tx, campaign.id, now, options.graceMs ?? campaign.deadlineSeconds * 1000),
+    );
+    if (groups.length === 0) return { ran: true, findings: 0, settled: 0 };
+    const built = groups.map((g) => ({ ...g, ...evidenceOf(g.rows) }));
+    const current = judgeAll(
+      built.map((b) => b.evidence),
+      design.judge,
+    );
+
+    const stored = new Map((await sequentialStates(tx, campaign.id)).map((s) => [s.key, s]));
+    const changedStates: StoredSequentialState[] = [];
+    const writes: Omit<FindingWrite, 'minimal'>[] = [];
+    built.forEach((b, i) => {
+      const f = current[i];
+      if (!f) return;
+      let state = stored.get(b.key)?.state;
+      if (campaign.mode !== 'monitor') {
+        const s = state ?? INITIAL_SEQUENTIAL_STATE;
+        const pairs = Math.min(f.n_test, f.n_control);
+        if (!s.settled && pairs - s.lastPairs >= lookEvery) {
+          state = sequentialLook(s, b.evidence, design).state;
+          changedStates.push({
+            key: b.key,
+            termSet: b.termSet,
+            scope: b.scope,
+            state,
+            settledVerdict: state.settled?.verdict ?? null,
+          });
+        }
+      }
+      const d = decide(campaign.mode, f, state, design.judge.alpha);
+      const changes = detectChanges(b.windows, { judge: design.judge });
+      const lastAdverse = [...changes.segments].reverse().find((s) => isFindingVerdict(s.verdict));
+      const currentVerdict = changes.current?.verdict;
+      const sendTimes = b.rows.map((r) => r.sendMs);
+      writes.push({
+        key: b.key,
+        termSet: b.termSet,
+        scope: b.scope,
+        windowStart: new Date(Math.min(...sendTimes)),
+        windowEnd: new Date(Math.max(...sendTimes)),
+        verdict: d.verdict,
+        kind: d.finding.kind,
+        testTrials: d.finding.n_test,
+        controlTrials: d.finding.n_control,
+        testRate: d.finding.rate_test,
+        controlRate: d.finding.rate_control,
+        pValue: d.finding.p,
+        qValue: d.finding.q,
+        ciLow: d.finding.ci[0],
+        ciHigh: d.finding.ci[1],
+        diffCiLow: d.finding.ci_diff[0],
+        diffCiHigh: d.finding.ci_diff[1],
+        settled: d.settled,
+        since: changes.current ? new Date(changes.current.since) : null,
+        endedAt:
+          lastAdverse && currentVerdict !== undefined && !isFindingVerdict(currentVerdict)
+            ? new Date(lastAdverse.to)
+            : null,
+        detail: {
+          segments: changes.segments.map((s) => ({
+            from: new Date(s.from).toISOString(),
+            to: new Date(s.to).toISOString(),
+            verdict: s.verdict,
+          })),
+          outage_windows: changes.outages.length,
+          ...(d.finding.latency ? { latency: d.finding.latency } : {}),
+          ...(state?.settled
+            ? { sequential: { verdict: state.settled.verdict, pairs: state.settled.atPairs } }
+            : {}),
+        },
+      });
+    });
+    await saveSequentialStates(tx, campaign.id, changedStates);
+    const final = markMinimal(writes);
+    await upsertFindings(tx, campaign.id, final);
+    return { ran: true, findings: final.length, settled: final.filter((w) => w.settled).length };
+  });
+}
+
+/** The sweep's step: recompute the findings of every active (or just ended) campaign. */
+export async function recomputeFindings(
+  db: Db,
+  now: Date,
+  options: FindingsOptions = {},
+  log?: Logger,
+): Promise<number> {
+  let total = 0;
+  for (const c of await campaignsToJudge(db, now, 24 * 3600_000)) {
+    try {
+      const r = await recomputeCampaignFindings(db, c, now, options);
+      total += r.findings;
+    } catch (err) {
+      log?.error({ err, campaign: c.id }, 'findings recomputation failed');
+    }
+  }
+  return total;
+}

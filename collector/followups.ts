@@ -1,0 +1,348 @@
+/**
+ * Follow-up canaries that spend fewer messages: isolation of the minimal term combination(s)
+ * behind a suppressed multi-term finding (`isolate` and `screen` campaigns), and screening of
+ * a `screen` campaign's term sets packed into messages (group testing). Both are driven by the
+ * stateless steppers of collector/analysis (`isolationStep`, `screeningStep`): every round they
+ * ask for is stored (followup_steps: messages, the pair ids sent for them, and their results
+ * once final), so the stepper replays the log after a restart and nothing lives in memory.
+ *
+ * Each message goes out as a test canary with its matched control (same template, sender,
+ * conversation and window) in the run's scope: a conversation of that kind, a sender of that
+ * region, read at the recipients of that region. A message's result is `positive` when the
+ * test did not arrive intact in time at those recipients while the control did, `negative`
+ * when the test arrived, `void` when the control failed (outage) or nothing was sent.
+ *
+ * Done isolations add their minimal combinations to the campaign's term sets
+ * (derived_term_sets): rounds then test them like listed sets until their findings settle,
+ * and findings report them as the minimal term sets. A done screen marks the listed sets it
+ * cleared as `none`-candidates only through their regular findings: screening here decides
+ * which sets go to isolation and which are left to the rounds (see README).
+ */
+
+import { sql } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { ConversationSelection } from '../protocol/index.ts';
+import {
+  type IsolationResult,
+  isolationStep,
+  type MessageRequest,
+  type ProbeResult,
+  type RoundRecord,
+  type ScreeningResult,
+  screeningStep,
+} from './analysis/index.ts';
+import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
+import { insertCanaries } from './db/canaries.ts';
+import { campaignsToJudge, type FindingScope, tryLockCampaign } from './db/findings.ts';
+import type { Db } from './db/open.ts';
+import { type Queryable, rows } from './db/open.ts';
+import { findingKey, isFindingVerdict, scopeKey } from './findings.ts';
+import { planRound } from './planning/canaries.ts';
+import { createRng, pick } from './planning/rng.ts';
+import { termSetKey } from './planning/terms.ts';
+import { toCanaryRows } from './rounds.ts';
+
+export interface FollowupOptions {
+  /** Results are read once the deadline passed this long ago (default: the campaign's deadline). */
+  graceMs?: number;
+  /** A message with no outcome this long after its deadline (sender down) is `void`. Default 60 s. */
+  lostAfterMs?: number;
+}
+
+type Procedure = 'isolate' | 'screen';
+
+interface FollowupRow {
+  id: string;
+  procedure: Procedure;
+  input: string[] | string[][];
+  scope: FindingScope;
+}
+
+interface StepRow {
+  step: number;
+  messages: MessageRequest[];
+  pairIds: string[];
+  results: ProbeResult[] | null;
+}
+
+interface CampaignInfo {
+  id: string;
+  mode: 'monitor' | 'screen' | 'isolate';
+  deadlineSeconds: number;
+  seed: string;
+  termListIds: string[];
+  conversationSelection: ConversationSelection;
+}
+
+/** The sweep's step: start isolations and screens, read results, send the next rounds. */
+export async function advanceFollowups(
+  db: Db,
+  now: Date,
+  options: FollowupOptions = {},
+  log?: Logger,
+): Promise<void> {
+  for (const c of await campaignsToJudge(db, now, 24 * 3600_000)) {
+    if (c.mode === 'monitor') continue;
+    try {
+      await db.transaction(async (tx) => {
+        if (!(await tryLockCampaign(tx, c.id, 'followups'))) return;
+        const [info] = await rows<CampaignInfo>(
+          tx,
+          sql`select id, mode, deadline_seconds as "deadlineSeconds", seed, term_list_ids as "termListIds",
+                conversation_selection as "conversationSelection" from campaigns where id = ${c.id}::uuid`,
+        );
+        if (!info) return;
+        await startRuns(tx, info);
+        for (const run of await runningFollowups(tx, info.id)) {
+          await advanceRun(tx, info, run, now, options, log);
+        }
+      });
+    } catch (err) {
+      log?.error({ err, campaign: c.id }, 'follow-up step failed');
+    }
+  }
+}
+
+/** Isolation for every settled multi-term finding that is minimal; one screen per scope for screen campaigns. */
+async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
+  const candidates = await rows<{ termSet: string[]; scope: FindingScope; verdict: string }>(
+    tx,
+    sql`select term_set as "termSet", scope, verdict from findings
+        where campaign_id = ${c.id}::uuid and settled and minimal and cardinality(term_set) > 1`,
+  );
+  for (const f of candidates) {
+    if (!isFindingVerdict(f.verdict)) continue;
+    await insertRun(tx, c.id, 'isolate', f.termSet, f.scope, `isolate|${findingKey(f.termSet, f.scope)}`);
+  }
+  if (c.mode !== 'screen') return;
+  const sets = await termSetsOf(tx, c.termListIds);
+  if (sets.length < 2) return;
+  for (const scope of await scopesOf(tx, c)) {
+    await insertRun(tx, c.id, 'screen', sets, scope, `screen|${scopeKey(scope)}`);
+  }
+}
+
+async function insertRun(
+  tx: Queryable,
+  campaignId: string,
+  procedure: Procedure,
+  input: unknown,
+  scope: FindingScope,
+  key: string,
+): Promise<void> {
+  await tx.execute(sql`insert into followups (campaign_id, procedure, input, key, scope)
+    values (${campaignId}::uuid, ${procedure}, ${JSON.stringify(input)}::jsonb, ${key}, ${JSON.stringify(scope)}::jsonb)
+    on conflict (campaign_id, key) do nothing`);
+}
+
+async function scopesOf(tx: Queryable, c: CampaignInfo): Promise<FindingScope[]> {
+  const out = new Map<string, FindingScope>();
+  for (const conv of await selectConversations(tx, c.conversationSelection)) {
+    for (const s of conv.members.filter((m) => m.active)) {
+      for (const r of conv.members) {
+        if (r.handle === s.handle) continue;
+        const scope = {
+          platform: conv.platform,
+          conversation_kind: conv.kind,
+          sender_region: s.region,
+          recipient_region: r.region,
+        };
+        out.set(scopeKey(scope), scope);
+      }
+    }
+  }
+  return [...out.values()];
+}
+
+async function runningFollowups(tx: Queryable, campaignId: string): Promise<FollowupRow[]> {
+  return rows<FollowupRow>(
+    tx,
+    sql`select id, procedure, input, scope from followups
+        where campaign_id = ${campaignId}::uuid and status = 'running' order by created_at, key`,
+  );
+}
+
+async function advanceRun(
+  tx: Queryable,
+  c: CampaignInfo,
+  run: FollowupRow,
+  now: Date,
+  options: FollowupOptions,
+  log?: Logger,
+): Promise<void> {
+  const steps = await rows<StepRow>(
+    tx,
+    sql`select step, messages, pair_ids as "pairIds", results from followup_steps
+        where followup_id = ${run.id}::uuid order by step`,
+  );
+  const graceMs = options.graceMs ?? c.deadlineSeconds * 1000;
+  for (const s of steps) {
+    if (s.results) continue;
+    const results = await readResults(tx, s.pairIds, run.scope, now, graceMs, options.lostAfterMs ?? 60_000);
+    if (!results) return; // the latest round is not final yet
+    await tx.execute(sql`update followup_steps set results = ${JSON.stringify(results)}::jsonb
+      where followup_id = ${run.id}::uuid and step = ${s.step}`);
+    s.results = results;
+  }
+  const logRecords: RoundRecord[] = steps.map((s) => ({ messages: s.messages, results: s.results ?? [] }));
+  let step: Awaited<ReturnType<typeof isolationStep>> | Awaited<ReturnType<typeof screeningStep>>;
+  try {
+    step =
+      run.procedure === 'isolate'
+        ? await isolationStep(run.input as string[], logRecords)
+        : await screeningStep(run.input as string[][], logRecords, { shuffleSeed: seedNumber(c.seed) });
+  } catch (err) {
+    log?.warn({ err, followup: run.id }, 'follow-up run failed');
+    await tx.execute(sql`update followups set status = 'failed', result = ${JSON.stringify({ error: (err as Error).message })}::jsonb,
+      updated_at = now() where id = ${run.id}::uuid`);
+    return;
+  }
+  if (step.kind === 'done') {
+    await finish(tx, c, run, step.result);
+    return;
+  }
+  const pairIds = await sendMessages(tx, c, run, step.round, step.messages, now);
+  if (!pairIds) {
+    log?.warn({ followup: run.id, scope: run.scope }, 'no conversation and sender for the follow-up scope');
+    await tx.execute(sql`update followups set status = 'failed', result = '{"error":"no conversation in scope"}'::jsonb,
+      updated_at = now() where id = ${run.id}::uuid`);
+    return;
+  }
+  await tx.execute(sql`insert into followup_steps (followup_id, step, messages, pair_ids)
+    values (${run.id}::uuid, ${step.round}, ${JSON.stringify(step.messages)}::jsonb, ${sql.param(pairIds)}::uuid[])
+    on conflict do nothing`);
+}
+
+const seedNumber = (seed: string) =>
+  [...seed].reduce((h, ch) => (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0, 7);
+
+async function finish(
+  tx: Queryable,
+  c: CampaignInfo,
+  run: FollowupRow,
+  result: IsolationResult | ScreeningResult,
+): Promise<void> {
+  await tx.execute(sql`update followups set status = 'done', result = ${JSON.stringify(result)}::jsonb, updated_at = now()
+    where id = ${run.id}::uuid`);
+  let derived: string[][] = [];
+  if (run.procedure === 'isolate') derived = (result as IsolationResult).combinations;
+  else {
+    const r = result as ScreeningResult;
+    const sets = run.input as string[][];
+    // sets suppressed alone with more than one term, and cross-set groups, go on to isolation
+    for (const i of r.suppressed) {
+      const set = sets[i];
+      if (set && set.length > 1)
+        await insertRun(tx, c.id, 'isolate', set, run.scope, `isolate|${findingKey(set, run.scope)}`);
+      else if (set) derived.push(set);
+    }
+    for (const group of r.crossSet) {
+      const terms = [...new Set(group.flatMap((i) => sets[i] ?? []))];
+      await insertRun(tx, c.id, 'isolate', terms, run.scope, `isolate|${findingKey(terms, run.scope)}`);
+    }
+  }
+  for (const combo of derived) {
+    const key = termSetKey(combo);
+    await tx.execute(sql`insert into derived_term_sets (campaign_id, key, term_set, followup_id)
+      values (${c.id}::uuid, ${key}, ${sql.param(key.split(' + '))}::text[], ${run.id}::uuid)
+      on conflict do nothing`);
+  }
+}
+
+/** Plans one test + control per message in the run's scope; the pair ids by message, or undefined. */
+async function sendMessages(
+  tx: Queryable,
+  c: CampaignInfo,
+  run: FollowupRow,
+  round: number,
+  messages: MessageRequest[],
+  now: Date,
+): Promise<string[] | undefined> {
+  const s = run.scope;
+  const convs = (await selectConversations(tx, c.conversationSelection)).filter(
+    (v) =>
+      v.platform === s.platform &&
+      v.kind === s.conversation_kind &&
+      v.members.some((m) => m.active && m.region === s.sender_region) &&
+      v.members.some((m) => m.region === s.recipient_region),
+  );
+  const rng = createRng(`${c.seed}:${run.id}:${round}`);
+  const all = await termSetsOf(tx, c.termListIds);
+  const pairIds: string[] = [];
+  const inserts = [];
+  for (const [i, m] of messages.entries()) {
+    const options = convs.flatMap((v) =>
+      v.members
+        .filter((x) => x.active && x.region === s.sender_region)
+        .filter((x) => v.members.some((r) => r.handle !== x.handle && r.region === s.recipient_region))
+        .map((x) => ({ conv: v, sender: x.handle })),
+    );
+    if (options.length === 0) return undefined;
+    const choice = pick(rng, options);
+    const conv: SelectedConversation = choice.conv;
+    const plan = planRound({
+      campaignId: c.id,
+      roundAt: now,
+      seed: `${c.seed}:${run.id}:${round}:${i}`,
+      termSets: [m.terms],
+      conversations: [
+        {
+          ref: conv.ref,
+          kind: conv.kind,
+          platform: conv.platform,
+          members: conv.members.map((x) => ({ handle: x.handle, region: x.region })),
+        },
+      ],
+      senders: { eligible: [choice.sender] },
+      spreadSeconds: 1,
+      deadlineSeconds: c.deadlineSeconds,
+      avoid: [...all.flat(), ...m.terms],
+    });
+    const rowsToInsert = toCanaryRows(plan, '', [conv]).map((r) => ({ ...r, roundId: null }));
+    const pair = rowsToInsert[0]?.pairId;
+    if (!pair) return undefined;
+    pairIds.push(pair);
+    inserts.push(...rowsToInsert);
+  }
+  await insertCanaries(tx, inserts);
+  return pairIds;
+}
+
+/** Per pair (message) the result at the scope's recipients, or undefined while any is not final. */
+async function readResults(
+  tx: Queryable,
+  pairIds: string[],
+  scope: FindingScope,
+  now: Date,
+  graceMs: number,
+  lostAfterMs: number,
+): Promise<ProbeResult[] | undefined> {
+  const found = await rows<{
+    pairId: string;
+    kind: 'test' | 'control';
+    status: string | null;
+    deadlineMs: number;
+  }>(
+    tx,
+    sql`select c.pair_id as "pairId", c.kind, o.status, (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+        from canaries c
+        left join outcomes o on o.canary_id = c.id
+          and exists (select 1 from accounts a where a.id = o.recipient_account_id and a.region = ${scope.recipient_region})
+        where c.pair_id = any(${sql.param(pairIds)}::uuid[])`,
+  );
+  const out: ProbeResult[] = [];
+  for (const pair of pairIds) {
+    const mine = found.filter((f) => f.pairId === pair);
+    const deadline = Math.max(...mine.map((f) => f.deadlineMs));
+    if (now.getTime() < deadline + graceMs) return undefined;
+    const test = mine.filter((f) => f.kind === 'test').map((f) => f.status);
+    const control = mine.filter((f) => f.kind === 'control').map((f) => f.status);
+    const pending = [...test, ...control].some((s) => s === 'pending' || s === null);
+    if (pending && now.getTime() < deadline + lostAfterMs) return undefined;
+    if (control.length === 0 || control.some((s) => s !== 'delivered')) out.push('void');
+    else if (test.length === 0 || test.some((s) => s === null || s === 'pending' || s === 'failed'))
+      out.push('void');
+    else out.push(test.some((s) => s !== 'delivered') ? 'positive' : 'negative');
+  }
+  return out;
+}
