@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { LIMITS } from '../protocol/index.ts';
 import { buildApp } from './app.ts';
 import type { CollectorConfig } from './config.ts';
-import { type Database, openDatabase } from './db/open.ts';
+import { type Database, openDatabase, refreshPlannerStatistics } from './db/open.ts';
 import { pruneRequestIds } from './db/probes.ts';
 import { SdError } from './errors.ts';
 import { type FindingsOptions, recomputeFindings } from './findings.ts';
@@ -26,6 +26,9 @@ export interface RunningCollector {
   /** Stops the sweep, closes the server (in-flight requests finish) and the database. */
   close(): Promise<void>;
 }
+
+/** How often the sweep refreshes planner statistics on embedded PGlite. */
+const ANALYZE_EVERY_MS = 10 * 60 * 1000;
 
 export interface StartOptions {
   logger?: Logger;
@@ -65,6 +68,7 @@ export async function startCollector(
   const app = await buildApp({ db, config, logger, beforeAssign: plan });
 
   let sweeping = false;
+  let analysedAt = 0;
   const sweep = async () => {
     if (sweeping) return;
     sweeping = true;
@@ -76,6 +80,10 @@ export async function startCollector(
       await advanceFollowups(db, now, options.followups, logger);
       await plan(now);
       await pruneRequestIds(db, new Date(now.getTime() - 2 * LIMITS.signatureWindowMs));
+      if (now.getTime() - analysedAt > ANALYZE_EVERY_MS) {
+        analysedAt = now.getTime();
+        await refreshPlannerStatistics(database);
+      }
     } catch (err) {
       logger.error({ err }, 'sweep failed');
     } finally {

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import type { sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -95,6 +95,15 @@ async function openPg(url: string, onIdleError?: (err: Error) => void): Promise<
     },
     close: () => pool.end(),
   };
+}
+
+/**
+ * Refreshes the query planner's statistics. A Postgres server does this by itself
+ * (autovacuum); embedded PGlite never does, and without statistics it picks full-table
+ * plans for the research API's keyset reads as tables grow.
+ */
+export async function refreshPlannerStatistics(database: Database): Promise<void> {
+  if (database.driver === 'pglite') await database.db.execute(sql`analyze`);
 }
 
 /** Rows of a raw `sql` query, the same on both drivers. */

@@ -205,6 +205,8 @@ export const canaries = pgTable(
     check('canaries_kind_check', sql`${t.kind} in ('test', 'control')`),
     index('canaries_sender_send_at_idx').on(t.senderAccountId, t.sendAt),
     index('canaries_pair_idx').on(t.pairId),
+    // Keyset order of the research API's outcome pages.
+    index('canaries_send_at_id_idx').on(t.sendAt, t.id),
   ],
 );
 

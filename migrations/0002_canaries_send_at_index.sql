@@ -1,0 +1,1 @@
+CREATE INDEX "canaries_send_at_id_idx" ON "canaries" USING btree ("send_at","id");
