@@ -34,6 +34,10 @@ export interface FindingRow {
   verdict: string;
   window_start: string;
   window_end: string;
+  /** Change-point onset (monitor mode), else the start of the evidence window. */
+  onset_at: string;
+  /** Change-point end, else the end of the evidence window. */
+  end_at: string;
   test_trials: number;
   control_trials: number;
   test_rate: number | null;
@@ -83,6 +87,8 @@ export async function readFindings(
     q,
     sql`select f.id, f.campaign_id, f.term_set, f.scope, f.verdict,
           ${isoMillis(sql`f.window_start`)} as window_start, ${isoMillis(sql`f.window_end`)} as window_end,
+          ${isoMillis(sql`coalesce(f.since, f.window_start)`)} as onset_at,
+          ${isoMillis(sql`coalesce(f.ended_at, f.window_end)`)} as end_at,
           f.test_trials, f.control_trials, f.test_rate, f.control_rate, f.p_value, f.q_value, f.ci_low, f.ci_high,
           ${isoMillis(sql`f.created_at`)} as created_at, ${isoMicros(sql`f.window_start`)} as key_window_start,
           (select coalesce(jsonb_agg(to_jsonb(g.term_set) order by g.term_set), '[]'::jsonb)
@@ -104,13 +110,16 @@ export interface LatestFinding {
   id: string;
   verdict: string;
   window_start: string;
+  /** Change-point onset, else the start of the evidence window. */
+  onset_at: string;
 }
 
 /** The most recent finding per term set among those matching the filter. */
 export async function latestFindingPerTermSet(q: Queryable, ff: FindingFilter): Promise<LatestFinding[]> {
   return rows<LatestFinding>(
     q,
-    sql`select distinct on (f.term_set) f.term_set, f.id, f.verdict, ${isoMillis(sql`f.window_start`)} as window_start
+    sql`select distinct on (f.term_set) f.term_set, f.id, f.verdict, ${isoMillis(sql`f.window_start`)} as window_start,
+          ${isoMillis(sql`coalesce(f.since, f.window_start)`)} as onset_at
         from findings f where ${whereClause(findingConditions(ff))}
         order by f.term_set, f.window_end desc, f.created_at desc, f.id`,
   );

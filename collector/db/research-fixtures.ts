@@ -66,17 +66,21 @@ export interface FindingInput {
   qValue: number;
   ciLow: number;
   ciHigh: number;
+  /** Change-point onset and end (monitor mode), when known. */
+  since?: Date;
+  endedAt?: Date;
 }
 
 export async function insertFinding(q: Queryable, f: FindingInput): Promise<string> {
   const [row] = await rows<{ id: string }>(
     q,
     sql`insert into findings (campaign_id, term_set, scope, window_start, window_end, verdict, test_trials,
-          control_trials, test_rate, control_rate, p_value, q_value, ci_low, ci_high)
+          control_trials, test_rate, control_rate, p_value, q_value, ci_low, ci_high, since, ended_at)
         values (${f.campaignId}::uuid, ${textArray(f.termSet)}, ${JSON.stringify(f.scope)}::jsonb,
           ${f.windowStart.toISOString()}::timestamptz, ${f.windowEnd.toISOString()}::timestamptz, ${f.verdict},
           ${f.testTrials}, ${f.controlTrials}, ${f.testRate}, ${f.controlRate}, ${f.pValue}, ${f.qValue},
-          ${f.ciLow}, ${f.ciHigh})
+          ${f.ciLow}, ${f.ciHigh}, ${f.since?.toISOString() ?? null}::timestamptz,
+          ${f.endedAt?.toISOString() ?? null}::timestamptz)
         returning id`,
   );
   if (!row) throw new Error('finding insert returned nothing');

@@ -235,6 +235,14 @@ describeEachDb('research API: aggregation, findings, probes', (getDb) => {
       });
       await insertFinding(getDb().db, { ...base, termSet: ['709', '律师'], verdict: 'suppressed' });
       await insertFinding(getDb().db, { ...base, termSet: ['律师'], verdict: 'none' });
+      const monitored = await insertFinding(getDb().db, {
+        ...base,
+        termSet: ['709', '律师'],
+        scope: { ...scope, conversation_kind: 'direct' },
+        verdict: 'suppressed',
+        since: new Date('2026-06-04T06:30:00Z'),
+        endedAt: new Date('2026-06-04T18:00:00Z'),
+      });
       const res = await app.inject({
         url: `/api/v1/findings?${campaignQ()}&verdict=suppressed&recipient_region=CN&from=2026-06-04T12:00:00Z&to=2026-06-04T13:00:00Z`,
       });
@@ -242,8 +250,12 @@ describeEachDb('research API: aggregation, findings, probes', (getDb) => {
       const body = res.json() as FindingsResponse;
       expect(body.findings.map((f) => f.term_set).sort((a, b) => a.length - b.length)).toEqual([
         ['709', '律师'],
+        ['709', '律师'],
         ['709', '律师', '维权'],
       ]);
+      // A change point, where the analysis found one, is the onset and end researchers see.
+      const m = body.findings.find((x) => x.id === monitored)!;
+      expect([m.onset_at, m.end_at]).toEqual(['2026-06-04T06:30:00.000Z', '2026-06-04T18:00:00.000Z']);
       const f = body.findings.find((x) => x.id === combo)!;
       expect(f.minimal_term_sets).toEqual([['709', '律师']]);
       expect(f.onset_at).toBe('2026-06-04T00:00:00.000Z');

@@ -170,7 +170,7 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = 
             control: groupCounts(EMPTY_COUNTS),
             verdict: (f?.verdict ?? null) as TermSetSummary['verdict'],
             finding_id: f?.id ?? null,
-            onset_at: f && f.verdict !== 'none' && f.verdict !== 'inconclusive' ? f.window_start : null,
+            onset_at: f && f.verdict !== 'none' && f.verdict !== 'inconclusive' ? f.onset_at : null,
             first_sent_at: c.first_sent_at,
             last_sent_at: c.last_sent_at,
           };

@@ -72,8 +72,8 @@ export function findingRecord(f: FindingRow): FindingRecord {
       conversation_kind: scopeValue(f.scope, 'conversation_kind'),
     },
     verdict: f.verdict as FindingRecord['verdict'],
-    onset_at: f.window_start,
-    end_at: f.window_end,
+    onset_at: f.onset_at,
+    end_at: f.end_at,
     evidence: {
       test_trials: f.test_trials,
       control_trials: f.control_trials,
