@@ -289,12 +289,24 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     return res;
   };
 
+  // Our own overlap guard: node-cron's `noOverlap` warns on the console from inside the
+  // library; a skipped tick belongs in the probe's log.
+  let cronCheckinRunning = false;
   const task: ScheduledTask = cron.schedule(
     config.checkinCron,
     async () => {
-      await checkin();
+      if (cronCheckinRunning) {
+        log.debug('previous check-in still running; skipping this tick');
+        return;
+      }
+      cronCheckinRunning = true;
+      try {
+        await checkin();
+      } finally {
+        cronCheckinRunning = false;
+      }
     },
-    { name: `probe-checkin-${identity.probeId}`, noOverlap: true, maxRandomDelay: 5000 },
+    { name: `probe-checkin-${identity.probeId}`, maxRandomDelay: 5000 },
   );
 
   /** The collector may ask for the next check-in sooner than the cron would run it. */
