@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
+import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from './analysis/prng.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
@@ -260,6 +261,34 @@ describeEachDb('findings in Postgres', (getDb) => {
     const list = await findingsOfCampaign(db, w.campaign.id);
     expect(list.length).toBe(3);
     for (const f of list) expect(['none', 'inconclusive']).toContain(f.verdict);
+  });
+
+  it('skips a term set that cannot be planned, logs it, and keeps the campaign going', async () => {
+    const { db } = getDb();
+    // "a" has no benign control (the vocabulary's words all contain it); "s" is in every nonce ("sd…").
+    const w = await world(db, 'isolate', [['自行车'], ['a'], ['s'], ['天气']]);
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const sweep = async (now: Date) => {
+      await materialiseDueRounds(db, now, 120_000, log);
+      return rows<{ t: string; rounds: number }>(
+        db,
+        sql`select array_to_string(c.term_set, '+') as t, count(distinct c.round_id)::int as rounds
+          from canaries c where c.campaign_id = ${w.campaign.id}::uuid group by 1 order by 1`,
+      );
+    };
+    const now = Date.now();
+    const first = await sweep(new Date(now));
+    expect(first.map((r) => r.t)).toEqual(['天气', '自行车']);
+    // later sweeps still get rounds: nothing blocks the campaign
+    const later = await sweep(new Date(now + 5 * 60_000));
+    expect(later.find((r) => r.t === '自行车')?.rounds).toBeGreaterThan(first[1]?.rounds ?? 0);
+    const skips = lines.filter((l) => l.msg === 'term set cannot be planned; skipped in round');
+    expect(new Set(skips.map((l) => (l.termSet as string[]).join('+')))).toEqual(new Set(['a', 's']));
+    expect(skips.map((l) => l.reason)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/control/), expect.stringMatching(/nonce/)]),
+    );
+    expect(lines.some((l) => l.msg === 'round planning failed')).toBe(false);
   });
 
   it('monitor mode: reports since when a suppression holds, and when it ended', async () => {

@@ -33,7 +33,7 @@ import {
 } from './analysis/index.ts';
 import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
 import { insertCanaries } from './db/canaries.ts';
-import { campaignsToJudge, type FindingScope, tryLockCampaign } from './db/findings.ts';
+import { campaignsToJudge, derivedTermSets, type FindingScope, tryLockCampaign } from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { type Queryable, rows } from './db/open.ts';
 import { findingKey, isFindingVerdict, scopeKey } from './findings.ts';
@@ -45,7 +45,11 @@ import { toCanaryRows } from './rounds.ts';
 export interface FollowupOptions {
   /** Results are read once the deadline passed this long ago (default: the campaign's deadline). */
   graceMs?: number;
-  /** A message with no outcome this long after its deadline (sender down) is `void`. Default 60 s. */
+  /**
+   * A message with no outcome this long after its deadline (never sent, sender down) is `void`.
+   * Default: three deadlines, at least 10 s. (A fixed 60 s made every unsent follow-up message
+   * of a short-deadline campaign stall its isolation run for 20 deadlines.)
+   */
   lostAfterMs?: number;
 }
 
@@ -110,9 +114,40 @@ async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
     sql`select term_set as "termSet", scope, verdict from findings
         where campaign_id = ${c.id}::uuid and settled and minimal and cardinality(term_set) > 1`,
   );
-  for (const f of candidates) {
-    if (!isFindingVerdict(f.verdict)) continue;
-    await insertRun(tx, c.id, 'isolate', f.termSet, f.scope, `isolate|${findingKey(f.termSet, f.scope)}`);
+  if (candidates.length > 0) {
+    const listed = await termSetsOf(tx, c.termListIds);
+    const derived = new Set((await derivedTermSets(tx, c.id)).map(termSetKey));
+    const tested = new Set([...listed.map(termSetKey), ...derived]);
+    const known = await rows<{ key: string; verdict: string; settled: boolean }>(
+      tx,
+      sql`select key, verdict, settled from findings where campaign_id = ${c.id}::uuid and key is not null`,
+    );
+    const byKey = new Map(known.map((k) => [k.key, k]));
+    for (const f of candidates) {
+      if (!isFindingVerdict(f.verdict)) continue;
+      // A set isolation derived is a minimal combination already: isolating it again would only
+      // re-send its subsets.
+      if (derived.has(termSetKey(f.termSet))) continue;
+      const key = `isolate|${findingKey(f.termSet, f.scope)}`;
+      const plan = isolationNeed(f.termSet, f.scope, tested, byKey);
+      if (plan === 'wait') continue;
+      if (plan === 'minimal') {
+        // Every set one term smaller is tested by the rounds and settled `none` in this scope:
+        // the set is its own minimal combination, no follow-up message is needed.
+        const result: IsolationResult & { reason: string } = {
+          combinations: [f.termSet],
+          truncated: false,
+          reruns: 0,
+          reason: 'every proper subset one term smaller is tested and settled none in this scope',
+        };
+        await tx.execute(sql`insert into followups (campaign_id, procedure, input, key, scope, status, result)
+          values (${c.id}::uuid, 'isolate', ${JSON.stringify(f.termSet)}::jsonb, ${key},
+                  ${JSON.stringify(f.scope)}::jsonb, 'done', ${JSON.stringify(result)}::jsonb)
+          on conflict (campaign_id, key) do nothing`);
+        continue;
+      }
+      await insertRun(tx, c.id, 'isolate', f.termSet, f.scope, key);
+    }
   }
   if (c.mode !== 'screen') return;
   const sets = await termSetsOf(tx, c.termListIds);
@@ -120,6 +155,29 @@ async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
   for (const scope of await scopesOf(tx, c)) {
     await insertRun(tx, c.id, 'screen', sets, scope, `screen|${scopeKey(scope)}`);
   }
+}
+
+/**
+ * Whether a suppressed multi-term set needs an isolation run in `scope`. When every subset one
+ * term smaller is itself a tested term set (listed or derived), the rounds measure those
+ * subsets anyway: once all are settled `none` the set is minimal (`minimal`, assuming the
+ * censor's rules are monotone: a set that contains a trigger triggers); while any is open the
+ * run would only repeat that work (`wait`; if a subset settles suppressed, the set is no longer
+ * minimal and never becomes a candidate). Otherwise (some subset untested, or settled on
+ * another verdict such as `inconclusive`) isolation runs (`run`).
+ */
+export function isolationNeed(
+  termSet: readonly string[],
+  scope: FindingScope,
+  tested: ReadonlySet<string>,
+  findings: ReadonlyMap<string, { verdict: string; settled: boolean }>,
+): 'run' | 'wait' | 'minimal' {
+  if (termSet.length < 2) return 'minimal';
+  const subsets = termSet.map((_, i) => termSet.filter((_t, j) => j !== i));
+  if (!subsets.every((sub) => tested.has(termSetKey(sub)))) return 'run';
+  const found = subsets.map((sub) => findings.get(findingKey(sub, scope)));
+  if (!found.every((f) => f?.settled === true)) return 'wait';
+  return found.every((f) => f?.verdict === 'none') ? 'minimal' : 'run';
 }
 
 async function insertRun(
@@ -178,7 +236,8 @@ async function advanceRun(
   const graceMs = options.graceMs ?? c.deadlineSeconds * 1000;
   for (const s of steps) {
     if (s.results) continue;
-    const results = await readResults(tx, s.pairIds, run.scope, now, graceMs, options.lostAfterMs ?? 60_000);
+    const lostAfterMs = options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);
+    const results = await readResults(tx, s.pairIds, run.scope, now, graceMs, lostAfterMs);
     if (!results) return; // the latest round is not final yet
     await tx.execute(sql`update followup_steps set results = ${JSON.stringify(results)}::jsonb
       where followup_id = ${run.id}::uuid and step = ${s.step}`);

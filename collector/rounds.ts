@@ -177,7 +177,22 @@ async function materialiseCampaign(
         skipped: parts.flatMap((p) => p.skipped),
       };
     }
-    for (const s of plan.skipped) log?.info({ campaign: campaign.id, ...s }, 'conversation skipped in round');
+    for (const s of plan.skipped) {
+      if (s.termSet) {
+        // A term set that cannot be planned (no control or nonce free of tested terms) is left
+        // out of this round; the rest of the round goes on.
+        log?.warn(
+          {
+            campaign: campaign.id,
+            roundAt,
+            termSet: s.termSet,
+            conversation: s.conversation,
+            reason: s.reason,
+          },
+          'term set cannot be planned; skipped in round',
+        );
+      } else log?.info({ campaign: campaign.id, ...s }, 'conversation skipped in round');
+    }
     const roundId = randomUUID();
     const result = await insertRound(
       db,

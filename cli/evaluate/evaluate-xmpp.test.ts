@@ -32,8 +32,9 @@ const rules: (RuleLike & Record<string, unknown>)[] = [
 describe.skipIf(!available)(
   `evaluate --accounts on Prosody${available ? '' : ' [skipped: prosody not installed]'}`,
   () => {
-    // Last run: every verdict matched the rules (32 findings), but not all settled within 200 s
-    // (a multi-term isolation run still open); gated until that is fixed, see docs/decisions/007.
+    // Still gated (docs/decisions/007): the verdicts match the rules, but in the busy first rounds
+    // the probes refuse sends their pacing would push past the 3 s deadline (`rate_limited`),
+    // and in some runs same-region scopes (CN→CN, US→US) stop getting sends before they settle.
     it.skipIf(process.env.SILENTDROP_SLOW !== '1')(
       'reports exactly the firewall rules, none elsewhere',
       async () => {

@@ -171,10 +171,11 @@ export function robustOracle(probe: TermsProbe, options: Partial<RobustOracleOpt
       // a contradiction found while answering still leaves this answer valid in the memo
       answer.catch(() => {});
     }
-    memo.set(
-      key,
-      answer.catch((e) => (e instanceof ContradictionError ? entry : Promise.reject(e))),
-    );
+    const memoised = answer.catch((e) => (e instanceof ContradictionError ? entry : Promise.reject(e)));
+    // Nobody may ever ask for this key again: an unresolved probe must not become an unhandled
+    // rejection (it crashed the whole collector); callers that do ask still see the rejection.
+    memoised.catch(() => {});
+    memo.set(key, memoised);
     return answer;
   };
 

@@ -111,4 +111,28 @@ describe('textIsolationStep', () => {
     );
     expect([...result.components].sort()).toEqual(['六四', '刘晓波'].sort());
   });
+
+  it('rejects the step, without an unhandled rejection, when a subset stays void', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const log: RoundRecord[] = [];
+      let error: unknown;
+      for (let i = 0; i < 40 && error === undefined; i++) {
+        const step = await isolationStep(['709', '律师'], log).catch((e: unknown) => {
+          error = e;
+          return undefined;
+        });
+        if (!step || step.kind === 'done') break;
+        const results: ProbeResult[] = step.messages.map((m) => (m.terms.length === 2 ? 'positive' : 'void'));
+        log.push({ messages: step.messages, results });
+      }
+      expect(String(error)).toMatch(/stayed void/);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });

@@ -74,6 +74,22 @@ describe('judge', () => {
     expect(f.verdict).toBe('none');
   });
 
+  it('gives none, not a latency effect, when latencies are a few ms around zero (one clock)', () => {
+    // As a probe that sends and receives on one clock sees it: -1..2 ms, test a hair slower.
+    const n = 60;
+    const e: Evidence = {
+      test: { delivered: n, delayed: 0, missing: 0, altered: 0, rejected: 0 },
+      control: { delivered: n - 1, delayed: 0, missing: 1, altered: 0, rejected: 0 },
+      latencyTestMs: Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 2 : 1)),
+      latencyControlMs: Array.from({ length: n - 1 }, (_, i) => (i % 2 === 0 ? -1 : 0)),
+    };
+    const f = judge(e);
+    expect(f.verdict).toBe('none');
+    // the same shape with a real delay (seconds) is still a latency finding
+    const slow = judge({ ...e, latencyTestMs: e.latencyTestMs?.map((x) => x + 5000) });
+    expect(slow.verdict).toBe('delayed');
+  });
+
   it('reports rates and a Wilson interval for the verdict kind', () => {
     const f = judge(evidenceFor({ rules: [rule('drop')] }, 4));
     expect(f.kind).toBe('missing');

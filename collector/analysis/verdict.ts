@@ -42,6 +42,12 @@ export interface JudgeOptions {
   margin: number;
   /** `delayed` by latency needs median test latency > latencyFactor × control p95. Default 2. */
   latencyFactor: number;
+  /**
+   * … and median test latency ≥ control p95 + this. Default 1000 ms: without it, latencies
+   * near zero (a probe that sends and receives on one clock: 0–2 ms) made a 1 ms median "twice"
+   * a 0 ms p95, and that effect alone blocked every `none`.
+   */
+  minDelayMs: number;
   /** Minimum arrived samples per arm before latency is tested. Default 5. */
   minLatencySamples: number;
   /** Confidence level of the reported intervals (and of the `none` bound). Default 0.95. */
@@ -53,6 +59,7 @@ export const DEFAULT_JUDGE_OPTIONS: JudgeOptions = {
   minEffect: 0.1,
   margin: 0.2,
   latencyFactor: 2,
+  minDelayMs: 1000,
   minLatencySamples: 5,
   confidence: 0.95,
 };
@@ -125,14 +132,15 @@ interface LatencyAssessment {
 }
 
 function latencyTest(e: Evidence, o: JudgeOptions): LatencyAssessment {
-  const t = e.latencyTestMs ?? [];
-  const c = e.latencyControlMs ?? [];
+  // A negative latency is clock error (offsets corrected to the millisecond): count it as 0.
+  const t = (e.latencyTestMs ?? []).map((x) => Math.max(0, x));
+  const c = (e.latencyControlMs ?? []).map((x) => Math.max(0, x));
   if (t.length < o.minLatencySamples || c.length < o.minLatencySamples) {
     return { median_test_ms: Number.NaN, p95_control_ms: Number.NaN, p: 1, effect: false };
   }
   const median = quantile(t, 0.5);
   const p95 = quantile(c, 0.95);
-  const effect = median > o.latencyFactor * p95;
+  const effect = median > o.latencyFactor * p95 && median - p95 >= (o.minDelayMs ?? 0);
   // The latency test rejects only when the rank test AND the effect size agree (still level ≤ the
   // rank test's), so the rank test is skipped when the effect size is not met.
   return {

@@ -226,6 +226,20 @@ describe('planRound', () => {
     expect(plan.skipped).toEqual([{ conversation: 'solo', reason: 'fewer than two members' }]);
   });
 
+  it('skips a term set it cannot plan and plans the rest, never using padding that carries a tested term', () => {
+    for (const seed of ['s1', 's2', 's3', 's4', 's5']) {
+      // "a": every control word contains it; "s": every nonce does; 天气: in the padding 明天天气晴朗
+      const plan = planRound(input({ seed, termSets: [['a'], ['s'], ['天气']], conversations: [group] }));
+      const tested = new Set(plan.canaries.map((c) => c.testTerms.join('+')));
+      expect([...tested]).toEqual(['天气']);
+      for (const c of plan.canaries.filter((x) => x.kind === 'control')) expect(c.text).not.toContain('天气');
+      const skipped = plan.skipped.map((x) => x.termSet?.join('+'));
+      expect(skipped).toContain('a');
+      expect(skipped).toContain('s');
+      expect(skipped).not.toContain('天气');
+    }
+  });
+
   it('randomises the order: tests do not always go first', () => {
     const plan = planRound(input());
     const orders = plan.canaries.map((c) => c.order);

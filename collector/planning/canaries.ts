@@ -3,7 +3,7 @@
  * whom, to which conversation, and when. Pure: the same input and seed give the same plan.
  */
 import type { ConversationKind } from '../../protocol/common.ts';
-import { makeControlTerms } from './controls.ts';
+import { ControlError, makeControlTerms } from './controls.ts';
 import { findTriggers, type TriggerIndex, triggerIndex } from './matching.ts';
 import { createRng, pick, RNG_ALGORITHM, type Rng, randomInt, randomUuid, shuffled } from './rng.ts';
 import { buildCanaryText, type CanaryTemplate, TEMPLATE_VERSION, TEMPLATES } from './templates.ts';
@@ -105,8 +105,25 @@ export interface RoundPlan {
   spreadSeconds: number;
   deadlineSeconds: number;
   canaries: PlannedCanary[];
-  /** Conversations that could not be used (fewer than two members, no eligible sender). */
-  skipped: { conversation: string; reason: string }[];
+  /**
+   * What could not be planned: conversations (fewer than two members, no eligible sender)
+   * and term sets (`termSet` set; no nonce or no control text free of tested terms). The
+   * rest of the round is planned without them.
+   */
+  skipped: { conversation: string; reason: string; termSet?: string[] }[];
+}
+
+/**
+ * Whether a nonce free of `term` can be drawn at all (a term such as "s" or "sd" is in every
+ * nonce). Uses its own generator so the round's random stream is unchanged.
+ */
+function nonceAvoidable(term: string, seed: string): boolean {
+  try {
+    newNonce(createRng(`${seed}:nonce-check`), triggerIndex([term]));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A per-round seed that every stateless collector derives alike. */
@@ -145,6 +162,29 @@ function validate(input: PlanRoundInput): number {
 
 type Draft = Omit<PlannedCanary, 'order' | 'sendAt' | 'deadlineAt'>;
 
+/** A control for `testTerms` whose whole text is free of tested terms, or why there is none. */
+function safeControl(
+  testTerms: string[],
+  template: CanaryTemplate,
+  controlNonce: string,
+  padding: number,
+  rng: Rng,
+  avoid: TriggerIndex,
+): { controlTerms: string[]; controlText: string } | string {
+  for (let attempt = 0; attempt <= 50; attempt++) {
+    let controlTerms: string[];
+    try {
+      controlTerms = makeControlTerms(testTerms, rng, { avoid });
+    } catch (err) {
+      if (err instanceof ControlError) return err.message;
+      throw err;
+    }
+    const controlText = buildCanaryText(template, controlTerms, controlNonce, { padding });
+    if (findTriggers(controlText, avoid).length === 0) return { controlTerms, controlText };
+  }
+  return `no safe control text for ${termSetKey(testTerms)}`;
+}
+
 /**
  * Plans one round: for each term set × conversation × chosen sender, a test and a
  * matched control with the same template, padding, sender and conversation; then the
@@ -156,8 +196,32 @@ export function planRound(input: PlanRoundInput): RoundPlan {
   const rng = createRng(seed);
   const templates = input.templates ?? TEMPLATES;
   if (templates.length === 0) throw new RangeError('no templates');
-  const termSets = input.termSets.map((s) => [...new Set(s.map(normalizeTerm))]);
-  const avoid = triggerIndex([...termSets.flat(), ...(input.avoid ?? [])]);
+  const skipped: RoundPlan['skipped'] = [];
+  const requested = input.termSets.map((s) => [...new Set(s.map(normalizeTerm))]);
+  // A term no nonce can avoid cannot be tested; it is left out of the nonce check as well,
+  // since otherwise no canary of the round could be planned.
+  const avoidable = new Map<string, boolean>();
+  const canAvoid = (t: string) => {
+    const known = avoidable.get(t);
+    if (known !== undefined) return known;
+    const ok = nonceAvoidable(t, seed);
+    avoidable.set(t, ok);
+    return ok;
+  };
+  const termSets = requested.filter((set) => {
+    const bad = set.filter((t) => !canAvoid(t));
+    if (bad.length === 0) return true;
+    skipped.push({
+      conversation: '*',
+      termSet: set,
+      reason: `every nonce contains the tested term ${bad.map((t) => `"${t}"`).join(', ')}`,
+    });
+    return false;
+  });
+  const avoid = triggerIndex([
+    ...termSets.flat(),
+    ...[...(input.avoid ?? [])].map(normalizeTerm).filter(canAvoid),
+  ]);
   const usedNonces = new Set<string>();
   const nonce = () => {
     let n = newNonce(rng, avoid);
@@ -166,8 +230,23 @@ export function planRound(input: PlanRoundInput): RoundPlan {
     return n;
   };
 
+  // Template wording and padding phrases that carry a tested term are never used: neither
+  // arm could be told apart from that term (e.g. padding "明天天气晴朗" when 天气 is tested).
+  const usable = templates.flatMap((template) => {
+    const wording = template.pattern
+      .replace('{nonce}', ' ')
+      .replace('{terms}', ' ')
+      .replace('{padding}', ' ');
+    if (findTriggers(wording, avoid).length > 0) return [];
+    const paddings = template.padding.flatMap((p, i) => (findTriggers(p, avoid).length === 0 ? [i] : []));
+    if (template.pattern.includes('{padding}') && paddings.length === 0) return [];
+    return [{ template, paddings }];
+  });
+  if (usable.length === 0) throw new RangeError('every template carries a tested term');
+
   const drafts: Draft[] = [];
-  const skipped: RoundPlan['skipped'] = [];
+  /** Term sets (by key) whose control could not be built: skipped for the rest of the round. */
+  const failed = new Set<string>();
   for (const conv of input.conversations) {
     if (conv.members.length < 2) {
       skipped.push({ conversation: conv.ref, reason: 'fewer than two members' });
@@ -175,24 +254,24 @@ export function planRound(input: PlanRoundInput): RoundPlan {
     }
     const conversation = { ref: conv.ref, kind: conv.kind, platform: conv.platform };
     for (const testTerms of termSets) {
+      if (failed.has(termSetKey(testTerms))) continue;
       const senders = chooseSenders(conv, input.senders ?? {}, rng);
       if (senders.length === 0) {
         skipped.push({ conversation: conv.ref, reason: 'no eligible sender' });
         break;
       }
       for (const sender of senders) {
-        const template = pick(rng, templates);
-        const padding = template.padding.length > 0 ? randomInt(rng, template.padding.length) : 0;
+        const { template, paddings } = pick(rng, usable);
+        const padding = paddings.length > 0 ? (paddings[randomInt(rng, paddings.length)] ?? 0) : 0;
         const testNonce = nonce();
         const controlNonce = nonce();
-        let controlTerms: string[] = [];
-        let controlText = '';
-        for (let attempt = 0; ; attempt++) {
-          controlTerms = makeControlTerms(testTerms, rng, { avoid });
-          controlText = buildCanaryText(template, controlTerms, controlNonce, { padding });
-          if (findTriggers(controlText, avoid).length === 0) break;
-          if (attempt >= 50) throw new Error(`no safe control text for ${termSetKey(testTerms)}`);
+        const control = safeControl(testTerms, template, controlNonce, padding, rng, avoid);
+        if (typeof control === 'string') {
+          failed.add(termSetKey(testTerms));
+          skipped.push({ conversation: conv.ref, termSet: testTerms, reason: control });
+          break;
         }
+        const { controlTerms, controlText } = control;
         const pairId = randomUuid(rng);
         const common = {
           pairId,
