@@ -207,10 +207,12 @@ export class Outbox {
       }
       try {
         const results = await this.opts.upload(batch);
-        await this.applyResults(batch, results);
+        // The collector answered: the failure streak ends here, before the acks are
+        // written (the backlog can reach 0 while applyResults is still running).
         if (this.failures > 0) log.info({ after_failures: this.failures }, 'outbox upload recovered');
         this.failures = 0;
         this.lastError = undefined;
+        await this.applyResults(batch, results);
         this.batchLimit = Math.min(this.maxBatch, this.batchLimit * 2);
       } catch (err) {
         if ((err as { refused?: unknown }).refused === true) {
