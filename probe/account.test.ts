@@ -136,8 +136,37 @@ describe('account sending', () => {
     expect(await send(r, canary())).toMatchObject({ type: 'sent' });
     expect(await send(r, canary())).toMatchObject({ type: 'sent' });
     // Third within a minute: the limit (2/min) would push it past the 10 s deadline.
-    expect(await send(r, canary())).toMatchObject({ type: 'failed', failure: 'rate_limited' });
+    expect(await send(r, canary())).toMatchObject({
+      type: 'failed',
+      failure: 'deadline_missed',
+      detail: 'the account rate limit would delay the send past its deadline',
+    });
     expect(s.sends()).toBe(2);
+    await r.stop();
+  });
+
+  it('fails a canary its send queue held past the deadline as the probe\'s miss, not the platform\'s', async () => {
+    const slow: AdapterFactory = {
+      ...scripted([() => ({ status: 'sent', at: new Date() })]).factory,
+      create: (...args) => ({
+        ...scripted([() => ({ status: 'sent', at: new Date() })]).factory.create(...args),
+        send: async () => {
+          await new Promise((res) => setTimeout(res, 400));
+          return { status: 'sent', at: new Date() };
+        },
+      }),
+    };
+    const r = await runner(slow);
+    const short = () => ({ ...canary(), deadline_at: new Date(Date.now() + 600).toISOString() });
+    const cs = [short(), short(), short()];
+    for (const c of cs) await store.ledger.assign(c);
+    await Promise.all(cs.map((c) => r.enqueue(c)));
+    await store.outbox.flush(2000);
+    const out = cs.map((c) => uploaded.find((e) => e.type !== 'received' && e.canary_id === c.canary_id));
+    expect(out[0]).toMatchObject({ type: 'sent' });
+    // the second waited 400 ms of 600 and went; the third could not leave in time
+    expect(out[2]).toMatchObject({ type: 'failed', failure: 'deadline_missed' });
+    expect((out[2] as { detail?: string }).detail).toMatch(/send queue held it \d+ ms/);
     await r.stop();
   });
 });

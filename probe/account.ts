@@ -164,8 +164,9 @@ export class AccountRunner {
   /** Queues a canary whose send time has come. */
   enqueue(a: CanaryAssignment): Promise<void> {
     this.queued += 1;
+    const queuedAt = Date.now();
     const run = this.queue.then(() =>
-      this.sendOne(a).catch((err) =>
+      this.sendOne(a, queuedAt).catch((err) =>
         this.log.error({ err, canary: a.canary_id }, 'canary could not be recorded; it stays in the ledger'),
       ),
     );
@@ -175,7 +176,7 @@ export class AccountRunner {
     return this.queue;
   }
 
-  private async sendOne(a: CanaryAssignment): Promise<void> {
+  private async sendOne(a: CanaryAssignment, queuedAt: number): Promise<void> {
     const log = this.log.child({ campaign: a.campaign_id, canary: a.canary_id });
     if (this.stopping || this.d.ledger.state(a.canary_id) !== 'assigned') return;
     const deadline = this.d.clock.toLocal(Date.parse(a.deadline_at));
@@ -185,20 +186,27 @@ export class AccountRunner {
       await this.fail(a, q.reason, `account quarantined until ${new Date(q.until).toISOString()}`, log);
       return;
     }
-    // Account safety first: pacing, per-account limits, the probe's daily budget.
+    // Account safety first: pacing, per-account limits, the probe's daily budget. A send
+    // that cannot leave before the deadline is not made (its outcome could not be judged),
+    // and the reason is recorded as ours, not the platform's.
     const now = Date.now();
-    const earliest = Math.max(
-      this.pacer.nextAllowedAt(now),
-      this.limiter.nextAllowedAt(now),
-      this.d.budget?.nextAllowedAt(now) ?? now,
-    );
-    if (earliest >= deadline) {
+    if (now >= deadline) {
       await this.fail(
         a,
-        'rate_limited',
-        'local rate limit or pacing would delay the send past its deadline',
+        'deadline_missed',
+        `the account's send queue held it ${now - queuedAt} ms, past its deadline`,
         log,
       );
+      return;
+    }
+    const waits = {
+      pacing: this.pacer.nextAllowedAt(now),
+      'the account rate limit': this.limiter.nextAllowedAt(now),
+      "the probe's daily budget": this.d.budget?.nextAllowedAt(now) ?? now,
+    };
+    const [cause, earliest] = Object.entries(waits).reduce((a, b) => (b[1] > a[1] ? b : a));
+    if (earliest >= deadline) {
+      await this.fail(a, 'deadline_missed', `${cause} would delay the send past its deadline`, log);
       return;
     }
     if (earliest > now) {

@@ -131,7 +131,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
 
   const recordWithoutSend = async (
     a: CanaryAssignment,
-    failure: 'adapter_error' | 'send_timeout',
+    failure: 'adapter_error' | 'send_timeout' | 'deadline_missed',
     detail: string,
   ) => {
     const runner = runnerFor(a);
@@ -203,7 +203,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     if (clock.toCollector(Date.now()) > Date.parse(a.deadline_at)) {
       await recordWithoutSend(
         a,
-        'adapter_error',
+        'deadline_missed',
         'not sent: the probe was not running until after the deadline',
       );
     } else {

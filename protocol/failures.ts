@@ -14,6 +14,9 @@ export const FAILURE_CODES = [
   'connection_lost', // the connection to the platform dropped
   'browser_crashed', // the browser behind a browser adapter died
   'adapter_error', // the adapter failed in a way not covered above
+  // the probe itself did not send before the canary's deadline (a send backlog, its own
+  // pacing or limits, or it was not running); nothing reached the platform
+  'deadline_missed',
 ] as const;
 
 export type FailureCode = (typeof FAILURE_CODES)[number];
