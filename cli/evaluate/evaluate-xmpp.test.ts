@@ -32,10 +32,8 @@ const rules: (RuleLike & Record<string, unknown>)[] = [
 describe.skipIf(!available)(
   `evaluate --accounts on Prosody${available ? '' : ' [skipped: prosody not installed]'}`,
   () => {
-    // Still gated (docs/decisions/007): the verdicts match the rules, but in the busy first rounds
-    // the probes refuse sends their pacing would push past the 3 s deadline (`rate_limited`),
-    // and in some runs same-region scopes (CN→CN, US→US) stop getting sends before they settle.
-    it.skipIf(process.env.SILENTDROP_SLOW !== '1')(
+    // Runs in the evaluate phase of `npm test` (vitest.evaluate.config.ts), alone.
+    it(
       'reports exactly the firewall rules, none elsewhere',
       async () => {
         const server = await startProsody({
@@ -54,7 +52,7 @@ describe.skipIf(!available)(
             terms: '六四\n法轮功\n709 + 律师\n709\n',
             cadence: '*/2 * * * * *',
             deadlineSeconds: 3,
-            timeoutMs: 200_000,
+            timeoutMs: 240_000,
             seed: 'xmpp-table',
           });
           const expected = [['六四'], ['法轮功'], ['709', '律师'], ['709']];
@@ -66,7 +64,7 @@ describe.skipIf(!available)(
           await server.stop();
         }
       },
-      260_000,
+      300_000,
     );
   },
 );

@@ -5,7 +5,7 @@
  * loss, one in-process probe per region, 3 accounts per region in direct chats and a group)
  * until every verdict settles. The report must name exactly the policy's rules — the right
  * term sets, verdicts and scopes — and `none` everywhere else. Rows run concurrently (they
- * mostly wait on cadence); each takes about a minute.
+ * mostly wait on cadence); each takes about a minute alone.
  */
 import { expect } from 'vitest';
 import { type RuleLike, reportMismatches } from './expect.ts';
@@ -82,7 +82,7 @@ export async function checkRow(row: Row): Promise<void> {
     cadence: '*/2 * * * * *',
     deadlineSeconds: DEADLINE_S,
     accountsPerRegion: 3,
-    timeoutMs: 200_000,
+    timeoutMs: 240_000,
     seed: `row-${row.id}`,
     testbedSeed: 7,
   });
