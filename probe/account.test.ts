@@ -145,7 +145,7 @@ describe('account sending', () => {
     await r.stop();
   });
 
-  it('fails a canary its send queue held past the deadline as the probe\'s miss, not the platform\'s', async () => {
+  it("fails a canary its send queue held past the deadline as the probe's miss, not the platform's", async () => {
     const slow: AdapterFactory = {
       ...scripted([() => ({ status: 'sent', at: new Date() })]).factory,
       create: (...args) => ({

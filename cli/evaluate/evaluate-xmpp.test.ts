@@ -33,39 +33,35 @@ describe.skipIf(!available)(
   `evaluate --accounts on Prosody${available ? '' : ' [skipped: prosody not installed]'}`,
   () => {
     // Runs in the evaluate phase of `npm test` (vitest.evaluate.config.ts), alone.
-    it(
-      'reports exactly the firewall rules, none elsewhere',
-      async () => {
-        const server = await startProsody({
-          policy: { regions: ['CN', 'US'], rules },
-          accounts: [
-            { user: 'cn1', password: 'pw-cn1', region: 'CN' },
-            { user: 'cn2', password: 'pw-cn2', region: 'CN' },
-            { user: 'us1', password: 'pw-us1', region: 'US' },
-            { user: 'us2', password: 'pw-us2', region: 'US' },
-          ],
-          rooms: [{ name: 'g1', members: ['cn1', 'cn2', 'us1', 'us2'] }],
+    it('reports exactly the firewall rules, none elsewhere', async () => {
+      const server = await startProsody({
+        policy: { regions: ['CN', 'US'], rules },
+        accounts: [
+          { user: 'cn1', password: 'pw-cn1', region: 'CN' },
+          { user: 'cn2', password: 'pw-cn2', region: 'CN' },
+          { user: 'us1', password: 'pw-us1', region: 'US' },
+          { user: 'us2', password: 'pw-us2', region: 'US' },
+        ],
+        rooms: [{ name: 'g1', members: ['cn1', 'cn2', 'us1', 'us2'] }],
+      });
+      try {
+        const result = await runEvaluation({
+          accounts: server.accountsDocument(),
+          terms: '六四\n法轮功\n709 + 律师\n709\n',
+          cadence: '*/2 * * * * *',
+          deadlineSeconds: 3,
+          timeoutMs: 240_000,
+          seed: 'xmpp-table',
         });
-        try {
-          const result = await runEvaluation({
-            accounts: server.accountsDocument(),
-            terms: '六四\n法轮功\n709 + 律师\n709\n',
-            cadence: '*/2 * * * * *',
-            deadlineSeconds: 3,
-            timeoutMs: 240_000,
-            seed: 'xmpp-table',
-          });
-          const expected = [['六四'], ['法轮功'], ['709', '律师'], ['709']];
-          expect(reportMismatches(rules, result.report.findings, expected)).toEqual([]);
-          // direct CN→CN, CN→US, US→CN, US→US and the same four in the group
-          expect(result.report.findings.length).toBe(expected.length * 8);
-          expect(result.settled).toBe(true);
-        } finally {
-          await server.stop();
-        }
-      },
-      300_000,
-    );
+        const expected = [['六四'], ['法轮功'], ['709', '律师'], ['709']];
+        expect(reportMismatches(rules, result.report.findings, expected)).toEqual([]);
+        // direct CN→CN, CN→US, US→CN, US→US and the same four in the group
+        expect(result.report.findings.length).toBe(expected.length * 8);
+        expect(result.settled).toBe(true);
+      } finally {
+        await server.stop();
+      }
+    }, 300_000);
   },
 );
 
