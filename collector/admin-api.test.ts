@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from './app.ts';
+import { describe, expect, it } from 'vitest';
 import { canariesOfCampaign, countRows, termSetsOfList } from './db/inspect.ts';
 import { materialiseDueRounds, occurrences } from './rounds.ts';
 import { describeEachDb } from './test-support/db.ts';
-import { account, checkin, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from './test-support/probe.ts';
-import { buildWorld, type World } from './test-support/world.ts';
+import { account, checkin, TEST_ADMIN_TOKEN } from './test-support/probe.ts';
+import { onAppWorld, type World } from './test-support/world.ts';
 
 const auth = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
 
@@ -28,15 +27,9 @@ describeEachDb('admin API', (getDb) => {
   let app: FastifyInstance;
   let w: World;
 
-  beforeAll(async () => {
-    app = await buildApp({
-      db: getDb().db,
-      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
-    });
-    w = await buildWorld(app, getDb().db);
-  });
-  afterAll(async () => {
-    await app.close();
+  onAppWorld(getDb, (a, world) => {
+    app = a;
+    w = world;
   });
 
   const upload = (name: string, text: string) =>

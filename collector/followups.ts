@@ -14,9 +14,12 @@
  *
  * Done isolations add their minimal combinations to the campaign's term sets
  * (derived_term_sets): rounds then test them like listed sets until their findings settle,
- * and findings report them as the minimal term sets. A done screen marks the listed sets it
- * cleared as `none`-candidates only through their regular findings: screening here decides
- * which sets go to isolation and which are left to the rounds (see README).
+ * and findings report them as the minimal term sets. A done screen stores a settled `none`
+ * finding, in its scope, for every listed set it cleared (screenClearances), so rounds never
+ * send those one per message; suppressed single sets become derived sets for the rounds to
+ * judge, suppressed multi-term sets and cross-set groups go to isolation, and the sets it
+ * could not resolve are left to the rounds (collector/rounds.ts holds listed sets back in a
+ * scope until its screen is over).
  */
 
 import { sql } from 'drizzle-orm';
@@ -26,21 +29,30 @@ import {
   type IsolationResult,
   isolationStep,
   type MessageRequest,
+  newcombeDifference,
   type ProbeResult,
   type RoundRecord,
   type ScreeningResult,
   screeningStep,
+  wilson,
 } from './analysis/index.ts';
 import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
 import { insertCanaries } from './db/canaries.ts';
-import { campaignsToJudge, derivedTermSets, type FindingScope, tryLockCampaign } from './db/findings.ts';
+import {
+  campaignsToJudge,
+  derivedTermSets,
+  type FindingScope,
+  type FindingWrite,
+  tryLockCampaign,
+  upsertFindings,
+} from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { type Queryable, rows } from './db/open.ts';
 import { findingKey, isFindingVerdict, scopeKey } from './findings.ts';
 import { planRound } from './planning/canaries.ts';
 import { createRng, pick } from './planning/rng.ts';
 import { termSetKey } from './planning/terms.ts';
-import { toCanaryRows } from './rounds.ts';
+import { conversationScopes, toCanaryRows } from './rounds.ts';
 
 export interface FollowupOptions {
   /** Results are read once the deadline passed this long ago (default: the campaign's deadline). */
@@ -152,7 +164,7 @@ async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
   if (c.mode !== 'screen') return;
   const sets = await termSetsOf(tx, c.termListIds);
   if (sets.length < 2) return;
-  for (const scope of await scopesOf(tx, c)) {
+  for (const scope of conversationScopes(await selectConversations(tx, c.conversationSelection))) {
     await insertRun(tx, c.id, 'screen', sets, scope, `screen|${scopeKey(scope)}`);
   }
 }
@@ -191,25 +203,6 @@ async function insertRun(
   await tx.execute(sql`insert into followups (campaign_id, procedure, input, key, scope)
     values (${campaignId}::uuid, ${procedure}, ${JSON.stringify(input)}::jsonb, ${key}, ${JSON.stringify(scope)}::jsonb)
     on conflict (campaign_id, key) do nothing`);
-}
-
-async function scopesOf(tx: Queryable, c: CampaignInfo): Promise<FindingScope[]> {
-  const out = new Map<string, FindingScope>();
-  for (const conv of await selectConversations(tx, c.conversationSelection)) {
-    for (const s of conv.members.filter((m) => m.active)) {
-      for (const r of conv.members) {
-        if (r.handle === s.handle) continue;
-        const scope = {
-          platform: conv.platform,
-          conversation_kind: conv.kind,
-          sender_region: s.region,
-          recipient_region: r.region,
-        };
-        out.set(scopeKey(scope), scope);
-      }
-    }
-  }
-  return [...out.values()];
 }
 
 async function runningFollowups(tx: Queryable, campaignId: string): Promise<FollowupRow[]> {
@@ -257,7 +250,7 @@ async function advanceRun(
     return;
   }
   if (step.kind === 'done') {
-    await finish(tx, c, run, step.result);
+    await finish(tx, c, run, step.result, steps);
     return;
   }
   const pairIds = await sendMessages(tx, c, run, step.round, step.messages, now);
@@ -280,6 +273,7 @@ async function finish(
   c: CampaignInfo,
   run: FollowupRow,
   result: IsolationResult | ScreeningResult,
+  steps: readonly StepRow[],
 ): Promise<void> {
   await tx.execute(sql`update followups set status = 'done', result = ${JSON.stringify(result)}::jsonb, updated_at = now()
     where id = ${run.id}::uuid`);
@@ -299,6 +293,7 @@ async function finish(
       const terms = [...new Set(group.flatMap((i) => sets[i] ?? []))];
       await insertRun(tx, c.id, 'isolate', terms, run.scope, `isolate|${findingKey(terms, run.scope)}`);
     }
+    await upsertFindings(tx, c.id, await screenClearances(tx, run, sets, r, steps));
   }
   for (const combo of derived) {
     const key = termSetKey(combo);
@@ -306,6 +301,77 @@ async function finish(
       values (${c.id}::uuid, ${key}, ${sql.param(key.split(' + '))}::text[], ${run.id}::uuid)
       on conflict do nothing`);
   }
+}
+
+/**
+ * Findings for the listed sets a done screen cleared in its scope: `none`, settled, from the
+ * packs that carried the set and arrived intact at the scope's recipients while their matched
+ * controls arrived too. Under the screen's assumptions (monotone, deterministic rules: a set
+ * that triggers the censor triggers it in any message that carries it; README) one such pack
+ * clears the set. n_test counts those packs and rate_test is 0 by construction, so this is not
+ * a comparison of rates: `detail.source` says `screen`, with the packs that carried the set.
+ * A set cleared without a pack that arrived (none expected) gets no finding and is left to
+ * the rounds.
+ */
+export async function screenClearances(
+  tx: Queryable,
+  run: { id: string; scope: FindingScope },
+  sets: readonly string[][],
+  result: ScreeningResult,
+  steps: readonly StepRow[],
+): Promise<FindingWrite[]> {
+  const messages = steps.flatMap((s) =>
+    s.messages.map((m, j) => ({ terms: m.terms, result: s.results?.[j], pair: s.pairIds[j] })),
+  );
+  const times = await rows<{ pairId: string; sendMs: number }>(
+    tx,
+    sql`select pair_id as "pairId", (extract(epoch from send_at) * 1000)::float8 as "sendMs"
+        from canaries where kind = 'test' and pair_id = any(${sql.param(messages.map((m) => m.pair ?? null))}::uuid[])`,
+  );
+  const sentAt = new Map(times.map((t) => [t.pairId, t.sendMs]));
+  const out: FindingWrite[] = [];
+  result.status.forEach((status, i) => {
+    const set = sets[i];
+    if (status !== 'clear' || !set) return;
+    const carried = messages.filter((m) => set.every((t) => m.terms.includes(t)));
+    const arrived = carried.filter((m) => m.result === 'negative');
+    const when = arrived.map((m) => (m.pair ? sentAt.get(m.pair) : undefined)).filter((x) => x !== undefined);
+    if (arrived.length === 0 || when.length === 0) return;
+    const n = arrived.length;
+    const [ciLow, ciHigh] = wilson(0, n);
+    const [diffLow, diffHigh] = newcombeDifference(0, n, 0, n);
+    out.push({
+      key: findingKey(set, run.scope),
+      termSet: termSetKey(set).split(' + '),
+      scope: run.scope,
+      windowStart: new Date(Math.min(...when)),
+      windowEnd: new Date(Math.max(...when)),
+      verdict: 'none',
+      kind: 'missing',
+      testTrials: n,
+      controlTrials: n,
+      testRate: 0,
+      controlRate: 0,
+      pValue: 1,
+      qValue: 1,
+      ciLow,
+      ciHigh,
+      diffCiLow: diffLow,
+      diffCiHigh: diffHigh,
+      settled: true,
+      minimal: true,
+      since: null,
+      endedAt: null,
+      detail: {
+        source: 'screen',
+        followup: run.id,
+        packs_carrying: carried.length,
+        packs_arrived: n,
+        packs_suppressed: carried.filter((m) => m.result === 'positive').length,
+      },
+    });
+  });
+  return out;
 }
 
 /** Plans one test + control per message in the run's scope; the pair ids by message, or undefined. */

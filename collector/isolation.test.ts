@@ -7,11 +7,9 @@
  * minimal set `709 + 律师`, and the findings must report that set (and not the listed one)
  * as the minimal suppressed term set, `none` for recipients outside CN.
  */
-import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from './app.ts';
+import { describe, expect, it } from 'vitest';
 import { createCampaign, createTermList } from './db/campaigns.ts';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
 import { rows } from './db/open.ts';
@@ -19,12 +17,11 @@ import { findingKey, recomputeCampaignFindings } from './findings.ts';
 import { advanceFollowups, isolationNeed } from './followups.ts';
 import { finaliseOutcomes } from './outcomes.ts';
 import { materialiseDueRounds } from './rounds.ts';
+import { censoredDelivery } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
-import { signedPost, TEST_ADMIN_TOKEN, TEST_HASH_KEY, type TestProbe } from './test-support/probe.ts';
-import { buildWorld, type World } from './test-support/world.ts';
+import { onAppWorld, type World } from './test-support/world.ts';
 
 const MINUTE = 60_000;
-const adapter = { name: 'testbed', version: '0.0.1' };
 
 describe('isolationNeed', () => {
   const scope = {
@@ -69,15 +66,9 @@ describeEachDb('isolation end to end', (getDb) => {
   let app: FastifyInstance;
   let w: World;
 
-  beforeAll(async () => {
-    app = await buildApp({
-      db: getDb().db,
-      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
-    });
-    w = await buildWorld(app, getDb().db);
-  });
-  afterAll(async () => {
-    await app.close();
+  onAppWorld(getDb, (a, world) => {
+    app = a;
+    w = world;
   });
 
   it('isolates 709 + 律师 out of 709 + 律师 + 天气预报 and reports it as the minimal set', async () => {
@@ -99,68 +90,13 @@ describeEachDb('isolation end to end', (getDb) => {
       startsAt: new Date(start - MINUTE),
       endsAt: null,
     });
-    const region: Record<string, 'US' | 'CN' | 'AU'> = {
-      [w.handles.alice]: 'US',
-      [w.handles.bob]: 'CN',
-      [w.handles.carol]: 'AU',
-    };
-    const probeOf = (handle: string): TestProbe => (region[handle] === 'US' ? w.us : w.cn);
-    const members = Object.keys(region);
-    const post = async (probe: TestProbe, events: unknown[]) => {
-      if (events.length === 0) return;
-      const res = await signedPost(app, probe, '/probe/v1/events', { protocol: 1, events });
-      expect(res.statusCode, res.body).toBe(200);
-    };
-    const censored = (text: string, recipient: string) =>
-      region[recipient] === 'CN' && text.includes('709') && text.includes('律师');
-
-    // The probes: every canary due by `now` is sent, and seen by each member the censor spares.
-    const done = new Set<string>();
-    const deliver = async (now: Date) => {
-      const due = await rows<{ id: string; text: string; nonce: string; sendAt: string; sender: string }>(
-        db,
-        sql`select c.id, c.text, c.nonce, c.send_at as "sendAt", a.handle as sender from canaries c
-            join accounts a on a.id = c.sender_account_id
-            where c.campaign_id = ${campaign.id}::uuid and c.send_at <= ${now.toISOString()}::timestamptz`,
-      );
-      const received: Record<'US' | 'CN', unknown[]> = { US: [], CN: [] };
-      const sent: Record<'US' | 'CN', unknown[]> = { US: [], CN: [] };
-      for (const c of due.filter((d) => !done.has(d.id))) {
-        done.add(c.id);
-        const at = new Date(c.sendAt).getTime();
-        for (const r of members.filter((m) => m !== c.sender && !censored(c.text, m))) {
-          received[probeOf(r) === w.us ? 'US' : 'CN'].push({
-            type: 'received',
-            event_id: randomUUID(),
-            platform: 'testbed',
-            account: r,
-            conversation: w.group,
-            at: new Date(at + 300).toISOString(),
-            clock_offset_ms: 0,
-            adapter,
-            nonce: c.nonce,
-            text: c.text,
-          });
-        }
-        sent[probeOf(c.sender) === w.us ? 'US' : 'CN'].push({
-          type: 'sent',
-          event_id: randomUUID(),
-          platform: 'testbed',
-          account: c.sender,
-          conversation: w.group,
-          at: new Date(at).toISOString(),
-          clock_offset_ms: 0,
-          adapter,
-          canary_id: c.id,
-          text: c.text,
-        });
-      }
-      // receipts first: the sends' deadlines are in the past, so a send alone would finalise as missing
-      await post(w.us, received.US);
-      await post(w.cn, received.CN);
-      await post(w.us, sent.US);
-      await post(w.cn, sent.CN);
-    };
+    const deliver = censoredDelivery(
+      app,
+      db,
+      w,
+      campaign.id,
+      (text, region) => region === 'CN' && text.includes('709') && text.includes('律师'),
+    );
 
     const minimalSettled = async () => {
       const derived = await derivedTermSets(db, campaign.id);
@@ -231,8 +167,9 @@ describeEachDb('isolation end to end', (getDb) => {
       });
       expect(at('709+天气预报+律师', sender, 'CN')).toMatchObject({ verdict: 'suppressed', minimal: false });
     }
-    // the listed and the derived set: `none` wherever the recipient is not in CN (the few
-    // follow-up pairs of other subsets also leave findings, inconclusive with n = 1–2)
+    // the listed and the derived set: `none` wherever the recipient is not in CN; the follow-up
+    // messages' subsets (709, 律师 + 天气预报, …) leave no findings of their own
+    expect(found.every((f) => ['709+天气预报+律师', '709+律师'].includes(f.termSet.join('+')))).toBe(true);
     const tested = found.filter((x) => ['709+天气预报+律师', '709+律师'].includes(x.termSet.join('+')));
     expect(tested).toHaveLength(12);
     for (const f of tested.filter((x) => x.scope.recipient_region !== 'CN')) {

@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from './app.ts';
+import { describe, expect, it } from 'vitest';
 import type { FactEvent } from './db/outcomes.ts';
 import { outcomesForCanary } from './db/outcomes.ts';
 import { deriveOutcomes, finaliseOutcomes } from './outcomes.ts';
 import { describeEachDb } from './test-support/db.ts';
-import { signedPost, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from './test-support/probe.ts';
-import { buildWorld, receivedEvent, rejectedEvent, sentEvent, type World } from './test-support/world.ts';
+import { signedPost } from './test-support/probe.ts';
+import { onAppWorld, receivedEvent, rejectedEvent, sentEvent, type World } from './test-support/world.ts';
 
 const T = Date.parse('2026-06-04T00:00:00.000Z');
 const canary = {
@@ -123,15 +122,9 @@ describeEachDb('outcomes through ingest', (getDb) => {
   let w: World;
   const EVENTS = '/probe/v1/events';
 
-  beforeAll(async () => {
-    app = await buildApp({
-      db: getDb().db,
-      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
-    });
-    w = await buildWorld(app, getDb().db);
-  });
-  afterAll(async () => {
-    await app.close();
+  onAppWorld(getDb, (a, world) => {
+    app = a;
+    w = world;
   });
 
   const post = async (probe: World['us'], events: unknown[]) => {

@@ -1,9 +1,8 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../protocol/index.ts';
 import { publicKeyToBase64 } from '../protocol/signing.ts';
-import { buildApp } from './app.ts';
 import { countRows, eventIdsOfRequest } from './db/inspect.ts';
 import { describeEachDb } from './test-support/db.ts';
 import {
@@ -13,9 +12,8 @@ import {
   signedHeaders,
   signedPost,
   TEST_ADMIN_TOKEN,
-  TEST_HASH_KEY,
 } from './test-support/probe.ts';
-import { buildWorld, receivedEvent, sentEvent, type World } from './test-support/world.ts';
+import { onAppWorld, receivedEvent, sentEvent, type World } from './test-support/world.ts';
 
 const EVENTS = '/probe/v1/events';
 
@@ -23,15 +21,9 @@ describeEachDb('probe API', (getDb) => {
   let app: FastifyInstance;
   let w: World;
 
-  beforeAll(async () => {
-    app = await buildApp({
-      db: getDb().db,
-      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
-    });
-    w = await buildWorld(app, getDb().db);
-  });
-  afterAll(async () => {
-    await app.close();
+  onAppWorld(getDb, (a, world) => {
+    app = a;
+    w = world;
   });
 
   const counts = () => countRows(getDb().db);

@@ -23,9 +23,9 @@ import {
   termSetsOf,
 } from './db/campaigns.ts';
 import type { CanaryInsert } from './db/canaries.ts';
-import { derivedTermSets, settledKeys } from './db/findings.ts';
+import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
-import { findingKey } from './findings.ts';
+import { findingKey, scopeKey } from './findings.ts';
 import { type PlanConversation, planRound, type RoundPlan, roundSeed } from './planning/canaries.ts';
 import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
 import { termSetKey } from './planning/terms.ts';
@@ -134,6 +134,9 @@ async function materialiseCampaign(
     }));
     const active = conversations.flatMap((c) => c.members.filter((m) => m.active).map((m) => m.handle));
     const settled = campaign.mode === 'monitor' ? new Set<string>() : await settledKeys(db, campaign.id);
+    if (campaign.mode === 'screen') {
+      for (const k of await screenedKeys(db, campaign.id, listed, conversations)) settled.add(k);
+    }
     const needs = new Map(allSets.map((t) => [t, openSenders(t, conversations, active, settled)] as const));
     const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
     const termSets = shuffled(createRng(seed), open).slice(0, campaign.termSetsPerRound);
@@ -205,6 +208,50 @@ async function materialiseCampaign(
       log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
     }
   }
+}
+
+/** Every scope (platform, kind, sender region, recipient region) an active sender reaches. */
+export function conversationScopes(conversations: readonly SelectedConversation[]): FindingScope[] {
+  const out = new Map<string, FindingScope>();
+  for (const conv of conversations) {
+    for (const s of conv.members.filter((m) => m.active)) {
+      for (const r of conv.members) {
+        if (r.handle === s.handle) continue;
+        const scope: FindingScope = {
+          platform: conv.platform,
+          conversation_kind: conv.kind,
+          sender_region: s.region,
+          recipient_region: r.region,
+        };
+        out.set(scopeKey(scope), scope);
+      }
+    }
+  }
+  return [...out.values()];
+}
+
+/**
+ * In a `screen` campaign the listed term sets are packed into messages by one screen per scope
+ * (collector/followups.ts), not sent one per message: every listed set × scope whose screen is
+ * not over yet is held back (returned as if settled). Once the screen is done, the sets it
+ * cleared have settled `none` findings and the rest (suppressed, cross-set, unresolved) are
+ * tested by the rounds like any term set; a failed screen leaves all of them to the rounds.
+ * With fewer than two listed sets there is no screen and nothing is held back.
+ */
+export async function screenedKeys(
+  db: Db,
+  campaignId: string,
+  listed: readonly string[][],
+  conversations: readonly SelectedConversation[],
+): Promise<Set<string>> {
+  const held = new Set<string>();
+  if (listed.length < 2) return held;
+  const over = await finishedScreens(db, campaignId);
+  for (const scope of conversationScopes(conversations)) {
+    if (over.has(`screen|${scopeKey(scope)}`)) continue;
+    for (const t of listed) held.add(findingKey(t, scope));
+  }
+  return held;
 }
 
 /**

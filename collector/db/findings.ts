@@ -37,7 +37,9 @@ export interface PairedOutcome {
 /**
  * Paired outcomes of a campaign whose deadline passed at least `graceMs` before `now` (a
  * receipt shortly after the deadline turns `missing` into `delayed`; judging earlier would
- * call a delay a drop). Screening packs are left out: they are not term sets.
+ * call a delay a drop). Follow-up messages are left out: screening packs are not term sets,
+ * and an isolation run's few probes of a subset are its own evidence (followup_steps), not a
+ * finding that would never get enough pairs to settle and would only weigh on the BH family.
  */
 export async function pairedOutcomes(
   q: Queryable,
@@ -64,8 +66,7 @@ export async function pairedOutcomes(
         where t.campaign_id = ${campaignId}::uuid and t.kind = 'test'
           and t.deadline_at < ${before}::timestamptz and c.deadline_at < ${before}::timestamptz
           and ot.status not in ('pending', 'failed') and oc.status not in ('pending', 'failed')
-          and not exists (select 1 from followup_steps s join followups f on f.id = s.followup_id
-                          where f.procedure = 'screen' and t.pair_id = any(s.pair_ids))
+          and not exists (select 1 from followup_steps s where t.pair_id = any(s.pair_ids))
         order by "windowMs"`,
   );
 }
@@ -203,6 +204,8 @@ export interface StoredFinding {
   endedAt: Date | string | null;
   windowStart: Date | string;
   windowEnd: Date | string;
+  /** Segments, latency, sequential look, or `source: 'screen'` for a screen's clearance. */
+  detail: unknown;
 }
 
 export async function findingsOfCampaign(q: Queryable, campaignId: string): Promise<StoredFinding[]> {
@@ -211,7 +214,7 @@ export async function findingsOfCampaign(q: Queryable, campaignId: string): Prom
     sql`select id, key, term_set as "termSet", scope, verdict, kind, test_trials as "testTrials",
           control_trials as "controlTrials", test_rate as "testRate", control_rate as "controlRate",
           p_value as "pValue", q_value as "qValue", ci_low as "ciLow", ci_high as "ciHigh", settled, minimal,
-          since, ended_at as "endedAt", window_start as "windowStart", window_end as "windowEnd"
+          since, ended_at as "endedAt", window_start as "windowStart", window_end as "windowEnd", detail
         from findings where campaign_id = ${campaignId}::uuid order by key`,
   );
 }
@@ -237,6 +240,16 @@ export async function settledKeys(q: Queryable, campaignId: string): Promise<Set
   const found = await rows<{ key: string }>(
     q,
     sql`select key from findings where campaign_id = ${campaignId}::uuid and settled and key is not null`,
+  );
+  return new Set(found.map((r) => r.key));
+}
+
+/** Keys (`screen|<scope>`) of the campaign's screens that are over (done or failed). */
+export async function finishedScreens(q: Queryable, campaignId: string): Promise<Set<string>> {
+  const found = await rows<{ key: string }>(
+    q,
+    sql`select key from followups where campaign_id = ${campaignId}::uuid and procedure = 'screen'
+          and status in ('done', 'failed')`,
   );
   return new Set(found.map((r) => r.key));
 }

@@ -5,11 +5,13 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
+import { buildApp } from '../app.ts';
 import { findAccounts, findConversationId } from '../db/accounts.ts';
 import { createCampaign } from '../db/campaigns.ts';
 import { insertCanaries } from '../db/canaries.ts';
 import type { Db } from '../db/open.ts';
-import { account, checkin, enrollProbe, type TestProbe } from './probe.ts';
+import { account, checkin, enrollProbe, TEST_ADMIN_TOKEN, TEST_HASH_KEY, type TestProbe } from './probe.ts';
 
 export interface World {
   us: TestProbe;
@@ -165,4 +167,22 @@ export function rejectedEvent(w: World, c: Canary, notice = 'This message contai
     failure: 'notice_shown' as const,
     notice,
   };
+}
+
+/**
+ * For a describeEachDb suite: before its tests, a collector app on the suite's database and a
+ * World in it, handed to `set`; the app is closed after them.
+ */
+export function onAppWorld(getDb: () => { db: Db }, set: (app: FastifyInstance, w: World) => void): void {
+  let app: FastifyInstance | undefined;
+  beforeAll(async () => {
+    app = await buildApp({
+      db: getDb().db,
+      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
+    });
+    set(app, await buildWorld(app, getDb().db));
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
 }

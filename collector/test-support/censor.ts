@@ -1,0 +1,88 @@
+/**
+ * The probes of a test World (world.ts) against a censor written as a function: every
+ * canary of a campaign due by `now` is sent by its sender's probe and seen 300 ms later by
+ * every other member the censor spares, all as signed events through the real probe API.
+ * For end-to-end tests of the collector's own steps on a simulated clock.
+ */
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { expect } from 'vitest';
+import { type Db, rows } from '../db/open.ts';
+import { signedPost, type TestProbe } from './probe.ts';
+import type { World } from './world.ts';
+
+export type Region = 'US' | 'CN' | 'AU';
+const adapter = { name: 'testbed', version: '0.0.1' };
+
+/** alice in the US, bob in CN and carol in AU (held by the CN probe), as in buildWorld. */
+export function worldRegions(w: World): Record<string, Region> {
+  return { [w.handles.alice]: 'US', [w.handles.bob]: 'CN', [w.handles.carol]: 'AU' };
+}
+
+export function censoredDelivery(
+  app: FastifyInstance,
+  db: Db,
+  w: World,
+  campaignId: string,
+  censored: (text: string, recipientRegion: Region) => boolean,
+): (now: Date) => Promise<void> {
+  const region = worldRegions(w);
+  const members = Object.keys(region);
+  const probeOf = (handle: string): TestProbe => (region[handle] === 'US' ? w.us : w.cn);
+  const post = async (probe: TestProbe, events: unknown[]) => {
+    if (events.length === 0) return;
+    const res = await signedPost(app, probe, '/probe/v1/events', { protocol: 1, events });
+    expect(res.statusCode, res.body).toBe(200);
+  };
+  const done = new Set<string>();
+  return async (now: Date) => {
+    const due = await rows<{ id: string; text: string; nonce: string; sendAt: string; sender: string }>(
+      db,
+      sql`select c.id, c.text, c.nonce, c.send_at as "sendAt", a.handle as sender from canaries c
+          join accounts a on a.id = c.sender_account_id
+          where c.campaign_id = ${campaignId}::uuid and c.send_at <= ${now.toISOString()}::timestamptz`,
+    );
+    const received = new Map<TestProbe, unknown[]>([
+      [w.us, []],
+      [w.cn, []],
+    ]);
+    const sent = new Map<TestProbe, unknown[]>([
+      [w.us, []],
+      [w.cn, []],
+    ]);
+    for (const c of due.filter((d) => !done.has(d.id))) {
+      done.add(c.id);
+      const at = new Date(c.sendAt).getTime();
+      for (const r of members.filter((m) => m !== c.sender && !censored(c.text, region[m] as Region))) {
+        received.get(probeOf(r))?.push({
+          type: 'received',
+          event_id: randomUUID(),
+          platform: 'testbed',
+          account: r,
+          conversation: w.group,
+          at: new Date(at + 300).toISOString(),
+          clock_offset_ms: 0,
+          adapter,
+          nonce: c.nonce,
+          text: c.text,
+        });
+      }
+      sent.get(probeOf(c.sender))?.push({
+        type: 'sent',
+        event_id: randomUUID(),
+        platform: 'testbed',
+        account: c.sender,
+        conversation: w.group,
+        at: new Date(at).toISOString(),
+        clock_offset_ms: 0,
+        adapter,
+        canary_id: c.id,
+        text: c.text,
+      });
+    }
+    // receipts first: the sends' deadlines are in the past, so a send alone would finalise as missing
+    for (const p of [w.us, w.cn]) await post(p, received.get(p) ?? []);
+    for (const p of [w.us, w.cn]) await post(p, sent.get(p) ?? []);
+  };
+}
