@@ -242,7 +242,7 @@ async function advanceRun(
     step =
       run.procedure === 'isolate'
         ? await isolationStep(run.input as string[], logRecords)
-        : await screeningStep(run.input as string[][], logRecords, { shuffleSeed: seedNumber(c.seed) });
+        : await screeningStep(run.input as string[][], logRecords, SCREEN_OPTIONS(c.seed));
   } catch (err) {
     log?.warn({ err, followup: run.id }, 'follow-up run failed');
     await tx.execute(sql`update followups set status = 'failed', result = ${JSON.stringify({ error: (err as Error).message })}::jsonb,
@@ -264,6 +264,15 @@ async function advanceRun(
     values (${run.id}::uuid, ${step.round}, ${JSON.stringify(step.messages)}::jsonb, ${sql.param(pairIds)}::uuid[])
     on conflict do nothing`);
 }
+
+/**
+ * The screen here is triage, not the verdict: a set it calls suppressed is judged again by the
+ * rounds (single sets, as derived sets) or isolated (multi-term sets and cross-set groups), each
+ * with controls and the sequential design. So one positive is enough to split down to a set
+ * (`confirmSet: 1`; a lost message only costs that set a round of paired tests), while a
+ * clearance, which is published as a `none` finding, needs a pack that arrived intact.
+ */
+const SCREEN_OPTIONS = (seed: string) => ({ shuffleSeed: seedNumber(seed), confirmSet: 1 });
 
 const seedNumber = (seed: string) =>
   [...seed].reduce((h, ch) => (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0, 7);
