@@ -32,6 +32,8 @@ describeEachDb('admin API', (getDb) => {
     w = world;
   });
 
+  const postCampaign = (payload: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: '/admin/v1/campaigns', headers: auth, payload });
   const upload = (name: string, text: string) =>
     app.inject({
       method: 'POST',
@@ -90,47 +92,27 @@ describeEachDb('admin API', (getDb) => {
       cadence: '*/5 * * * *',
       deadline_seconds: 60,
     };
-    const unknown = await app.inject({
-      method: 'POST',
-      url: '/admin/v1/campaigns',
-      headers: auth,
-      payload: base,
-    });
+    const unknown = await postCampaign(base);
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().message).toMatch(/^\/term_list_ids: unknown/);
     const list = (await upload('list-cron', '六四\n')).json().term_list.id;
-    const cron = await app.inject({
-      method: 'POST',
-      url: '/admin/v1/campaigns',
-      headers: auth,
-      payload: { ...base, term_list_ids: [list], cadence: 'every day' },
-    });
+    const cron = await postCampaign({ ...base, term_list_ids: [list], cadence: 'every day' });
     expect(cron.statusCode).toBe(400);
     expect(cron.json().message).toMatch(/^\/cadence: /);
-    const mode = await app.inject({
-      method: 'POST',
-      url: '/admin/v1/campaigns',
-      headers: auth,
-      payload: { ...base, term_list_ids: [list], mode: 'spy' },
-    });
+    const mode = await postCampaign({ ...base, term_list_ids: [list], mode: 'spy' });
     expect(mode.statusCode).toBe(400);
     expect(mode.json().message).toMatch(/\/mode/);
   });
 
   it('refuses a campaign whose terms cannot get matched controls', async () => {
     const list = (await upload('list-hangul', '한국어\n')).json().term_list.id;
-    const res = await app.inject({
-      method: 'POST',
-      url: '/admin/v1/campaigns',
-      headers: auth,
-      payload: {
-        name: 'hangul',
-        mode: 'monitor',
-        term_list_ids: [list],
-        conversations: {},
-        cadence: '*/5 * * * *',
-        deadline_seconds: 60,
-      },
+    const res = await postCampaign({
+      name: 'hangul',
+      mode: 'monitor',
+      term_list_ids: [list],
+      conversations: {},
+      cadence: '*/5 * * * *',
+      deadline_seconds: 60,
     });
     expect(res.statusCode).toBe(400);
     expect(res.json().message).toMatch(/^\/term_list_ids: no matched controls .*한국어/);
@@ -138,20 +120,15 @@ describeEachDb('admin API', (getDb) => {
 
   it('materialises due rounds once into matched test/control pairs handed to the sender probe', async () => {
     const list = (await upload('list-rounds', '六四 + 天安门\n刘晓波\n')).json().term_list.id;
-    const created = await app.inject({
-      method: 'POST',
-      url: '/admin/v1/campaigns',
-      headers: auth,
-      payload: {
-        name: 'rounds',
-        mode: 'monitor',
-        term_list_ids: [list],
-        conversations: { platform: 'testbed', refs: [w.group] },
-        cadence: '* * * * *',
-        deadline_seconds: 120,
-        seed: 'fixed',
-        starts_at: new Date(Date.now() - 600_000).toISOString(),
-      },
+    const created = await postCampaign({
+      name: 'rounds',
+      mode: 'monitor',
+      term_list_ids: [list],
+      conversations: { platform: 'testbed', refs: [w.group] },
+      cadence: '* * * * *',
+      deadline_seconds: 120,
+      seed: 'fixed',
+      starts_at: new Date(Date.now() - 600_000).toISOString(),
     });
     expect(created.statusCode).toBe(201);
     const campaignId = created.json().id as string;
@@ -186,6 +163,33 @@ describeEachDb('admin API', (getDb) => {
     const handed = res.json().canaries.map((c: { canary_id: string }) => c.canary_id);
     expect(aliceIds.length).toBeGreaterThan(0);
     expect(handed.sort()).toEqual(aliceIds.sort());
+  });
+
+  it('shows the term sets a round could not plan on the campaign, and measures the rest', async () => {
+    // every nonce starts `sd`, so a canary can never be free of the term `s`
+    const list = (await upload('list-skip', 's\n刘晓波\n')).json().term_list.id;
+    const created = await postCampaign({
+      name: 'skip',
+      mode: 'monitor',
+      term_list_ids: [list],
+      conversations: { platform: 'testbed', refs: [w.group] },
+      cadence: '* * * * *',
+      deadline_seconds: 120,
+      seed: 'skip',
+      starts_at: new Date(Date.now() - 600_000).toISOString(),
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const campaignId = created.json().id as string;
+    expect(created.json().skipped_term_sets).toEqual([]);
+    await materialiseDueRounds(getDb().db, new Date(Math.floor(Date.now() / 60_000) * 60_000 - 1000), 60_000);
+    const canaries = await canariesOfCampaign(getDb().db, campaignId);
+    expect(canaries.length).toBeGreaterThan(0);
+    expect(canaries.every((c) => c.termSet.join() === '刘晓波')).toBe(true);
+    const res = await app.inject({ method: 'GET', url: '/admin/v1/campaigns', headers: auth });
+    const summary = res.json().campaigns.find((c: { id: string }) => c.id === campaignId);
+    expect(summary.skipped_term_sets).toHaveLength(1);
+    expect(summary.skipped_term_sets[0]).toMatchObject({ term_set: ['s'], conversations: ['*'] });
+    expect(summary.skipped_term_sets[0].reason).toMatch(/nonce/);
   });
 
   it('lists probes and accounts without any address', async () => {

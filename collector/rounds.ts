@@ -19,6 +19,7 @@ import {
   insertRound,
   lastRoundAt,
   type SelectedConversation,
+  type SkippedTermSet,
   selectConversations,
   termSetsOf,
 } from './db/campaigns.ts';
@@ -199,7 +200,14 @@ async function materialiseCampaign(
     const roundId = randomUUID();
     const result = await insertRound(
       db,
-      { id: roundId, campaignId: campaign.id, roundAt, seed, rngAlgorithm: RNG_ALGORITHM },
+      {
+        id: roundId,
+        campaignId: campaign.id,
+        roundAt,
+        seed,
+        rngAlgorithm: RNG_ALGORITHM,
+        skipped: skippedTermSets(plan.skipped),
+      },
       toCanaryRows(plan, roundId, conversations),
     );
     if (result.created) {
@@ -208,6 +216,19 @@ async function materialiseCampaign(
       log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
     }
   }
+}
+
+/** The plan's skipped term sets, one entry per term set and reason, with the conversations. */
+export function skippedTermSets(skipped: RoundPlan['skipped']): SkippedTermSet[] {
+  const out = new Map<string, SkippedTermSet>();
+  for (const s of skipped) {
+    if (!s.termSet) continue;
+    const k = `${termSetKey(s.termSet)}\u0000${s.reason}`;
+    const entry = out.get(k) ?? { termSet: [...s.termSet], reason: s.reason, conversations: [] };
+    if (!entry.conversations.includes(s.conversation)) entry.conversations.push(s.conversation);
+    out.set(k, entry);
+  }
+  return [...out.values()];
 }
 
 /** Every scope (platform, kind, sender region, recipient region) an active sender reaches. */

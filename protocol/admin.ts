@@ -134,6 +134,21 @@ export const Campaign = Type.Object(
     created_at: Timestamp,
     rounds: Type.Integer({ minimum: 0 }),
     canaries: Type.Integer({ minimum: 0 }),
+    /**
+     * Term sets the latest round could not plan (e.g. no control text free of the tested
+     * terms, or a term every nonce contains); they are not being measured. `conversations`
+     * lists the refs it was skipped in, or `*` when no conversation could carry it.
+     */
+    skipped_term_sets: Type.Array(
+      Type.Object(
+        {
+          term_set: Type.Array(Type.String()),
+          reason: Type.String(),
+          conversations: Type.Array(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

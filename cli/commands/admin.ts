@@ -110,6 +110,8 @@ function campaignRow(c: Campaign) {
     rounds: c.rounds,
     canaries: c.canaries,
     active: c.active,
+    // term sets the latest round could not plan (details with --json)
+    skipped: c.skipped_term_sets.length,
   };
 }
 

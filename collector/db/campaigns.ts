@@ -84,7 +84,20 @@ export interface CampaignInput {
   endsAt: Date | null;
 }
 
-export type CampaignRow = typeof campaigns.$inferSelect & { rounds: number; canaries: number };
+/** A term set the planner left out of a round, and why (e.g. no control free of tested terms). */
+export interface SkippedTermSet {
+  termSet: string[];
+  reason: string;
+  /** Conversations (refs) it was skipped in. */
+  conversations: string[];
+}
+
+export type CampaignRow = typeof campaigns.$inferSelect & {
+  rounds: number;
+  canaries: number;
+  /** Term sets the campaign's latest round could not plan. */
+  skipped: SkippedTermSet[];
+};
 
 export async function createCampaign(q: Queryable, input: CampaignInput): Promise<CampaignRow> {
   const [row] = await q
@@ -103,16 +116,22 @@ export async function createCampaign(q: Queryable, input: CampaignInput): Promis
     })
     .returning();
   if (!row) throw new Error('campaign insert returned nothing');
-  return { ...row, rounds: 0, canaries: 0 };
+  return { ...row, rounds: 0, canaries: 0, skipped: [] };
 }
 
 export async function listCampaigns(q: Queryable): Promise<CampaignRow[]> {
   const list = await q.select().from(campaigns).orderBy(desc(campaigns.createdAt));
-  const counts = await rows<{ id: string; rounds: number; canaries: number }>(
+  const counts = await rows<{
+    id: string;
+    rounds: number;
+    canaries: number;
+    skipped: SkippedTermSet[] | null;
+  }>(
     q,
     sql`select c.id,
           (select count(*)::int from rounds r where r.campaign_id = c.id) as rounds,
-          (select count(*)::int from canaries k where k.campaign_id = c.id) as canaries
+          (select count(*)::int from canaries k where k.campaign_id = c.id) as canaries,
+          (select r.skipped from rounds r where r.campaign_id = c.id order by r.round_at desc limit 1) as skipped
         from campaigns c`,
   );
   const byId = new Map(counts.map((c) => [c.id, c]));
@@ -120,6 +139,7 @@ export async function listCampaigns(q: Queryable): Promise<CampaignRow[]> {
     ...c,
     rounds: byId.get(c.id)?.rounds ?? 0,
     canaries: byId.get(c.id)?.canaries ?? 0,
+    skipped: byId.get(c.id)?.skipped ?? [],
   }));
 }
 
@@ -147,7 +167,14 @@ export async function lastRoundAt(q: Queryable, campaignId: string): Promise<Dat
  */
 export async function insertRound(
   q: Queryable,
-  input: { id: string; campaignId: string; roundAt: Date; seed: string; rngAlgorithm: string },
+  input: {
+    id: string;
+    campaignId: string;
+    roundAt: Date;
+    seed: string;
+    rngAlgorithm: string;
+    skipped?: SkippedTermSet[];
+  },
   canaries: CanaryInsert[],
 ): Promise<{ created: boolean; canaries: number }> {
   return q.transaction(async (tx) => {

@@ -164,6 +164,8 @@ export const rounds = pgTable(
     roundAt: tstz('round_at').notNull(),
     seed: text('seed').notNull(),
     rngAlgorithm: text('rng_algorithm').notNull(),
+    /** Term sets the planner had to leave out of this round, with the reason (rounds.ts). */
+    skipped: jsonb('skipped').notNull().default([]),
     createdAt: createdAt(),
   },
   (t) => [unique('rounds_campaign_round_at_key').on(t.campaignId, t.roundAt)],

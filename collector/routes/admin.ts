@@ -70,6 +70,11 @@ function campaignOut(c: CampaignRow): Campaign {
     created_at: iso(c.createdAt),
     rounds: c.rounds,
     canaries: c.canaries,
+    skipped_term_sets: c.skipped.map((k) => ({
+      term_set: k.termSet,
+      reason: k.reason,
+      conversations: k.conversations,
+    })),
   };
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE "rounds" ADD COLUMN "skipped" jsonb DEFAULT '[]'::jsonb NOT NULL;
