@@ -1,13 +1,21 @@
 /**
  * CSV (RFC 4180) for the research API: every field that holds a comma, quote, CR or LF
- * is quoted with quotes doubled. Text (terms, received text) is written verbatim: a
- * spreadsheet user should import as text rather than open the file directly.
+ * is quoted with quotes doubled.
+ *
+ * Text cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab
+ * or CR) get a leading `'`. Received text comes from the platform, which here is the
+ * adversary: a censor that rewrites messages could plant `=HYPERLINK(…)` in a researcher's
+ * export. Numbers are never prefixed. JSON and NDJSON carry every text verbatim; use them
+ * when the exact text matters.
  */
 export type CsvValue = string | number | boolean | null | undefined | readonly string[];
 
+const FORMULA_START = /^[=+\-@\t\r]/;
+
 export function csvField(value: CsvValue): string {
   if (value === null || value === undefined) return '';
-  const text = Array.isArray(value) ? JSON.stringify(value) : String(value);
+  let text = Array.isArray(value) ? JSON.stringify(value) : String(value);
+  if (typeof value === 'string' && FORMULA_START.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 

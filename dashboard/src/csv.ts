@@ -1,9 +1,14 @@
-/** CSV of the data behind a chart, downloaded from the browser (RFC 4180 quoting). */
+/**
+ * CSV of the data behind a chart, downloaded from the browser (RFC 4180 quoting). Text cells a
+ * spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) get a leading `'`, as in
+ * the research API's CSV: terms and texts can come from the adversary.
+ */
 export type Cell = string | number | null | undefined;
 
 export function toCsv(header: readonly string[], rows: readonly (readonly Cell[])[]): string {
   const field = (v: Cell) => {
-    const s = v === null || v === undefined ? '' : String(v);
+    let s = v === null || v === undefined ? '' : String(v);
+    if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
     return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
   };
   return [header, ...rows]
