@@ -28,6 +28,8 @@ export interface AppOptions {
   beforeAssign?: (now: Date) => Promise<void>;
   /** Research API rate limit per client (default 600 a minute). */
   rateLimit?: RateLimitOptions;
+  /** Probe API rate limit per probe (default 1,200 a minute). */
+  probeRateLimit?: RateLimitOptions;
   /** Built dashboard to serve at `/` (default dashboard/dist). */
   dashboardDir?: string;
 }
@@ -65,6 +67,7 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     hashKey: options.config.hashKey,
     checkinIntervalMs: options.config.checkinIntervalMs,
     now,
+    rateLimit: options.probeRateLimit,
     ...(options.beforeAssign ? { beforeAssign: options.beforeAssign } : {}),
   });
   await app.register(adminRoutes, {

@@ -267,3 +267,56 @@ describeEachDb('probe API', (getDb) => {
     });
   });
 });
+
+describeEachDb('probe API rate limit', (getDb) => {
+  let app: FastifyInstance;
+  let w: World;
+  // buildWorld enrols two probes (two registrations from this address) and checks each in once
+  onAppWorld(
+    getDb,
+    (a, world) => {
+      app = a;
+      w = world;
+    },
+    { probeRateLimit: { max: 4, timeWindowMs: 60_000 } },
+  );
+
+  it('answers 429 to a probe past its quota and stores nothing, while another probe goes on', async () => {
+    const body = checkinBody([account('testbed', w.handles.alice, 'US')], []);
+    const answers: number[] = [];
+    for (let i = 0; i < 4; i++)
+      answers.push((await signedPost(app, w.us, '/probe/v1/checkin', body)).statusCode);
+    expect(answers).toEqual([200, 200, 200, 429]);
+    const before = await countRows(getDb().db);
+    const refused = await signedPost(app, w.us, EVENTS, {
+      protocol: 1,
+      events: [sentEvent(w, await w.makeCanary())],
+    });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json()).toMatchObject({ code: 'SD_ERR_RATE_LIMITED' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await countRows(getDb().db)).events).toBe(before.events);
+    // the quota is the probe's own, not the address's: the CN probe still checks in
+    const cn = checkinBody([account('testbed', w.handles.bob, 'CN')], []);
+    expect((await signedPost(app, w.cn, '/probe/v1/checkin', cn)).statusCode).toBe(200);
+  });
+
+  it('limits enrolment per address, before a probe has an id', async () => {
+    const register = () =>
+      app.inject({
+        method: 'POST',
+        url: '/probe/v1/register',
+        payload: {
+          protocol: 1,
+          enrollment_token: 'not-a-token-guess-0123456789',
+          public_key: publicKeyToBase64(generateKeyPairSync('ed25519').publicKey),
+          country: 'US',
+          asn: 64500,
+          software_version: '0.0.0',
+        },
+      });
+    const codes: number[] = [];
+    for (let i = 0; i < 3; i++) codes.push((await register()).statusCode);
+    expect(codes).toEqual([401, 401, 429]);
+  });
+});

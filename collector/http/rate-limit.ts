@@ -1,7 +1,9 @@
 /**
- * Per-client rate limiting of the research API. A client is known only by an HMAC of
- * its address under the collector's hashing key: the address itself is never stored,
- * used as a key or logged. Every answer carries x-ratelimit-limit/-remaining/-reset;
+ * Per-client rate limiting of the research API and the probe API. A research client is known
+ * only by an HMAC of its address under the collector's hashing key: the address itself is
+ * never stored, used as a key or logged. A probe is known by its id once its request's
+ * signature is verified (so one probe cannot use up another's quota, and probes sharing an
+ * address each have their own); enrollment, before a probe has an id, by the address HMAC. Every answer carries x-ratelimit-limit/-remaining/-reset;
  * past the quota the answer is 429 SD_ERR_RATE_LIMITED with retry-after.
  *
  * The store is in memory, per collector process: behind a load balancer each collector
@@ -9,6 +11,7 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { SdError } from '../errors.ts';
 import { keyedHash } from '../secrets.ts';
 
 export interface RateLimitOptions {
@@ -19,9 +22,16 @@ export interface RateLimitOptions {
 
 export const DEFAULT_RATE_LIMIT: RateLimitOptions = { max: 600, timeWindowMs: 60_000 };
 
-export class RateLimitedError extends Error {
-  readonly statusCode = 429;
-  readonly code = 'SD_ERR_RATE_LIMITED';
+/**
+ * Per probe: a probe checks in and uploads a batch of events every few seconds at most; 1,200 a
+ * minute (20 a second) leaves room for catching up after an outage and stops a runaway loop.
+ */
+export const DEFAULT_PROBE_RATE_LIMIT: RateLimitOptions = { max: 1200, timeWindowMs: 60_000 };
+
+export class RateLimitedError extends SdError {
+  constructor(message: string) {
+    super('SD_ERR_RATE_LIMITED', message);
+  }
 }
 
 /** The only client identity the limiter sees. */
@@ -34,12 +44,18 @@ export async function registerRateLimit(
   app: FastifyInstance,
   hashKey: Buffer,
   options: RateLimitOptions = DEFAULT_RATE_LIMIT,
+  by: 'client' | 'probe' = 'client',
 ): Promise<void> {
   await app.register(rateLimit, {
     global: true,
     max: options.max,
     timeWindow: options.timeWindowMs,
-    keyGenerator: (req) => clientKey(hashKey, req),
+    // probes: after the signature check (preValidation), so the key is a verified probe id
+    ...(by === 'probe' ? { hook: 'preHandler' as const } : {}),
+    keyGenerator: (req) => {
+      const probeId = by === 'probe' ? req.probeAuth?.probeId : undefined;
+      return probeId ? `probe:${probeId}` : clientKey(hashKey, req);
+    },
     errorResponseBuilder: (_req, ctx) =>
       new RateLimitedError(`rate limit: at most ${ctx.max} requests per client in ${ctx.after}; retry later`),
   });

@@ -16,6 +16,7 @@ import { registerProbe } from '../db/probes.ts';
 import { SdError } from '../errors.ts';
 import { throwBodyError } from '../http/body.ts';
 import { probeAuthHook } from '../http/probe-auth.ts';
+import { DEFAULT_PROBE_RATE_LIMIT, type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { ingestEvents } from '../ingest.ts';
 import { keyedHash } from '../secrets.ts';
 
@@ -32,12 +33,15 @@ export interface ProbeRoutesOptions {
   now: () => Date;
   /** Called before canaries are handed out (materialises due campaign rounds). */
   beforeAssign?: (now: Date) => Promise<void>;
+  /** Requests per probe (enrollment: per address) and window; default 1,200 a minute. */
+  rateLimit?: RateLimitOptions | undefined;
 }
 
 export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async (app, opts) => {
   const { db, now } = opts;
   app.decorateRequest('probeAuth', null);
   app.decorateRequest('arrivedAtMs', 0);
+  await registerRateLimit(app, opts.hashKey, opts.rateLimit ?? DEFAULT_PROBE_RATE_LIMIT, 'probe');
   // t1 of the NTP exchange: as close to the request's arrival as the app can see.
   app.addHook('onRequest', async (req) => {
     req.arrivedAtMs = now().getTime();

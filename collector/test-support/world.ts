@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll } from 'vitest';
-import { buildApp } from '../app.ts';
+import { type AppOptions, buildApp } from '../app.ts';
 import { findAccounts, findConversationId } from '../db/accounts.ts';
 import { createCampaign } from '../db/campaigns.ts';
 import { insertCanaries } from '../db/canaries.ts';
@@ -173,10 +173,15 @@ export function rejectedEvent(w: World, c: Canary, notice = 'This message contai
  * For a describeEachDb suite: before its tests, a collector app on the suite's database and a
  * World in it, handed to `set`; the app is closed after them.
  */
-export function onAppWorld(getDb: () => { db: Db }, set: (app: FastifyInstance, w: World) => void): void {
+export function onAppWorld(
+  getDb: () => { db: Db },
+  set: (app: FastifyInstance, w: World) => void,
+  extra: Partial<Omit<AppOptions, 'db' | 'config'>> = {},
+): void {
   let app: FastifyInstance | undefined;
   beforeAll(async () => {
     app = await buildApp({
+      ...extra,
       db: getDb().db,
       config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
     });
