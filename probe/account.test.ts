@@ -80,9 +80,9 @@ function canary(): CanaryAssignment {
   };
 }
 
-async function runner(factory: AdapterFactory, quarantine?: QuarantineBook) {
+async function runner(factory: AdapterFactory, quarantine?: QuarantineBook, config = account) {
   const r = new AccountRunner({
-    config: account,
+    config,
     factory,
     stateDir: join(dir, 'ann'),
     logger,
@@ -167,6 +167,21 @@ describe('account sending', () => {
     // the second waited 400 ms of 600 and went; the third could not leave in time
     expect(out[2]).toMatchObject({ type: 'failed', failure: 'deadline_missed' });
     expect((out[2] as { detail?: string }).detail).toMatch(/send queue held it \d+ ms/);
+    await r.stop();
+  });
+
+  it("sends nothing in quiet hours: a canary due inside them fails as the probe's own miss", async () => {
+    const s = scripted([() => ({ status: 'sent', at: new Date() })]);
+    // a quiet window around now, in UTC
+    const m = new Date().getUTCHours() * 60 + new Date().getUTCMinutes();
+    const quietHours = { startMin: (m + 1440 - 60) % 1440, endMin: (m + 60) % 1440, timeZone: 'UTC' };
+    const r = await runner(s.factory, undefined, { ...account, quietHours });
+    expect(await send(r, canary())).toMatchObject({
+      type: 'failed',
+      failure: 'deadline_missed',
+      detail: 'quiet hours would delay the send past its deadline',
+    });
+    expect(s.sends()).toBe(0);
     await r.stop();
   });
 });

@@ -13,7 +13,7 @@ import type { ProbeAccountConfig } from './config.ts';
 import { type EventContext, failedEvent, receivedEvent, rejectedEvent, sentEvent } from './events.ts';
 import { classifyFailure, quarantineFor } from './failures.ts';
 import type { CanaryLedger } from './ledger.ts';
-import { Pacer, SlidingLimiter } from './limits.ts';
+import { Pacer, QuietHours, SlidingLimiter } from './limits.ts';
 import type { Outbox } from './outbox.ts';
 import { QuarantineBook } from './quarantine.ts';
 
@@ -46,6 +46,7 @@ export class AccountRunner {
   private wakers = new Set<() => void>();
   private readonly limiter: SlidingLimiter;
   private readonly pacer: Pacer;
+  private readonly quiet: QuietHours;
   readonly log: Logger;
 
   constructor(private readonly d: AccountDeps) {
@@ -54,6 +55,7 @@ export class AccountRunner {
     this.limiter = SlidingLimiter.forAccount(d.config.rateLimits);
     this.limiter.seed(d.ledger.recentSends(d.config.platform, d.config.handle, Date.now() - DAY));
     this.pacer = new Pacer(d.config.pacing, d.random);
+    this.quiet = new QuietHours(d.config.quietHours);
   }
 
   get handle(): string {
@@ -186,7 +188,7 @@ export class AccountRunner {
       await this.fail(a, q.reason, `account quarantined until ${new Date(q.until).toISOString()}`, log);
       return;
     }
-    // Account safety first: pacing, per-account limits, the probe's daily budget. A send
+    // Account safety first: quiet hours, pacing, per-account limits, the probe's daily budget. A send
     // that cannot leave before the deadline is not made (its outcome could not be judged),
     // and the reason is recorded as ours, not the platform's.
     const now = Date.now();
@@ -200,6 +202,7 @@ export class AccountRunner {
       return;
     }
     const waits = {
+      'quiet hours': this.quiet.nextAllowedAt(now),
       pacing: this.pacer.nextAllowedAt(now),
       'the account rate limit': this.limiter.nextAllowedAt(now),
       "the probe's daily budget": this.d.budget?.nextAllowedAt(now) ?? now,

@@ -44,6 +44,26 @@ describe('probe config', () => {
     expect(c.accounts[1]!.rateLimits).toEqual({ perMinute: 2, perHour: 120, perDay: 1000 });
     expect(c.budgetPerDay).toBe(3000);
     expect(c.quarantine.bannedMs).toBe(48 * 3600_000);
+    expect(c.accounts[0]!.quietHours).toEqual({ startMin: 1410, endMin: 420, timeZone: 'America/New_York' });
+    expect(c.accounts[1]!.quietHours).toEqual({ startMin: 60, endMin: 510, timeZone: 'America/Los_Angeles' });
+  });
+
+  it('reads quiet hours, lets an account turn them off, and names a bad time zone or time', () => {
+    const text = `${minimal}    quiet_hours: null
+  - platform: example
+    handle: bob
+    region: US
+quiet_hours: { start: "22:00", end: "06:00", time_zone: Asia/Shanghai }
+`;
+    const c = parseConfig(text, { baseDir: '/srv' });
+    expect(c.accounts[0]!.quietHours).toBeUndefined();
+    expect(c.accounts[1]!.quietHours).toEqual({ startMin: 1320, endMin: 360, timeZone: 'Asia/Shanghai' });
+    expect(
+      errorOf(`${minimal}quiet_hours: { start: "22:00", end: "06:00", time_zone: Mars/Olympus }\n`),
+    ).toMatch(/quiet_hours.time_zone \(line 12\): unknown time zone "Mars\/Olympus"/);
+    expect(errorOf(`${minimal}quiet_hours: { start: "24:00", end: "06:00", time_zone: UTC }\n`)).toMatch(
+      /quiet_hours.start/,
+    );
   });
 
   it('fills defaults for optional fields', () => {

@@ -40,6 +40,15 @@ const Pacing = Type.Object(
   { additionalProperties: false },
 );
 
+const QuietHoursSchema = Type.Object(
+  {
+    start: Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' }),
+    end: Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' }),
+    time_zone: Type.String({ minLength: 1, maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+
 const AccountSchema = Type.Object(
   {
     platform: PlatformName,
@@ -49,6 +58,8 @@ const AccountSchema = Type.Object(
     settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     rate_limits: Type.Optional(RateLimits),
     pacing: Type.Optional(Pacing),
+    /** Overrides the probe's quiet hours for this account; `null`: none. */
+    quiet_hours: Type.Optional(Type.Union([QuietHoursSchema, Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -67,6 +78,7 @@ const FileSchema = Type.Object(
     ),
     pacing: Type.Optional(Pacing),
     rate_limits: Type.Optional(RateLimits),
+    quiet_hours: Type.Optional(QuietHoursSchema),
     budget: Type.Optional(
       Type.Object({ per_day: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
     ),
@@ -97,9 +109,17 @@ export interface PacingConfig {
   maxMs: number;
 }
 
+/** Local times (minutes after midnight) in an IANA time zone between which an account does not send. */
+export interface QuietHoursConfig {
+  startMin: number;
+  endMin: number;
+  timeZone: string;
+}
+
 export interface ProbeAccountConfig extends AccountConfig {
   rateLimits: RateLimitConfig;
   pacing: PacingConfig;
+  quietHours?: QuietHoursConfig;
 }
 
 export interface ProbeConfig {
@@ -222,6 +242,20 @@ export function parseConfig(
     perHour: r?.per_hour ?? base.perHour,
     perDay: r?.per_day ?? base.perDay,
   });
+  const quietOf = (
+    q: NonNullable<FileConfig['quiet_hours']>,
+    path: (string | number)[],
+  ): QuietHoursConfig => {
+    try {
+      new Intl.DateTimeFormat('en-GB', { timeZone: q.time_zone });
+    } catch {
+      fail([...path, 'time_zone'], `unknown time zone "${q.time_zone}" (an IANA name, e.g. Asia/Shanghai)`);
+    }
+    const min = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5));
+    if (q.start === q.end) fail([...path, 'end'], 'start and end are the same time');
+    return { startMin: min(q.start), endMin: min(q.end), timeZone: q.time_zone };
+  };
+  const quiet = c.quiet_hours ? quietOf(c.quiet_hours, ['quiet_hours']) : undefined;
   const pacing = pacingOf(c.pacing, DEFAULTS.pacing, ['pacing']);
   const rateLimits = limitsOf(c.rate_limits, DEFAULTS.rateLimits);
 
@@ -240,6 +274,12 @@ export function parseConfig(
     for (const [k, v] of Object.entries(a.credentials ?? {})) {
       credentials[k] = secret(v, ['accounts', i, 'credentials', k]);
     }
+    const quietHours =
+      a.quiet_hours === undefined
+        ? quiet
+        : a.quiet_hours === null
+          ? undefined
+          : quietOf(a.quiet_hours, ['accounts', i, 'quiet_hours']);
     return {
       platform: a.platform,
       handle: a.handle,
@@ -248,6 +288,7 @@ export function parseConfig(
       settings: a.settings ?? {},
       rateLimits: limitsOf(a.rate_limits, rateLimits),
       pacing: pacingOf(a.pacing, pacing, ['accounts', i, 'pacing']),
+      ...(quietHours ? { quietHours } : {}),
     };
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Pacer, SlidingLimiter } from './limits.ts';
+import { Pacer, QuietHours, SlidingLimiter } from './limits.ts';
 
 describe('rate limits and pacing', () => {
   it('allows up to the limit in a window, then waits until the oldest send leaves it', () => {
@@ -27,5 +27,20 @@ describe('rate limits and pacing', () => {
     expect(p.nextAllowedAt(0)).toBe(0);
     p.sent(10_000);
     expect(p.nextAllowedAt(10_500)).toBe(12_000);
+  });
+
+  it('holds sends in quiet hours until their local end, across midnight and in a window within a day', () => {
+    const q = new QuietHours({ startMin: 23 * 60, endMin: 7 * 60, timeZone: 'Asia/Shanghai' });
+    const at = (iso: string) => Date.parse(iso);
+    // 00:30 in Shanghai (UTC+8) → 07:00 Shanghai = 23:00 UTC
+    expect(q.nextAllowedAt(at('2026-06-01T16:30:20Z'))).toBe(at('2026-06-01T23:00:00Z'));
+    // 23:10 Shanghai, before midnight
+    expect(q.nextAllowedAt(at('2026-06-01T15:10:00Z'))).toBe(at('2026-06-01T23:00:00Z'));
+    // 10:00 Shanghai: outside
+    expect(q.nextAllowedAt(at('2026-06-01T02:00:00Z'))).toBe(at('2026-06-01T02:00:00Z'));
+    const lunch = new QuietHours({ startMin: 12 * 60, endMin: 13 * 60, timeZone: 'UTC' });
+    expect(lunch.nextAllowedAt(at('2026-06-01T12:30:00Z'))).toBe(at('2026-06-01T13:00:00Z'));
+    expect(lunch.nextAllowedAt(at('2026-06-01T13:00:00Z'))).toBe(at('2026-06-01T13:00:00Z'));
+    expect(new QuietHours(undefined).nextAllowedAt(5)).toBe(5);
   });
 });

@@ -1,9 +1,10 @@
 /**
  * Account safety: per-account rate limits over sliding windows (minute, hour, day),
- * randomised pacing between two sends of one account, and a probe-wide daily budget.
+ * randomised pacing between two sends of one account, quiet hours (local night of the
+ * account's time zone, when a person would not write), and a probe-wide daily budget.
  * All times are probe-clock epoch ms.
  */
-import type { PacingConfig, RateLimitConfig } from './config.ts';
+import type { PacingConfig, QuietHoursConfig, RateLimitConfig } from './config.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -69,5 +70,36 @@ export class Pacer {
   /** Call after a send: the next may not start before a random pause. */
   sent(at: number): void {
     this.nextAt = at + this.p.minMs + this.random() * (this.p.maxMs - this.p.minMs);
+  }
+}
+
+/** Minutes since local midnight of `at` in `timeZone` (IANA name). */
+export function localMinutes(at: number, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone,
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(new Date(at));
+  const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? 0);
+  return get('hour') * 60 + get('minute');
+}
+
+/**
+ * Quiet hours: no send from `start` to `end` local time (the window may wrap past midnight,
+ * e.g. 23:00–07:00). `nextAllowedAt` is now outside the window, else the window's end.
+ */
+export class QuietHours {
+  constructor(private readonly q: QuietHoursConfig | undefined) {}
+
+  nextAllowedAt(now: number): number {
+    if (!this.q) return now;
+    const { startMin, endMin, timeZone } = this.q;
+    const m = localMinutes(now, timeZone);
+    const inside = startMin <= endMin ? m >= startMin && m < endMin : m >= startMin || m < endMin;
+    if (!inside) return now;
+    const left = (endMin - m + 24 * 60) % (24 * 60);
+    // to the start of the minute the window ends (seconds within the current minute dropped)
+    return now - (now % MINUTE) + left * MINUTE;
   }
 }
