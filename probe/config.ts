@@ -72,6 +72,7 @@ const FileSchema = Type.Object(
     country: Region,
     asn: Asn,
     label: Type.Optional(Type.String({ maxLength: 64 })),
+    risks_accepted: Type.Optional(Type.Boolean()),
     checkin_cron: Type.Optional(Type.String({ minLength: 1 })),
     log_level: Type.Optional(
       Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
@@ -131,6 +132,8 @@ export interface ProbeConfig {
   country: string;
   asn: number;
   label?: string;
+  /** The operator read docs/operators.md and accepts the risks (needed to register). */
+  risksAccepted: boolean;
   /** node-cron expression for check-ins (seconds field optional). */
   checkinCron: string;
   logLevel: string;
@@ -301,6 +304,7 @@ export function parseConfig(
     country: c.country,
     asn: c.asn,
     label: c.label,
+    risksAccepted: c.risks_accepted === true,
     checkinCron,
     logLevel: c.log_level ?? 'info',
     budgetPerDay: c.budget?.per_day,

@@ -1,6 +1,8 @@
 /**
  * `silentdrop probe --config FILE`: runs a probe until SIGTERM/SIGINT, then shuts down
- * gracefully (outbox flushed as far as the collector allows; the rest stays on disk).
+ * gracefully (outbox flushed as far as the collector allows; the rest stays on disk). A probe
+ * that has no identity yet registers only when its config says `risks_accepted: true`
+ * (docs/operators.md).
  *
  * `silentdrop probe login --config FILE ACCOUNT`: logs a browser-adapter account in on a
  * server with no screen. Shows the client's login form state or QR code in the terminal
@@ -8,10 +10,12 @@
  * credentials, waits until logged in, and stores the session where the probe's browser
  * adapter finds it. Stop the probe first: one session per account.
  */
+import { existsSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { startProbe } from '../../probe/agent.ts';
 import { accountStateDir, loadConfig } from '../../probe/config.ts';
+import { identityPath } from '../../probe/identity.ts';
 import { CliError } from '../errors.ts';
 
 interface LoginOptions {
@@ -30,6 +34,15 @@ async function runProbe(opts: { config?: string }): Promise<void> {
   if (!opts.config)
     throw new CliError('missing --config FILE (see probe.example.yaml)', 'SD_ERR_PROBE_CONFIG');
   const config = await loadConfig(opts.config);
+  if (!config.risksAccepted && !existsSync(identityPath(config.dataDir))) {
+    throw new CliError(
+      `this probe is not registered yet, and ${opts.config} does not say risks_accepted: true. ` +
+        'A probe sends censored terms from its accounts and reports its country and ASN: read ' +
+        'docs/operators.md (what it does, the risks to you and to the accounts), then set ' +
+        '`risks_accepted: true` in the config to go on',
+      'SD_ERR_PROBE_CONSENT',
+    );
+  }
   let probe: Awaited<ReturnType<typeof startProbe>>;
   try {
     probe = await startProbe(config, { handleSignals: true });

@@ -51,6 +51,8 @@ export function writeProbeConfig(spec: ProbeSpec, enrollmentToken: string | unde
     country: spec.region,
     asn: spec.asn,
     label: `local-${spec.region.toLowerCase()}`,
+    // The local network's accounts are on this machine's testbed: no platform, no operator risk.
+    risks_accepted: true,
     checkin_cron: spec.checkinCron,
     log_level: spec.logLevel ?? 'info',
     // A local network sends far more than a real account may: pace lightly.
