@@ -231,6 +231,24 @@ if (!available) {
       await page.close();
     });
 
+    it('Overview picks its grain when none is asked: hours for the whole run, minutes for a short span', async () => {
+      const grainOf = async (hash: string) => {
+        const { page, problems } = await open(hash, 'overview');
+        const grain = await page.$eval('select[name="grain"]', (s) => (s as HTMLSelectElement).value);
+        const first = (await panelTable(page, 'overview'))[0]?.[0] ?? '';
+        expect(problems).toEqual([]);
+        await page.close();
+        return { grain, first };
+      };
+      expect((await grainOf(`#/overview?campaign=${w.campaignId}`)).grain).toBe('hour');
+      const from = new Date(w.end.getTime() - 90 * 60_000).toISOString();
+      const short = await grainOf(
+        `#/overview?campaign=${w.campaignId}&from=${encodeURIComponent(from)}&to=${encodeURIComponent(w.end.toISOString())}`,
+      );
+      expect(short.grain).toBe('minute');
+      expect(short.first).not.toBe('');
+    });
+
     it('Terms lists every term set, shows the markup-and-SQL term as inert text, and opens its timeline', async () => {
       const { page, problems, dialogs } = await open(
         `#/terms?campaign=${w.campaignId}&sort=test_rate&dir=desc`,

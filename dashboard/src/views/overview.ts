@@ -12,12 +12,24 @@ const KIND_COLOUR = { test: '#c0392b', control: '#2471a3' } as const;
 
 export async function overview(root: HTMLElement, route: Route): Promise<void> {
   const asked = route.params.get('grain');
-  const grain = asked === 'day' || asked === 'minute' ? asked : 'hour';
   const filters = apiFilters(route.params);
-  const [agg, findings] = await Promise.all([
-    api.aggregation(withParams(filters, { group_by: `${grain},kind` })),
+  const byGrain = (g: string) => api.aggregation(withParams(filters, { group_by: `${g},kind` }));
+  let grain: 'minute' | 'hour' | 'day' = asked === 'day' || asked === 'minute' ? asked : 'hour';
+  const [first, findings] = await Promise.all([
+    byGrain(grain),
     api.findings(withParams(filters, { limit: '1000' })),
   ]);
+  let agg = first;
+  if (asked !== 'hour' && asked !== 'day' && asked !== 'minute') {
+    // No grain asked: hours, unless that gives a chart of one or two points (a short run) or
+    // more than two weeks of hours.
+    const points = new Set(first.rows.map((r) => r.keys[0])).size;
+    const better = points < 3 ? 'minute' : points > 14 * 24 ? 'day' : undefined;
+    if (better) {
+      grain = better;
+      agg = await byGrain(grain);
+    }
+  }
   const rows = agg.rows.map((r) => ({
     t: r.keys[0] ?? '',
     kind: (r.keys[1] ?? '') as 'test' | 'control',
