@@ -192,6 +192,32 @@ describeEachDb('admin API', (getDb) => {
     expect(summary.skipped_term_sets[0].reason).toMatch(/nonce/);
   });
 
+  it('plans no sends for an account in its quiet hours, and reads it again once it is active', async () => {
+    const list = (await upload('list-quiet', '刘晓波\n')).json().term_list.id;
+    const created = await postCampaign({
+      name: 'quiet',
+      mode: 'monitor',
+      term_list_ids: [list],
+      conversations: { platform: 'testbed', refs: [w.group] },
+      cadence: '* * * * *',
+      deadline_seconds: 120,
+      seed: 'quiet',
+      starts_at: new Date(Date.now() - 600_000).toISOString(),
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const campaignId = created.json().id as string;
+    await checkin(app, w.us, [account('testbed', w.handles.alice, 'US', 'quiet')], []);
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    await materialiseDueRounds(getDb().db, new Date(minute - 61_000), 60_000);
+    const quiet = await canariesOfCampaign(getDb().db, campaignId);
+    expect(quiet.length).toBeGreaterThan(0);
+    expect(quiet.some((c) => c.senderAccountId === w.accountIds.alice)).toBe(false);
+    await checkin(app, w.us, [account('testbed', w.handles.alice, 'US')], []);
+    await materialiseDueRounds(getDb().db, new Date(minute - 1000), 60_000);
+    const later = await canariesOfCampaign(getDb().db, campaignId);
+    expect(later.some((c) => c.senderAccountId === w.accountIds.alice)).toBe(true);
+  });
+
   it('lists probes and accounts without any address', async () => {
     const probes = await app.inject({ method: 'GET', url: '/admin/v1/probes', headers: auth });
     expect(probes.statusCode).toBe(200);

@@ -176,6 +176,7 @@ describe('account sending', () => {
     const m = new Date().getUTCHours() * 60 + new Date().getUTCMinutes();
     const quietHours = { startMin: (m + 1440 - 60) % 1440, endMin: (m + 60) % 1440, timeZone: 'UTC' };
     const r = await runner(s.factory, undefined, { ...account, quietHours });
+    expect(r.report().state).toBe('quiet'); // the collector plans no sends for it
     expect(await send(r, canary())).toMatchObject({
       type: 'failed',
       failure: 'deadline_missed',

@@ -145,6 +145,8 @@ export class AccountRunner {
   state(): AccountReport['state'] {
     if (this.d.quarantine.get(this.key)) return 'quarantined';
     if (!this.connected) return 'login_required';
+    const now = Date.now();
+    if (this.quiet.nextAllowedAt(now) > now) return 'quiet';
     return 'active';
   }
 

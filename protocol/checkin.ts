@@ -19,8 +19,16 @@ export const AccountReport = Type.Object(
     handle: Handle,
     region: Region,
     adapter: AdapterInfo,
-    /** `active`, or `quarantined` after a ban/warning, or `login_required`. */
-    state: Type.Union([Type.Literal('active'), Type.Literal('quarantined'), Type.Literal('login_required')]),
+    /**
+     * `active`; `quarantined` after a ban/warning; `login_required`; or `quiet`: in its quiet
+     * hours (it observes, but sends nothing, so it is not planned as a sender).
+     */
+    state: Type.Union([
+      Type.Literal('active'),
+      Type.Literal('quarantined'),
+      Type.Literal('login_required'),
+      Type.Literal('quiet'),
+    ]),
   },
   { additionalProperties: false },
 );

@@ -10,7 +10,7 @@ export interface AccountInput {
   adapterName: string;
   adapterVersion: string;
   clientVersion?: string | undefined;
-  state: 'active' | 'quarantined' | 'login_required';
+  state: 'active' | 'quarantined' | 'login_required' | 'quiet';
 }
 
 export interface AccountRow {

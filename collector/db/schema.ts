@@ -76,7 +76,7 @@ export const accounts = pgTable(
   (t) => [
     unique('accounts_platform_handle_key').on(t.platform, t.handle),
     index('accounts_probe_idx').on(t.probeId),
-    check('accounts_state_check', sql`${t.state} in ('active', 'quarantined', 'login_required')`),
+    check('accounts_state_check', sql`${t.state} in ('active', 'quarantined', 'login_required', 'quiet')`),
   ],
 );
 

@@ -94,8 +94,13 @@ export async function signedPost(
   });
 }
 
-export function account(platform: string, handle: string, region: string): AccountReport {
-  return { platform, handle, region, adapter: { name: platform, version: '0.0.1' }, state: 'active' };
+export function account(
+  platform: string,
+  handle: string,
+  region: string,
+  state: AccountReport['state'] = 'active',
+): AccountReport {
+  return { platform, handle, region, adapter: { name: platform, version: '0.0.1' }, state };
 }
 
 export function checkinBody(

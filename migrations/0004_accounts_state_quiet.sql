@@ -1,0 +1,2 @@
+ALTER TABLE "accounts" DROP CONSTRAINT "accounts_state_check";--> statement-breakpoint
+ALTER TABLE "accounts" ADD CONSTRAINT "accounts_state_check" CHECK ("accounts"."state" in ('active', 'quarantined', 'login_required', 'quiet'));
