@@ -32,6 +32,17 @@ describeEachDb('admin API', (getDb) => {
     w = world;
   });
 
+  /** A monitor campaign on the world's group, a round a minute, started ten minutes ago. */
+  const groupCampaign = (name: string, list: string, seed: string) => ({
+    name,
+    mode: 'monitor',
+    term_list_ids: [list],
+    conversations: { platform: 'testbed', refs: [w.group] },
+    cadence: '* * * * *',
+    deadline_seconds: 120,
+    seed,
+    starts_at: new Date(Date.now() - 600_000).toISOString(),
+  });
   const postCampaign = (payload: Record<string, unknown>) =>
     app.inject({ method: 'POST', url: '/admin/v1/campaigns', headers: auth, payload });
   const upload = (name: string, text: string) =>
@@ -120,16 +131,7 @@ describeEachDb('admin API', (getDb) => {
 
   it('materialises due rounds once into matched test/control pairs handed to the sender probe', async () => {
     const list = (await upload('list-rounds', '六四 + 天安门\n刘晓波\n')).json().term_list.id;
-    const created = await postCampaign({
-      name: 'rounds',
-      mode: 'monitor',
-      term_list_ids: [list],
-      conversations: { platform: 'testbed', refs: [w.group] },
-      cadence: '* * * * *',
-      deadline_seconds: 120,
-      seed: 'fixed',
-      starts_at: new Date(Date.now() - 600_000).toISOString(),
-    });
+    const created = await postCampaign(groupCampaign('rounds', list, 'fixed'));
     expect(created.statusCode).toBe(201);
     const campaignId = created.json().id as string;
     // Rounds at the last two minute marks: every canary is due by the check-in below.
@@ -168,16 +170,7 @@ describeEachDb('admin API', (getDb) => {
   it('shows the term sets a round could not plan on the campaign, and measures the rest', async () => {
     // every nonce starts `sd`, so a canary can never be free of the term `s`
     const list = (await upload('list-skip', 's\n刘晓波\n')).json().term_list.id;
-    const created = await postCampaign({
-      name: 'skip',
-      mode: 'monitor',
-      term_list_ids: [list],
-      conversations: { platform: 'testbed', refs: [w.group] },
-      cadence: '* * * * *',
-      deadline_seconds: 120,
-      seed: 'skip',
-      starts_at: new Date(Date.now() - 600_000).toISOString(),
-    });
+    const created = await postCampaign(groupCampaign('skip', list, 'skip'));
     expect(created.statusCode, created.body).toBe(201);
     const campaignId = created.json().id as string;
     expect(created.json().skipped_term_sets).toEqual([]);
@@ -194,16 +187,7 @@ describeEachDb('admin API', (getDb) => {
 
   it('plans no sends for an account in its quiet hours, and reads it again once it is active', async () => {
     const list = (await upload('list-quiet', '刘晓波\n')).json().term_list.id;
-    const created = await postCampaign({
-      name: 'quiet',
-      mode: 'monitor',
-      term_list_ids: [list],
-      conversations: { platform: 'testbed', refs: [w.group] },
-      cadence: '* * * * *',
-      deadline_seconds: 120,
-      seed: 'quiet',
-      starts_at: new Date(Date.now() - 600_000).toISOString(),
-    });
+    const created = await postCampaign(groupCampaign('quiet', list, 'quiet'));
     expect(created.statusCode, created.body).toBe(201);
     const campaignId = created.json().id as string;
     await checkin(app, w.us, [account('testbed', w.handles.alice, 'US', 'quiet')], []);
