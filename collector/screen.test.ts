@@ -9,6 +9,7 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
+import type { FindingsResponse } from '../protocol/index.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
 import { rows } from './db/open.ts';
@@ -158,6 +159,20 @@ describeEachDb('screen mode end to end', (getDb) => {
     }
     for (const f of found.filter((x) => x.scope.recipient_region !== 'CN')) {
       expect(f.verdict, f.key ?? '').toBe('none');
+    }
+
+    // researchers see how each verdict was reached
+    const res = await app.inject({ url: `/api/v1/findings?campaign=${campaign.id}&limit=1000` });
+    expect(res.statusCode, res.body).toBe(200);
+    const served = (res.json() as FindingsResponse).findings;
+    const of = (terms: string, recipient: string) =>
+      served.filter((f) => f.term_set.join(' + ') === terms && f.scope.recipient_region === recipient);
+    expect(of('图书馆', 'CN').length).toBeGreaterThan(0);
+    for (const f of of('图书馆', 'CN'))
+      expect(f).toMatchObject({ settled: true, evidence: { method: 'screen' } });
+    expect(of('六四', 'CN').length).toBeGreaterThan(0);
+    for (const f of of('六四', 'CN')) {
+      expect(f).toMatchObject({ verdict: 'suppressed', settled: true, evidence: { method: 'paired' } });
     }
   }, 180_000);
 });

@@ -302,9 +302,19 @@ export const FindingRecord = Type.Object(
         interval: Nullable(Interval),
         p_value: Nullable(Type.Number()),
         q_value: Nullable(Type.Number()),
+        method: Type.Union([Type.Literal('paired'), Type.Literal('screen')], {
+          description:
+            '`paired`: tests against their matched controls, judged by the sequential design; ' +
+            '`screen`: cleared by a group-testing screen (packs carrying the set arrived intact with ' +
+            'their controls; test_trials counts those packs, rates are 0 by construction)',
+        }),
       },
       { additionalProperties: false },
     ),
+    settled: Type.Boolean({
+      description:
+        'the verdict is final for this campaign (sending for it stopped); false while data is still coming',
+    }),
     minimal_term_sets: Type.Array(Type.Array(Type.String()), {
       description:
         'the smallest sub-sets of this term set with a finding of the same verdict in the same scope',

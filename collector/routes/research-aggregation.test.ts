@@ -268,6 +268,7 @@ describeEachDb('research API: aggregation, findings, probes', (getDb) => {
         interval: { low: 0.8, high: 0.99 },
         p_value: 1e-9,
         q_value: 1e-8,
+        method: 'paired',
       });
       expect(f.scope).toEqual(scope);
       const outOfScope = await app.inject({

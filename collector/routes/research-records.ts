@@ -82,7 +82,9 @@ export function findingRecord(f: FindingRow): FindingRecord {
       interval: f.ci_low !== null && f.ci_high !== null ? { low: f.ci_low, high: f.ci_high } : null,
       p_value: f.p_value,
       q_value: f.q_value,
+      method: f.method,
     },
+    settled: f.settled,
     minimal_term_sets: f.minimal_term_sets ?? [],
     created_at: f.created_at,
   };
