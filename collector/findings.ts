@@ -42,6 +42,7 @@ import {
   pairedOutcomes,
   type StoredSequentialState,
   saveSequentialStates,
+  screenClearedKeys,
   sequentialStates,
   tryLockCampaign,
   upsertFindings,
@@ -223,11 +224,15 @@ export async function recomputeCampaignFindings(
     );
 
     const stored = new Map((await sequentialStates(tx, campaign.id)).map((s) => [s.key, s]));
+    const cleared = await screenClearedKeys(tx, campaign.id);
     const changedStates: StoredSequentialState[] = [];
     const writes: Omit<FindingWrite, 'minimal'>[] = [];
     built.forEach((b, i) => {
       const f = current[i];
       if (!f) return;
+      // A screen's clearance stands against incidental round pairs (a set sent for another
+      // recipient region of the same conversation) unless they point to a finding.
+      if (cleared.has(b.key) && !isFindingVerdict(f.verdict)) return;
       let state = stored.get(b.key)?.state;
       if (campaign.mode !== 'monitor') {
         const s = state ?? INITIAL_SEQUENTIAL_STATE;

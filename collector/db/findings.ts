@@ -91,6 +91,16 @@ export interface StoredSequentialState {
   settledVerdict: string | null;
 }
 
+/** Keys of the campaign's settled `none` findings that a screen wrote (followups.ts screenClearances). */
+export async function screenClearedKeys(q: Queryable, campaignId: string): Promise<Set<string>> {
+  const found = await rows<{ key: string }>(
+    q,
+    sql`select key from findings where campaign_id = ${campaignId}::uuid and settled and key is not null
+          and verdict = 'none' and detail->>'source' = 'screen'`,
+  );
+  return new Set(found.map((r) => r.key));
+}
+
 export async function sequentialStates(q: Queryable, campaignId: string): Promise<StoredSequentialState[]> {
   return rows<StoredSequentialState>(
     q,
