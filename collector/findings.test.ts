@@ -2,12 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { INITIAL_SEQUENTIAL_STATE } from './analysis/index.ts';
 import { seededRandom } from './analysis/prng.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
 import { type CanaryInsert, insertCanaries } from './db/canaries.ts';
 import { findingsOfCampaign, type StoredFinding } from './db/findings.ts';
 import { type Db, rows } from './db/open.ts';
-import { groupPairs, markMinimal, recomputeCampaignFindings } from './findings.ts';
+import { groupPairs, markMinimal, recomputeCampaignFindings, reviseSettled } from './findings.ts';
 import { materialiseDueRounds } from './rounds.ts';
 import { describeEachDb } from './test-support/db.ts';
 
@@ -140,6 +141,24 @@ const find = (list: StoredFinding[], terms: string[], kind: string, recipient: s
 const HOUR = 3600_000;
 
 describe('findings, pure parts', () => {
+  it('drops a settled finding verdict that revised evidence contradicts with another finding verdict', () => {
+    const settledOn = (verdict: 'suppressed' | 'delayed' | 'none') => ({
+      ...INITIAL_SEQUENTIAL_STATE,
+      looks: 3,
+      lastPairs: 12,
+      settled: { verdict, atPairs: 12, finding: {} as never },
+    });
+    // receipts after the look turned its `missing` into `delayed`: decide again
+    expect(reviseSettled(settledOn('suppressed'), 'delayed')).toBe(INITIAL_SEQUENTIAL_STATE);
+    // agreement, or a current verdict that is no finding (BH may still settle it): keep
+    const kept = settledOn('delayed');
+    expect(reviseSettled(kept, 'delayed')).toBe(kept);
+    expect(reviseSettled(kept, 'inconclusive')).toBe(kept);
+    const none = settledOn('none');
+    expect(reviseSettled(none, 'suppressed')).toBe(none);
+    expect(reviseSettled(INITIAL_SEQUENTIAL_STATE, 'delayed')).toBe(INITIAL_SEQUENTIAL_STATE);
+  });
+
   it('marks a finding not minimal when a proper subset has the same verdict in its scope', () => {
     const scope = {
       platform: 't',

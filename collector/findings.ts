@@ -172,6 +172,30 @@ export function markMinimal<T extends { termSet: string[]; scope: FindingScope; 
   }));
 }
 
+/**
+ * Late data revises evidence a settled decision rested on: a receipt that arrives after a
+ * look turns that look's `missing` into `delayed`. When the sequential design settled one
+ * finding verdict and the revised evidence now says another finding verdict, the settled
+ * decision no longer describes the data; it is dropped and the next look decides again from
+ * the revised evidence. (Otherwise `decide` would never settle the pair of disagreeing
+ * verdicts, and the term set would be sent until the campaign ends.)
+ */
+export function reviseSettled(
+  state: StoredSequentialState['state'],
+  currentVerdict: Verdict,
+): StoredSequentialState['state'] {
+  const settled = state.settled?.verdict;
+  if (
+    settled !== undefined &&
+    isFindingVerdict(settled) &&
+    isFindingVerdict(currentVerdict) &&
+    currentVerdict !== settled
+  ) {
+    return INITIAL_SEQUENTIAL_STATE;
+  }
+  return state;
+}
+
 interface Decided {
   verdict: Verdict;
   settled: boolean;
@@ -235,10 +259,13 @@ export async function recomputeCampaignFindings(
       if (cleared.has(b.key) && !isFindingVerdict(f.verdict)) return;
       let state = stored.get(b.key)?.state;
       if (campaign.mode !== 'monitor') {
-        const s = state ?? INITIAL_SEQUENTIAL_STATE;
+        const before = state ?? INITIAL_SEQUENTIAL_STATE;
+        const s = reviseSettled(before, f.verdict);
         const pairs = Math.min(f.n_test, f.n_control);
-        if (!s.settled && pairs - s.lastPairs >= lookEvery) {
-          state = sequentialLook(s, b.evidence, design).state;
+        const next =
+          !s.settled && pairs - s.lastPairs >= lookEvery ? sequentialLook(s, b.evidence, design).state : s;
+        if (next !== before) {
+          state = next;
           changedStates.push({
             key: b.key,
             termSet: b.termSet,
