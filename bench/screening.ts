@@ -66,6 +66,20 @@ console.log(
 );
 const isolationRuns: { tests: number; messages: number; components: number; exact: boolean }[] = [];
 
+/** The seed's term list and censor, and the sets the censor suppresses on their own. */
+function seededScenario(seed: number) {
+  const scenario = buildScreeningScenario(entries, {
+    total,
+    suppressed: nSuppressed,
+    decoys,
+    splitRules,
+    seed,
+  });
+  const censor = createCensor({ rules: scenario.rules, backgroundLoss: loss }, seed);
+  const truth = scenario.sets.flatMap((s, i) => (suppressedAlone(censor, s, US_TO_CN_GROUP) ? [i] : []));
+  return { scenario, censor, truth };
+}
+
 /** One table of seeded screens; packs in seeded random order (recommended) or in list order. */
 async function screeningTable(inputOrder: boolean, isolate: boolean): Promise<void> {
   console.log(
@@ -79,15 +93,7 @@ async function screeningTable(inputOrder: boolean, isolate: boolean): Promise<vo
   let sumMessages = 0;
   let sumBaseline = 0;
   for (let seed = 1; seed <= seeds; seed++) {
-    const scenario = buildScreeningScenario(entries, {
-      total,
-      suppressed: nSuppressed,
-      decoys,
-      splitRules,
-      seed,
-    });
-    const censor = createCensor({ rules: scenario.rules, backgroundLoss: loss }, seed);
-    const truth = scenario.sets.flatMap((s, i) => (suppressedAlone(censor, s, US_TO_CN_GROUP) ? [i] : []));
+    const { scenario, censor, truth } = seededScenario(seed);
     const sim = simRoundProbe(censor, simOptions);
     const r = await screen(scenario.sets, sim.probe, inputOrder ? {} : { shuffleSeed: seed });
     const acc = accuracy(r.suppressed, truth);
@@ -166,15 +172,7 @@ async function collectorTable(): Promise<void> {
   let sumMessages = 0;
   let sumBaseline = 0;
   for (let seed = 1; seed <= seeds; seed++) {
-    const scenario = buildScreeningScenario(entries, {
-      total,
-      suppressed: nSuppressed,
-      decoys,
-      splitRules,
-      seed,
-    });
-    const censor = createCensor({ rules: scenario.rules, backgroundLoss: loss }, seed);
-    const truth = scenario.sets.flatMap((s, i) => (suppressedAlone(censor, s, US_TO_CN_GROUP) ? [i] : []));
+    const { scenario, censor, truth } = seededScenario(seed);
     let screenMessages = 0;
     let round = 0;
     const probe = async (messages: readonly (readonly string[])[]): Promise<ProbeResult[]> => {

@@ -10,18 +10,13 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { createCampaign, createTermList } from './db/campaigns.ts';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
 import { rows } from './db/open.ts';
-import { findingKey, recomputeCampaignFindings } from './findings.ts';
-import { advanceFollowups, isolationNeed } from './followups.ts';
-import { finaliseOutcomes } from './outcomes.ts';
-import { materialiseDueRounds } from './rounds.ts';
-import { censoredDelivery } from './test-support/censor.ts';
+import { findingKey } from './findings.ts';
+import { isolationNeed } from './followups.ts';
+import { simulatedCampaign } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
-
-const MINUTE = 60_000;
 
 describe('isolationNeed', () => {
   const scope = {
@@ -73,30 +68,13 @@ describeEachDb('isolation end to end', (getDb) => {
 
   it('isolates 709 + 律师 out of 709 + 律师 + 天气预报 and reports it as the minimal set', async () => {
     const { db } = getDb();
-    const start = Date.now() - 6 * 3600_000;
-    const list = await createTermList(db, {
-      name: `iso-${w.group}`,
-      termSets: [['709', '律师', '天气预报']],
-    });
-    const campaign = await createCampaign(db, {
-      name: `iso-${w.group}`,
+    const campaign = await simulatedCampaign(app, db, w, {
+      name: 'iso',
       mode: 'isolate',
-      termListIds: list ? [list.id] : [],
-      conversations: { platform: 'testbed', refs: [w.group] },
-      cadenceCron: '* * * * *',
-      deadlineSeconds: 10,
+      termSets: [['709', '律师', '天气预报']],
       termSetsPerRound: 10,
-      seed: `iso-${w.group}`,
-      startsAt: new Date(start - MINUTE),
-      endsAt: null,
+      censored: (text, region) => region === 'CN' && text.includes('709') && text.includes('律师'),
     });
-    const deliver = censoredDelivery(
-      app,
-      db,
-      w,
-      campaign.id,
-      (text, region) => region === 'CN' && text.includes('709') && text.includes('律师'),
-    );
 
     const minimalSettled = async () => {
       const derived = await derivedTermSets(db, campaign.id);
@@ -105,16 +83,7 @@ describeEachDb('isolation end to end', (getDb) => {
       return derived.length > 0 && pair.length === 6 && pair.every((f) => f.settled);
     };
 
-    let sweeps = 0;
-    for (let now = start; sweeps < 120 && !(await minimalSettled()); now += MINUTE) {
-      const at = new Date(now);
-      await materialiseDueRounds(db, at, MINUTE);
-      await deliver(at);
-      await finaliseOutcomes(db, at);
-      await recomputeCampaignFindings(db, { id: campaign.id, mode: 'isolate', deadlineSeconds: 10 }, at);
-      await advanceFollowups(db, at);
-      sweeps++;
-    }
+    const sweeps = await campaign.runUntil(minimalSettled, 120);
     if (!(await minimalSettled())) {
       const state = await rows(
         db,

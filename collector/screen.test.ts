@@ -10,18 +10,12 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
 import type { FindingsResponse } from '../protocol/index.ts';
-import { createCampaign, createTermList } from './db/campaigns.ts';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
 import { rows } from './db/open.ts';
-import { recomputeCampaignFindings } from './findings.ts';
-import { advanceFollowups } from './followups.ts';
-import { finaliseOutcomes } from './outcomes.ts';
-import { materialiseDueRounds } from './rounds.ts';
-import { censoredDelivery } from './test-support/censor.ts';
+import { simulatedCampaign } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
 
-const MINUTE = 60_000;
 const INNOCENT = [
   '图书馆',
   '火车站',
@@ -47,28 +41,14 @@ describeEachDb('screen mode end to end', (getDb) => {
 
   it('screens packed term sets, clears the innocent ones without sending them alone, and judges the rest', async () => {
     const { db } = getDb();
-    const start = Date.now() - 6 * 3600_000;
-    const list = await createTermList(db, { name: `screen-${w.group}`, termSets: LISTED });
-    const campaign = await createCampaign(db, {
-      name: `screen-${w.group}`,
+    const campaign = await simulatedCampaign(app, db, w, {
+      name: 'screen',
       mode: 'screen',
-      termListIds: list ? [list.id] : [],
-      conversations: { platform: 'testbed', refs: [w.group] },
-      cadenceCron: '* * * * *',
-      deadlineSeconds: 10,
+      termSets: LISTED,
       termSetsPerRound: 20,
-      seed: `screen-${w.group}`,
-      startsAt: new Date(start - MINUTE),
-      endsAt: null,
-    });
-    const deliver = censoredDelivery(
-      app,
-      db,
-      w,
-      campaign.id,
-      (text, region) =>
+      censored: (text, region) =>
         region === 'CN' && (text.includes('六四') || (text.includes('709') && text.includes('律师'))),
-    );
+    });
     const key = (t: string[]) => [...t].sort().join('+');
     // 3 members in one group, each of another region: 6 scopes
     const allSettled = async () => {
@@ -86,16 +66,7 @@ describeEachDb('screen mode end to end', (getDb) => {
       );
     };
 
-    let sweeps = 0;
-    for (let now = start; sweeps < 150 && !(await allSettled()); now += MINUTE) {
-      const at = new Date(now);
-      await materialiseDueRounds(db, at, MINUTE);
-      await deliver(at);
-      await finaliseOutcomes(db, at);
-      await recomputeCampaignFindings(db, { id: campaign.id, mode: 'screen', deadlineSeconds: 10 }, at);
-      await advanceFollowups(db, at);
-      sweeps++;
-    }
+    const sweeps = await campaign.runUntil(allSettled, 150);
     const found = await findingsOfCampaign(db, campaign.id);
     if (!(await allSettled())) {
       const runs = await rows(

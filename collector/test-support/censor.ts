@@ -2,13 +2,18 @@
  * The probes of a test World (world.ts) against a censor written as a function: every
  * canary of a campaign due by `now` is sent by its sender's probe and seen 300 ms later by
  * every other member the censor spares, all as signed events through the real probe API.
- * For end-to-end tests of the collector's own steps on a simulated clock.
+ * For end-to-end tests of the collector's own steps on a simulated clock (`simulatedCampaign`).
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
+import { createCampaign, createTermList } from '../db/campaigns.ts';
 import { type Db, rows } from '../db/open.ts';
+import { recomputeCampaignFindings } from '../findings.ts';
+import { advanceFollowups } from '../followups.ts';
+import { finaliseOutcomes } from '../outcomes.ts';
+import { materialiseDueRounds } from '../rounds.ts';
 import { signedPost, type TestProbe } from './probe.ts';
 import type { World } from './world.ts';
 
@@ -84,5 +89,58 @@ export function censoredDelivery(
     // receipts first: the sends' deadlines are in the past, so a send alone would finalise as missing
     for (const p of [w.us, w.cn]) await post(p, received.get(p) ?? []);
     for (const p of [w.us, w.cn]) await post(p, sent.get(p) ?? []);
+  };
+}
+
+const MINUTE = 60_000;
+
+/**
+ * A campaign on the world's group, started six hours ago with a round a minute and a 10 s
+ * deadline, whose canaries the censor filters. `runUntil` runs the collector's sweep steps
+ * (rounds → the probes' events → outcomes → findings → follow-ups) a simulated minute apart
+ * until `done` holds or `maxSweeps` ran; it returns the number of sweeps.
+ */
+export async function simulatedCampaign(
+  app: FastifyInstance,
+  db: Db,
+  w: World,
+  o: {
+    name: string;
+    mode: 'isolate' | 'screen';
+    termSets: string[][];
+    termSetsPerRound: number;
+    censored: (text: string, recipientRegion: Region) => boolean;
+  },
+): Promise<{ id: string; runUntil(done: () => Promise<boolean>, maxSweeps: number): Promise<number> }> {
+  const start = Date.now() - 6 * 3600_000;
+  const list = await createTermList(db, { name: `${o.name}-${w.group}`, termSets: o.termSets });
+  const campaign = await createCampaign(db, {
+    name: `${o.name}-${w.group}`,
+    mode: o.mode,
+    termListIds: list ? [list.id] : [],
+    conversations: { platform: 'testbed', refs: [w.group] },
+    cadenceCron: '* * * * *',
+    deadlineSeconds: 10,
+    termSetsPerRound: o.termSetsPerRound,
+    seed: `${o.name}-${w.group}`,
+    startsAt: new Date(start - MINUTE),
+    endsAt: null,
+  });
+  const deliver = censoredDelivery(app, db, w, campaign.id, o.censored);
+  let now = start;
+  return {
+    id: campaign.id,
+    async runUntil(done, maxSweeps) {
+      let sweeps = 0;
+      for (; sweeps < maxSweeps && !(await done()); now += MINUTE, sweeps++) {
+        const at = new Date(now);
+        await materialiseDueRounds(db, at, MINUTE);
+        await deliver(at);
+        await finaliseOutcomes(db, at);
+        await recomputeCampaignFindings(db, { id: campaign.id, mode: o.mode, deadlineSeconds: 10 }, at);
+        await advanceFollowups(db, at);
+      }
+      return sweeps;
+    },
   };
 }
