@@ -1,11 +1,25 @@
 /**
  * POST /probe/v1/events, after the signature is verified: validates each event on its
- * own, stores the new ones in one transaction with one bulk insert, and re-derives the
- * outcomes of the canaries they touch. Idempotent by event_id.
+ * own (protocol schema, then what the database can hold: collector/validation.ts), stores
+ * the new ones in one transaction with one bulk insert (split in halves under savepoints
+ * when Postgres still refuses a value, so one bad event is refused and its neighbours are
+ * stored), and re-derives the outcomes of the canaries they touch. Idempotent by
+ * (probe, event_id): one probe cannot claim another's event ids.
+ *
+ * A receipt whose nonce is no canary of ours (a look-alike word in someone's message) is
+ * no evidence; it is kept only as a bounded trace: its text cut to
+ * UNKNOWN_NONCE_BOUND.textBytes, and at most UNKNOWN_NONCE_BOUND.perProbe of them per
+ * probe per UNKNOWN_NONCE_BOUND.windowMs. Past the bound it is answered `ignored`
+ * (acknowledged, not stored) so the probe moves on.
  */
 import type { EventResult, ProbeEvent } from '../protocol/index.ts';
 import { findAccounts } from './db/accounts.ts';
-import { type EventRow, insertEvents } from './db/events.ts';
+import {
+  countUnknownNonceReceipts,
+  type EventRow,
+  insertEventsBisecting,
+  lockUnknownNonceBound,
+} from './db/events.ts';
 import type { Db } from './db/open.ts';
 import { canariesByIds, canariesByNonces } from './db/outcomes.ts';
 import { claimRequestId } from './db/probes.ts';
@@ -18,8 +32,21 @@ export interface SignedRequest {
   signature: string;
 }
 
+/** The bound on receipts of nonces that are no canary of ours (see the top of this file). */
+export const UNKNOWN_NONCE_BOUND = {
+  textBytes: 256,
+  perProbe: 100,
+  windowMs: 60 * 60 * 1000,
+} as const;
+
+/** Look-alike receipts in one batch: kept (stored, bounded) and dropped by the bound. */
+export interface UnknownNonceTally {
+  kept: number;
+  dropped: number;
+}
+
 export type IngestOutcome =
-  | { kind: 'ok'; results: EventResult[] }
+  | { kind: 'ok'; results: EventResult[]; unknownNonce: UnknownNonceTally }
   | { kind: 'replay' }
   | { kind: 'forbidden'; accounts: string[] };
 
@@ -41,10 +68,11 @@ export async function ingestEvents(
   now: Date,
 ): Promise<IngestOutcome> {
   const results: EventResult[] = rawEvents.map((_, index) => ({ index, status: 'refused' }));
+  const unknownNonce: UnknownNonceTally = { kept: 0, dropped: 0 };
   const candidates: Candidate[] = [];
   const seenIds = new Set<string>();
   rawEvents.forEach((raw, index) => {
-    const checked = validateEvent(raw, `/events/${index}`);
+    const checked = validateEvent(raw, `/events/${index}`, now);
     const result = results[index]!;
     if (!checked.ok) {
       result.reason = checked.reason;
@@ -93,6 +121,15 @@ export async function ingestEvents(
         ).map((c) => [c.nonce, c]),
       );
 
+      // Room left under the bound on look-alike receipts (counted only when a batch has one).
+      let unknownRoom = 0;
+      if (candidates.some((c) => c.event.type === 'received' && !byNonce.has(c.event.nonce))) {
+        await lockUnknownNonceBound(tx, req.probeId);
+        const since = new Date(now.getTime() - UNKNOWN_NONCE_BOUND.windowMs);
+        unknownRoom =
+          UNKNOWN_NONCE_BOUND.perProbe - (await countUnknownNonceReceipts(tx, req.probeId, since));
+      }
+
       const rows: EventRow[] = [];
       const rowIndex: number[] = [];
       for (const { index, event } of candidates) {
@@ -103,8 +140,21 @@ export async function ingestEvents(
           continue;
         }
         let canaryId: string | null;
+        let raw: ProbeEvent = event;
         if (event.type === 'received') {
           canaryId = byNonce.get(event.nonce)?.id ?? null;
+          if (canaryId === null) {
+            if (unknownRoom <= 0) {
+              result.status = 'ignored';
+              result.reason =
+                `/events/${index}/nonce: no canary of ours; over the bound of ` +
+                `${UNKNOWN_NONCE_BOUND.perProbe} such receipts an hour per probe, not kept`;
+              unknownNonce.dropped++;
+              continue;
+            }
+            unknownRoom--;
+            raw = boundedLookAlike(event);
+          }
         } else {
           const canary = byId.get(event.canary_id);
           if (!canary) {
@@ -130,21 +180,24 @@ export async function ingestEvents(
           nonce: event.type === 'received' ? event.nonce : null,
           at: event.at,
           clockOffsetMs: event.clock_offset_ms,
-          raw: JSON.stringify(event),
+          raw: JSON.stringify(raw),
         });
         rowIndex.push(index);
       }
 
-      const stored = await insertEvents(tx, rows);
+      const inserted = await insertEventsBisecting(tx, rows);
       const touched: string[] = [];
       rows.forEach((row, i) => {
-        const result = results[rowIndex[i]!]!;
-        if (stored.has(row.eventId)) {
-          result.status = 'stored';
-          if (row.canaryId) touched.push(row.canaryId);
-        } else {
-          result.status = 'duplicate';
+        const index = rowIndex[i]!;
+        const result = results[index]!;
+        const outcome = inserted[i]!;
+        if (outcome.status === 'refused') {
+          result.reason = `/events/${index}: ${outcome.reason}`;
+          return;
         }
+        result.status = outcome.status;
+        if (outcome.status === 'stored' && row.canaryId) touched.push(row.canaryId);
+        if (outcome.status === 'stored' && row.type === 'received' && !row.canaryId) unknownNonce.kept++;
       });
       await refreshOutcomes(tx, touched, now);
     });
@@ -152,5 +205,25 @@ export async function ingestEvents(
     if (err instanceof Abort) return err.outcome;
     throw err;
   }
-  return { kind: 'ok', results };
+  return { kind: 'ok', results, unknownNonce };
+}
+
+/** A look-alike receipt as kept: its text cut to UNKNOWN_NONCE_BOUND.textBytes of UTF-8. */
+function boundedLookAlike(event: ProbeEvent & { type: 'received' }): ProbeEvent {
+  const text = truncateUtf8(event.text, UNKNOWN_NONCE_BOUND.textBytes);
+  if (text === event.text) return event;
+  return { ...event, text, text_truncated: true } as ProbeEvent;
+}
+
+/** The longest prefix of `s` (whole code points) of at most `maxBytes` bytes of UTF-8. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (bytes > maxBytes) break;
+    end += ch.length;
+  }
+  return s.slice(0, end);
 }

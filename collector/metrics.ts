@@ -1,13 +1,15 @@
 /**
  * Prometheus metrics at /metrics (prom-client, one registry per app):
- * - sd_ingest_events_total{status}: events per ingest result (stored, duplicate, refused)
+ * - sd_ingest_events_total{status}: events per ingest result (stored, duplicate, refused, ignored)
+ * - sd_unknown_nonce_receipts_total: receipts of a nonce that is no canary of ours (look-alikes)
+ * - sd_unknown_nonce_receipts_dropped_total: of those, the ones not kept (past the bound)
  * - sd_ingest_batches_total{status_code}: POST /probe/v1/events answers
  * - sd_http_request_duration_seconds{method,route,status_code}: by route template, never the raw URL
  * - sd_probe_outbox_backlog / sd_probe_dead_letters{probe,country}: as probes reported at check-in
  * - sd_findings{verdict}: findings in the database
  * Process metrics (prom-client defaults) as well. Read at scrape time; no timers.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from './db/open.ts';
@@ -15,6 +17,17 @@ import { countFindingsByVerdict } from './db/research-findings.ts';
 import { readProbeBacklogs } from './db/research-probes.ts';
 
 const EVENTS_ROUTE = '/probe/v1/events';
+
+/** Look-alike receipts of one events request, as ingest counted them (read by the onSend hook). */
+const unknownNonceTallies = new WeakMap<FastifyRequest, { kept: number; dropped: number }>();
+
+/** Called by the events route: this request's receipts of nonces that are no canary of ours. */
+export function noteUnknownNonceReceipts(
+  req: FastifyRequest,
+  tally: { kept: number; dropped: number },
+): void {
+  unknownNonceTallies.set(req, tally);
+}
 
 export function createMetrics(db: Db) {
   const registry = new Registry();
@@ -29,6 +42,16 @@ export function createMetrics(db: Db) {
     name: 'sd_ingest_batches_total',
     help: 'Event batches (POST /probe/v1/events) by response status code',
     labelNames: ['status_code'] as const,
+    registers: [registry],
+  });
+  const unknownNonceReceipts = new Counter({
+    name: 'sd_unknown_nonce_receipts_total',
+    help: 'Receipts of a nonce that is no canary of ours (look-alike words), kept or not',
+    registers: [registry],
+  });
+  const unknownNonceDropped = new Counter({
+    name: 'sd_unknown_nonce_receipts_dropped_total',
+    help: 'Receipts of a nonce that is no canary of ours, acknowledged but not kept (past the bound)',
     registers: [registry],
   });
   const requestDuration = new Histogram({
@@ -73,7 +96,14 @@ export function createMetrics(db: Db) {
       for (const f of await countFindingsByVerdict(db)) this.set({ verdict: f.verdict }, f.n);
     },
   });
-  return { registry, ingestEvents, ingestBatches, requestDuration };
+  return {
+    registry,
+    ingestEvents,
+    ingestBatches,
+    unknownNonceReceipts,
+    unknownNonceDropped,
+    requestDuration,
+  };
 }
 
 /** Counts an events answer's per-event results. */
@@ -95,8 +125,14 @@ export const metricsPlugin = fp(
   async (app: FastifyInstance, opts: { db: Db }) => {
     const metrics = createMetrics(opts.db);
     app.addHook('onSend', async (req, reply, payload) => {
-      if (req.method === 'POST' && req.routeOptions.url === EVENTS_ROUTE)
+      if (req.method === 'POST' && req.routeOptions.url === EVENTS_ROUTE) {
         countIngest(metrics, reply.statusCode, payload);
+        const tally = unknownNonceTallies.get(req);
+        if (tally && reply.statusCode === 200) {
+          metrics.unknownNonceReceipts.inc(tally.kept + tally.dropped);
+          metrics.unknownNonceDropped.inc(tally.dropped);
+        }
+      }
       return payload;
     });
     app.addHook('onResponse', async (req, reply) => {

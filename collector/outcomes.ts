@@ -10,9 +10,12 @@
  * - no `sent`, but `rejected` → `rejected` for every recipient (the sender saw a notice);
  *   no `sent`, but `failed` → `failed` (the adapter could not run: not evidence).
  * - nothing from the sender yet → no outcome rows; receipts wait in the events table.
- * Latency = (recv.at + recv.clock_offset_ms) − (sent.at + sent.clock_offset_ms).
- * Recipients: conversation members that are known accounts, minus the sender, plus any
- * account that reported a receipt.
+ * Latency = (recv.at + recv.clock_offset_ms) − (sent.at + sent.clock_offset_ms); null when
+ * it does not fit latency_ms (int4, ±24.8 days: one of the clocks is nonsense).
+ * Recipients: conversation members that are known accounts, minus the sender. A receipt is
+ * evidence only from a recipient: one reported by the sender's own account, or by an
+ * account not in the canary's conversation (a look-alike, or a probe forging receipts for
+ * a conversation it is not in), is kept as an event but never makes or changes an outcome.
  * Once `missing`, an outcome never goes back to `pending` (collectors' clocks differ a
  * little; the finaliser's decision stands until a receipt arrives).
  */
@@ -27,6 +30,7 @@ import {
   type OutcomeWrite,
   upsertOutcomes,
 } from './db/outcomes.ts';
+import { INT4 } from './validation.ts';
 
 export interface CanaryFacts {
   canary: CanaryRef;
@@ -49,10 +53,9 @@ export function deriveOutcomes(facts: CanaryFacts, nowMs: number): OutcomeWrite[
   const failed = ofType('failed')[0];
   if (!sent && !rejected && !failed) return [];
 
-  const receipts = ofType('received');
   const recipients = new Set(facts.recipients);
-  for (const r of receipts) recipients.add(r.accountId);
   recipients.delete(canary.senderAccountId);
+  const receipts = ofType('received').filter((r) => recipients.has(r.accountId));
 
   const out: OutcomeWrite[] = [];
   for (const recipient of [...recipients].sort()) {
@@ -74,7 +77,7 @@ export function deriveOutcomes(facts: CanaryFacts, nowMs: number): OutcomeWrite[
     if (sent) {
       row.status = receiptStatus(sent, receipt, canary.deadlineMs, nowMs);
       if (row.status === 'pending' && facts.previous?.get(recipient) === 'missing') row.status = 'missing';
-      if (receipt) row.latencyMs = Math.round(corrected(receipt) - corrected(sent));
+      if (receipt) row.latencyMs = int4OrNull(Math.round(corrected(receipt) - corrected(sent)));
     } else if (rejected) {
       row.status = 'rejected';
       row.failure = rejected.failure;
@@ -87,6 +90,8 @@ export function deriveOutcomes(facts: CanaryFacts, nowMs: number): OutcomeWrite[
   }
   return out;
 }
+
+const int4OrNull = (n: number) => (n >= INT4.min && n <= INT4.max ? n : null);
 
 function receiptStatus(
   sent: FactEvent,

@@ -272,7 +272,8 @@ export class Outbox {
         continue;
       }
       answered.add(r.index);
-      if (r.status === 'stored' || r.status === 'duplicate') acked.push(ev.event_id);
+      if (r.status === 'stored' || r.status === 'duplicate' || r.status === 'ignored')
+        acked.push(ev.event_id);
       else refused.push({ ev, reason: r.reason ?? 'refused without a reason' });
     }
     if (answered.size < batch.length) {

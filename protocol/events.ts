@@ -13,7 +13,7 @@ import {
 import { FailureCode } from './failures.ts';
 
 const base = {
-  /** Unique per event; ingest is idempotent on it. */
+  /** Unique per event among this probe's events; ingest is idempotent on (probe, event_id). */
   event_id: Uuid,
   platform: PlatformName,
   /** The probe's own account this event is about (sender or recipient). */
@@ -108,7 +108,17 @@ export const EventResult = Type.Object(
   {
     index: Type.Integer({ minimum: 0 }),
     event_id: Type.Optional(Type.String()),
-    status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate'), Type.Literal('refused')]),
+    /**
+     * stored: new and durable; duplicate: this probe sent it before; refused: invalid (see
+     * reason; do not resend); ignored: acknowledged but not kept (a receipt of a nonce that
+     * is no canary, past the collector's bound; do not resend).
+     */
+    status: Type.Union([
+      Type.Literal('stored'),
+      Type.Literal('duplicate'),
+      Type.Literal('refused'),
+      Type.Literal('ignored'),
+    ]),
     /** Why it was refused, naming the field (e.g. "/events/3/at: must be date-time"). */
     reason: Type.Optional(Type.String()),
   },

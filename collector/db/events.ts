@@ -1,5 +1,6 @@
-/** Events as received: one bulk insert per batch, idempotent on event_id. */
+/** Events as received: one bulk insert per batch, idempotent on (probe_id, event_id). */
 import { sql } from 'drizzle-orm';
+import { describeDataError, isDataError } from './errors.ts';
 import { type Queryable, rows } from './open.ts';
 
 export interface EventRow {
@@ -20,7 +21,10 @@ export interface EventRow {
   raw: string;
 }
 
-/** Inserts the events whose id is new; returns the ids actually stored. */
+/**
+ * Inserts the events whose id is new for their probe; returns the ids actually stored.
+ * All rows of one call belong to one probe (one signed batch).
+ */
 export async function insertEvents(q: Queryable, events: EventRow[]): Promise<Set<string>> {
   if (events.length === 0) return new Set();
   const col = <K extends keyof EventRow>(k: K) => sql.param(events.map((e) => e[k]));
@@ -37,10 +41,64 @@ export async function insertEvents(q: Queryable, events: EventRow[]): Promise<Se
           ${col('raw')}::text[])
           as e(event_id, probe_id, request_id, signature, type, platform, account_id, conversation,
                canary_id, nonce, at, clock_offset_ms, raw)
-        on conflict (event_id) do nothing
+        on conflict (probe_id, event_id) do nothing
         returning event_id`,
   );
   return new Set(stored.map((r) => r.event_id));
+}
+
+/**
+ * Receipts of nonces that are no canary of ours this probe reported since `since` (collector
+ * clock): what the bound on look-alike receipts counts (partial index events_unknown_nonce_idx).
+ */
+export type InsertResult = { status: 'stored' | 'duplicate' } | { status: 'refused'; reason: string };
+
+/**
+ * Inserts like insertEvents, but a data error (SQLSTATE class 22 or 23: a value Postgres
+ * cannot hold) does not fail the batch: the insert runs in a savepoint, and a failing set
+ * of rows is split in halves until each failing row is alone and refused; the others are
+ * stored. Runs inside the caller's transaction, so nothing is durable (or acknowledged)
+ * before that commits, and each row is inserted at most once per probe. At most 2n − 1
+ * inserts for n rows. Results are in `events` order.
+ */
+export async function insertEventsBisecting(q: Queryable, events: EventRow[]): Promise<InsertResult[]> {
+  const results: InsertResult[] = events.map(() => ({ status: 'duplicate' }));
+  const attempt = async (from: number, to: number): Promise<void> => {
+    if (from >= to) return;
+    const part = events.slice(from, to);
+    try {
+      const stored = await q.transaction((sp) => insertEvents(sp, part));
+      part.forEach((e, i) => {
+        results[from + i] = { status: stored.has(e.eventId) ? 'stored' : 'duplicate' };
+      });
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      if (to - from === 1) {
+        results[from] = { status: 'refused', reason: `the database refused it (${describeDataError(err)})` };
+        return;
+      }
+      const mid = from + Math.ceil((to - from) / 2);
+      await attempt(from, mid);
+      await attempt(mid, to);
+    }
+  };
+  await attempt(0, events.length);
+  return results;
+}
+
+/** Serialises the bound on look-alike receipts per probe (the count, then the insert). */
+export async function lockUnknownNonceBound(q: Queryable, probeId: string): Promise<void> {
+  await q.execute(sql`select pg_advisory_xact_lock(hashtextextended('unknown-nonce:' || ${probeId}, 0))`);
+}
+
+export async function countUnknownNonceReceipts(q: Queryable, probeId: string, since: Date): Promise<number> {
+  const [row] = await rows<{ n: number }>(
+    q,
+    sql`select count(*)::int as n from events
+        where probe_id = ${probeId}::uuid and type = 'received' and canary_id is null
+          and received_at >= ${since.toISOString()}::timestamptz`,
+  );
+  return row?.n ?? 0;
 }
 
 export async function countEvents(q: Queryable): Promise<number> {

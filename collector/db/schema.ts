@@ -212,11 +212,14 @@ export const canaries = pgTable(
   ],
 );
 
-/** Every event as received: the event's JSON, the batch's signature and request id. */
+/**
+ * Every event as received: the event's JSON, the batch's signature and request id. Event
+ * ids are the probe's own: unique per probe, so one probe cannot claim another's ids.
+ */
 export const events = pgTable(
   'events',
   {
-    eventId: uuid('event_id').primaryKey(),
+    eventId: uuid('event_id').notNull(),
     probeId: uuid('probe_id')
       .notNull()
       .references(() => probes.id),
@@ -237,9 +240,14 @@ export const events = pgTable(
     receivedAt: tstz('received_at').notNull().defaultNow(),
   },
   (t) => [
+    primaryKey({ name: 'events_probe_event_pk', columns: [t.probeId, t.eventId] }),
     check('events_type_check', sql`${t.type} in ('sent', 'rejected', 'failed', 'received')`),
     index('events_canary_idx').on(t.canaryId),
     index('events_nonce_idx').on(t.nonce),
+    // The bound on receipts of nonces that are no canary of ours (collector/ingest.ts).
+    index('events_unknown_nonce_idx')
+      .on(t.probeId, t.receivedAt)
+      .where(sql`${t.type} = 'received' and ${t.canaryId} is null`),
   ],
 );
 

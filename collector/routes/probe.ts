@@ -18,6 +18,7 @@ import { throwBodyError } from '../http/body.ts';
 import { probeAuthHook } from '../http/probe-auth.ts';
 import { DEFAULT_PROBE_RATE_LIMIT, type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { ingestEvents } from '../ingest.ts';
+import { noteUnknownNonceReceipts } from '../metrics.ts';
 import { keyedHash } from '../secrets.ts';
 
 declare module 'fastify' {
@@ -125,6 +126,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
           `events: ${outcome.accounts.join(', ')} belong to another probe; nothing was stored`,
         );
       }
+      noteUnknownNonceReceipts(req, outcome.unknownNonce);
       const stored = outcome.results.filter((r) => r.status === 'stored').length;
       req.log.info({ probe: auth.probeId, events: outcome.results.length, stored }, 'events ingested');
       return { results: outcome.results };
