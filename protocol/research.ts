@@ -33,6 +33,16 @@ export const AGGREGATION_AXES = [
 ] as const;
 export type AggregationAxis = (typeof AGGREGATION_AXES)[number];
 
+/**
+ * An instant in a query string: RFC 3339 (`date-time`), and stricter: years 1970–2999, no
+ * leap second (:60), upper-case `T`/`Z`. Postgres refuses some instants the format allows
+ * (year 0000), and JavaScript others (23:59:60).
+ */
+export const QUERY_TIMESTAMP_PATTERN =
+  '^(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
+const QueryTimestamp = (description: string) =>
+  Type.String({ format: 'date-time', pattern: QUERY_TIMESTAMP_PATTERN, description });
+
 /** Filters every outcome query shares (outcomes, export, aggregation, latency, term sets). */
 export const outcomeFilterProperties = {
   campaign: Type.Optional(Uuid),
@@ -57,10 +67,8 @@ export const outcomeFilterProperties = {
   ),
   conversation_kind: Type.Optional(Type.Union([Type.Literal('direct'), Type.Literal('group')])),
   probe: Type.Optional(Type.String({ format: 'uuid', description: 'the sender’s or the recipient’s probe' })),
-  from: Type.Optional(
-    Type.String({ format: 'date-time', description: 'send time at or after (collector clock)' }),
-  ),
-  to: Type.Optional(Type.String({ format: 'date-time', description: 'send time before (collector clock)' })),
+  from: Type.Optional(QueryTimestamp('send time at or after (collector clock)')),
+  to: Type.Optional(QueryTimestamp('send time before (collector clock)')),
 };
 
 export const Order = Type.Union([Type.Literal('asc'), Type.Literal('desc')]);
@@ -264,8 +272,8 @@ export const FindingsQuery = Type.Object(
     sender_region: outcomeFilterProperties.sender_region,
     recipient_region: outcomeFilterProperties.recipient_region,
     conversation_kind: outcomeFilterProperties.conversation_kind,
-    from: Type.Optional(Type.String({ format: 'date-time', description: 'window ends at or after' })),
-    to: Type.Optional(Type.String({ format: 'date-time', description: 'window starts before' })),
+    from: Type.Optional(QueryTimestamp('window ends at or after')),
+    to: Type.Optional(QueryTimestamp('window starts before')),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
   },

@@ -34,6 +34,29 @@ export async function eventIdsOfRequest(q: Queryable, requestId: string): Promis
   return found.map((r) => r.id);
 }
 
+/** The probes that stored an event with this id (event ids are unique per probe only). */
+export async function probesOfEventId(q: Queryable, eventId: string): Promise<string[]> {
+  const found = await rows<{ id: string }>(
+    q,
+    sql`select probe_id as id from events where event_id = ${eventId}::uuid order by probe_id`,
+  );
+  return found.map((r) => r.id);
+}
+
+/** The stored JSON of one probe's event, or undefined. */
+export async function rawEvent(
+  q: Queryable,
+  probeId: string,
+  eventId: string,
+): Promise<Record<string, unknown> | undefined> {
+  const [row] = await rows<{ raw: Record<string, unknown> | string }>(
+    q,
+    sql`select raw from events where probe_id = ${probeId}::uuid and event_id = ${eventId}::uuid`,
+  );
+  if (!row) return undefined;
+  return typeof row.raw === 'string' ? (JSON.parse(row.raw) as Record<string, unknown>) : row.raw;
+}
+
 export interface CanarySummary {
   id: string;
   kind: 'test' | 'control';

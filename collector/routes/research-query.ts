@@ -6,6 +6,7 @@ import type { OutcomeFilter } from '../db/research-filters.ts';
 import type { FindingFilter, FindingKey } from '../db/research-findings.ts';
 import type { OutcomeKey } from '../db/research-outcomes.ts';
 import { SdError } from '../errors.ts';
+import { unstorableString } from '../validation.ts';
 
 export interface FilterQuery {
   campaign?: string | undefined;
@@ -23,7 +24,14 @@ export interface FilterQuery {
 }
 
 const list = (v: string | undefined) => (v ? [...new Set(v.split(','))] : undefined);
-const date = (v: string | undefined) => (v ? new Date(v) : undefined);
+/** The schema checked the form (QUERY_TIMESTAMP_PATTERN); this refuses what still is no instant. */
+function date(v: string | undefined, name: 'from' | 'to'): Date | undefined {
+  if (!v) return undefined;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime()))
+    throw new SdError('SD_ERR_VALIDATION', `querystring/${name}: not a real instant`);
+  return d;
+}
 
 /** `terms` is the JSON array of a term set (`terms_key` in responses). */
 export function parseTermsKey(raw: string | undefined): string[] | undefined {
@@ -40,12 +48,16 @@ export function parseTermsKey(raw: string | undefined): string[] | undefined {
   if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((t) => typeof t === 'string')) {
     throw new SdError('SD_ERR_VALIDATION', 'querystring/terms: must be a non-empty JSON array of strings');
   }
+  for (const [i, t] of (parsed as string[]).entries()) {
+    const why = unstorableString(t);
+    if (why) throw new SdError('SD_ERR_VALIDATION', `querystring/terms/${i}: ${why}`);
+  }
   return parsed as string[];
 }
 
 export function toOutcomeFilter(q: FilterQuery): OutcomeFilter {
-  const from = date(q.from);
-  const to = date(q.to);
+  const from = date(q.from, 'from');
+  const to = date(q.to, 'to');
   if (from && to && to <= from) throw new SdError('SD_ERR_VALIDATION', 'querystring/to: must be after from');
   return {
     campaign: q.campaign,
@@ -80,6 +92,13 @@ export function toFindingFilter(q: Omit<FilterQuery, 'kind' | 'status' | 'probe'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+/** A cursor's instant as this API writes it (isoMicros), and a real one (no 2026-02-30, no :60). */
+const micros = (v: unknown): v is string =>
+  typeof v === 'string' &&
+  MICROS.test(v) &&
+  v.slice(0, 4) >= '1970' &&
+  !Number.isNaN(Date.parse(v)) &&
+  new Date(Date.parse(v)).toISOString().slice(0, 19) === v.slice(0, 19);
 
 function encode(value: unknown): string {
   return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
@@ -103,8 +122,7 @@ export function decodeOutcomeCursor(cursor: string, order: 'asc' | 'desc'): Outc
   const v = decode(cursor);
   const ok =
     v.v === 1 &&
-    typeof v.t === 'string' &&
-    MICROS.test(v.t) &&
+    micros(v.t) &&
     typeof v.c === 'string' &&
     UUID.test(v.c) &&
     typeof v.r === 'string' &&
@@ -121,13 +139,7 @@ export function encodeFindingCursor(key: FindingKey): string {
 
 export function decodeFindingCursor(cursor: string): FindingKey {
   const v = decode(cursor);
-  if (
-    v.v !== 1 ||
-    typeof v.w !== 'string' ||
-    !MICROS.test(v.w) ||
-    typeof v.i !== 'string' ||
-    !UUID.test(v.i)
-  ) {
+  if (v.v !== 1 || !micros(v.w) || typeof v.i !== 'string' || !UUID.test(v.i)) {
     throw new SdError('SD_ERR_VALIDATION', 'querystring/cursor: not a cursor this API issued');
   }
   return { windowStart: v.w, id: v.i };

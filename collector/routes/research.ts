@@ -6,7 +6,9 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { isDataException, sqlState } from '../db/errors.ts';
 import type { Db } from '../db/open.ts';
+import type { ErrorBody } from '../errors.ts';
 import { dashboardPlugin } from '../http/dashboard.ts';
 import { toErrorBody } from '../http/errors.ts';
 import { openapiPlugin } from '../http/openapi.ts';
@@ -25,6 +27,22 @@ export interface ResearchApiOptions {
   dashboardDir?: string | undefined;
 }
 
+/**
+ * The error body of a research API request. Last line behind the query schemas: a value
+ * they let through but Postgres refused (SQLSTATE class 22, e.g. an instant out of its
+ * range) is the client's doing, 400 SD_ERR_QUERY_VALUE, not a 500.
+ */
+export function researchErrorBody(err: FastifyError | Error): ErrorBody {
+  if (isDataException(err)) {
+    return {
+      statusCode: 400,
+      code: 'SD_ERR_QUERY_VALUE',
+      message: `querystring: a value the database cannot use (SQLSTATE ${sqlState(err)})`,
+    };
+  }
+  return toErrorBody(err);
+}
+
 /** /api/v1: rate limited; errors as { statusCode, code, message }, 429 as SD_ERR_RATE_LIMITED. */
 async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<void> {
   await registerRateLimit(app, opts.hashKey, opts.rateLimit);
@@ -32,8 +50,10 @@ async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<vo
     if (err instanceof RateLimitedError) {
       return reply.status(429).send({ statusCode: 429, code: err.code, message: err.message });
     }
-    const body = toErrorBody(err);
+    const body = researchErrorBody(err);
     if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
+    // The database's own words stay in the log (a 22xxx may also be a fault of the query).
+    else if (body.code === 'SD_ERR_QUERY_VALUE') req.log.warn({ err }, 'query value refused by the database');
     else req.log.info({ code: body.code, detail: body.message }, 'request refused');
     return reply.status(body.statusCode).send(body);
   });
