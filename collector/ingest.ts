@@ -178,7 +178,9 @@ export async function ingestEvents(
           conversation: event.conversation,
           canaryId,
           nonce: event.type === 'received' ? event.nonce : null,
-          at: event.at,
+          // As the instant validation checked, in one form Postgres reads (a UTC offset of
+          // +16:00 passes RFC 3339 and JavaScript, not Postgres); `raw` keeps what was sent.
+          at: new Date(event.at).toISOString(),
           clockOffsetMs: event.clock_offset_ms,
           raw: JSON.stringify(raw),
         });
