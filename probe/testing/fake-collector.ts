@@ -25,6 +25,8 @@ export interface StoredEvent {
 export interface FakeCollectorOptions {
   /** Refuse (per event) when this returns a reason. */
   refuse?: (ev: StoredEvent) => string | undefined;
+  /** Acknowledge without keeping (status `ignored`, per event) when this returns a reason. */
+  ignore?: (ev: StoredEvent) => string | undefined;
   /** Collector clock minus real clock, ms. */
   skewMs?: number;
 }
@@ -142,6 +144,8 @@ export async function startFakeCollector(opts: FakeCollectorOptions = {}): Promi
         const results: EventResult[] = events.map((ev, index) => {
           const reason = opts.refuse?.(ev);
           if (reason) return { index, event_id: ev.event_id, status: 'refused', reason };
+          const ignored = opts.ignore?.(ev);
+          if (ignored) return { index, event_id: ev.event_id, status: 'ignored', reason: ignored };
           if (seen.has(ev.event_id)) {
             fc.duplicates += 1;
             return { index, event_id: ev.event_id, status: 'duplicate' };
