@@ -6,7 +6,7 @@
  * No single visible shape: the planner draws a form per test/control pair from its seeded
  * generator. Every generated form ends in check characters over the rest, so ordinary
  * text (numbers, hashes, short-link ids) that happens to have the shape is not taken for
- * a nonce except at the rate the check allows (1 in 10^4 to 1 in 65,536 per such token).
+ * a nonce except at the rate the check allows (1 in 10,000 to 1 in 195,112 per such token).
  *
  * | form     | example                          | randomness | check          |
  * |----------|----------------------------------|-----------:|----------------|
@@ -121,12 +121,13 @@ export function nonceForm(candidate: string): NonceForm | undefined {
 }
 
 /**
- * Where a nonce may stand: each shape delimited so that it is not part of a longer run
- * of the same characters (a 15-character token does not hold a 14-character nonce).
+ * Where a nonce may stand: each shape delimited so that it is not part of a longer token
+ * of ASCII letters, digits and `_` (a 15-character token does not hold a 14-character
+ * nonce); any other character (space, punctuation, Han) may touch it.
  * Fixed-width, no nested quantifiers: linear in the text's length.
  */
 const CANDIDATES =
-  /\bsd[a-z0-9]{12}\b|(?<![0-9A-Za-z])[1-9A-HJ-NP-Za-km-z]{14}(?![0-9A-Za-z])|(?<![0-9A-Za-z])(?:[0-9a-f]{20}|[0-9A-F]{20})(?![0-9A-Za-z])|(?<![0-9A-Za-z-])[0-9]{5}(?:-[0-9]{5}){4}(?![0-9A-Za-z]|-[0-9])/g;
+  /\bsd[a-z0-9]{12}\b|(?<![0-9A-Za-z_])[1-9A-HJ-NP-Za-km-z]{14}(?![0-9A-Za-z_])|(?<![0-9A-Za-z_])(?:[0-9a-f]{20}|[0-9A-F]{20})(?![0-9A-Za-z_])|(?<![0-9A-Za-z_-])[0-9]{5}(?:-[0-9]{5}){4}(?![0-9A-Za-z_]|-[0-9])/g;
 
 export interface FoundNonce {
   nonce: string;
