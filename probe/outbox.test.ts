@@ -435,3 +435,33 @@ describe('outbox with an event the collector fails on', () => {
     await again.close();
   });
 });
+
+describe('outbox evidence that the collector is up', () => {
+  it('dead-letters a lone poisoned event on the strength of successful check-ins, and not without them', async () => {
+    fc = await startFakeCollector({ poisoned: (ev) => ev.conversation === 'poison' });
+    const client = await signedClient(fc.url);
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: (e) => client.uploadEvents(e),
+      backoff: { baseMs: 5, maxMs: 20 },
+      poison: { strikes: 3, minSpanMs: 50 },
+    });
+    store.outbox.start();
+    await store.outbox.add(sampleReceived(1, { conversation: 'poison' }));
+    // Nothing else to upload and no check-in: it is indistinguishable from an outage.
+    const quiet = Date.now();
+    while (fc.poisonedRequests < 10 && Date.now() - quiet < 10_000)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(fc.poisonedRequests).toBeGreaterThanOrEqual(10);
+    expect(store.outbox.deadLetters()).toBe(0);
+    // Check-ins succeed (the agent calls noteCollectorUp after each): now it is the event.
+    const started = Date.now();
+    while (store.outbox.deadLetters() === 0 && Date.now() - started < 10_000) {
+      store.outbox.noteCollectorUp();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(store.outbox.deadLetters()).toBe(1);
+    expect(store.outbox.backlog()).toBe(0);
+    await store.close();
+  });
+});
