@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { Compile } from 'typebox/compile';
 import { describe, expect, it } from 'vitest';
-import { LIMITS, ReceivedEvent, RejectedEvent, SentEvent } from '../protocol/index.ts';
+import {
+  GENERATED_NONCE_FORMS,
+  LIMITS,
+  makeNonce,
+  ReceivedEvent,
+  RejectedEvent,
+  SentEvent,
+} from '../protocol/index.ts';
 import { type EventContext, receivedEvent, rejectedEvent, sentEvent } from './events.ts';
 import { cutToCodePoints, representable } from './text.ts';
 
@@ -52,6 +59,23 @@ describe('hostile text in events', () => {
     const ev = receivedEvent(ctx, observed('sdabcdef123456 a\uD83D b\uDE00 c 😀'), now)!;
     expect(ev.text).toBe('sdabcdef123456 a\uFFFD b\uFFFD c 😀');
     expect(ev.text_changes).toEqual(['lone_surrogate_replaced']);
+  });
+
+  it('finds a nonce of every form, and none in a message without one', () => {
+    let seed = 1;
+    const rand = (n: number) => {
+      seed = (seed * 48271) % 2147483647;
+      return seed % n;
+    };
+    for (const form of GENERATED_NONCE_FORMS) {
+      const n = makeNonce(form, rand);
+      const ev = receivedEvent(ctx, observed(`六四 (晚饭) ${n}`), now)!;
+      expect(ev.nonce).toBe(n);
+      expect(checkReceived.Check(ev)).toBe(true);
+    }
+    expect(
+      receivedEvent(ctx, observed('order 12345-67890-12345-67890-12345 and 3f9a0c21d7e84b65c0de'), now),
+    ).toBeUndefined();
   });
 
   it('leaves an ordinary text as seen, without text_changes', () => {
