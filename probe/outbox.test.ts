@@ -254,6 +254,25 @@ describe('outbox', () => {
     await store.close();
   });
 
+  it('backs off from a collector that never answers for an event instead of spinning', async () => {
+    let calls = 0;
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: async () => {
+        calls += 1;
+        return [];
+      },
+      backoff: { baseMs: 100, maxMs: 1000 },
+    });
+    store.outbox.start();
+    await store.outbox.add(sampleReceived(1));
+    await new Promise((r) => setTimeout(r, 350));
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBeLessThanOrEqual(8);
+    expect(store.outbox.backlog()).toBe(1);
+    await store.close();
+  });
+
   it('sets aside a corrupt trailing record after a crash and keeps the rest', async () => {
     const store = await openProbeStore(join(dir, 'outbox'), { logger, upload: async () => [] });
     const evs = [sampleReceived(1), sampleReceived(2)];

@@ -467,6 +467,12 @@ export class Outbox {
       else refused.push({ ev, reason: r.reason ?? 'refused without a reason' });
     }
     if (answered.size < batch.length) {
+      // Kept, and retried after a backoff step behind new events: a collector that never
+      // answers for them must not make the uploader spin.
+      this.keepTogether(
+        batch.filter((_, i) => !answered.has(i)),
+        this.now() + this.backoffMs(1),
+      );
       this.opts.logger.warn(
         { batch: batch.length, answered: answered.size },
         'collector did not answer for every event; the rest stay in the outbox',
