@@ -27,7 +27,8 @@
  *   `dead-letter.ndjson` with its last error. An outage (nothing succeeds) never
  *   dead-letters anything: the outbox then waits with exponential backoff and jitter.
  * - 401/403/408/429 answers are about the probe or the collector, not the batch: they
- *   only back off.
+ *   only back off;
+ * - events an answer left out are kept and retried a backoff step later, behind new ones.
  * Retry state lives in memory: after a restart an event starts its strikes again.
  */
 import { readFile } from 'node:fs/promises';
