@@ -168,8 +168,9 @@ describeEachDb('admin API', (getDb) => {
   });
 
   it('shows the term sets a round could not plan on the campaign, and measures the rest', async () => {
-    // every nonce starts `sd`, so a canary can never be free of the term `s`
-    const list = (await upload('list-skip', 's\n刘晓波\n')).json().term_list.id;
+    // Every benign Latin word has a vowel: with all of them tested, no single-vowel term can
+    // get a control free of tested terms (nonces take several forms, so none is unavoidable).
+    const list = (await upload('list-skip', 'a\ne\ni\no\nu\ny\n刘晓波\n')).json().term_list.id;
     const created = await postCampaign(groupCampaign('skip', list, 'skip'));
     expect(created.statusCode, created.body).toBe(201);
     const campaignId = created.json().id as string;
@@ -180,9 +181,18 @@ describeEachDb('admin API', (getDb) => {
     expect(canaries.every((c) => c.termSet.join() === '刘晓波')).toBe(true);
     const res = await app.inject({ method: 'GET', url: '/admin/v1/campaigns', headers: auth });
     const summary = res.json().campaigns.find((c: { id: string }) => c.id === campaignId);
-    expect(summary.skipped_term_sets).toHaveLength(1);
-    expect(summary.skipped_term_sets[0]).toMatchObject({ term_set: ['s'], conversations: ['*'] });
-    expect(summary.skipped_term_sets[0].reason).toMatch(/nonce/);
+    expect(summary.skipped_term_sets.map((s: { term_set: string[] }) => s.term_set[0]).sort()).toEqual([
+      'a',
+      'e',
+      'i',
+      'o',
+      'u',
+      'y',
+    ]);
+    for (const s of summary.skipped_term_sets) {
+      expect(s.conversations.length).toBeGreaterThan(0);
+      expect(s.reason).toMatch(/no benign control/);
+    }
   });
 
   it('plans no sends for an account in its quiet hours, and reads it again once it is active', async () => {

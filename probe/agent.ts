@@ -269,6 +269,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       retriedAfterClock = false;
     }
     const t3 = Date.now();
+    outbox.noteCollectorUp();
     const est = clock.add(t0, res.t1, res.t2, t3);
     await atomicWriteFile(clockPath, `${JSON.stringify(est)}\n`).catch((err) =>
       log.warn({ err }, 'cannot save the clock estimate'),

@@ -2,6 +2,11 @@
  * Builds the protocol's events from what an adapter reported. Received events get an
  * id derived from the platform's message id, so a message observed twice (a stream
  * replay after a crash) is one event at the collector.
+ *
+ * Every string taken from outside (message text, notices, handles, ids) is made
+ * representable first (probe/text.ts): NUL and lone surrogates become U+FFFD and long
+ * values are cut on a character boundary, so the collector is never sent a value the
+ * protocol or Postgres cannot hold. For texts the event says so in `text_changes`.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import {
@@ -10,12 +15,14 @@ import {
   type FailedEvent,
   type FailureCode,
   LIMITS,
-  NONCE_PATTERN,
   type ReceivedEvent,
   type RejectedEvent,
   type SentEvent,
+  type TextChanges,
 } from '../protocol/index.ts';
+import { findNonce } from '../protocol/nonce.ts';
 import type { ObservedMessage } from './adapters/types.ts';
+import { representable, representableString } from './text.ts';
 
 export interface EventContext {
   platform: string;
@@ -33,12 +40,26 @@ export function stableUuid(name: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
+/** A short string field (≤ 256 code points) made representable. */
+const short = (s: string) => representableString(s, 256);
+
+/** `text` (and `text_changes` when it had to be changed). */
+function textFields(s: string): { text: string; text_changes?: TextChanges } {
+  const r = representable(s, LIMITS.textChars);
+  return r.changes.length > 0 ? { text: r.text, text_changes: r.changes } : { text: r.text };
+}
+
+function noticeFields(s: string): { notice: string; notice_changes?: TextChanges } {
+  const { text, text_changes } = textFields(s);
+  return text_changes ? { notice: text, notice_changes: text_changes } : { notice: text };
+}
+
 function base(ctx: EventContext, conversation: string, at: Date, eventId: string = randomUUID()) {
   return {
     event_id: eventId,
     platform: ctx.platform,
-    account: ctx.account,
-    conversation,
+    account: short(ctx.account),
+    conversation: short(conversation),
     at: at.toISOString(),
     clock_offset_ms: ctx.clockOffsetMs,
     adapter: ctx.adapter,
@@ -55,8 +76,8 @@ export function sentEvent(
     type: 'sent',
     ...base(ctx, a.conversation, at),
     canary_id: a.canary_id,
-    text: a.text.slice(0, LIMITS.textChars),
-    ...(platformMessageId ? { platform_message_id: platformMessageId.slice(0, 256) } : {}),
+    ...textFields(a.text),
+    ...(platformMessageId ? { platform_message_id: short(platformMessageId) } : {}),
   };
 }
 
@@ -72,7 +93,7 @@ export function rejectedEvent(
     ...base(ctx, a.conversation, at),
     canary_id: a.canary_id,
     failure,
-    ...(notice !== undefined ? { notice: notice.slice(0, LIMITS.textChars) } : {}),
+    ...(notice !== undefined ? noticeFields(notice) : {}),
   };
 }
 
@@ -88,7 +109,7 @@ export function failedEvent(
     ...base(ctx, a.conversation, at),
     canary_id: a.canary_id,
     failure,
-    ...(detail ? { detail: detail.slice(0, 1024) } : {}),
+    ...(detail ? { detail: representableString(detail, 1024) } : {}),
   };
 }
 
@@ -98,8 +119,8 @@ export function failedEvent(
  * plausible (so a catch-up after downtime is not mistaken for a delay), else now.
  */
 export function receivedEvent(ctx: EventContext, m: ObservedMessage, now: Date): ReceivedEvent | undefined {
-  const match = NONCE_PATTERN.exec(m.text);
-  if (!match) return undefined;
+  const nonce = findNonce(m.text);
+  if (!nonce) return undefined;
   const t = m.at.getTime();
   const plausible =
     Number.isFinite(t) && t <= now.getTime() + 5_000 && t >= now.getTime() - 7 * 24 * 3600_000;
@@ -110,9 +131,9 @@ export function receivedEvent(ctx: EventContext, m: ObservedMessage, now: Date):
   return {
     type: 'received',
     ...base(ctx, m.conversation, at, stableUuid(identity)),
-    nonce: match[0],
-    text: m.text.slice(0, LIMITS.textChars),
-    ...(m.from ? { from: m.from.slice(0, 256) } : {}),
-    ...(m.platformMessageId ? { platform_message_id: m.platformMessageId.slice(0, 256) } : {}),
+    nonce: nonce.nonce,
+    ...textFields(m.text),
+    ...(m.from ? { from: short(m.from) } : {}),
+    ...(m.platformMessageId ? { platform_message_id: short(m.platformMessageId) } : {}),
   };
 }

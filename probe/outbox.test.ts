@@ -8,7 +8,7 @@ import { LIMITS } from '../protocol/index.ts';
 import { CollectorClient } from './client.ts';
 import { loadOrRegister } from './identity.ts';
 import { openProbeStore } from './store.ts';
-import { type FakeCollector, startFakeCollector } from './testing/fake-collector.ts';
+import { type FakeCollector, type StoredEvent, startFakeCollector } from './testing/fake-collector.ts';
 import { sampleReceived } from './testing/sample-events.ts';
 
 const logger = pino({ level: 'silent' });
@@ -254,6 +254,25 @@ describe('outbox', () => {
     await store.close();
   });
 
+  it('backs off from a collector that never answers for an event instead of spinning', async () => {
+    let calls = 0;
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: async () => {
+        calls += 1;
+        return [];
+      },
+      backoff: { baseMs: 100, maxMs: 1000 },
+    });
+    store.outbox.start();
+    await store.outbox.add(sampleReceived(1));
+    await new Promise((r) => setTimeout(r, 350));
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBeLessThanOrEqual(8);
+    expect(store.outbox.backlog()).toBe(1);
+    await store.close();
+  });
+
   it('sets aside a corrupt trailing record after a crash and keeps the rest', async () => {
     const store = await openProbeStore(join(dir, 'outbox'), { logger, upload: async () => [] });
     const evs = [sampleReceived(1), sampleReceived(2)];
@@ -278,5 +297,190 @@ describe('outbox', () => {
       'journal.log',
       'journal.log.corrupt.ndjson',
     ]);
+  });
+});
+
+describe('outbox with an event the collector fails on', () => {
+  const poisoned = (ev: StoredEvent) => ev.conversation === 'poison';
+  const waitFor = async (cond: () => boolean, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    return cond();
+  };
+
+  it('stores every good event exactly once and dead-letters the poisoned one with its last error', async () => {
+    fc = await startFakeCollector({ poisoned });
+    const client = await signedClient(fc.url);
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: (e) => client.uploadEvents(e),
+      backoff: { baseMs: 10, maxMs: 80 },
+      poison: { strikes: 3, minSpanMs: 200 },
+    });
+    const good = Array.from({ length: 60 }, (_, i) => sampleReceived(i));
+    const poison = sampleReceived(100, { conversation: 'poison' });
+    // Poisoned in the middle of what would be one batch.
+    for (const ev of [...good.slice(0, 30), poison, ...good.slice(30)]) await store.outbox.add(ev);
+    store.outbox.start();
+    // Receipts keep arriving meanwhile, as on a running probe: their uploads show that the
+    // collector is up while the poisoned event keeps failing alone.
+    let n = 1000;
+    const started = Date.now();
+    while (store.outbox.deadLetters() === 0 && Date.now() - started < 15_000) {
+      const ev = sampleReceived(n++);
+      good.push(ev);
+      await store.outbox.add(ev);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await waitFor(() => store.outbox.backlog() === 0, 15_000)).toBe(true);
+    expect(fc.stored.map((e) => e.event_id).sort()).toEqual(good.map((e) => e.event_id).sort());
+    expect([...fc.storedCount.values()].every((n) => n === 1)).toBe(true);
+    expect(fc.poisonedRequests).toBeGreaterThanOrEqual(3);
+    const dead = (await readFile(store.deadLetterPath, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { reason: string; event: { event_id: string } });
+    expect(dead.map((d) => d.event.event_id)).toEqual([poison.event_id]);
+    expect(dead[0]!.reason).toContain('HTTP 500');
+    expect(dead[0]!.reason).toMatch(/failed \d+ times with this event alone over \d+ s/);
+    expect(store.outbox.deadLetters()).toBe(1);
+    await store.close();
+  });
+
+  it('uploads later events while a poisoned one is still being retried', async () => {
+    fc = await startFakeCollector({ poisoned });
+    const client = await signedClient(fc.url);
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: (e) => client.uploadEvents(e),
+      backoff: { baseMs: 20, maxMs: 200 },
+      // Never given up during this test: it must not hold anything back meanwhile.
+      poison: { strikes: 1000, minSpanMs: 3_600_000 },
+    });
+    store.outbox.start();
+    const poison = sampleReceived(100, { conversation: 'poison' });
+    await store.outbox.add(poison);
+    await store.outbox.add(sampleReceived(0));
+    expect(await waitFor(() => fc!.stored.length === 1, 5000)).toBe(true);
+    const storedAfter: number[] = [];
+    for (let i = 1; i <= 8; i++) {
+      const ev = sampleReceived(i);
+      const t0 = Date.now();
+      await store.outbox.add(ev);
+      expect(await waitFor(() => fc!.storedCount.has(ev.event_id), 5000)).toBe(true);
+      storedAfter.push(Date.now() - t0);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    // Each new event waits at most one backoff step after the poisoned one's failure
+    // (base 20 ms, so ≤ 20 ms plus the request), never behind the poisoned one's own,
+    // growing backoff (capped at 200 ms here, 5 min by default).
+    expect(Math.max(...storedAfter)).toBeLessThan(400);
+    expect(store.outbox.has(poison.event_id)).toBe(true);
+    expect(store.outbox.backlog()).toBe(1);
+    expect(store.outbox.deadLetters()).toBe(0);
+    expect(fc.poisonedRequests).toBeGreaterThanOrEqual(2);
+    await store.close();
+  });
+
+  it('dead-letters an event the collector refuses at once, without retrying it', async () => {
+    fc = await startFakeCollector({
+      refuse: (ev) => (ev.conversation === 'bad' ? '/events/0/text: must not contain U+0000' : undefined),
+    });
+    const client = await signedClient(fc.url);
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: (e) => client.uploadEvents(e),
+    });
+    const bad = sampleReceived(1, { conversation: 'bad' });
+    await store.outbox.add(bad);
+    await store.outbox.add(sampleReceived(2));
+    expect(await store.outbox.flush(5000)).toBe(true);
+    expect(fc.eventRequests).toBe(1);
+    expect(fc.stored.length).toBe(1);
+    const dead = JSON.parse((await readFile(store.deadLetterPath, 'utf8')).trim()) as {
+      reason: string;
+      event: { event_id: string };
+    };
+    expect(dead.event.event_id).toBe(bad.event_id);
+    expect(dead.reason).toContain('U+0000');
+    await store.close();
+  });
+
+  it('dead-letters nothing during an outage, however long, and uploads everything after it', async () => {
+    fc = await startFakeCollector();
+    const client = await signedClient(fc.url);
+    fc.down = true;
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: (e) => client.uploadEvents(e),
+      backoff: { baseMs: 5, maxMs: 20 },
+      poison: { strikes: 1, minSpanMs: 0 },
+    });
+    store.outbox.start();
+    const evs = Array.from({ length: 20 }, (_, i) => sampleReceived(i));
+    for (const ev of evs) await store.outbox.add(ev);
+    expect(await waitFor(() => store.outbox.failures >= 30, 10_000)).toBe(true);
+    expect(store.outbox.deadLetters()).toBe(0);
+    expect(store.outbox.backlog()).toBe(20);
+    fc.down = false;
+    expect(await waitFor(() => store.outbox.backlog() === 0, 10_000)).toBe(true);
+    expect(fc.stored.length).toBe(20);
+    expect(store.outbox.deadLetters()).toBe(0);
+    await store.close();
+  });
+
+  it('acknowledges on open an event already in the dead-letter file whose ack was lost', async () => {
+    const store = await openProbeStore(join(dir, 'outbox'), { logger, upload: async () => [] });
+    const ev = sampleReceived(1);
+    await store.outbox.add(ev);
+    await store.close();
+    // A crash between the dead-letter write and the ack record.
+    await appendFile(
+      join(dir, 'outbox', 'dead-letter.ndjson'),
+      `${JSON.stringify({ dead_lettered_at: new Date().toISOString(), reason: 'x', event: ev })}\n`,
+    );
+    let uploads = 0;
+    const again = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: async (events) => {
+        uploads += 1;
+        return events.map((e, index) => ({ index, event_id: e.event_id, status: 'stored' as const }));
+      },
+    });
+    expect(again.outbox.backlog()).toBe(0);
+    expect(await again.outbox.flush(1000)).toBe(true);
+    expect(uploads).toBe(0);
+    expect(again.outbox.deadLetters()).toBe(1);
+    await again.close();
+  });
+});
+
+describe('outbox evidence that the collector is up', () => {
+  it('dead-letters a lone poisoned event on the strength of successful check-ins, and not without them', async () => {
+    fc = await startFakeCollector({ poisoned: (ev) => ev.conversation === 'poison' });
+    const client = await signedClient(fc.url);
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: (e) => client.uploadEvents(e),
+      backoff: { baseMs: 5, maxMs: 20 },
+      poison: { strikes: 3, minSpanMs: 50 },
+    });
+    store.outbox.start();
+    await store.outbox.add(sampleReceived(1, { conversation: 'poison' }));
+    // Nothing else to upload and no check-in: it is indistinguishable from an outage.
+    const quiet = Date.now();
+    while (fc.poisonedRequests < 10 && Date.now() - quiet < 10_000)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(fc.poisonedRequests).toBeGreaterThanOrEqual(10);
+    expect(store.outbox.deadLetters()).toBe(0);
+    // Check-ins succeed (the agent calls noteCollectorUp after each): now it is the event.
+    const started = Date.now();
+    while (store.outbox.deadLetters() === 0 && Date.now() - started < 10_000) {
+      store.outbox.noteCollectorUp();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(store.outbox.deadLetters()).toBe(1);
+    expect(store.outbox.backlog()).toBe(0);
+    await store.close();
   });
 });

@@ -1,18 +1,35 @@
 /**
  * The durable outbox. Every event is appended to the probe's journal (fsync'd, with a
  * checksum per record) before anyone may upload it, and is forgotten only after the
- * collector answered `stored` or `duplicate` for its event_id (an `ack` record).
+ * collector answered `stored` or `duplicate` for its event_id, or after it was written to
+ * the dead-letter file (an `ack` record either way).
  *
  * Crash guarantees (kill -9 at any instant):
  * - an event whose add() resolved is on disk and will be uploaded after a restart;
  * - an event the collector stored whose ack was not yet written is uploaded again and
  *   answered `duplicate` (ingest is idempotent by event_id), so nothing is stored twice;
+ * - a dead letter is fsync'd to `dead-letter.ndjson` before its ack; an event found there
+ *   on open whose ack was lost is acknowledged then, never uploaded or written twice;
  * - a torn trailing record is set aside by the journal, never crashes the probe.
  *
- * Uploads go in batches (≤ LIMITS.eventsPerBatch events and ≤ the body limit), retried
- * with exponential backoff and jitter. Events the collector `refused` are appended to
- * `dead-letter.ndjson` (one JSON object per line, for the operator) and acknowledged,
- * so they never hold back the rest.
+ * Delivery: each event is uploaded until it is acknowledged or dead-lettered, and no
+ * event holds back the others (docs/decisions/010-hostile-text-on-the-probe.md):
+ * - uploads go in batches (≤ LIMITS.eventsPerBatch events and ≤ the body limit); events
+ *   never yet part of a failed upload always go first;
+ * - an event the collector `refused` (per event, or alone in a request it refused as a
+ *   whole) goes to `dead-letter.ndjson` at once, with the reason;
+ * - a batch that fails (5xx, network, timeout, unreadable answer) right after a success is
+ *   split in halves that are retried on their own, so one poisoned event ends up alone
+ *   while the rest are stored;
+ * - an event failing alone is retried with its own exponential backoff and jitter; once
+ *   it has failed alone `poison.strikes` times, each after the collector showed it was up
+ *   (another upload or a check-in succeeded since its previous failure), over at least `poison.minSpanMs`, it goes to
+ *   `dead-letter.ndjson` with its last error. An outage (nothing succeeds) never
+ *   dead-letters anything: the outbox then waits with exponential backoff and jitter.
+ * - 401/403/408/429 answers are about the probe or the collector, not the batch: they
+ *   only back off;
+ * - events an answer left out are kept and retried a backoff step later, behind new ones.
+ * Retry state lives in memory: after a restart an event starts its strikes again.
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -26,11 +43,18 @@ export interface OutboxOptions {
   upload: UploadFn;
   logger: Logger;
   deadLetterPath: string;
-  /** Exponential backoff between failed uploads. */
+  /** Exponential backoff between failed uploads, and for an event failing alone. */
   backoff?: { baseMs: number; maxMs: number };
+  /**
+   * When an event that keeps failing alone is given up: after `strikes` failures each
+   * following a success of another upload, spread over at least `minSpanMs`.
+   * Default 8 strikes over 30 minutes.
+   */
+  poison?: { strikes: number; minSpanMs: number };
   maxBatch?: number;
   maxBodyBytes?: number;
   random?: () => number;
+  now?: () => number;
 }
 
 interface Pending {
@@ -38,6 +62,17 @@ interface Pending {
   bytes: number;
   /** false until its journal record is fsync'd: only durable events are uploaded. */
   durable: boolean;
+  /** The part of a failed batch it is retried with; undefined until it was in a failed upload. */
+  seg?: number;
+  /** Not uploaded again before this time (ms since the epoch). */
+  notBefore: number;
+  /** Failed uploads while alone (drives its own backoff). */
+  aloneFailures: number;
+  /** Failed uploads while alone that followed a success of another upload. */
+  strikes: number;
+  firstStrikeAt?: number;
+  /** The outbox's success count at its last failed upload. */
+  successesAtFailure: number;
 }
 
 export interface DeadLetter {
@@ -46,17 +81,34 @@ export interface DeadLetter {
   event: ProbeEvent;
 }
 
+type Failure = 'refused' | 'not_the_batch' | 'failed';
+
+/** How a failed upload is handled: refused as malformed, not about the batch, or failed. */
+function classify(err: unknown): Failure {
+  const e = err as { refused?: unknown; kind?: unknown; status?: unknown };
+  if (e.refused === true) return 'refused';
+  if (e.kind === 'http' && typeof e.status === 'number' && [401, 403, 408, 429].includes(e.status)) {
+    return 'not_the_batch';
+  }
+  return 'failed';
+}
+
 export class Outbox {
   private readonly pending = new Map<string, Pending>();
   private readonly deadIds = new Set<string>();
   private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly poison: { strikes: number; minSpanMs: number };
   private readonly maxBatch: number;
   private readonly maxBodyBytes: number;
   private readonly random: () => number;
-  private batchLimit: number;
+  private readonly now: () => number;
+  private nextSeg = 1;
+  /** Successful uploads so far (evidence that the collector is up). */
+  private successes = 0;
   private running?: Promise<void>;
   private stopping = false;
   private wakeLoop?: () => void;
+  /** The loop waits for work (an added event may wake it), not in a backoff after a failure. */
   private loopIdle = false;
   private idleWaiters: (() => void)[] = [];
   /** Consecutive failed uploads (0 when the last one succeeded). */
@@ -72,13 +124,29 @@ export class Outbox {
     private readonly opts: OutboxOptions,
   ) {
     this.backoff = opts.backoff ?? { baseMs: 1000, maxMs: 5 * 60_000 };
+    this.poison = opts.poison ?? { strikes: 8, minSpanMs: 30 * 60_000 };
     this.maxBatch = Math.min(opts.maxBatch ?? LIMITS.eventsPerBatch, LIMITS.eventsPerBatch);
     this.maxBodyBytes = opts.maxBodyBytes ?? LIMITS.probeBodyBytes - 4096;
     this.random = opts.random ?? Math.random;
-    this.batchLimit = this.maxBatch;
+    this.now = opts.now ?? Date.now;
   }
 
-  /** Loads ids already in the dead-letter file (so a re-refused event is not written twice). */
+  private entry(ev: ProbeEvent, durable: boolean): Pending {
+    return {
+      ev,
+      bytes: Buffer.byteLength(JSON.stringify(ev)),
+      durable,
+      notBefore: 0,
+      aloneFailures: 0,
+      strikes: 0,
+      successesAtFailure: 0,
+    };
+  }
+
+  /**
+   * Loads ids already in the dead-letter file (so a re-refused event is not written twice)
+   * and acknowledges pending events found there: they were dead-lettered, the ack was lost.
+   */
   async loadDeadLetters(): Promise<void> {
     let text = '';
     try {
@@ -95,13 +163,15 @@ export class Outbox {
         // a torn last line of the operator's file: ignore
       }
     }
+    const settled = [...this.pending.keys()].filter((id) => this.deadIds.has(id));
+    if (settled.length > 0) await this.ack(settled);
   }
 
   /** Replays one journal record (called by the store on open). */
   replay(rec: JournalRecord): void {
     if (rec.k === 'ev') {
       const ev = rec.ev as ProbeEvent;
-      this.pending.set(ev.event_id, { ev, bytes: Buffer.byteLength(JSON.stringify(ev)), durable: true });
+      this.pending.set(ev.event_id, this.entry(ev, true));
     } else if (rec.k === 'ack') {
       for (const id of rec.ids as string[]) this.pending.delete(id);
     }
@@ -110,7 +180,7 @@ export class Outbox {
   /** Stores an event durably; resolves once it is on disk. Adding a pending event_id again is a no-op. */
   async add(ev: ProbeEvent): Promise<void> {
     if (this.pending.has(ev.event_id)) return;
-    const entry: Pending = { ev, bytes: Buffer.byteLength(JSON.stringify(ev)), durable: false };
+    const entry = this.entry(ev, false);
     this.pending.set(ev.event_id, entry);
     this.onEventAdded?.(ev);
     try {
@@ -120,8 +190,16 @@ export class Outbox {
       throw err;
     }
     entry.durable = true;
-    // Wake an idle uploader; a backoff wait is not cut short by new events.
+    // Wake an uploader waiting for work; a backoff wait after a failure is not cut short.
     if (this.loopIdle) this.wakeLoop?.();
+  }
+
+  /**
+   * Another request to the collector succeeded (the agent's check-in): evidence that the
+   * collector is up, so an event still failing alone is a suspect (see the rule above).
+   */
+  noteCollectorUp(): void {
+    this.successes += 1;
   }
 
   has(eventId: string): boolean {
@@ -150,12 +228,14 @@ export class Outbox {
   }
 
   /**
-   * Tries to empty the outbox now (cutting short a backoff wait); resolves true when
-   * empty, false when `timeoutMs` passed first. Starts the uploader if needed.
+   * Tries to empty the outbox now (cutting short a backoff wait and making every event
+   * due); resolves true when empty, false when `timeoutMs` passed first. Starts the
+   * uploader if needed.
    */
   async flush(timeoutMs: number): Promise<boolean> {
     this.start();
     if (this.uploadable() === 0) return true;
+    for (const p of this.pending.values()) p.notBefore = 0;
     let timer: NodeJS.Timeout | undefined;
     const idle = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
     const timeout = new Promise<boolean>((resolve) => {
@@ -181,60 +261,172 @@ export class Outbox {
     return n;
   }
 
-  private takeBatch(): ProbeEvent[] {
-    const out: ProbeEvent[] = [];
+  /**
+   * The next upload: events never in a failed upload first (as many as fit), else the
+   * due part of a failed batch that has waited longest. `wait` is how long until
+   * something is due when nothing is now.
+   */
+  private takeBatch(now: number): { batch: Pending[]; wait: number } {
+    const fresh: Pending[] = [];
     let bytes = 0;
+    const segs = new Map<number, Pending[]>();
+    let wait = Number.POSITIVE_INFINITY;
     for (const p of this.pending.values()) {
       if (!p.durable) continue;
-      if (out.length >= this.batchLimit) break;
-      if (out.length > 0 && bytes + p.bytes + 1 > this.maxBodyBytes) break;
-      out.push(p.ev);
-      bytes += p.bytes + 1;
+      if (p.seg === undefined) {
+        if (fresh.length >= this.maxBatch) continue;
+        if (fresh.length > 0 && bytes + p.bytes + 1 > this.maxBodyBytes) continue;
+        fresh.push(p);
+        bytes += p.bytes + 1;
+        continue;
+      }
+      const list = segs.get(p.seg);
+      if (list) list.push(p);
+      else segs.set(p.seg, [p]);
     }
-    return out;
+    if (fresh.length > 0) return { batch: fresh, wait: 0 };
+    let best: Pending[] | undefined;
+    let bestAt = Number.POSITIVE_INFINITY;
+    for (const list of segs.values()) {
+      const due = Math.max(...list.map((p) => p.notBefore));
+      if (due > now) {
+        wait = Math.min(wait, due - now);
+        continue;
+      }
+      if (due < bestAt) {
+        bestAt = due;
+        best = list;
+      }
+    }
+    return best ? { batch: best, wait: 0 } : { batch: [], wait };
   }
 
   private async loop(): Promise<void> {
     const log = this.opts.logger;
     while (!this.stopping) {
-      const batch = this.takeBatch();
+      const { batch, wait } = this.takeBatch(this.now());
       if (batch.length === 0) {
-        for (const w of this.idleWaiters.splice(0)) w();
+        if (this.uploadable() === 0) for (const w of this.idleWaiters.splice(0)) w();
         this.loopIdle = true;
-        await this.sleep(Number.POSITIVE_INFINITY);
+        await this.sleep(wait);
         this.loopIdle = false;
         continue;
       }
+      let results: EventResult[];
       try {
-        const results = await this.opts.upload(batch);
-        // The collector answered: the failure streak ends here, before the acks are
-        // written (the backlog can reach 0 while applyResults is still running).
-        if (this.failures > 0) log.info({ after_failures: this.failures }, 'outbox upload recovered');
-        this.failures = 0;
-        this.lastError = undefined;
-        await this.applyResults(batch, results);
-        this.batchLimit = Math.min(this.maxBatch, this.batchLimit * 2);
+        results = await this.opts.upload(batch.map((p) => p.ev));
       } catch (err) {
-        if ((err as { refused?: unknown }).refused === true) {
-          // The collector refused the request as a whole (malformed or too large):
-          // narrow it down until the one event it cannot take is dead-lettered.
-          if (batch.length > 1) {
-            this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
-            log.warn(
-              { err, batch: batch.length, next: this.batchLimit },
-              'collector refused a batch; splitting it',
-            );
-          } else if (batch[0]) {
-            await this.deadLetter([{ ev: batch[0], reason: (err as Error).message }]);
-          }
-          continue;
-        }
-        this.failures += 1;
-        this.lastError = (err as Error).message;
-        const delay = this.backoffMs(this.failures);
-        log.warn({ err, backlog: this.pending.size, retry_in_ms: Math.round(delay) }, 'outbox upload failed');
-        await this.sleep(delay);
+        const delay = await this.uploadFailed(batch, err).catch((e: unknown) => {
+          log.error({ err: e }, 'outbox could not record a failed upload; retrying');
+          return this.backoffMs(Math.max(1, this.failures));
+        });
+        if (delay > 0) await this.sleep(delay);
+        continue;
       }
+      // The collector answered: the failure streak ends here, before the acks are
+      // written (the backlog can reach 0 while applyResults is still running).
+      if (this.failures > 0) log.info({ after_failures: this.failures }, 'outbox upload recovered');
+      this.failures = 0;
+      this.lastError = undefined;
+      this.successes += 1;
+      try {
+        await this.applyResults(batch, results);
+      } catch (err) {
+        // The disk refused the acks or a dead letter: the events stay pending and are
+        // uploaded again (answered `duplicate`); never stop the uploader for it.
+        log.error({ err }, 'outbox could not record the answer; retrying');
+        await this.sleep(this.backoffMs(1));
+      }
+    }
+  }
+
+  /** Splits, strikes or dead-letters after a failed upload; returns how long to wait. */
+  private async uploadFailed(batch: Pending[], err: unknown): Promise<number> {
+    const log = this.opts.logger;
+    const message = (err as Error)?.message ?? String(err);
+    const now = this.now();
+    const kind = classify(err);
+    if (kind === 'refused') {
+      // The collector refused the request as a whole (malformed or too large): narrow it
+      // down until the one event it cannot take is alone, then dead-letter that one.
+      if (batch.length > 1) {
+        log.warn({ err, batch: batch.length }, 'collector refused a batch; splitting it');
+        this.split(batch, 0);
+      } else {
+        await this.deadLetter([{ ev: batch[0]!.ev, reason: message }]);
+      }
+      return 0;
+    }
+    this.failures += 1;
+    this.lastError = message;
+    const delay = this.backoffMs(this.failures);
+    if (kind === 'not_the_batch') {
+      log.warn({ err, backlog: this.pending.size, retry_in_ms: Math.round(delay) }, 'outbox upload failed');
+      return delay;
+    }
+    // Right after a success the collector is up, so the batch itself is suspect: split it.
+    // In a run of failures (an outage) keep it whole and only wait.
+    const afterSuccess = this.failures === 1;
+    if (batch.length > 1) {
+      if (afterSuccess) this.split(batch, now);
+      else this.keepTogether(batch, now + delay);
+      log.warn(
+        {
+          err,
+          batch: batch.length,
+          split: afterSuccess,
+          backlog: this.pending.size,
+          retry_in_ms: Math.round(delay),
+        },
+        afterSuccess ? 'outbox upload failed; retrying the batch in halves' : 'outbox upload failed',
+      );
+      for (const p of batch) p.successesAtFailure = this.successes;
+      return delay;
+    }
+    const p = batch[0]!;
+    p.seg ??= this.nextSeg++;
+    p.aloneFailures += 1;
+    if (this.successes > p.successesAtFailure) {
+      p.strikes += 1;
+      p.firstStrikeAt ??= now;
+    }
+    p.successesAtFailure = this.successes;
+    p.notBefore = now + this.backoffMs(p.aloneFailures);
+    const span = now - (p.firstStrikeAt ?? now);
+    if (p.strikes >= this.poison.strikes && span >= this.poison.minSpanMs) {
+      await this.deadLetter([
+        {
+          ev: p.ev,
+          reason:
+            `upload failed ${p.aloneFailures} times with this event alone over ${Math.round(span / 1000)} s ` +
+            `while other uploads succeeded; last error: ${message}`,
+        },
+      ]);
+      return delay;
+    }
+    log.warn(
+      {
+        err,
+        event_id: p.ev.event_id,
+        strikes: p.strikes,
+        retry_in_ms: Math.round(p.notBefore - now),
+      },
+      'outbox upload of a single event failed',
+    );
+    return delay;
+  }
+
+  /** Two new parts, each retried on its own from `notBefore`. */
+  private split(batch: Pending[], notBefore: number): void {
+    const half = Math.ceil(batch.length / 2);
+    for (const part of [batch.slice(0, half), batch.slice(half)]) this.keepTogether(part, notBefore);
+  }
+
+  private keepTogether(part: Pending[], notBefore: number): void {
+    const seg = this.nextSeg++;
+    for (const p of part) {
+      p.seg = seg;
+      p.notBefore = notBefore;
     }
   }
 
@@ -246,7 +438,7 @@ export class Outbox {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
+      const timer = Number.isFinite(ms) ? setTimeout(done, Math.min(ms, 2 ** 31 - 1)) : undefined;
       const self = this;
       function done(): void {
         clearTimeout(timer);
@@ -257,12 +449,12 @@ export class Outbox {
     });
   }
 
-  private async applyResults(batch: ProbeEvent[], results: EventResult[]): Promise<void> {
+  private async applyResults(batch: Pending[], results: EventResult[]): Promise<void> {
     const acked: string[] = [];
     const refused: { ev: ProbeEvent; reason: string }[] = [];
     const answered = new Set<number>();
     for (const r of results) {
-      const ev = batch[r.index];
+      const ev = batch[r.index]?.ev;
       if (!ev || answered.has(r.index)) continue;
       if (r.event_id !== undefined && r.event_id !== ev.event_id) {
         this.opts.logger.warn(
@@ -277,6 +469,12 @@ export class Outbox {
       else refused.push({ ev, reason: r.reason ?? 'refused without a reason' });
     }
     if (answered.size < batch.length) {
+      // Kept, and retried after a backoff step behind new events: a collector that never
+      // answers for them must not make the uploader spin.
+      this.keepTogether(
+        batch.filter((_, i) => !answered.has(i)),
+        this.now() + this.backoffMs(1),
+      );
       this.opts.logger.warn(
         { batch: batch.length, answered: answered.size },
         'collector did not answer for every event; the rest stay in the outbox',
@@ -299,7 +497,7 @@ export class Outbox {
         this.deadIds.add(i.ev.event_id);
         this.opts.logger.error(
           { event_id: i.ev.event_id, type: i.ev.type, reason: i.reason, file: this.opts.deadLetterPath },
-          'collector refused an event; moved to the dead-letter file',
+          'event moved to the dead-letter file',
         );
       }
     }

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { NONCE_SCHEMA_PATTERN } from './nonce.ts';
 
 /** Wire protocol version; a change of meaning bumps it. */
 export const PROTOCOL_VERSION = 1 as const;
@@ -35,9 +36,13 @@ export const AdapterInfo = Type.Object(
 );
 export type AdapterInfo = Static<typeof AdapterInfo>;
 
-/** Nonces are `sd` + 12 characters of [a-z0-9]; they mark a message as a canary. */
+/**
+ * The first nonce form (`sd` + 12 of [a-z0-9]), still recognised so stored data matches.
+ * To find any nonce in text use `findNonce` (./nonce.ts); new nonces take several forms.
+ */
 export const NONCE_PATTERN = /\bsd[a-z0-9]{12}\b/;
-export const Nonce = Type.String({ pattern: '^sd[a-z0-9]{12}$' });
+/** A nonce of any form (./nonce.ts); they mark a message as a canary. */
+export const Nonce = Type.String({ pattern: NONCE_SCHEMA_PATTERN });
 
 /** Limits that both sides enforce. */
 export const LIMITS = {

@@ -12,6 +12,21 @@ import {
 } from './common.ts';
 import { FailureCode } from './failures.ts';
 
+/**
+ * How the probe changed a text to make it representable (docs/decisions/010): cut to
+ * LIMITS.textChars code points, NUL or lone UTF-16 surrogates replaced by U+FFFD. Absent
+ * when the text is exactly as seen.
+ */
+export const TextChanges = Type.Array(
+  Type.Union([
+    Type.Literal('truncated'),
+    Type.Literal('nul_replaced'),
+    Type.Literal('lone_surrogate_replaced'),
+  ]),
+  { minItems: 1, maxItems: 3, uniqueItems: true },
+);
+export type TextChanges = Static<typeof TextChanges>;
+
 const base = {
   /** Unique per event among this probe's events; ingest is idempotent on (probe, event_id). */
   event_id: Uuid,
@@ -34,6 +49,7 @@ export const SentEvent = Type.Object(
     canary_id: Uuid,
     /** Text as it was typed/sent. */
     text: Type.String({ maxLength: LIMITS.textChars }),
+    text_changes: Type.Optional(TextChanges),
     /** The platform's id for the message, where it gives one. */
     platform_message_id: Type.Optional(Type.String({ maxLength: 256 })),
   },
@@ -49,6 +65,7 @@ export const RejectedEvent = Type.Object(
     failure: FailureCode,
     /** The notice text exactly as the sender saw it. */
     notice: Type.Optional(Type.String({ maxLength: LIMITS.textChars })),
+    notice_changes: Type.Optional(TextChanges),
   },
   { additionalProperties: false },
 );
@@ -71,8 +88,9 @@ export const ReceivedEvent = Type.Object(
     type: Type.Literal('received'),
     ...base,
     nonce: Nonce,
-    /** Text exactly as the recipient saw it. */
+    /** Text exactly as the recipient saw it (made representable: see `text_changes`). */
     text: Type.String({ maxLength: LIMITS.textChars }),
+    text_changes: Type.Optional(TextChanges),
     /** Sender as the recipient's client showed it, where shown. */
     from: Type.Optional(Handle),
     platform_message_id: Type.Optional(Type.String({ maxLength: 256 })),

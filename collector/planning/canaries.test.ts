@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NONCE_PATTERN } from '../../protocol/common.ts';
+import { findNonce, findNonces, GENERATED_NONCE_FORMS, nonceForm } from '../../protocol/nonce.ts';
 import {
   buildCanaryText,
   type CanaryTemplate,
@@ -11,8 +11,9 @@ import {
   roundSeed,
   TEMPLATES,
 } from './canaries.ts';
+import { controlVocabulary } from './controls.ts';
 import { findTriggers, matchKey, triggerIndex } from './matching.ts';
-import { createRng } from './rng.ts';
+import { createRng, randomInt } from './rng.ts';
 import { detectScript } from './scripts.ts';
 import { allCitizenLabSets, citizenLabPresent, loadCitizenLab, skipNotice } from './testData.ts';
 
@@ -52,15 +53,23 @@ function input(overrides: Partial<PlanRoundInput> = {}): PlanRoundInput {
 }
 
 describe('newNonce', () => {
-  it('matches NONCE_PATTERN and avoids tested terms', () => {
+  it('draws every nonce form, each found again and free of tested terms', () => {
     const rng = createRng(5);
     const avoid = triggerIndex(['a', 'e', 'i', 'o', 'u', '1']);
-    for (let i = 0; i < 200; i++) {
+    const forms = new Set<string>();
+    for (let i = 0; i < 300; i++) {
       const n = newNonce(rng, avoid);
-      expect(n).toMatch(/^sd[a-z0-9]{12}$/);
-      expect(NONCE_PATTERN.exec(`x ${n} y`)?.[0]).toBe(n);
-      expect(n.slice(2)).not.toMatch(/[aeiou1]/);
+      const found = findNonce(`x ${n} y`);
+      expect(found?.nonce).toBe(n);
+      forms.add(found!.form);
+      expect(matchKey(n)).not.toMatch(/[aeiou1]/);
     }
+    expect([...forms].sort()).toEqual([...GENERATED_NONCE_FORMS].sort());
+  });
+
+  it('draws the form it is asked for', () => {
+    const rng = createRng(6);
+    for (const form of GENERATED_NONCE_FORMS) expect(nonceForm(newNonce(rng, undefined, form))).toBe(form);
   });
 });
 
@@ -185,11 +194,11 @@ describe('planRound', () => {
     }
   });
 
-  it('gives unique nonces that match NONCE_PATTERN and appear in the text', () => {
+  it('gives unique nonces that the probe finds in the text', () => {
     const plan = planRound(input());
     const nonces = plan.canaries.map((c) => c.nonce);
     expect(new Set(nonces).size).toBe(nonces.length);
-    for (const c of plan.canaries) expect(NONCE_PATTERN.exec(c.text)?.[0]).toBe(c.nonce);
+    for (const c of plan.canaries) expect(findNonce(c.text)?.nonce).toBe(c.nonce);
     expect(new Set(plan.canaries.map((c) => c.canaryId)).size).toBe(nonces.length);
   });
 
@@ -256,5 +265,80 @@ describe('planRound', () => {
     expect(() => planRound(input({ deadlineSeconds: 0 }))).toThrow(RangeError);
     expect(() => planRound(input({ roundAt: 'nope' }))).toThrow(RangeError);
     expect(() => planRound(input({ termSets: [[' ']] }))).toThrow(RangeError);
+  });
+});
+
+describe('nonce forms in plans', () => {
+  it('gives a test and its control nonces of one form, and varies the form across pairs', () => {
+    const plan = planRound(input({ seed: 'forms' }));
+    const byPair = new Map<string, string[]>();
+    for (const c of plan.canaries)
+      byPair.set(c.pairId, [...(byPair.get(c.pairId) ?? []), nonceForm(c.nonce)!]);
+    for (const forms of byPair.values()) expect(new Set(forms).size).toBe(1);
+    const used = new Set([...byPair.values()].map((f) => f[0]));
+    expect(used.size).toBeGreaterThan(1);
+  });
+
+  it('takes the same forms for the same seed', () => {
+    const a = planRound(input({ seed: 'same' })).canaries.map((c) => c.nonce);
+    const b = planRound(input({ seed: 'same' })).canaries.map((c) => c.nonce);
+    expect(a).toEqual(b);
+  });
+});
+
+describe.skipIf(!citizenLabPresent)(`nonce forms against real text${skipNotice}`, () => {
+  it('round-trips every form through every template and padding with listed terms', () => {
+    const sets = allCitizenLabSets();
+    const rng = createRng('round-trip');
+    let checked = 0;
+    for (const form of GENERATED_NONCE_FORMS) {
+      for (const template of TEMPLATES) {
+        const paddings = Math.max(1, template.padding.length);
+        for (let p = 0; p < paddings; p++) {
+          const set = sets[randomInt(rng, sets.length)]!;
+          const n = newNonce(rng, triggerIndex(set.terms), form);
+          const text = buildCanaryText(template, set.terms, n, { padding: p });
+          expect(findNonces(text)).toEqual([{ nonce: n, form, index: text.indexOf(n) }]);
+          checked += 1;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+  });
+
+  it('draws nonces free of every listed term, in every form', () => {
+    const avoid = triggerIndex(allCitizenLabSets().flatMap((s) => s.terms));
+    const rng = createRng('free');
+    for (const form of GENERATED_NONCE_FORMS) {
+      for (let i = 0; i < 200; i++) expect(findTriggers(newNonce(rng, avoid, form), avoid)).toEqual([]);
+    }
+  });
+
+  it('finds no nonce in ordinary text: the lists, templates, padding, controls and chat', () => {
+    const lists = [
+      'wechat-one-app-two-systems.csv',
+      'wechat-709crackdown.csv',
+      'wechat-liu-xiaobo.csv',
+      'wechat-coronavirus.csv',
+    ] as const;
+    const texts: string[] = [];
+    for (const f of lists)
+      texts.push(...loadCitizenLab(f).termSets.map((s) => [...s.terms, ...Object.values(s.meta)].join(' ')));
+    for (const t of TEMPLATES) texts.push(t.pattern, ...t.padding);
+    texts.push(...controlVocabulary());
+    // Chat that looks like ids: phone, order and card numbers, hashes, UUIDs, short links.
+    texts.push(
+      'call me at +86 138 0013 8000 or 010-6552-9988 tomorrow',
+      'order 2024-0611-8873-2210 shipped, tracking 1Z999AA10123456784',
+      'card 4111-1111-1111-1111 exp 12/28, iban DE89370400440532013000',
+      'commit 3f9a0c21d7e84b65c0de1f2a3b4c5d6e7f809112 fixed it; short 3f9a0c2',
+      'uuid 5d3f8f0e-3c1a-4b7e-9a51-2f6a1c0d9e11 and https://youtu.be/dQw4w9WgXcQ',
+      'https://t.co/AbC123xYz9 https://bit.ly/3xYzAbC btc 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2',
+      '微信号 wxid_ab12cd34ef56gh78 群号 12345678901 验证码 482913',
+      'passwords like Tr0ub4dor&3 or CorrectHorseBattery9 are not nonces',
+    );
+    const found = texts.flatMap((t) => findNonces(t).map((f) => ({ t, ...f })));
+    expect(found).toEqual([]);
+    expect(texts.length).toBeGreaterThan(1500);
   });
 });

@@ -3,6 +3,7 @@
  * whom, to which conversation, and when. Pure: the same input and seed give the same plan.
  */
 import type { ConversationKind } from '../../protocol/common.ts';
+import { GENERATED_NONCE_FORMS, makeNonce } from '../../protocol/nonce.ts';
 import { ControlError, makeControlTerms } from './controls.ts';
 import { findTriggers, type TriggerIndex, triggerIndex } from './matching.ts';
 import { createRng, pick, RNG_ALGORITHM, type Rng, randomInt, randomUuid, shuffled } from './rng.ts';
@@ -18,17 +19,20 @@ export {
   TEMPLATES,
 } from './templates.ts';
 
-const NONCE_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
-
-/** `sd` + 12 of [a-z0-9]; with `avoid`, redrawn until it contains no tested term (e.g. "xi", "8964"). */
-export function newNonce(rng: Rng, avoid?: TriggerIndex): string {
+/**
+ * A nonce of `form` (default: a form drawn per attempt) in one of the shapes protocol/nonce.ts
+ * defines; with `avoid`, redrawn until it contains no tested term (e.g. "xi", "8964").
+ */
+export function newNonce(rng: Rng, avoid?: TriggerIndex, form?: GeneratedNonceForm): string {
   for (let attempt = 0; attempt < 1000; attempt++) {
-    let nonce = 'sd';
-    for (let i = 0; i < 12; i++) nonce += NONCE_ALPHABET[randomInt(rng, NONCE_ALPHABET.length)];
+    const f = form ?? pick(rng, GENERATED_NONCE_FORMS);
+    const nonce = makeNonce(f, (n) => randomInt(rng, n));
     if (avoid === undefined || findTriggers(nonce, avoid).length === 0) return nonce;
   }
   throw new Error('could not draw a nonce free of tested terms');
 }
+
+type GeneratedNonceForm = (typeof GENERATED_NONCE_FORMS)[number];
 
 export interface PlanMember {
   handle: string;
@@ -223,11 +227,26 @@ export function planRound(input: PlanRoundInput): RoundPlan {
     ...[...(input.avoid ?? [])].map(normalizeTerm).filter(canAvoid),
   ]);
   const usedNonces = new Set<string>();
-  const nonce = () => {
-    let n = newNonce(rng, avoid);
-    while (usedNonces.has(n)) n = newNonce(rng, avoid);
+  const nonce = (form: GeneratedNonceForm) => {
+    let n = newNonce(rng, avoid, form);
+    while (usedNonces.has(n)) n = newNonce(rng, avoid, form);
     usedNonces.add(n);
     return n;
+  };
+  /**
+   * A test's and its control's nonces: one form drawn per pair (so the two texts keep the
+   * same length and script), another form when no nonce of the drawn one avoids the terms.
+   */
+  const noncePair = (): [string, string] => {
+    let last: unknown;
+    for (const form of shuffled(rng, GENERATED_NONCE_FORMS)) {
+      try {
+        return [nonce(form), nonce(form)];
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
   };
 
   // Template wording and padding phrases that carry a tested term are never used: neither
@@ -263,8 +282,7 @@ export function planRound(input: PlanRoundInput): RoundPlan {
       for (const sender of senders) {
         const { template, paddings } = pick(rng, usable);
         const padding = paddings.length > 0 ? (paddings[randomInt(rng, paddings.length)] ?? 0) : 0;
-        const testNonce = nonce();
-        const controlNonce = nonce();
+        const [testNonce, controlNonce] = noncePair();
         const control = safeControl(testTerms, template, controlNonce, padding, rng, avoid);
         if (typeof control === 'string') {
           failed.add(termSetKey(testTerms));

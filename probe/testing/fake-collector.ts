@@ -27,6 +27,8 @@ export interface FakeCollectorOptions {
   refuse?: (ev: StoredEvent) => string | undefined;
   /** Acknowledge without keeping (status `ignored`, per event) when this returns a reason. */
   ignore?: (ev: StoredEvent) => string | undefined;
+  /** Answer 500 to a whole batch, storing none of it, when one of its events is "poisoned". */
+  poisoned?: (ev: StoredEvent) => boolean;
   /** Collector clock minus real clock, ms. */
   skewMs?: number;
 }
@@ -40,6 +42,8 @@ export interface FakeCollector {
   duplicates: number;
   checkins: CheckinRequest[];
   eventRequests: number;
+  /** Events requests answered 500 because they held a poisoned event. */
+  poisonedRequests: number;
   signatureFailures: number;
   /** Answer 503 to everything while true. */
   down: boolean;
@@ -76,6 +80,7 @@ export async function startFakeCollector(opts: FakeCollectorOptions = {}): Promi
     duplicates: 0,
     checkins: [],
     eventRequests: 0,
+    poisonedRequests: 0,
     signatureFailures: 0,
     down: false,
     handOut: [],
@@ -141,6 +146,10 @@ export async function startFakeCollector(opts: FakeCollectorOptions = {}): Promi
       if (req.method === 'POST' && path === '/probe/v1/events') {
         fc.eventRequests += 1;
         const { events } = JSON.parse(body.toString('utf8')) as { events: StoredEvent[] };
+        if (opts.poisoned && events.some(opts.poisoned)) {
+          fc.poisonedRequests += 1;
+          return send(res, 500, { code: 'SD_ERR_INTERNAL', message: 'internal error' });
+        }
         const results: EventResult[] = events.map((ev, index) => {
           const reason = opts.refuse?.(ev);
           if (reason) return { index, event_id: ev.event_id, status: 'refused', reason };
