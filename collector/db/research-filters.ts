@@ -32,7 +32,7 @@ export const OUTCOME_FROM = sql`canaries c
   join accounts s on s.id = c.sender_account_id
   join accounts r on r.id = o.recipient_account_id
   join conversations cv on cv.id = c.conversation_id
-  cross join lateral (select (c.deadline_at > now() or exists (
+  cross join lateral (select (c.deadline_at > now() or o.status = 'pending' or exists (
     select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')) as sealed) sl`;
 
 /**
