@@ -139,7 +139,8 @@ export const researchOutcomeRoutes: FastifyPluginAsyncTypebox<ResearchOutcomeRou
           'Rows come in (canary_id, recipient_account_id) order; sort by send_at afterwards if needed. ' +
           `${SEALED_NOTE} At most a few exports stream at once (503 SD_ERR_BUSY with retry-after beyond); ` +
           'each batch runs under the statement timeout: a timeout before the first row answers 503 ' +
-          'SD_ERR_QUERY_TIMEOUT, a later one ends the stream early (resume with `from`).',
+          'SD_ERR_QUERY_TIMEOUT, a later one cuts the stream (an incomplete chunked answer): retry, or narrow ' +
+          'it with `from`/`to`.',
         tags: ['outcomes'],
         querystring: ExportQuery,
         response: {
