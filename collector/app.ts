@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { LIMITS } from '../protocol/index.ts';
 import type { CollectorConfig } from './config.ts';
 import type { Db } from './db/open.ts';
+import { AuthFailureLimiter } from './http/auth-failures.ts';
 import { registerBodyParsers } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import type { RateLimitOptions } from './http/rate-limit.ts';
@@ -32,6 +33,14 @@ export interface AppOptions {
   probeRateLimit?: RateLimitOptions;
   /** Built dashboard to serve at `/` (default dashboard/dist). */
   dashboardDir?: string;
+  /** Statement timeout of research API queries (default 30 s; enforced on a Postgres server). */
+  researchStatementTimeoutMs?: number;
+  /** Research exports streaming at once (default 4). */
+  maxConcurrentExports?: number;
+  /** Admin API rate limit per client address (HMAC; default 300 a minute). */
+  adminRateLimit?: RateLimitOptions;
+  /** Refused (401/403) probe and admin requests per client address (HMAC) before 429 (default 60 a minute). */
+  authFailureLimit?: RateLimitOptions;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -59,8 +68,12 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     hashKey: options.config.hashKey,
     rateLimit: options.rateLimit,
     dashboardDir: options.dashboardDir,
+    statementTimeoutMs: options.researchStatementTimeoutMs,
+    maxConcurrentExports: options.maxConcurrentExports,
   });
   await app.register(healthRoutes, { db: options.db });
+  // One count of refused requests per address, shared by the probe and admin APIs.
+  const authFailures = new AuthFailureLimiter(options.config.hashKey, options.authFailureLimit);
   await app.register(probeRoutes, {
     prefix: '/probe/v1',
     db: options.db,
@@ -68,6 +81,7 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     checkinIntervalMs: options.config.checkinIntervalMs,
     now,
     rateLimit: options.probeRateLimit,
+    authFailures,
     ...(options.beforeAssign ? { beforeAssign: options.beforeAssign } : {}),
   });
   await app.register(adminRoutes, {
@@ -76,5 +90,7 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     adminToken: options.config.adminToken,
     hashKey: options.config.hashKey,
     now,
+    rateLimit: options.adminRateLimit,
+    authFailures,
   });
 }

@@ -21,6 +21,8 @@ export const ERRORS = {
   SD_ERR_MEDIA_TYPE: 415,
   SD_ERR_RATE_LIMITED: 429,
   SD_ERR_INTERNAL: 500,
+  SD_ERR_QUERY_TIMEOUT: 503,
+  SD_ERR_BUSY: 503,
   SD_ERR_CONFIG: 500,
   SD_ERR_DATABASE: 500,
 } as const;
@@ -36,6 +38,17 @@ export class SdError extends Error {
     super(message);
     this.name = 'SdError';
     this.statusCode = ERRORS[code];
+  }
+}
+
+/** An error the client may retry after `retryAfterSeconds` (sent as `retry-after`). */
+export class RetryLaterError extends SdError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    public readonly retryAfterSeconds: number,
+  ) {
+    super(code, message);
   }
 }
 

@@ -200,12 +200,13 @@ export async function runScenario(
       const rows = await allOutcomes(running);
       observed = rows.map((r) => ({
         kind: r.kind,
-        terms: r.term_set,
+        // The research view names no term set until a canary is final (sealed): it agrees once settled.
+        terms: r.term_set ?? [],
         senderRegion: r.sender_region,
         recipientRegion: r.recipient_region,
         conversationKind: r.conversation_kind as ConversationKind,
         status: r.status,
-        text: r.text,
+        text: r.text ?? '',
         receivedText: r.received_text,
         notice: r.notice,
       }));

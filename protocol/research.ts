@@ -7,7 +7,8 @@ import { type Static, type TSchema, Type } from 'typebox';
 import { Asn, PlatformName, Region, Timestamp, Uuid } from './common.ts';
 import { CanaryKind, OUTCOME_STATUSES, OutcomeStatus, VERDICTS, Verdict } from './outcomes.ts';
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Nullable = <T extends TSchema>(t: T, options: { description?: string } = {}) =>
+  Type.Union([t, Type.Null()], options);
 const listPattern = (words: readonly string[]) => `^(${words.join('|')})(,(${words.join('|')}))*$`;
 
 /** A term set as a key: the JSON array of its terms as stored, e.g. `["六四","天安门"]`. */
@@ -47,7 +48,15 @@ const QueryTimestamp = (description: string) =>
 export const outcomeFilterProperties = {
   campaign: Type.Optional(Uuid),
   platform: Type.Optional(PlatformName),
-  terms: Type.Optional(TermsKey),
+  terms: Type.Optional(
+    Type.String({
+      minLength: 2,
+      maxLength: 4096,
+      description:
+        'a term set as the JSON array of its terms (`terms_key`); matches final canaries only: a canary ' +
+        'whose deadline has not passed or whose outcomes are pending (sealed) names no term set',
+    }),
+  ),
   kind: Type.Optional(CanaryKind),
   status: Type.Optional(
     Type.String({ pattern: listPattern(OUTCOME_STATUSES), description: 'comma-separated outcome statuses' }),
@@ -98,15 +107,23 @@ export const OutcomeRecord = Type.Object(
     platform: Type.String(),
     kind: CanaryKind,
     pair_id: Uuid,
-    term_set: Type.Array(Type.String()),
-    terms_key: Type.String(),
-    text: Type.String(),
+    term_set: Nullable(Type.Array(Type.String()), {
+      description: 'null while the canary is sealed: its deadline has not passed or an outcome is pending',
+    }),
+    terms_key: Nullable(Type.String(), { description: 'null while the canary is sealed' }),
+    text: Nullable(Type.String(), {
+      description:
+        'the text sent; null while the canary is sealed (deadline not passed or an outcome pending), so the ' +
+        'public never learns which message is a canary before it is final',
+    }),
     status: OutcomeStatus,
     send_at: Timestamp,
     deadline_at: Timestamp,
     received_at: Nullable(Timestamp),
     latency_ms: Nullable(Type.Integer()),
-    received_text: Nullable(Type.String()),
+    received_text: Nullable(Type.String(), {
+      description: 'the text as received; null when nothing arrived or while the canary is sealed',
+    }),
     failure: Nullable(Type.String()),
     notice: Nullable(Type.String()),
     conversation_id: Uuid,
@@ -148,7 +165,8 @@ export const AggregationQuery = Type.Object(
     group_by: Type.String({
       pattern: `^(${AGGREGATION_AXES.join('|')})(,(${AGGREGATION_AXES.join('|')}))?$`,
       description:
-        'one or two comma-separated axes; `minute`/`hour`/`day` are time grains of the send time (UTC)',
+        'one or two comma-separated axes; `minute`/`hour`/`day` are time grains of the send time (UTC); ' +
+        '`term_set` puts canaries that are not final yet (sealed) in one group with a null key',
     }),
     format: Type.Optional(TableFormat),
   },

@@ -11,6 +11,8 @@ import {
   OUTCOME_FROM,
   type OutcomeFilter,
   outcomeConditions,
+  PUBLIC_TERM_SET,
+  SEALED,
   whereClause,
 } from './research-filters.ts';
 
@@ -19,7 +21,8 @@ const AXIS_SQL: Record<AggregationAxis, SQL> = {
   minute: sql`to_char(date_trunc('minute', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:MI:00.000"Z"')`,
   hour: sql`to_char(date_trunc('hour', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:00:00.000"Z"')`,
   day: sql`to_char(date_trunc('day', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"00:00:00.000"Z"')`,
-  term_set: sql`c.term_set`,
+  // null for sealed canaries: the group of canaries whose term sets are not public yet
+  term_set: PUBLIC_TERM_SET,
   sender_region: sql`s.region`,
   recipient_region: sql`r.region`,
   conversation_kind: sql`cv.kind`,
@@ -140,13 +143,13 @@ export interface TermSetCounts extends StatusCounts {
   last_sent_at: string;
 }
 
-/** Per term set and arm; term sets ordered by their first send. */
+/** Per term set and arm, final canaries only (sealed ones name no term set); ordered by first send. */
 export async function countByTermSet(
   q: Queryable,
   filter: OutcomeFilter,
   limit: number,
 ): Promise<TermSetCounts[]> {
-  const conds = whereClause(outcomeConditions(filter));
+  const conds = whereClause([...outcomeConditions(filter), sql`not ${SEALED}`]);
   return rows<TermSetCounts>(
     q,
     sql`with sets as (

@@ -23,12 +23,33 @@ export interface OutcomeFilter {
   to?: Date | undefined;
 }
 
-/** Aliases: o outcome, c canary, s sender account, r recipient account, cv conversation. */
+/**
+ * Aliases: o outcome, c canary, s sender account, r recipient account, cv conversation,
+ * sl.sealed (below).
+ */
 export const OUTCOME_FROM = sql`canaries c
   join outcomes o on o.canary_id = c.id
   join accounts s on s.id = c.sender_account_id
   join accounts r on r.id = o.recipient_account_id
-  join conversations cv on cv.id = c.conversation_id`;
+  join conversations cv on cv.id = c.conversation_id
+  cross join lateral (select (c.deadline_at > now() or o.status = 'pending' or exists (
+    select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')) as sealed) sl`;
+
+/**
+ * A canary is sealed while its deadline has not passed (database clock) or any of its
+ * outcomes is still pending. The censor reads the research API: until a canary is
+ * final, nothing public may tell it which message is a canary or what it carries. So
+ * for a sealed canary the research layer never returns its text, the text as received
+ * or its term set (nor its nonce, which is never selected at all), and no filter or
+ * grouping by term set or verdict matches it (`terms=`, `verdict=` and `group_by=term_set`
+ * would otherwise answer "a canary with these terms was sent at T"). Every research
+ * query goes through OUTCOME_FROM and these expressions, so no route can forget it.
+ */
+export const SEALED = sql`sl.sealed`;
+/** A column of the canary or outcome, or null while the canary is sealed. */
+export const unsealed = (col: SQL) => sql`(case when sl.sealed then null else ${col} end)`;
+/** The term set as the public may see it (null while sealed). */
+export const PUBLIC_TERM_SET = unsealed(sql`c.term_set`);
 
 /** A text[] parameter built from JSON, so terms with quotes, braces or commas survive both drivers. */
 export function textArray(values: readonly string[]): SQL {
@@ -39,7 +60,7 @@ export function outcomeConditions(f: OutcomeFilter): SQL[] {
   const where: SQL[] = [];
   if (f.campaign) where.push(sql`c.campaign_id = ${f.campaign}::uuid`);
   if (f.platform) where.push(sql`cv.platform = ${f.platform}`);
-  if (f.termSet) where.push(sql`c.term_set = ${textArray(f.termSet)}`);
+  if (f.termSet) where.push(sql`c.term_set = ${textArray(f.termSet)} and not ${SEALED}`);
   if (f.kind) where.push(sql`c.kind = ${f.kind}`);
   if (f.statuses?.length) where.push(sql`o.status = any(${textArray(f.statuses)})`);
   if (f.senderRegions?.length) where.push(sql`s.region = any(${textArray(f.senderRegions)})`);
@@ -53,7 +74,7 @@ export function outcomeConditions(f: OutcomeFilter): SQL[] {
     // names, and its window match. Scope keys absent or null mean "any".
     where.push(sql`exists (
       select 1 from findings f
-      where f.verdict = any(${textArray(f.verdicts)})
+      where not ${SEALED} and f.verdict = any(${textArray(f.verdicts)})
         and f.term_set = c.term_set
         and (f.campaign_id is null or f.campaign_id = c.campaign_id)
         and coalesce(f.scope->>'platform', cv.platform) = cv.platform

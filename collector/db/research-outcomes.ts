@@ -15,6 +15,8 @@ import {
   OUTCOME_FROM,
   type OutcomeFilter,
   outcomeConditions,
+  PUBLIC_TERM_SET,
+  unsealed,
   whereClause,
 } from './research-filters.ts';
 
@@ -32,13 +34,16 @@ export interface ResearchOutcomeRow {
   platform: string;
   kind: 'test' | 'control';
   pair_id: string;
-  term_set: string[];
-  text: string;
+  /** Null while the canary is sealed (research-filters.ts SEALED). */
+  term_set: string[] | null;
+  /** Null while the canary is sealed. */
+  text: string | null;
   status: string;
   send_at: string;
   deadline_at: string;
   received_at: string | null;
   latency_ms: number | null;
+  /** Null while the canary is sealed, or when nothing arrived. */
   received_text: string | null;
   failure: string | null;
   notice: string | null;
@@ -92,9 +97,9 @@ export async function readOutcomes(
   return rows<ResearchOutcomeRow>(
     q,
     sql`select c.id as canary_id, o.recipient_account_id, c.campaign_id, cv.platform, c.kind, c.pair_id,
-          c.term_set, c.text, o.status, ${isoMillis(sql`c.send_at`)} as send_at,
+          ${PUBLIC_TERM_SET} as term_set, ${unsealed(sql`c.text`)} as text, o.status, ${isoMillis(sql`c.send_at`)} as send_at,
           ${isoMillis(sql`o.deadline_at`)} as deadline_at, ${isoMillis(sql`o.received_at`)} as received_at,
-          o.latency_ms, o.received_text, o.failure, o.notice, c.conversation_id, cv.kind as conversation_kind,
+          o.latency_ms, ${unsealed(sql`o.received_text`)} as received_text, o.failure, o.notice, c.conversation_id, cv.kind as conversation_kind,
           c.sender_account_id, s.region as sender_region, s.probe_id as sender_probe_id,
           r.region as recipient_region, r.probe_id as recipient_probe_id, o.data_format_version,
           ${isoMillis(sql`o.updated_at`)} as updated_at, ${isoMicros(sql`c.send_at`)} as key_send_at

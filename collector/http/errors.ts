@@ -1,6 +1,6 @@
 /** Maps every error onto { statusCode, code: SD_ERR_*, message }; 5xx bodies stay generic. */
-import type { FastifyError, FastifyInstance } from 'fastify';
-import { type ErrorBody, type ErrorCode, SdError } from '../errors.ts';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type ErrorBody, type ErrorCode, RetryLaterError, SdError } from '../errors.ts';
 import { describeErrors, type SchemaError } from '../validation.ts';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -38,13 +38,19 @@ export function toErrorBody(err: FastifyError | SdError | Error): ErrorBody {
   };
 }
 
+/** Sends an error answer: the body, `retry-after` when the client may retry, and one log line. */
+export function sendError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const body = toErrorBody(err);
+  if (err instanceof RetryLaterError) {
+    reply.header('retry-after', String(err.retryAfterSeconds));
+    req.log.warn({ code: body.code, detail: body.message }, 'request deferred');
+  } else if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
+  else req.log.info({ code: body.code, detail: body.message }, 'request refused');
+  return reply.status(body.statusCode).send(body);
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    const body = toErrorBody(err);
-    if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
-    else req.log.info({ code: body.code, detail: body.message }, 'request refused');
-    return reply.status(body.statusCode).send(body);
-  });
+  app.setErrorHandler((err: FastifyError, req, reply) => sendError(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
     const body: ErrorBody = {
       statusCode: 404,

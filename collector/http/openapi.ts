@@ -19,7 +19,10 @@ export const openapiPlugin = fp(
           description:
             'Research API (/api/v1): outcomes per canary and recipient, aggregations, findings, bulk export and ' +
             'probe health. Public and read-only; rate limited per client (x-ratelimit-remaining). Errors are ' +
-            '{ statusCode, code: SD_ERR_*, message }.',
+            '{ statusCode, code: SD_ERR_*, message }. A canary is sealed until its deadline has passed and none ' +
+            'of its outcomes is pending: no text, received text or term set of it is returned (null) and no ' +
+            'term-set filter or grouping matches it. Every query runs under a statement timeout (503 ' +
+            'SD_ERR_QUERY_TIMEOUT, retry-after); a few exports stream at once (503 SD_ERR_BUSY, retry-after).',
         },
         tags: [
           { name: 'outcomes', description: 'per canary and expected recipient' },

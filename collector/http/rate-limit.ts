@@ -1,5 +1,6 @@
 /**
- * Per-client rate limiting of the research API and the probe API. A research client is known
+ * Per-client rate limiting of the research, probe and admin APIs (refused requests have their
+ * own count: auth-failures.ts). A research or admin client is known
  * only by an HMAC of its address under the collector's hashing key: the address itself is
  * never stored, used as a key or logged. A probe is known by its id once its request's
  * signature is verified (so one probe cannot use up another's quota, and probes sharing an

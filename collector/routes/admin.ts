@@ -1,4 +1,8 @@
-/** The admin API (/admin/v1/...): bearer admin token, compared in constant time. */
+/**
+ * The admin API (/admin/v1/...): bearer admin token, compared in constant time in
+ * onRequest, before any body is read; rate limited per client address (HMAC); refused
+ * requests count against the address (http/auth-failures.ts).
+ */
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CronExpressionParser } from 'cron-parser';
@@ -32,7 +36,9 @@ import {
 import type { Db } from '../db/open.ts';
 import { createEnrollmentToken, listProbes } from '../db/probes.ts';
 import { SdError } from '../errors.ts';
+import type { AuthFailureLimiter } from '../http/auth-failures.ts';
 import { throwBodyError } from '../http/body.ts';
+import { type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { controlUnsupported } from '../planning/controls.ts';
 import { parseTermFile } from '../planning/terms.ts';
 import { generateToken, keyedHash, safeEqual } from '../secrets.ts';
@@ -42,7 +48,13 @@ export interface AdminRoutesOptions {
   adminToken: string;
   hashKey: Buffer;
   now: () => Date;
+  /** Requests per client address (HMAC) and window; default 300 a minute. */
+  rateLimit?: RateLimitOptions | undefined;
+  authFailures: AuthFailureLimiter;
 }
+
+/** An operator and the CLI; a script creating campaigns in a loop stays well under it. */
+export const DEFAULT_ADMIN_RATE_LIMIT: RateLimitOptions = { max: 300, timeWindowMs: 60_000 };
 
 /** Term files may be large (the Citizen Lab lists are a few hundred kB). */
 const TERM_FILE_BYTES = 16 * 1024 * 1024;
@@ -81,7 +93,10 @@ function campaignOut(c: CampaignRow): Campaign {
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
   const { db, now } = opts;
 
-  app.addHook('preValidation', async (req) => {
+  opts.authFailures.register(app);
+  await registerRateLimit(app, opts.hashKey, opts.rateLimit ?? DEFAULT_ADMIN_RATE_LIMIT);
+  // onRequest: no byte of the body is read (nor parsed) before the token is checked.
+  app.addHook('onRequest', async (req) => {
     const auth = req.headers.authorization;
     const token = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : '';
     if (!token || !safeEqual(token, opts.adminToken)) {

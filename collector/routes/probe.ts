@@ -14,8 +14,9 @@ import { assignCanaries, recordProbeState } from '../checkin.ts';
 import type { Db } from '../db/open.ts';
 import { registerProbe } from '../db/probes.ts';
 import { SdError } from '../errors.ts';
+import type { AuthFailureLimiter } from '../http/auth-failures.ts';
 import { throwBodyError } from '../http/body.ts';
-import { probeAuthHook } from '../http/probe-auth.ts';
+import { probeAuthHooks } from '../http/probe-auth.ts';
 import { DEFAULT_PROBE_RATE_LIMIT, type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { ingestEvents } from '../ingest.ts';
 import { noteUnknownNonceReceipts } from '../metrics.ts';
@@ -36,12 +37,17 @@ export interface ProbeRoutesOptions {
   beforeAssign?: (now: Date) => Promise<void>;
   /** Requests per probe (enrollment: per address) and window; default 1,200 a minute. */
   rateLimit?: RateLimitOptions | undefined;
+  /** Counts refused requests per address HMAC and answers 429 past the limit, before anything else. */
+  authFailures: AuthFailureLimiter;
 }
 
 export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async (app, opts) => {
   const { db, now } = opts;
   app.decorateRequest('probeAuth', null);
+  app.decorateRequest('probeAuthPending', null);
   app.decorateRequest('arrivedAtMs', 0);
+  // First: an address that keeps failing is refused before its headers are even looked at.
+  opts.authFailures.register(app);
   await registerRateLimit(app, opts.hashKey, opts.rateLimit ?? DEFAULT_PROBE_RATE_LIMIT, 'probe');
   // t1 of the NTP exchange: as close to the request's arrival as the app can see.
   app.addHook('onRequest', async (req) => {
@@ -82,19 +88,32 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
     },
   );
 
-  const verify = probeAuthHook(db, now);
+  // Headers, clock and probe are checked in onRequest, the signature while the body is parsed
+  // (before JSON.parse): an unsigned or foreign request is refused before its body is read.
+  const auth = probeAuthHooks(db, now);
 
   app.post(
     '/checkin',
     {
       bodyLimit: LIMITS.probeBodyBytes,
-      preValidation: [verify, throwBodyError],
+      onRequest: auth.checkProbeHeaders,
+      preValidation: [auth.requireVerified, throwBodyError],
       schema: { body: CheckinRequest, response: { 200: CheckinResponse } },
     },
     async (req) => {
       const t1 = req.arrivedAtMs;
       const auth = req.probeAuth!;
-      await recordProbeState(db, auth, req.body, new Date(t1));
+      try {
+        await recordProbeState(db, auth, req.body, new Date(t1));
+      } catch (err) {
+        // checkin.ts names the accounts; the answer must not (other probes' handles).
+        if (!(err instanceof SdError) || err.code !== 'SD_ERR_FOREIGN_ACCOUNT') throw err;
+        req.log.info({ probe: auth.probeId }, 'foreign accounts refused');
+        throw new SdError(
+          'SD_ERR_FOREIGN_ACCOUNT',
+          'accounts: some of the accounts named belong to another probe; nothing was stored',
+        );
+      }
       await opts.beforeAssign?.(new Date(t1));
       const canaries = await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
       const t2 = now().getTime();
@@ -111,7 +130,8 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
     '/events',
     {
       bodyLimit: LIMITS.probeBodyBytes,
-      preValidation: [verify, throwBodyError],
+      onRequest: auth.checkProbeHeaders,
+      preValidation: [auth.requireVerified, throwBodyError],
       schema: { body: EventsRequest, response: { 200: EventsResponse } },
     },
     async (req) => {
@@ -121,9 +141,11 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
         throw new SdError('SD_ERR_AUTH_REPLAY', 'x-sd-request-id: this request was seen before');
       }
       if (outcome.kind === 'forbidden') {
+        // Never name the accounts: their handles belong to other probes' operators.
+        req.log.info({ probe: auth.probeId, accounts: outcome.accounts.length }, 'foreign accounts refused');
         throw new SdError(
           'SD_ERR_FOREIGN_ACCOUNT',
-          `events: ${outcome.accounts.join(', ')} belong to another probe; nothing was stored`,
+          `events: ${outcome.accounts.length} of the accounts named belong to another probe; nothing was stored`,
         );
       }
       noteUnknownNonceReceipts(req, outcome.unknownNonce);

@@ -17,11 +17,10 @@ import {
   TermSetsQuery,
   TermSetsResponse,
 } from '../../protocol/research.ts';
-import type { Db } from '../db/open.ts';
 import { countByAxes, countByTermSet, latencyHistogram } from '../db/research-aggregation.ts';
 import { latestFindingPerTermSet } from '../db/research-findings.ts';
 import { type CsvValue, csvTable, wantsCsv } from './research-csv.ts';
-import { toFindingFilter, toOutcomeFilter } from './research-query.ts';
+import { type ResearchRead, toFindingFilter, toOutcomeFilter } from './research-query.ts';
 import { CONFIDENCE, EMPTY_COUNTS, groupCounts, termsKey } from './research-records.ts';
 
 const COUNT_COLUMNS = [
@@ -69,7 +68,10 @@ const csvOr = (description: string, json: unknown) => ({
   content: { 'application/json': { schema: json }, 'text/csv': { schema: Type.String() } },
 });
 
-export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
+export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ read: ResearchRead }> = async (
+  app,
+  { read },
+) => {
   app.get(
     '/aggregation',
     {
@@ -77,7 +79,12 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = 
         summary: 'Outcome counts and rates (Wilson intervals) grouped by one or two axes',
         tags: ['aggregation'],
         querystring: AggregationQuery,
-        response: { 200: csvOr('grouped counts', AggregationResponse), 400: ApiError, 429: ApiError },
+        response: {
+          200: csvOr('grouped counts', AggregationResponse),
+          400: ApiError,
+          429: ApiError,
+          503: ApiError,
+        },
       },
     },
     async (req, reply) => {
@@ -89,7 +96,8 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = 
           message: 'querystring/group_by: two different axes',
         });
       }
-      const found = await countByAxes(db, toOutcomeFilter(req.query), axes);
+      const filter = toOutcomeFilter(req.query);
+      const found = await read((q) => countByAxes(q, filter, axes));
       const rows = found.map((r) => ({
         keys: r.k.map((v) => (Array.isArray(v) ? termsKey(v) : v)),
         ...groupCounts(r),
@@ -112,11 +120,12 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = 
         summary: 'Delivery latency histogram and quantiles, tests against controls',
         tags: ['aggregation'],
         querystring: LatencyQuery,
-        response: { 200: csvOr('histogram', LatencyResponse), 400: ApiError, 429: ApiError },
+        response: { 200: csvOr('histogram', LatencyResponse), 400: ApiError, 429: ApiError, 503: ApiError },
       },
     },
     async (req, reply) => {
-      const series = await latencyHistogram(db, toOutcomeFilter(req.query), LATENCY_BIN_EDGES_MS);
+      const filter = toOutcomeFilter(req.query);
+      const series = await read((q) => latencyHistogram(q, filter, LATENCY_BIN_EDGES_MS));
       const bins = [0, ...LATENCY_BIN_EDGES_MS].map((lo, i) => ({
         lo_ms: lo,
         hi_ms: LATENCY_BIN_EDGES_MS[i] ?? null,
@@ -149,13 +158,16 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = 
         summary: 'Every term set: test and control counts, rates, intervals, latest verdict and onset',
         tags: ['aggregation'],
         querystring: TermSetsQuery,
-        response: { 200: csvOr('term sets', TermSetsResponse), 400: ApiError, 429: ApiError },
+        response: { 200: csvOr('term sets', TermSetsResponse), 400: ApiError, 429: ApiError, 503: ApiError },
       },
     },
     async (req, reply) => {
       const filter = toOutcomeFilter(req.query);
-      const counts = await countByTermSet(db, filter, req.query.limit ?? 5000);
-      const findings = await latestFindingPerTermSet(db, toFindingFilter(req.query));
+      const findingFilter = toFindingFilter(req.query);
+      const { counts, findings } = await read(async (q) => ({
+        counts: await countByTermSet(q, filter, req.query.limit ?? 5000),
+        findings: await latestFindingPerTermSet(q, findingFilter),
+      }));
       const findingByKey = new Map(findings.map((f) => [termsKey(f.term_set), f]));
       const byKey = new Map<string, TermSetSummary>();
       for (const c of counts) {

@@ -111,7 +111,8 @@ describeEachDb('research API: bulk export', (getDb) => {
       conversationId,
       recipientAccountIds: [w.accountIds.bob, w.accountIds.carol],
       canaries: ROWS / 2,
-      start: new Date(w.end.getTime() + 3_600_000),
+      // Before the world's rounds, all past their deadlines: a sealed canary matches no terms filter.
+      start: new Date(w.start.getTime() - (ROWS / 2) * 1000 - 3_600_000),
       stepMs: 1000,
       termSet: ['bulk', '导出'],
     });

@@ -1,13 +1,20 @@
 /** GET /api/v1/findings (with evidence, keyset pages) and GET /api/v1/probes (probe health). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError, FindingsQuery, FindingsResponse, ProbesHealthResponse } from '../../protocol/research.ts';
-import type { Db } from '../db/open.ts';
 import { readFindings } from '../db/research-findings.ts';
 import { readProbeHealth } from '../db/research-probes.ts';
-import { decodeFindingCursor, encodeFindingCursor, toFindingFilter } from './research-query.ts';
+import {
+  decodeFindingCursor,
+  encodeFindingCursor,
+  type ResearchRead,
+  toFindingFilter,
+} from './research-query.ts';
 import { findingRecord } from './research-records.ts';
 
-export const researchFindingRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
+export const researchFindingRoutes: FastifyPluginAsyncTypebox<{ read: ResearchRead }> = async (
+  app,
+  { read },
+) => {
   app.get(
     '/findings',
     {
@@ -16,13 +23,14 @@ export const researchFindingRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = asyn
           'Findings with their evidence: counts, rates, interval, p, q, minimal term sets, onset and end',
         tags: ['findings'],
         querystring: FindingsQuery,
-        response: { 200: FindingsResponse, 400: ApiError, 429: ApiError },
+        response: { 200: FindingsResponse, 400: ApiError, 429: ApiError, 503: ApiError },
       },
     },
     async (req) => {
       const limit = req.query.limit ?? 200;
       const after = req.query.cursor ? decodeFindingCursor(req.query.cursor) : undefined;
-      const found = await readFindings(db, toFindingFilter(req.query), { after, limit: limit + 1 });
+      const filter = toFindingFilter(req.query);
+      const found = await read((q) => readFindings(q, filter, { after, limit: limit + 1 }));
       const page = found.slice(0, limit);
       const last = page[page.length - 1];
       return {
@@ -42,11 +50,11 @@ export const researchFindingRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = asyn
         summary: 'Probe health: last check-in, clock offset, accounts and their state, outbox backlog',
         description: 'Country and ASN only: no address, key, label or account handle is ever returned.',
         tags: ['probes'],
-        response: { 200: ProbesHealthResponse, 429: ApiError },
+        response: { 200: ProbesHealthResponse, 429: ApiError, 503: ApiError },
       },
     },
     async () => {
-      const { probes, accounts } = await readProbeHealth(db);
+      const { probes, accounts } = await read((q) => readProbeHealth(q));
       return {
         probes: probes.map((p) => ({
           ...p,

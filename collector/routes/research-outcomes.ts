@@ -14,7 +14,6 @@ import {
   OutcomesPage,
   OutcomesQuery,
 } from '../../protocol/research.ts';
-import type { Db } from '../db/open.ts';
 import type { OutcomeFilter } from '../db/research-filters.ts';
 import {
   nextKeyWindow,
@@ -22,8 +21,14 @@ import {
   type ResearchOutcomeRow,
   readOutcomes,
 } from '../db/research-outcomes.ts';
+import { RetryLaterError } from '../errors.ts';
 import { csvLine, wantsCsv } from './research-csv.ts';
-import { decodeOutcomeCursor, encodeOutcomeCursor, toOutcomeFilter } from './research-query.ts';
+import {
+  decodeOutcomeCursor,
+  encodeOutcomeCursor,
+  type ResearchRead,
+  toOutcomeFilter,
+} from './research-query.ts';
 import { outcomeRecord } from './research-records.ts';
 
 /** Rows per keyset read of an export. */
@@ -35,24 +40,44 @@ const keyOf = (r: ResearchOutcomeRow): OutcomeKey => ({
   recipientId: r.recipient_account_id,
 });
 
-/** Yields one text chunk per batch; stops early when the consumer stops pulling. */
-export async function* exportChunks(db: Db, filter: OutcomeFilter, csv: boolean): AsyncGenerator<string> {
-  if (csv) yield csvLine(OUTCOME_COLUMNS);
+/** Seconds a client is asked to wait when every export slot is taken. */
+export const EXPORT_BUSY_RETRY_SECONDS = 10;
+
+/**
+ * Yields one text chunk per batch (the CSV header with the first); stops early when the
+ * consumer stops pulling. Each batch is one read under the statement timeout.
+ */
+export async function* exportChunks(
+  read: ResearchRead,
+  filter: OutcomeFilter,
+  csv: boolean,
+): AsyncGenerator<string> {
+  let header = csv ? csvLine(OUTCOME_COLUMNS) : '';
   let after: OutcomeKey | undefined;
   for (;;) {
     // A window of the primary key, then the matching rows inside it: bounded work per batch.
-    const upTo = await nextKeyWindow(db, after, EXPORT_BATCH);
-    if (!upTo) return;
-    const batch = await readOutcomes(db, filter, {
-      after,
-      upTo,
-      order: 'asc',
-      limit: EXPORT_BATCH,
-      keyset: 'id',
+    const from = after;
+    const found = await read(async (q) => {
+      const upTo = await nextKeyWindow(q, from, EXPORT_BATCH);
+      if (!upTo) return null;
+      const rows = await readOutcomes(q, filter, {
+        after: from,
+        upTo,
+        order: 'asc',
+        limit: EXPORT_BATCH,
+        keyset: 'id',
+      });
+      return { upTo, rows };
     });
-    after = upTo;
+    if (!found) {
+      if (header) yield header;
+      return;
+    }
+    const batch = found.rows;
+    after = found.upTo;
     if (batch.length === 0) continue;
-    let chunk = '';
+    let chunk = header;
+    header = '';
     for (const row of batch) {
       const rec = outcomeRecord(row);
       chunk += csv ? csvLine(OUTCOME_COLUMNS.map((c) => rec[c])) : `${JSON.stringify(rec)}\n`;
@@ -63,7 +88,21 @@ export async function* exportChunks(db: Db, filter: OutcomeFilter, csv: boolean)
 
 const text = (description: string) => ({ schema: Type.String({ description }) });
 
-export const researchOutcomeRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
+const SEALED_NOTE =
+  'A canary is sealed until its deadline has passed and none of its outcomes is pending: its rows carry ' +
+  'no text, received text or term set (null; empty in CSV), and `terms`/`verdict` filters do not match them.';
+
+export interface ResearchOutcomeRoutesOptions {
+  read: ResearchRead;
+  /** Exports streaming at once; one more is refused with 503 SD_ERR_BUSY. */
+  maxConcurrentExports: number;
+}
+
+export const researchOutcomeRoutes: FastifyPluginAsyncTypebox<ResearchOutcomeRoutesOptions> = async (
+  app,
+  { read, maxConcurrentExports },
+) => {
+  let exporting = 0;
   app.get(
     '/outcomes',
     {
@@ -71,7 +110,8 @@ export const researchOutcomeRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = asyn
         summary: 'Outcomes, filtered, in keyset pages (send time, canary, recipient)',
         tags: ['outcomes'],
         querystring: OutcomesQuery,
-        response: { 200: OutcomesPage, 400: ApiError, 429: ApiError },
+        description: SEALED_NOTE,
+        response: { 200: OutcomesPage, 400: ApiError, 429: ApiError, 503: ApiError },
       },
     },
     async (req) => {
@@ -79,7 +119,8 @@ export const researchOutcomeRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = asyn
       const limit = req.query.limit ?? 100;
       const after = req.query.cursor ? decodeOutcomeCursor(req.query.cursor, order) : undefined;
       // One row more than asked tells whether another page exists.
-      const found = await readOutcomes(db, toOutcomeFilter(req.query), { after, order, limit: limit + 1 });
+      const filter = toOutcomeFilter(req.query);
+      const found = await read((q) => readOutcomes(q, filter, { after, order, limit: limit + 1 }));
       const page = found.slice(0, limit);
       const last = page[page.length - 1];
       return {
@@ -95,7 +136,11 @@ export const researchOutcomeRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = asyn
       schema: {
         summary: 'Every matching outcome, streamed as NDJSON (default) or CSV',
         description:
-          'Rows come in (canary_id, recipient_account_id) order; sort by send_at afterwards if needed.',
+          'Rows come in (canary_id, recipient_account_id) order; sort by send_at afterwards if needed. ' +
+          `${SEALED_NOTE} At most a few exports stream at once (503 SD_ERR_BUSY with retry-after beyond); ` +
+          'each batch runs under the statement timeout: a timeout before the first row answers 503 ' +
+          'SD_ERR_QUERY_TIMEOUT, a later one cuts the stream (an incomplete chunked answer): retry, or narrow ' +
+          'it with `from`/`to`.',
         tags: ['outcomes'],
         querystring: ExportQuery,
         response: {
@@ -108,13 +153,46 @@ export const researchOutcomeRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = asyn
           },
           400: ApiError,
           429: ApiError,
+          503: ApiError,
         },
       },
     },
     async (req, reply) => {
       const csv = req.query.format ? req.query.format === 'csv' : wantsCsv(undefined, req.headers.accept);
       const filter = toOutcomeFilter(req.query);
-      const stream = Readable.from(exportChunks(db, filter, csv), { highWaterMark: 1 });
+      if (exporting >= maxConcurrentExports) {
+        throw new RetryLaterError(
+          'SD_ERR_BUSY',
+          `export: ${maxConcurrentExports} exports are running; retry later`,
+          EXPORT_BUSY_RETRY_SECONDS,
+        );
+      }
+      exporting++;
+      let released = false;
+      const release = () => {
+        if (!released) exporting--;
+        released = true;
+      };
+      let stream: Readable;
+      try {
+        // The first batch is read before answering, so a timeout there is a proper 503.
+        const chunks = exportChunks(read, filter, csv);
+        const first = await chunks.next();
+        stream = Readable.from(
+          (async function* () {
+            if (!first.done) yield first.value;
+            yield* chunks;
+          })(),
+          { highWaterMark: 1 },
+        );
+      } catch (err) {
+        release();
+        throw err;
+      }
+      // Released when the answer is complete, fails, or the client goes away.
+      stream.once('close', release);
+      reply.raw.once('finish', release);
+      reply.raw.once('close', release);
       stream.on('error', (err) => req.log.error({ err }, 'export stream failed'));
       const ext = csv ? 'csv' : 'ndjson';
       return (

@@ -2,11 +2,35 @@
  * Query strings of the research API → repository filters, and the opaque keyset cursors.
  * A cursor is base64url JSON of the last row's key; it is validated like any input.
  */
+import type { Db, Queryable } from '../db/open.ts';
 import type { OutcomeFilter } from '../db/research-filters.ts';
 import type { FindingFilter, FindingKey } from '../db/research-findings.ts';
 import type { OutcomeKey } from '../db/research-outcomes.ts';
-import { SdError } from '../errors.ts';
+import { isStatementTimeout, withStatementTimeout } from '../db/research-timeout.ts';
+import { RetryLaterError, SdError } from '../errors.ts';
 import { unstorableString } from '../validation.ts';
+
+/** Runs research reads under the statement timeout; the research routes' only way to the database. */
+export type ResearchRead = <T>(read: (q: Queryable) => Promise<T>) => Promise<T>;
+
+/** Seconds a client is asked to wait after SD_ERR_QUERY_TIMEOUT. */
+export const QUERY_TIMEOUT_RETRY_SECONDS = 30;
+
+export function researchReader(db: Db, timeoutMs: number): ResearchRead {
+  return async (read) => {
+    try {
+      return await withStatementTimeout(db, timeoutMs, read);
+    } catch (err) {
+      if (!isStatementTimeout(err)) throw err;
+      throw new RetryLaterError(
+        'SD_ERR_QUERY_TIMEOUT',
+        `query: ran longer than ${timeoutMs / 1000} s and was stopped; narrow it (campaign, terms, from/to) ` +
+          'or retry later',
+        QUERY_TIMEOUT_RETRY_SECONDS,
+      );
+    }
+  };
+}
 
 export interface FilterQuery {
   campaign?: string | undefined;

@@ -11,7 +11,11 @@ export const termsKey = (terms: readonly string[]) => JSON.stringify(terms);
 
 export function outcomeRecord(r: ResearchOutcomeRow): OutcomeRecord {
   const { key_send_at: _key, ...rest } = r;
-  return { ...rest, status: r.status as OutcomeRecord['status'], terms_key: termsKey(r.term_set) };
+  return {
+    ...rest,
+    status: r.status as OutcomeRecord['status'],
+    terms_key: r.term_set ? termsKey(r.term_set) : null,
+  };
 }
 
 function rate(k: number, n: number) {

@@ -10,13 +10,14 @@ import { isDataException, sqlState } from '../db/errors.ts';
 import type { Db } from '../db/open.ts';
 import type { ErrorBody } from '../errors.ts';
 import { dashboardPlugin } from '../http/dashboard.ts';
-import { toErrorBody } from '../http/errors.ts';
+import { sendError, toErrorBody } from '../http/errors.ts';
 import { openapiPlugin } from '../http/openapi.ts';
 import { RateLimitedError, type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { metricsPlugin } from '../metrics.ts';
 import { researchAggregationRoutes } from './research-aggregation.ts';
 import { researchFindingRoutes } from './research-findings.ts';
 import { researchOutcomeRoutes } from './research-outcomes.ts';
+import { researchReader } from './research-query.ts';
 
 export interface ResearchApiOptions {
   db: Db;
@@ -25,6 +26,10 @@ export interface ResearchApiOptions {
   rateLimit?: RateLimitOptions | undefined;
   /** Built dashboard folder; default dashboard/dist. */
   dashboardDir?: string | undefined;
+  /** Statement timeout of every research query (default 30 s; a Postgres server only). */
+  statementTimeoutMs?: number | undefined;
+  /** Exports streaming at once, across clients (default 4); one more answers 503 SD_ERR_BUSY. */
+  maxConcurrentExports?: number | undefined;
 }
 
 /**
@@ -43,6 +48,9 @@ export function researchErrorBody(err: FastifyError | Error): ErrorBody {
   return toErrorBody(err);
 }
 
+export const DEFAULT_RESEARCH_STATEMENT_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_CONCURRENT_EXPORTS = 4;
+
 /** /api/v1: rate limited; errors as { statusCode, code, message }, 429 as SD_ERR_RATE_LIMITED. */
 async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<void> {
   await registerRateLimit(app, opts.hashKey, opts.rateLimit);
@@ -51,15 +59,21 @@ async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<vo
       return reply.status(429).send({ statusCode: 429, code: err.code, message: err.message });
     }
     const body = researchErrorBody(err);
-    if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
-    // The database's own words stay in the log (a 22xxx may also be a fault of the query).
-    else if (body.code === 'SD_ERR_QUERY_VALUE') req.log.warn({ err }, 'query value refused by the database');
-    else req.log.info({ code: body.code, detail: body.message }, 'request refused');
-    return reply.status(body.statusCode).send(body);
+    if (body.code === 'SD_ERR_QUERY_VALUE') {
+      // The database's own words stay in the log (a 22xxx may also be a fault of the query).
+      req.log.warn({ err }, 'query value refused by the database');
+      return reply.status(body.statusCode).send(body);
+    }
+    return sendError(err, req, reply);
   });
-  await app.register(researchOutcomeRoutes, { db: opts.db });
-  await app.register(researchAggregationRoutes, { db: opts.db });
-  await app.register(researchFindingRoutes, { db: opts.db });
+  // The routes get no database handle: only `read`, which runs under the statement timeout.
+  const read = researchReader(opts.db, opts.statementTimeoutMs ?? DEFAULT_RESEARCH_STATEMENT_TIMEOUT_MS);
+  await app.register(researchOutcomeRoutes, {
+    read,
+    maxConcurrentExports: opts.maxConcurrentExports ?? DEFAULT_MAX_CONCURRENT_EXPORTS,
+  });
+  await app.register(researchAggregationRoutes, { read });
+  await app.register(researchFindingRoutes, { read });
 }
 
 export const researchApi = fp(
