@@ -3,9 +3,9 @@
  * measures a campaign on the testbed while `mallory`, an account no probe holds, shares a
  * group and a direct chat with the probes' accounts and posts poisoned look-alikes there —
  * NUL, a split emoji, over-long text, bidi and zero-width characters, two nonces in one
- * message — and copies of a real pending canary's text (a canary the testbed drops, so no
- * genuine receipt exists). Then:
- * - measuring goes on: canaries sent after the attack keep getting outcomes;
+ * message — and copies of a real pending canary's text (a canary the testbed drops when
+ * a probe's account sends it, so no genuine receipt exists; mallory's copy is delivered). Then:
+ * - measuring goes on: canaries sent after the attack keep getting delivered outcomes;
  * - no probe's backlog grows past one batch, and nothing stays unacknowledged in an
  *   outbox (no head-of-line blocking behind an event the collector cannot take);
  * - the collector logs no 5xx;
@@ -83,7 +83,13 @@ describe('a hostile member of a measured group and direct chat', () => {
   it('cannot stop the probes reporting, block their outboxes, cause a 5xx or fake a receipt', async () => {
     net = await startLocalNetwork({
       dataDir,
-      policy: { regions: ['CN', 'US'], rules: [{ id: 'drop', match: { any: ['六四'] }, action: 'drop' }] },
+      // The probes' accounts' canaries carrying 六四 are dropped; what mallory (registered in TW) posts is not.
+      policy: {
+        regions: ['CN', 'US', 'TW'],
+        rules: [
+          { id: 'drop', match: { any: ['六四'] }, action: 'drop', scope: { sender_region: ['CN', 'US'] } },
+        ],
+      },
       termSets: [['六四'], ['图书馆']],
       regions: { CN: 1, US: 1 },
       probeMode: 'process',
@@ -102,7 +108,7 @@ describe('a hostile member of a measured group and direct chat', () => {
     // Mallory signs up, and is in a group with both probe accounts and a direct chat with one.
     const mallory = new Member(running.testbed.url, 'mallory');
     expect(
-      (await mallory.call('POST', '/api/accounts', { handle: 'mallory', password: 'pw', region: 'US' }))
+      (await mallory.call('POST', '/api/accounts', { handle: 'mallory', password: 'pw', region: 'TW' }))
         .status,
     ).toBe(201);
     mallory.token = String(
@@ -132,19 +138,19 @@ describe('a hostile member of a measured group and direct chat', () => {
       }
     })();
 
-    // Measuring has started: a first canary of the campaign has an outcome.
-    const finalOutcomes = async (after: Date) =>
+    // Measuring has started: a first canary of the campaign was delivered and reported.
+    const deliveredOutcomes = async (after: Date) =>
       (
         await rows<{ n: number }>(
           db,
           sql`select count(*)::int as n from outcomes o join canaries c on c.id = o.canary_id
               where c.campaign_id = ${running.campaign.id}::uuid and c.send_at > ${after.toISOString()}::timestamptz
-                and o.status in ('delivered', 'missing', 'altered', 'delayed')`,
+                and o.status = 'delivered'`,
         )
       )[0]?.n ?? 0;
     await until(
       'the campaign has its first outcomes',
-      async () => (await finalOutcomes(new Date(0))) > 0,
+      async () => (await deliveredOutcomes(new Date(0))) > 0,
       90_000,
     );
 
@@ -183,13 +189,14 @@ describe('a hostile member of a measured group and direct chat', () => {
       if (round === 0) await sleep(8000);
     }
 
-    // Measuring goes on: canaries sent after the attack get final outcomes.
+    // Measuring goes on: canaries sent after the attack are delivered and reported (a
+    // `missing` would not show it: the finaliser makes those without any probe's help).
     let laterOutcomes = 0;
     try {
       await until(
-        'canaries sent after the attack have final outcomes',
+        'canaries sent after the attack are reported delivered',
         async () => {
-          laterOutcomes = await finalOutcomes(attackAt);
+          laterOutcomes = await deliveredOutcomes(attackAt);
           return laterOutcomes > 0;
         },
         90_000,
@@ -197,7 +204,7 @@ describe('a hostile member of a measured group and direct chat', () => {
     } catch {
       // asserted below, with the other findings
     }
-    expect.soft(laterOutcomes, 'final outcomes of canaries sent after the attack').toBeGreaterThan(0);
+    expect.soft(laterOutcomes, 'delivered outcomes of canaries sent after the attack').toBeGreaterThan(0);
 
     // No head-of-line blocking: whatever was waiting in an outbox is acknowledged (stored,
     // or refused and dead-lettered) within 30 s; nothing waits behind an event the collector cannot take.
