@@ -178,7 +178,6 @@ describe('a hostile member of a measured group and direct chat', () => {
 
     // The attack, in the group and the direct chat: the copy first (so it reaches the
     // collector on its own), then two waves of poison, the second with the copy again.
-    const attackAt = new Date();
     for (const conversation of [group, direct]) await mallory.post(conversation, copied!.text);
     await sleep(4000);
     for (const round of [0, 1]) {
@@ -188,15 +187,16 @@ describe('a hostile member of a measured group and direct chat', () => {
       }
       if (round === 0) await sleep(8000);
     }
+    const poisonedAt = new Date();
 
     // Measuring goes on: canaries sent after the attack are delivered and reported (a
     // `missing` would not show it: the finaliser makes those without any probe's help).
     let laterOutcomes = 0;
     try {
       await until(
-        'canaries sent after the attack are reported delivered',
+        'canaries sent after the poison are reported delivered',
         async () => {
-          laterOutcomes = await deliveredOutcomes(attackAt);
+          laterOutcomes = await deliveredOutcomes(poisonedAt);
           return laterOutcomes > 0;
         },
         90_000,
@@ -204,7 +204,7 @@ describe('a hostile member of a measured group and direct chat', () => {
     } catch {
       // asserted below, with the other findings
     }
-    expect.soft(laterOutcomes, 'delivered outcomes of canaries sent after the attack').toBeGreaterThan(0);
+    expect.soft(laterOutcomes, 'delivered outcomes of canaries sent after the poison').toBeGreaterThan(0);
 
     // No head-of-line blocking: whatever was waiting in an outbox is acknowledged (stored,
     // or refused and dead-lettered) within 30 s; nothing waits behind an event the collector cannot take.
