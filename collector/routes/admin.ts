@@ -61,6 +61,33 @@ const TERM_FILE_BYTES = 16 * 1024 * 1024;
 
 const iso = (d: Date) => d.toISOString();
 
+/** NUL and unpaired surrogates: valid JSON, but Postgres text and jsonb cannot store them. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what is looked for
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** The first string (or key) in `value` that cannot be stored, as a JSON pointer; undefined if none. */
+function unstorablePath(value: unknown, path: string, depth = 0): string | undefined {
+  if (typeof value === 'string') return UNSTORABLE.test(value) ? path : undefined;
+  if (typeof value !== 'object' || value === null || depth > 32) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const at = `${path}/${k}`;
+    if (UNSTORABLE.test(k)) return at;
+    const found = unstorablePath(v, at, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** A date-time the database can store (1970 up to 9999); the schema has already checked its format. */
+function storableDate(raw: string, field: string): Date {
+  const d = new Date(raw);
+  const t = d.getTime();
+  if (!Number.isFinite(t) || t < 0 || t >= Date.UTC(10_000, 0, 1)) {
+    throw new SdError('SD_ERR_VALIDATION', `/${field}: must be a date-time from 1970 to 9999`);
+  }
+  return d;
+}
+
 function termListOut(t: TermListRow): TermListSummary {
   return { id: t.id, name: t.name, source: t.source, term_sets: t.termSets, created_at: iso(t.createdAt) };
 }
@@ -104,6 +131,14 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     }
   });
   app.addHook('preValidation', throwBodyError);
+  app.addHook('preValidation', async (req) => {
+    const where =
+      unstorablePath(req.query, 'querystring') ??
+      unstorablePath(req.body, typeof req.body === 'string' ? 'body' : '');
+    if (where !== undefined) {
+      throw new SdError('SD_ERR_VALIDATION', `${where}: contains a NUL character or an unpaired surrogate`);
+    }
+  });
 
   app.post(
     '/enrollment-tokens',
@@ -174,8 +209,8 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
           `/term_list_ids: no matched controls can be made for ${shown}`,
         );
       }
-      const startsAt = b.starts_at ? new Date(b.starts_at) : now();
-      const endsAt = b.ends_at ? new Date(b.ends_at) : null;
+      const startsAt = b.starts_at ? storableDate(b.starts_at, 'starts_at') : now();
+      const endsAt = b.ends_at ? storableDate(b.ends_at, 'ends_at') : null;
       if (endsAt && endsAt <= startsAt)
         throw new SdError('SD_ERR_VALIDATION', '/ends_at: must be after starts_at');
       const row = await createCampaign(db, {
