@@ -191,6 +191,11 @@ export function register(program: Command): void {
     .option('--conversation <ref>', 'only this conversation (repeatable)', collect)
     .option('--per-round <n>', 'term sets tested per round', positiveInt)
     .option('--seed <seed>', 'seed for the round plans')
+    .option(
+      '--min-independent-probes <n>',
+      'probes (distinct ASNs) that must give the evidence before a verdict (default 1; 2+ in production)',
+      positiveInt,
+    )
     .action(
       async (
         opts: {
@@ -204,6 +209,7 @@ export function register(program: Command): void {
           conversation?: string[];
           perRound?: number;
           seed?: string;
+          minIndependentProbes?: number;
         },
         cmd: Command,
       ) => {
@@ -220,6 +226,7 @@ export function register(program: Command): void {
           deadline_seconds: opts.deadline,
           ...(opts.perRound ? { term_sets_per_round: opts.perRound } : {}),
           ...(opts.seed ? { seed: opts.seed } : {}),
+          ...(opts.minIndependentProbes ? { min_independent_probes: opts.minIndependentProbes } : {}),
         } satisfies CreateCampaignRequest;
         const { data, json } = await call<Campaign>(cmd, 'POST', '/admin/v1/campaigns', { json: body });
         console.log(json ? JSON.stringify(data, null, 2) : table([campaignRow(data)]));

@@ -93,7 +93,8 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
     async (req) => {
       const t1 = req.arrivedAtMs;
       const auth = req.probeAuth!;
-      await recordProbeState(db, auth, req.body, new Date(t1));
+      const { refused } = await recordProbeState(db, auth, req.body, new Date(t1));
+      if (refused.length > 0) req.log.warn({ probe: auth.probeId, refused }, 'check-in items refused');
       await opts.beforeAssign?.(new Date(t1));
       const canaries = await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
       const t2 = now().getTime();
@@ -102,6 +103,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
         t2,
         canaries,
         next_checkin_at: new Date(t2 + opts.checkinIntervalMs).toISOString(),
+        ...(refused.length > 0 ? { refused } : {}),
       };
     },
   );
