@@ -10,6 +10,7 @@ import type {
   AccountsResponse,
   Campaign,
   CampaignsResponse,
+  ConversationDisagreementsResponse,
   CreateCampaignRequest,
   EnrollmentTokenResponse,
   ProbesResponse,
@@ -277,6 +278,31 @@ export function register(program: Command): void {
             state: a.state,
             probe: a.probe_id,
             last_seen: a.last_seen_at,
+          })),
+        ),
+      );
+    });
+
+  admin
+    .command('disagreements')
+    .description("conversations whose probes' views disagree on the kind or the members (decision 012)")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { data, json } = await call<ConversationDisagreementsResponse>(
+        cmd,
+        'GET',
+        '/admin/v1/conversations/disagreements',
+      );
+      if (json) return console.log(JSON.stringify(data, null, 2));
+      console.log(
+        table(
+          data.conversations.map((c) => ({
+            platform: c.platform,
+            ref: c.ref,
+            kind: c.kind,
+            kinds: c.kinds_differ ? [...new Set(c.views.map((v) => v.kind))].join('/') : '',
+            members: c.members_differ
+              .map((d) => `${d.probe_id.slice(0, 8)} ${d.issue} ${d.handle}`)
+              .join('; '),
           })),
         ),
       );
