@@ -59,6 +59,7 @@ describeEachDb('check-in refuses what the database cannot hold, item by item', (
         account('testbed', good, 'DE'),
         account('testbed', `bad\ud800-${tag}`, 'DE'),
         account('testbed', `nul\u0000-${tag}`, 'DE'),
+        account('testbed', good, 'DE', 'quarantined'),
       ],
       [
         { platform: 'testbed', ref: `kept-${tag}`, kind: 'group', title: 'Fine 六四 😀', members: [good] },
@@ -78,6 +79,7 @@ describeEachDb('check-in refuses what the database cannot hold, item by item', (
     expect(refused).toEqual([
       { path: '/accounts/1', reason: '/accounts/1/handle: contains a lone surrogate (not valid Unicode)' },
       { path: '/accounts/2', reason: '/accounts/2/handle: contains a NUL character' },
+      { path: '/accounts/3', reason: '/accounts/3: repeats /accounts/0' },
       { path: '/conversations/1', reason: '/conversations/1/title: contains a NUL character' },
       {
         path: '/conversations/2',
@@ -96,11 +98,11 @@ describeEachDb('check-in refuses what the database cannot hold, item by item', (
       sql`select ref, title from conversations where ref like ${`%-${tag}`} order by ref`,
     );
     expect(convs).toEqual([{ ref: `kept-${tag}`, title: 'Fine 六四 😀' }]);
-    const accs = await rows<{ handle: string }>(
+    const accs = await rows<{ handle: string; state: string }>(
       db,
-      sql`select handle from accounts where probe_id = ${probe.id}::uuid order by handle`,
+      sql`select handle, state from accounts where probe_id = ${probe.id}::uuid order by handle`,
     );
-    expect(accs.map((a) => a.handle)).toEqual([good]);
+    expect(accs).toEqual([{ handle: good, state: 'active' }]);
     const [p] = await rows<{ outbox: number; dead: number; version: string; clock: number | null }>(
       db,
       sql`select outbox_backlog as outbox, dead_letters as dead, software_version as version,

@@ -6,7 +6,8 @@
  * columns they go to. Timestamps: within a window around the collector clock.
  *
  * Refused: an account or a conversation with any bad string (the whole item, never a part of
- * a member list: members decide expected recipients); `software_version`, `outbox_backlog`,
+ * a member list: members decide expected recipients), an account reported twice (the first
+ * is kept); `software_version`, `outbox_backlog`,
  * `dead_letters` or `clock` alone (the stored value is kept).
  */
 import type { AccountReport, CheckinRefusal, CheckinRequest, ConversationReport } from '../protocol/index.ts';
@@ -69,7 +70,19 @@ export function screenCheckin(body: CheckinRequest, now: Date): ScreenedCheckin 
       if (bad) refused.push({ path: `/${name}/${i}`, reason: `${bad[0]}: ${bad[1]}` });
       return !bad;
     });
-  const accounts = items(body.accounts, 'accounts');
+  // An account reported twice would make the bulk upsert touch one row twice: keep the first.
+  const firstAt = new Map<string, number>();
+  const accounts = items(body.accounts, 'accounts').filter((a) => {
+    const i = body.accounts.indexOf(a);
+    const key = `${a.platform}\u0000${a.handle}`;
+    const first = firstAt.get(key);
+    if (first === undefined) {
+      firstAt.set(key, i);
+      return true;
+    }
+    refuse(`/accounts/${i}`, `: repeats /accounts/${first}`);
+    return false;
+  });
   const conversations = items(body.conversations, 'conversations');
 
   let softwareVersion: string | undefined = body.software_version;
