@@ -17,7 +17,9 @@
  * set; onset and end from change-points). Otherwise a verdict is `settled` when the sequential
  * design settled it and, for a finding (suppressed, delayed, rejected, altered), BH over the
  * family agrees at the campaign's FDR; until then the current `judgeAll` verdict is stored,
- * unsettled, and the term set × scope keeps being scheduled (collector/rounds.ts).
+ * unsettled, and the term set × scope keeps being scheduled (collector/rounds.ts). A campaign's
+ * `min_independent_probes` holds any verdict at `inconclusive` until that many independent
+ * probes gave the evidence (`holdUncorroborated`, decision 012).
  */
 import type { Logger } from 'pino';
 import { type Corroboration, corroboration } from './analysis/corroboration.ts';
