@@ -3,20 +3,26 @@
  * conversations and clock estimate, materialises due campaign rounds, and answers with
  * the canaries the probe must send before its next check-in.
  */
-import type { CanaryAssignment, CheckinRequest } from '../protocol/index.ts';
-import { upsertAccounts, upsertConversations } from './db/accounts.ts';
+import type { CanaryAssignment, CheckinRefusal, CheckinRequest } from '../protocol/index.ts';
+import { screenCheckin } from './checkin-values.ts';
+import { recordConversationViews, upsertAccounts } from './db/accounts.ts';
 import { takeDueCanaries } from './db/canaries.ts';
 import type { Db } from './db/open.ts';
 import { claimRequestId, recordCheckin } from './db/probes.ts';
 import { SdError } from './errors.ts';
 import type { ProbeAuth } from './http/probe-auth.ts';
 
+/**
+ * Stores what the check-in holds that can be stored (checkin-values.ts) and returns what was
+ * refused. Conversations are stored as this probe's own views (decision 012).
+ */
 export async function recordProbeState(
   db: Db,
   auth: ProbeAuth,
   body: CheckinRequest,
   now: Date,
-): Promise<void> {
+): Promise<{ refused: CheckinRefusal[] }> {
+  const ok = screenCheckin(body, now);
   await db.transaction(async (tx) => {
     if (!(await claimRequestId(tx, auth.requestId, auth.probeId))) {
       throw new SdError('SD_ERR_AUTH_REPLAY', 'x-sd-request-id: this request was seen before');
@@ -24,7 +30,7 @@ export async function recordProbeState(
     const { foreign } = await upsertAccounts(
       tx,
       auth.probeId,
-      body.accounts.map((a) => ({
+      ok.accounts.map((a) => ({
         platform: a.platform,
         handle: a.handle,
         region: a.region,
@@ -40,9 +46,10 @@ export async function recordProbeState(
         `accounts: ${foreign.map((a) => `${a.platform}/${a.handle}`).join(', ')} belong to another probe`,
       );
     }
-    await upsertConversations(
+    await recordConversationViews(
       tx,
-      body.conversations.map((c) => ({
+      auth.probeId,
+      ok.conversations.map((c) => ({
         platform: c.platform,
         ref: c.ref,
         kind: c.kind,
@@ -52,16 +59,17 @@ export async function recordProbeState(
     );
     await recordCheckin(tx, auth.probeId, {
       at: now,
-      softwareVersion: body.software_version,
-      outboxBacklog: body.outbox_backlog,
-      deadLetters: body.dead_letters,
-      clock: body.clock && {
-        offsetMs: body.clock.offset_ms,
-        rttMs: body.clock.rtt_ms,
-        measuredAt: new Date(body.clock.measured_at),
+      softwareVersion: ok.softwareVersion,
+      outboxBacklog: ok.outboxBacklog,
+      deadLetters: ok.deadLetters,
+      clock: ok.clock && {
+        offsetMs: ok.clock.offset_ms,
+        rttMs: ok.clock.rtt_ms,
+        measuredAt: new Date(ok.clock.measured_at),
       },
     });
   });
+  return { refused: ok.refused };
 }
 
 export async function assignCanaries(

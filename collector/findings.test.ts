@@ -186,6 +186,10 @@ describe('findings, pure parts', () => {
       controlLatencyMs: 1,
       windowMs: 0,
       sendMs: 0,
+      senderProbeId: 'p',
+      senderAsn: 1,
+      recipientProbeId: 'p',
+      recipientAsn: 1,
     };
     const g = groupPairs([
       { ...base, termSet: ['b', 'a'], recipientRegion: 'CN' },

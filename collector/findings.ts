@@ -17,9 +17,12 @@
  * set; onset and end from change-points). Otherwise a verdict is `settled` when the sequential
  * design settled it and, for a finding (suppressed, delayed, rejected, altered), BH over the
  * family agrees at the campaign's FDR; until then the current `judgeAll` verdict is stored,
- * unsettled, and the term set × scope keeps being scheduled (collector/rounds.ts).
+ * unsettled, and the term set × scope keeps being scheduled (collector/rounds.ts). A campaign's
+ * `min_independent_probes` holds any verdict at `inconclusive` until that many independent
+ * probes gave the evidence (`holdUncorroborated`, decision 012).
  */
 import type { Logger } from 'pino';
+import { type Corroboration, corroboration } from './analysis/corroboration.ts';
 import {
   type ArmCounts,
   DEFAULT_SEQUENTIAL_DESIGN,
@@ -111,8 +114,15 @@ export function groupPairs(pairs: readonly PairedOutcome[]): Group[] {
   return [...groups.values()];
 }
 
-/** Pure: per-window counts (time ordered) and the evidence without outage windows. */
-export function evidenceOf(rows: readonly PairedOutcome[]): { windows: WindowCounts[]; evidence: Evidence } {
+/**
+ * Pure: per-window counts (time ordered), the evidence without outage windows, and the rows
+ * that evidence counted (whose probes corroborate it).
+ */
+export function evidenceOf(rows: readonly PairedOutcome[]): {
+  windows: WindowCounts[];
+  evidence: Evidence;
+  counted: PairedOutcome[];
+} {
   const byWindow = new Map<number, { w: WindowCounts; rows: PairedOutcome[] }>();
   for (const r of rows) {
     let entry = byWindow.get(r.windowMs);
@@ -136,8 +146,10 @@ export function evidenceOf(rows: readonly PairedOutcome[]): { windows: WindowCou
     latencyControlMs: [],
   };
   const arrived = (s: string) => s === 'delivered' || s === 'delayed' || s === 'altered';
+  const counted: PairedOutcome[] = [];
   for (const { w, rows: wr } of ordered) {
     if (isOutage(w)) continue;
+    counted.push(...wr);
     for (const k of Object.keys(w.test) as Status[]) {
       evidence.test[k] += w.test[k];
       evidence.control[k] += w.control[k];
@@ -148,7 +160,7 @@ export function evidenceOf(rows: readonly PairedOutcome[]): { windows: WindowCou
         evidence.latencyControlMs.push(r.controlLatencyMs);
     }
   }
-  return { windows: ordered.map((e) => e.w), evidence };
+  return { windows: ordered.map((e) => e.w), evidence, counted };
 }
 
 const subsetOf = (a: readonly string[], b: readonly string[]) =>
@@ -219,6 +231,21 @@ function decide(
   return { verdict: settledVerdict, settled: true, finding: current };
 }
 
+/**
+ * A verdict other than `inconclusive` needs each arm's evidence from at least `min`
+ * independent probes (decision 012); until then it is held at `inconclusive`, unsettled.
+ * With paired evidence both arms come from the same sender and recipient accounts.
+ */
+export function holdUncorroborated(
+  d: Decided,
+  support: { test: Corroboration; control: Corroboration },
+  min: number,
+): Decided {
+  if (d.verdict === 'inconclusive') return d;
+  if (Math.min(support.test.independent, support.control.independent) >= min) return d;
+  return { ...d, verdict: 'inconclusive', settled: false };
+}
+
 export interface CampaignFindingsResult {
   /** False when another collector held the campaign's lock. */
   ran: boolean;
@@ -229,7 +256,7 @@ export interface CampaignFindingsResult {
 /** Recomputes and stores the findings of one campaign. */
 export async function recomputeCampaignFindings(
   db: Db,
-  campaign: { id: string; mode: CampaignMode; deadlineSeconds: number },
+  campaign: { id: string; mode: CampaignMode; deadlineSeconds: number; minIndependentProbes?: number },
   now: Date,
   options: FindingsOptions = {},
 ): Promise<CampaignFindingsResult> {
@@ -275,7 +302,12 @@ export async function recomputeCampaignFindings(
           });
         }
       }
-      const d = decide(campaign.mode, f, state, design.judge.alpha);
+      const support = { test: corroboration(b.counted), control: corroboration(b.counted) };
+      const d = holdUncorroborated(
+        decide(campaign.mode, f, state, design.judge.alpha),
+        support,
+        campaign.minIndependentProbes ?? 1,
+      );
       const changes = detectChanges(b.windows, { judge: design.judge });
       const lastAdverse = [...changes.segments].reverse().find((s) => isFindingVerdict(s.verdict));
       const currentVerdict = changes.current?.verdict;
@@ -316,6 +348,7 @@ export async function recomputeCampaignFindings(
             ? { sequential: { verdict: state.settled.verdict, pairs: state.settled.atPairs } }
             : {}),
         },
+        independentProbes: support,
       });
     });
     await saveSequentialStates(tx, campaign.id, changedStates);

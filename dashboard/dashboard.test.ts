@@ -133,6 +133,10 @@ if (!available) {
         qValue: 1e-5,
         ciLow: 0.7,
         ciHigh: 1,
+        independentProbes: {
+          test: { probes: 3, asns: 2, independent: 2 },
+          control: { probes: 3, asns: 2, independent: 2 },
+        },
       });
       await app.listen({ port: 0, host: '127.0.0.1' });
       base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -247,6 +251,27 @@ if (!available) {
       );
       expect(short.grain).toBe('minute');
       expect(short.first).not.toBe('');
+    });
+
+    it('Terms shows how many independent probes gave a finding its evidence', async () => {
+      const { page, problems } = await open(
+        `#/terms?campaign=${w.campaignId}&terms=${encodeURIComponent(JSON.stringify(SENSITIVE))}`,
+        'terms',
+      );
+      await page.waitForSelector('table[data-table="findings"]');
+      const cells = await page.$$eval('table[data-table="findings"] tbody tr', (trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+      );
+      expect(cells).toContainEqual([
+        'US → CN, group',
+        'suppressed',
+        'no',
+        '12',
+        '2 independent (2 ASNs, 3 probes)',
+        '2 independent (2 ASNs, 3 probes)',
+      ]);
+      expect(problems).toEqual([]);
+      await page.close();
     });
 
     it('Terms lists every term set, shows the markup-and-SQL term as inert text, and opens its timeline', async () => {

@@ -286,6 +286,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       },
       'checked in',
     );
+    // Accounts, conversations or values the collector could not store (decision 012).
+    if (res.refused?.length) log.warn({ refused: res.refused }, 'the collector refused part of the check-in');
     scheduleExtraCheckin(res.next_checkin_at);
     return res;
   };

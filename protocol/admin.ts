@@ -110,6 +110,11 @@ export const CreateCampaignRequest = Type.Object(
     term_sets_per_round: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     /** Seed for the round plans (default: random, saved). */
     seed: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    /**
+     * A verdict stays `inconclusive` until each arm's evidence comes from at least this many
+     * independent probes (decision 012; default 1, 2 or more recommended in production).
+     */
+    min_independent_probes: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
     starts_at: Type.Optional(Timestamp),
     ends_at: Type.Optional(Timestamp),
   },
@@ -127,6 +132,7 @@ export const Campaign = Type.Object(
     cadence: Type.String(),
     deadline_seconds: Type.Integer(),
     term_sets_per_round: Type.Integer(),
+    min_independent_probes: Type.Integer({ minimum: 1 }),
     seed: Type.String(),
     active: Type.Boolean(),
     starts_at: Timestamp,
@@ -202,3 +208,56 @@ export const AccountsResponse = Type.Object(
   { additionalProperties: false },
 );
 export type AccountsResponse = Static<typeof AccountsResponse>;
+
+/** One probe's view of a conversation (what it reported last). */
+export const ConversationView = Type.Object(
+  {
+    probe_id: Uuid,
+    kind: ConversationKind,
+    title: Type.Union([Type.String(), Type.Null()]),
+    members: Type.Array(Handle),
+    updated_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type ConversationView = Static<typeof ConversationView>;
+
+/**
+ * GET /admin/v1/conversations/disagreements: conversations whose probes' views disagree on the
+ * kind, or on which accounts are members (decision 012).
+ */
+export const ConversationDisagreement = Type.Object(
+  {
+    conversation_id: Uuid,
+    platform: PlatformName,
+    ref: ConversationRef,
+    /** The kind the collector uses: the one every view last agreed on. */
+    kind: ConversationKind,
+    kinds_differ: Type.Boolean(),
+    /**
+     * `lists`: the view names another probe's account that the owner's own view does not;
+     * `omits`: the view leaves out an account its owner reports as a member. Neither changes
+     * the members the collector uses (each probe speaks for its own accounts).
+     */
+    members_differ: Type.Array(
+      Type.Object(
+        {
+          probe_id: Uuid,
+          handle: Handle,
+          owner_probe_id: Uuid,
+          issue: Type.Union([Type.Literal('lists'), Type.Literal('omits')]),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    views: Type.Array(ConversationView),
+  },
+  { additionalProperties: false },
+);
+export type ConversationDisagreement = Static<typeof ConversationDisagreement>;
+
+export const ConversationDisagreementsResponse = Type.Object(
+  { conversations: Type.Array(ConversationDisagreement) },
+  { additionalProperties: false },
+);
+export type ConversationDisagreementsResponse = Static<typeof ConversationDisagreementsResponse>;

@@ -97,6 +97,21 @@ export const CanaryAssignment = Type.Object(
 );
 export type CanaryAssignment = Static<typeof CanaryAssignment>;
 
+/**
+ * A part of a check-in the collector did not store (added to protocol 1 without a version
+ * bump: present only when something was refused; probes ignore fields they do not know).
+ */
+export const CheckinRefusal = Type.Object(
+  {
+    /** JSON pointer of the refused item or value, e.g. `/conversations/3` or `/outbox_backlog`. */
+    path: Type.String(),
+    /** Names the field and why, e.g. `/conversations/3/title: contains a NUL character`. */
+    reason: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type CheckinRefusal = Static<typeof CheckinRefusal>;
+
 export const CheckinResponse = Type.Object(
   {
     /** t1: collector clock when the request arrived, epoch ms. */
@@ -106,6 +121,8 @@ export const CheckinResponse = Type.Object(
     canaries: Type.Array(CanaryAssignment),
     /** The collector asks the probe to check in again by then (collector clock). */
     next_checkin_at: Timestamp,
+    /** Accounts, conversations or values that were not stored, each with its reason. */
+    refused: Type.Optional(Type.Array(CheckinRefusal)),
   },
   { additionalProperties: false },
 );

@@ -309,6 +309,22 @@ export const FindingScope = Type.Object(
   { additionalProperties: false },
 );
 
+/** How many independent probes gave one arm's evidence (decision 012). */
+export const ArmCorroboration = Type.Object(
+  {
+    probes: Type.Integer({
+      minimum: 0,
+      description: 'distinct probes holding a sender or recipient of the evidence',
+    }),
+    asns: Type.Integer({ minimum: 0, description: 'distinct networks (ASNs) of those probes' }),
+    independent: Type.Integer({
+      minimum: 0,
+      description: 'fewest networks whose probes are on every pair: how many would all have to lie',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 export const FindingRecord = Type.Object(
   {
     id: Uuid,
@@ -334,6 +350,19 @@ export const FindingRecord = Type.Object(
             '`screen`: cleared by a group-testing screen (packs carrying the set arrived intact with ' +
             'their controls; test_trials counts those packs, rates are 0 by construction)',
         }),
+        independent_probes: Type.Union(
+          [
+            Type.Object(
+              { test: ArmCorroboration, control: ArmCorroboration },
+              { additionalProperties: false },
+            ),
+            Type.Null(),
+          ],
+          {
+            description:
+              'the probes whose accounts sent or received the test and the control evidence; null for screen clearances',
+          },
+        ),
       },
       { additionalProperties: false },
     ),

@@ -10,6 +10,7 @@ import type {
   AccountsResponse,
   Campaign,
   CampaignsResponse,
+  ConversationDisagreementsResponse,
   CreateCampaignRequest,
   EnrollmentTokenResponse,
   ProbesResponse,
@@ -191,6 +192,11 @@ export function register(program: Command): void {
     .option('--conversation <ref>', 'only this conversation (repeatable)', collect)
     .option('--per-round <n>', 'term sets tested per round', positiveInt)
     .option('--seed <seed>', 'seed for the round plans')
+    .option(
+      '--min-independent-probes <n>',
+      'probes (distinct ASNs) that must give the evidence before a verdict (default 1; 2+ in production)',
+      positiveInt,
+    )
     .action(
       async (
         opts: {
@@ -204,6 +210,7 @@ export function register(program: Command): void {
           conversation?: string[];
           perRound?: number;
           seed?: string;
+          minIndependentProbes?: number;
         },
         cmd: Command,
       ) => {
@@ -220,6 +227,7 @@ export function register(program: Command): void {
           deadline_seconds: opts.deadline,
           ...(opts.perRound ? { term_sets_per_round: opts.perRound } : {}),
           ...(opts.seed ? { seed: opts.seed } : {}),
+          ...(opts.minIndependentProbes ? { min_independent_probes: opts.minIndependentProbes } : {}),
         } satisfies CreateCampaignRequest;
         const { data, json } = await call<Campaign>(cmd, 'POST', '/admin/v1/campaigns', { json: body });
         console.log(json ? JSON.stringify(data, null, 2) : table([campaignRow(data)]));
@@ -270,6 +278,31 @@ export function register(program: Command): void {
             state: a.state,
             probe: a.probe_id,
             last_seen: a.last_seen_at,
+          })),
+        ),
+      );
+    });
+
+  admin
+    .command('disagreements')
+    .description("conversations whose probes' views disagree on the kind or the members (decision 012)")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { data, json } = await call<ConversationDisagreementsResponse>(
+        cmd,
+        'GET',
+        '/admin/v1/conversations/disagreements',
+      );
+      if (json) return console.log(JSON.stringify(data, null, 2));
+      console.log(
+        table(
+          data.conversations.map((c) => ({
+            platform: c.platform,
+            ref: c.ref,
+            kind: c.kind,
+            kinds: c.kinds_differ ? [...new Set(c.views.map((v) => v.kind))].join('/') : '',
+            members: c.members_differ
+              .map((d) => `${d.probe_id.slice(0, 8)} ${d.issue} ${d.handle}`)
+              .join('; '),
           })),
         ),
       );

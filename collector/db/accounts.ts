@@ -72,54 +72,117 @@ export interface ConversationInput {
   members: string[];
 }
 
-/** Inserts or refreshes conversations and replaces their member lists with the reported ones. */
-export async function upsertConversations(q: Queryable, reported: ConversationInput[]): Promise<void> {
-  if (reported.length === 0) return;
-  // A probe holding several members of one group reports it once per account: merge them
-  // (one row per conversation, members united), or the upsert would touch a row twice.
-  const merged = new Map<string, ConversationInput>();
-  for (const c of reported) {
-    const key = `${c.platform}\u0000${c.ref}`;
-    const seen = merged.get(key);
-    merged.set(
-      key,
-      seen
-        ? { ...seen, title: seen.title ?? c.title, members: [...new Set([...seen.members, ...c.members])] }
-        : c,
-    );
-  }
-  const input = [...merged.values()];
-  const ids = await rows<{ id: string; platform: string; ref: string }>(
-    q,
-    sql`insert into conversations (platform, ref, kind, title)
-        select * from unnest(${sql.param(input.map((c) => c.platform))}::text[],
-          ${sql.param(input.map((c) => c.ref))}::text[], ${sql.param(input.map((c) => c.kind))}::text[],
-          ${sql.param(input.map((c) => c.title ?? null))}::text[])
-        on conflict (platform, ref) do update set
-          kind = excluded.kind, title = coalesce(excluded.title, conversations.title), updated_at = now()
-        returning id, platform, ref`,
-  );
-  const idByKey = new Map(ids.map((r) => [`${r.platform}\u0000${r.ref}`, r.id]));
-  const convIds: string[] = [];
-  const handles: string[] = [];
-  for (const c of input) {
-    const id = idByKey.get(`${c.platform}\u0000${c.ref}`);
-    if (!id) throw new Error(`conversation ${c.platform}/${c.ref} was not upserted`);
-    for (const h of new Set(c.members)) {
-      convIds.push(id);
-      handles.push(h);
+/**
+ * Stores the probe's own view of each reported conversation and derives what the rest of the
+ * collector uses (decision 012): a conversation's kind changes only when every probe's view
+ * agrees on it, and its members are the accounts each probe reports for itself, so a probe can
+ * neither add nor remove another probe's accounts (the expected recipients of a canary).
+ */
+export async function recordConversationViews(
+  q: Queryable,
+  probeId: string,
+  reported: ConversationInput[],
+): Promise<void> {
+  if (reported.length > 0) {
+    // A probe holding several members of one group reports it once per account: merge them
+    // (one view per conversation, members united), or the upsert would touch a row twice.
+    const merged = new Map<string, ConversationInput>();
+    for (const c of reported) {
+      const key = `${c.platform}\u0000${c.ref}`;
+      const seen = merged.get(key);
+      merged.set(
+        key,
+        seen
+          ? { ...seen, title: seen.title ?? c.title, members: [...new Set([...seen.members, ...c.members])] }
+          : { ...c, members: [...new Set(c.members)] },
+      );
     }
+    const input = [...merged.values()];
+    const col = (f: (c: ConversationInput) => unknown) => sql.param(input.map(f));
+    // A conversation seen for the first time takes its first reporter's kind and title.
+    await q.execute(sql`
+      insert into conversations (platform, ref, kind, title)
+      select * from unnest(${col((c) => c.platform)}::text[], ${col((c) => c.ref)}::text[],
+        ${col((c) => c.kind)}::text[], ${col((c) => c.title ?? null)}::text[])
+      on conflict (platform, ref) do nothing`);
+    await q.execute(sql`
+      insert into conversation_views (conversation_id, probe_id, kind, title, members)
+      select cv.id, ${probeId}::uuid, r.kind, r.title, array(select jsonb_array_elements_text(r.members::jsonb))
+      from unnest(${col((c) => c.platform)}::text[], ${col((c) => c.ref)}::text[], ${col((c) => c.kind)}::text[],
+        ${col((c) => c.title ?? null)}::text[], ${col((c) => JSON.stringify(c.members))}::text[])
+        as r(platform, ref, kind, title, members)
+      join conversations cv on cv.platform = r.platform and cv.ref = r.ref
+      on conflict (conversation_id, probe_id) do update set
+        kind = excluded.kind, title = excluded.title, members = excluded.members, updated_at = now()`);
   }
-  const allIds = [...new Set(idByKey.values())];
+  await deriveConversations(q, probeId);
+}
+
+/** Re-derives kind, title and members of every conversation the probe has a view of. */
+async function deriveConversations(q: Queryable, probeId: string): Promise<void> {
+  const touched = sql`(select conversation_id from conversation_views where probe_id = ${probeId}::uuid)`;
+  await q.execute(sql`
+    update conversations cv set kind = v.kind, updated_at = now()
+    from (select conversation_id, min(kind) as kind from conversation_views
+          where conversation_id in ${touched}
+          group by conversation_id having count(distinct kind) = 1) v
+    where cv.id = v.conversation_id and cv.kind <> v.kind`);
+  await q.execute(sql`
+    update conversations cv set title = t.title
+    from (select distinct on (conversation_id) conversation_id, title from conversation_views
+          where conversation_id in ${touched} and title is not null
+          order by conversation_id, first_seen_at, probe_id) t
+    where cv.id = t.conversation_id and cv.title is distinct from t.title`);
+  const owned = sql`
+    select distinct v.conversation_id, a.handle
+    from conversation_views v
+    join conversations cv on cv.id = v.conversation_id
+    join accounts a on a.probe_id = v.probe_id and a.platform = cv.platform and a.handle = any(v.members)
+    where v.conversation_id in ${touched}`;
   await q.execute(sql`
     delete from conversation_members m
-    where m.conversation_id = any(${sql.param(allIds)}::uuid[])
-      and not exists (select 1 from unnest(${sql.param(convIds)}::uuid[], ${sql.param(handles)}::text[]) as n(c, h)
-                      where n.c = m.conversation_id and n.h = m.handle)`);
+    where m.conversation_id in ${touched}
+      and not exists (select 1 from (${owned}) o where o.conversation_id = m.conversation_id and o.handle = m.handle)`);
   await q.execute(sql`
     insert into conversation_members (conversation_id, handle)
-    select * from unnest(${sql.param(convIds)}::uuid[], ${sql.param(handles)}::text[])
+    select conversation_id, handle from (${owned}) o
     on conflict do nothing`);
+}
+
+export interface ConversationViewRow {
+  conversationId: string;
+  platform: string;
+  ref: string;
+  /** The kind the collector uses (decision 012). */
+  kind: 'direct' | 'group';
+  probeId: string;
+  viewKind: 'direct' | 'group';
+  title: string | null;
+  members: string[];
+  updatedAt: Date | string;
+  /** Of the view's members: handles that are accounts, with the probe holding each. */
+  owners: { handle: string; probeId: string }[];
+}
+
+/**
+ * Views of conversations that more than one probe reports (newest conversations first, at
+ * most `limit` conversations), with the owners of the accounts each view lists.
+ */
+export async function sharedConversationViews(q: Queryable, limit: number): Promise<ConversationViewRow[]> {
+  return rows<ConversationViewRow>(
+    q,
+    sql`with shared as (
+          select conversation_id from conversation_views group by conversation_id
+          having count(*) > 1 order by max(updated_at) desc limit ${limit})
+        select cv.id as "conversationId", cv.platform, cv.ref, cv.kind, v.probe_id as "probeId",
+          v.kind as "viewKind", v.title, v.members, v.updated_at as "updatedAt",
+          coalesce((select jsonb_agg(jsonb_build_object('handle', a.handle, 'probeId', a.probe_id) order by a.handle)
+                    from accounts a where a.platform = cv.platform and a.handle = any(v.members)), '[]'::jsonb) as owners
+        from shared s
+        join conversations cv on cv.id = s.conversation_id
+        join conversation_views v on v.conversation_id = cv.id
+        order by cv.platform, cv.ref, v.probe_id`,
+  );
 }
 
 export interface AccountSummary {

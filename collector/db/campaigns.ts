@@ -79,6 +79,8 @@ export interface CampaignInput {
   cadenceCron: string;
   deadlineSeconds: number;
   termSetsPerRound: number;
+  /** Default 1 (decision 012). */
+  minIndependentProbes?: number | undefined;
   seed: string;
   startsAt: Date;
   endsAt: Date | null;
@@ -110,6 +112,7 @@ export async function createCampaign(q: Queryable, input: CampaignInput): Promis
       cadenceCron: input.cadenceCron,
       deadlineSeconds: input.deadlineSeconds,
       termSetsPerRound: input.termSetsPerRound,
+      minIndependentProbes: input.minIndependentProbes ?? 1,
       seed: input.seed,
       startsAt: input.startsAt,
       endsAt: input.endsAt,

@@ -5,6 +5,7 @@
  * without doing the same work twice.
  */
 import { sql } from 'drizzle-orm';
+import type { Corroboration } from '../analysis/corroboration.ts';
 import type { SequentialState } from '../analysis/index.ts';
 import { type Queryable, rows } from './open.ts';
 
@@ -32,6 +33,11 @@ export interface PairedOutcome {
   /** Start of the pair's window (its round, or its send time for follow-ups), epoch ms. */
   windowMs: number;
   sendMs: number;
+  /** Probes (and their ASNs) holding the sender and the recipient: corroboration, decision 012. */
+  senderProbeId: string;
+  senderAsn: number;
+  recipientProbeId: string;
+  recipientAsn: number;
 }
 
 /**
@@ -54,7 +60,9 @@ export async function pairedOutcomes(
           ra.region as "recipientRegion", ot.status as "testStatus", ot.latency_ms as "testLatencyMs",
           oc.status as "controlStatus", oc.latency_ms as "controlLatencyMs",
           (extract(epoch from coalesce(r.round_at, t.send_at)) * 1000)::float8 as "windowMs",
-          (extract(epoch from t.send_at) * 1000)::float8 as "sendMs"
+          (extract(epoch from t.send_at) * 1000)::float8 as "sendMs",
+          sa.probe_id as "senderProbeId", sp.asn::float8 as "senderAsn",
+          ra.probe_id as "recipientProbeId", rp.asn::float8 as "recipientAsn"
         from canaries t
         join canaries c on c.pair_id = t.pair_id and c.kind = 'control'
         join outcomes ot on ot.canary_id = t.id
@@ -62,6 +70,8 @@ export async function pairedOutcomes(
         join conversations cv on cv.id = t.conversation_id
         join accounts sa on sa.id = t.sender_account_id
         join accounts ra on ra.id = ot.recipient_account_id
+        join probes sp on sp.id = sa.probe_id
+        join probes rp on rp.id = ra.probe_id
         left join rounds r on r.id = t.round_id
         where t.campaign_id = ${campaignId}::uuid and t.kind = 'test'
           and t.deadline_at < ${before}::timestamptz and c.deadline_at < ${before}::timestamptz
@@ -150,6 +160,8 @@ export interface FindingWrite {
   since: Date | null;
   endedAt: Date | null;
   detail: unknown;
+  /** { test, control }: { probes, asns, independent } (decision 012); null when not from paired outcomes. */
+  independentProbes?: unknown;
 }
 
 /** Idempotent upsert by (campaign, key); only rows whose content changed get a new updated_at. */
@@ -161,10 +173,10 @@ export async function upsertFindings(q: Queryable, campaignId: string, list: Fin
   await q.execute(sql`
     insert into findings (campaign_id, key, term_set, scope, window_start, window_end, verdict, kind,
       test_trials, control_trials, test_rate, control_rate, p_value, q_value, ci_low, ci_high,
-      diff_ci_low, diff_ci_high, settled, minimal, since, ended_at, detail, updated_at)
+      diff_ci_low, diff_ci_high, settled, minimal, since, ended_at, detail, independent_probes, updated_at)
     select ${campaignId}::uuid, w.key, array(select jsonb_array_elements_text(w.term_set::jsonb)), w.scope::jsonb,
       w.window_start, w.window_end, w.verdict, w.kind, w.nt, w.nc, w.rt, w.rc, w.p, w.q, w.cl, w.ch, w.dl, w.dh,
-      w.settled, w.minimal, w.since, w.ended_at, w.detail::jsonb, now()
+      w.settled, w.minimal, w.since, w.ended_at, w.detail::jsonb, w.independent::jsonb, now()
     from unnest(${col((w) => w.key)}::text[], ${col((w) => JSON.stringify(w.termSet))}::text[],
       ${col((w) => JSON.stringify(w.scope))}::text[], ${col((w) => iso(w.windowStart))}::timestamptz[],
       ${col((w) => iso(w.windowEnd))}::timestamptz[], ${col((w) => w.verdict)}::text[], ${col((w) => w.kind)}::text[],
@@ -175,9 +187,10 @@ export async function upsertFindings(q: Queryable, campaignId: string, list: Fin
       ${col((w) => num(w.diffCiLow))}::float8[], ${col((w) => num(w.diffCiHigh))}::float8[],
       ${col((w) => w.settled)}::boolean[], ${col((w) => w.minimal)}::boolean[],
       ${col((w) => iso(w.since))}::timestamptz[], ${col((w) => iso(w.endedAt))}::timestamptz[],
-      ${col((w) => JSON.stringify(w.detail ?? null))}::text[])
+      ${col((w) => JSON.stringify(w.detail ?? null))}::text[],
+      ${col((w) => (w.independentProbes === undefined ? null : JSON.stringify(w.independentProbes)))}::text[])
       as w(key, term_set, scope, window_start, window_end, verdict, kind, nt, nc, rt, rc, p, q, cl, ch, dl, dh,
-           settled, minimal, since, ended_at, detail)
+           settled, minimal, since, ended_at, detail, independent)
     on conflict (campaign_id, key) do update set
       window_start = excluded.window_start, window_end = excluded.window_end, verdict = excluded.verdict,
       kind = excluded.kind, test_trials = excluded.test_trials, control_trials = excluded.control_trials,
@@ -185,6 +198,7 @@ export async function upsertFindings(q: Queryable, campaignId: string, list: Fin
       q_value = excluded.q_value, ci_low = excluded.ci_low, ci_high = excluded.ci_high,
       diff_ci_low = excluded.diff_ci_low, diff_ci_high = excluded.diff_ci_high, settled = excluded.settled,
       minimal = excluded.minimal, since = excluded.since, ended_at = excluded.ended_at, detail = excluded.detail,
+      independent_probes = excluded.independent_probes,
       updated_at = case when (findings.verdict, findings.test_trials, findings.control_trials, findings.settled,
                                 findings.minimal, findings.q_value)
                               is distinct from (excluded.verdict, excluded.test_trials, excluded.control_trials,
@@ -216,6 +230,7 @@ export interface StoredFinding {
   windowEnd: Date | string;
   /** Segments, latency, sequential look, or `source: 'screen'` for a screen's clearance. */
   detail: unknown;
+  independentProbes: { test: Corroboration; control: Corroboration } | null;
 }
 
 export async function findingsOfCampaign(q: Queryable, campaignId: string): Promise<StoredFinding[]> {
@@ -224,7 +239,8 @@ export async function findingsOfCampaign(q: Queryable, campaignId: string): Prom
     sql`select id, key, term_set as "termSet", scope, verdict, kind, test_trials as "testTrials",
           control_trials as "controlTrials", test_rate as "testRate", control_rate as "controlRate",
           p_value as "pValue", q_value as "qValue", ci_low as "ciLow", ci_high as "ciHigh", settled, minimal,
-          since, ended_at as "endedAt", window_start as "windowStart", window_end as "windowEnd", detail
+          since, ended_at as "endedAt", window_start as "windowStart", window_end as "windowEnd", detail,
+          independent_probes as "independentProbes"
         from findings where campaign_id = ${campaignId}::uuid order by key`,
   );
 }
@@ -234,11 +250,19 @@ export async function campaignsToJudge(
   q: Queryable,
   now: Date,
   recentMs: number,
-): Promise<{ id: string; mode: 'monitor' | 'screen' | 'isolate'; deadlineSeconds: number }[]> {
+): Promise<
+  {
+    id: string;
+    mode: 'monitor' | 'screen' | 'isolate';
+    deadlineSeconds: number;
+    minIndependentProbes: number;
+  }[]
+> {
   const since = new Date(now.getTime() - recentMs).toISOString();
   return rows(
     q,
-    sql`select id, mode, deadline_seconds as "deadlineSeconds" from campaigns
+    sql`select id, mode, deadline_seconds as "deadlineSeconds", min_independent_probes as "minIndependentProbes"
+        from campaigns
         where active and starts_at <= ${now.toISOString()}::timestamptz
           and (ends_at is null or ends_at > ${since}::timestamptz)
         order by created_at`,

@@ -108,9 +108,10 @@ export async function recordCheckin(
   probeId: string,
   input: {
     at: Date;
-    softwareVersion: string;
-    outboxBacklog: number;
-    deadLetters: number;
+    /** Undefined: a refused value (checkin-values.ts); the stored one is kept. */
+    softwareVersion?: string | undefined;
+    outboxBacklog?: number | undefined;
+    deadLetters?: number | undefined;
     clock?: { offsetMs: number; rttMs: number; measuredAt: Date } | undefined;
   },
 ): Promise<void> {
@@ -118,9 +119,9 @@ export async function recordCheckin(
     .update(probes)
     .set({
       lastCheckinAt: input.at,
-      softwareVersion: input.softwareVersion,
-      outboxBacklog: input.outboxBacklog,
-      deadLetters: input.deadLetters,
+      ...(input.softwareVersion !== undefined ? { softwareVersion: input.softwareVersion } : {}),
+      ...(input.outboxBacklog !== undefined ? { outboxBacklog: input.outboxBacklog } : {}),
+      ...(input.deadLetters !== undefined ? { deadLetters: input.deadLetters } : {}),
       ...(input.clock
         ? {
             clockOffsetMs: input.clock.offsetMs,

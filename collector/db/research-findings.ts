@@ -51,6 +51,10 @@ export interface FindingRow {
   key_window_start: string;
   settled: boolean;
   method: 'paired' | 'screen';
+  independent_probes: {
+    test: { probes: number; asns: number; independent: number };
+    control: { probes: number; asns: number; independent: number };
+  } | null;
 }
 
 /** A scope key matches when the finding names that value, or leaves it open (any). */
@@ -93,6 +97,7 @@ export async function readFindings(
           ${isoMillis(sql`coalesce(f.ended_at, f.window_end)`)} as end_at,
           f.test_trials, f.control_trials, f.test_rate, f.control_rate, f.p_value, f.q_value, f.ci_low, f.ci_high,
           f.settled, case when f.detail->>'source' = 'screen' then 'screen' else 'paired' end as method,
+          f.independent_probes,
           ${isoMillis(sql`f.created_at`)} as created_at, ${isoMicros(sql`f.window_start`)} as key_window_start,
           (select coalesce(jsonb_agg(to_jsonb(g.term_set) order by g.term_set), '[]'::jsonb)
              from findings g

@@ -69,18 +69,22 @@ export interface FindingInput {
   /** Change-point onset and end (monitor mode), when known. */
   since?: Date;
   endedAt?: Date;
+  /** findings.independent_probes (decision 012). */
+  independentProbes?: unknown;
 }
 
 export async function insertFinding(q: Queryable, f: FindingInput): Promise<string> {
   const [row] = await rows<{ id: string }>(
     q,
     sql`insert into findings (campaign_id, term_set, scope, window_start, window_end, verdict, test_trials,
-          control_trials, test_rate, control_rate, p_value, q_value, ci_low, ci_high, since, ended_at)
+          control_trials, test_rate, control_rate, p_value, q_value, ci_low, ci_high, since, ended_at,
+          independent_probes)
         values (${f.campaignId}::uuid, ${textArray(f.termSet)}, ${JSON.stringify(f.scope)}::jsonb,
           ${f.windowStart.toISOString()}::timestamptz, ${f.windowEnd.toISOString()}::timestamptz, ${f.verdict},
           ${f.testTrials}, ${f.controlTrials}, ${f.testRate}, ${f.controlRate}, ${f.pValue}, ${f.qValue},
           ${f.ciLow}, ${f.ciHigh}, ${f.since?.toISOString() ?? null}::timestamptz,
-          ${f.endedAt?.toISOString() ?? null}::timestamptz)
+          ${f.endedAt?.toISOString() ?? null}::timestamptz,
+          ${f.independentProbes === undefined ? null : JSON.stringify(f.independentProbes)}::jsonb)
         returning id`,
   );
   if (!row) throw new Error('finding insert returned nothing');

@@ -110,6 +110,34 @@ export const conversationMembers = pgTable(
   (t) => [primaryKey({ columns: [t.conversationId, t.handle] })],
 );
 
+/**
+ * Each probe's own view of a conversation (decision 012): what it reported last. The
+ * `conversations` row and `conversation_members` are derived from these views: kind when
+ * every view agrees, members = the accounts each probe reports for itself.
+ */
+export const conversationViews = pgTable(
+  'conversation_views',
+  {
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    probeId: uuid('probe_id')
+      .notNull()
+      .references(() => probes.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    title: text('title'),
+    /** Handles as this probe reported them (its own accounts and others'). */
+    members: text('members').array().notNull(),
+    firstSeenAt: tstz('first_seen_at').notNull().defaultNow(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.probeId] }),
+    index('conversation_views_probe_idx').on(t.probeId),
+    check('conversation_views_kind_check', sql`${t.kind} in ('direct', 'group')`),
+  ],
+);
+
 export const termLists = pgTable('term_lists', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),
@@ -145,6 +173,8 @@ export const campaigns = pgTable(
     deadlineSeconds: integer('deadline_seconds').notNull(),
     /** Term sets per round (at most); the planner samples when the lists are longer. */
     termSetsPerRound: integer('term_sets_per_round').notNull(),
+    /** A verdict stays `inconclusive` until this many independent probes gave each arm's evidence (decision 012). */
+    minIndependentProbes: integer('min_independent_probes').notNull().default(1),
     seed: text('seed').notNull(),
     active: boolean('active').notNull().default(true),
     startsAt: tstz('starts_at').notNull().defaultNow(),
@@ -330,6 +360,11 @@ export const findings = pgTable(
     endedAt: tstz('ended_at'),
     /** Change-point segments [{ from, to, verdict }] (monitor mode), and latency figures. */
     detail: jsonb('detail'),
+    /**
+     * Corroboration (decision 012): per arm { probes, asns, independent } of the probes whose
+     * accounts sent or received the evidence; null for findings not built from paired outcomes.
+     */
+    independentProbes: jsonb('independent_probes'),
     createdAt: createdAt(),
     updatedAt: tstz('updated_at').notNull().defaultNow(),
   },

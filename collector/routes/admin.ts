@@ -12,6 +12,7 @@ import {
   type Campaign,
   Campaign as CampaignSchema,
   CampaignsResponse,
+  ConversationDisagreementsResponse,
   type ConversationSelection,
   CreateCampaignRequest,
   CreateEnrollmentTokenRequest,
@@ -22,7 +23,8 @@ import {
   UploadTermListQuery,
   UploadTermListResponse,
 } from '../../protocol/index.ts';
-import { listAccounts } from '../db/accounts.ts';
+import { conversationDisagreements } from '../conversation-views.ts';
+import { listAccounts, sharedConversationViews } from '../db/accounts.ts';
 import {
   type CampaignRow,
   createCampaign,
@@ -102,6 +104,7 @@ function campaignOut(c: CampaignRow): Campaign {
     cadence: c.cadenceCron,
     deadline_seconds: c.deadlineSeconds,
     term_sets_per_round: c.termSetsPerRound,
+    min_independent_probes: c.minIndependentProbes,
     seed: c.seed,
     active: c.active,
     starts_at: iso(c.startsAt),
@@ -221,6 +224,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         cadenceCron: b.cadence,
         deadlineSeconds: b.deadline_seconds,
         termSetsPerRound: b.term_sets_per_round ?? 20,
+        minIndependentProbes: b.min_independent_probes ?? 1,
         seed: b.seed ?? randomBytes(12).toString('hex'),
         startsAt,
         endsAt,
@@ -248,6 +252,13 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       dead_letters: p.deadLetters,
     })),
   }));
+
+  // Conversations whose probes' views disagree (kind, members); the newest 1,000 shared ones are checked.
+  app.get(
+    '/conversations/disagreements',
+    { schema: { response: { 200: ConversationDisagreementsResponse } } },
+    async () => ({ conversations: conversationDisagreements(await sharedConversationViews(db, 1000)) }),
+  );
 
   app.get('/accounts', { schema: { response: { 200: AccountsResponse } } }, async () => ({
     accounts: (await listAccounts(db)).map((a) => ({

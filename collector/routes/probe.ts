@@ -103,8 +103,9 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
     async (req) => {
       const t1 = req.arrivedAtMs;
       const auth = req.probeAuth!;
+      let refused: Awaited<ReturnType<typeof recordProbeState>>['refused'];
       try {
-        await recordProbeState(db, auth, req.body, new Date(t1));
+        ({ refused } = await recordProbeState(db, auth, req.body, new Date(t1)));
       } catch (err) {
         // checkin.ts names the accounts; the answer must not (other probes' handles).
         if (!(err instanceof SdError) || err.code !== 'SD_ERR_FOREIGN_ACCOUNT') throw err;
@@ -114,6 +115,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
           'accounts: some of the accounts named belong to another probe; nothing was stored',
         );
       }
+      if (refused.length > 0) req.log.warn({ probe: auth.probeId, refused }, 'check-in items refused');
       await opts.beforeAssign?.(new Date(t1));
       const canaries = await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
       const t2 = now().getTime();
@@ -122,6 +124,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
         t2,
         canaries,
         next_checkin_at: new Date(t2 + opts.checkinIntervalMs).toISOString(),
+        ...(refused.length > 0 ? { refused } : {}),
       };
     },
   );

@@ -232,6 +232,10 @@ describeEachDb('research API: aggregation, findings, probes', (getDb) => {
         ...base,
         termSet: ['709', '律师', '维权'],
         verdict: 'suppressed',
+        independentProbes: {
+          test: { probes: 3, asns: 2, independent: 2 },
+          control: { probes: 3, asns: 2, independent: 1 },
+        },
       });
       await insertFinding(getDb().db, { ...base, termSet: ['709', '律师'], verdict: 'suppressed' });
       await insertFinding(getDb().db, { ...base, termSet: ['律师'], verdict: 'none' });
@@ -269,7 +273,12 @@ describeEachDb('research API: aggregation, findings, probes', (getDb) => {
         p_value: 1e-9,
         q_value: 1e-8,
         method: 'paired',
+        independent_probes: {
+          test: { probes: 3, asns: 2, independent: 2 },
+          control: { probes: 3, asns: 2, independent: 1 },
+        },
       });
+      expect(body.findings.find((x) => x.id === monitored)?.evidence.independent_probes).toBeNull();
       expect(f.scope).toEqual(scope);
       const outOfScope = await app.inject({
         url: `/api/v1/findings?${campaignQ()}&verdict=suppressed&recipient_region=AU`,

@@ -87,6 +87,7 @@ export function findingRecord(f: FindingRow): FindingRecord {
       p_value: f.p_value,
       q_value: f.q_value,
       method: f.method,
+      independent_probes: f.independent_probes,
     },
     settled: f.settled,
     minimal_term_sets: f.minimal_term_sets ?? [],

@@ -2,7 +2,7 @@
  * Terms: every term set with verdict, rates, interval, n and onset; sortable and
  * searchable (state in the URL); a click opens its timeline and raw outcomes.
  */
-import type { OutcomeRecord, TermSetSummary } from '../../../protocol/research.ts';
+import type { FindingRecord, OutcomeRecord, TermSetSummary } from '../../../protocol/research.ts';
 import { api } from '../api.ts';
 import { chartPanel, dataTable } from '../charts.ts';
 import { escapeHtml, h } from '../dom.ts';
@@ -137,9 +137,10 @@ export async function termsView(root: HTMLElement, route: Route): Promise<void> 
 
 async function termDetail(root: HTMLElement, t: TermSetSummary, filters: URLSearchParams): Promise<void> {
   const scoped = withParams(filters, { terms: t.terms_key });
-  const [agg, outcomes] = await Promise.all([
+  const [agg, outcomes, findings] = await Promise.all([
     api.aggregation(withParams(scoped, { group_by: 'hour,kind' })),
     api.outcomes(withParams(scoped, { limit: '50', order: 'desc' })),
+    api.findings(withParams(scoped, { limit: '200' })),
   ]);
   const detail = h(
     'section',
@@ -174,6 +175,24 @@ async function termDetail(root: HTMLElement, t: TermSetSummary, filters: URLSear
       })),
     },
   });
+  // Corroboration (decision 012): independent networks / networks / probes behind each arm.
+  const probes = (f: FindingRecord, arm: 'test' | 'control') => {
+    const c = f.evidence.independent_probes?.[arm];
+    return c ? `${c.independent} independent (${c.asns} ASNs, ${c.probes} probes)` : '—';
+  };
+  const findingTable = dataTable({
+    header: ['scope', 'verdict', 'settled', 'n (tests)', 'test evidence from', 'control evidence from'],
+    rows: findings.findings.map((f) => [
+      `${f.scope.sender_region ?? '*'} → ${f.scope.recipient_region ?? '*'}, ${f.scope.conversation_kind ?? '*'}`,
+      f.verdict,
+      f.settled ? 'yes' : 'no',
+      f.evidence.test_trials,
+      probes(f, 'test'),
+      probes(f, 'control'),
+    ]),
+  });
+  findingTable.dataset.table = 'findings';
+  detail.append(h('h3', {}, 'Findings by scope'), findingTable);
   const raw = (o: OutcomeRecord) => [
     time(o.send_at),
     o.kind,
