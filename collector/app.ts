@@ -20,7 +20,8 @@ import { researchApi } from './routes/research.ts';
 
 export interface AppOptions {
   db: Db;
-  config: Pick<CollectorConfig, 'adminToken' | 'hashKey' | 'checkinIntervalMs'>;
+  config: Pick<CollectorConfig, 'adminToken' | 'hashKey' | 'checkinIntervalMs'> &
+    Partial<Pick<CollectorConfig, 'probeSilentAfterMs'>>;
   logger?: Logger;
   /** Collector clock (tests move it). */
   now?: () => Date;
@@ -76,5 +77,6 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     adminToken: options.config.adminToken,
     hashKey: options.config.hashKey,
     now,
+    probeSilentAfterMs: options.config.probeSilentAfterMs,
   });
 }

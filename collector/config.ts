@@ -21,6 +21,8 @@ export interface CollectorConfig {
   checkinIntervalMs: number;
   /** How often the finaliser and round planner run. */
   sweepIntervalMs: number;
+  /** A probe with no check-in for this long is `silent` (probes view, alerts). */
+  probeSilentAfterMs: number;
   logLevel: string;
 }
 
@@ -104,6 +106,13 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       10_000,
       100,
       3_600_000,
+    ),
+    probeSilentAfterMs: intFrom(
+      'SILENTDROP_PROBE_SILENT_AFTER_MS',
+      env.SILENTDROP_PROBE_SILENT_AFTER_MS,
+      15 * 60_000,
+      10_000,
+      30 * 86_400_000,
     ),
     logLevel,
   };

@@ -32,16 +32,20 @@ import {
 import type { Db } from '../db/open.ts';
 import { createEnrollmentToken, listProbes } from '../db/probes.ts';
 import { SdError } from '../errors.ts';
+import { adminAuthHook } from '../http/admin-auth.ts';
 import { throwBodyError } from '../http/body.ts';
 import { controlUnsupported } from '../planning/controls.ts';
 import { parseTermFile } from '../planning/terms.ts';
-import { generateToken, keyedHash, safeEqual } from '../secrets.ts';
+import { generateToken, keyedHash } from '../secrets.ts';
+import { DEFAULT_PROBE_SILENT_AFTER_MS, fleetRoutes, probeHealth } from './fleet.ts';
 
 export interface AdminRoutesOptions {
   db: Db;
   adminToken: string;
   hashKey: Buffer;
   now: () => Date;
+  /** A probe with no check-in for this long shows health `silent` (default 15 minutes). */
+  probeSilentAfterMs?: number | undefined;
 }
 
 /** Term files may be large (the Citizen Lab lists are a few hundred kB). */
@@ -81,14 +85,15 @@ function campaignOut(c: CampaignRow): Campaign {
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
   const { db, now } = opts;
 
-  app.addHook('preValidation', async (req) => {
-    const auth = req.headers.authorization;
-    const token = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (!token || !safeEqual(token, opts.adminToken)) {
-      throw new SdError('SD_ERR_ADMIN_TOKEN', 'authorization: a valid "Bearer <admin token>" is required');
-    }
-  });
+  app.decorateRequest('adminTokenHash', null);
+  app.addHook('preValidation', adminAuthHook(db, opts));
   app.addHook('preValidation', throwBodyError);
+  await app.register(fleetRoutes, {
+    db,
+    hashKey: opts.hashKey,
+    now,
+    probeSilentAfterMs: opts.probeSilentAfterMs,
+  });
 
   app.post(
     '/enrollment-tokens',
@@ -185,6 +190,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
 
   app.get('/probes', { schema: { response: { 200: ProbesResponse } } }, async () => ({
     probes: (await listProbes(db)).map((p) => ({
+      ...probeHealth(p, now(), opts.probeSilentAfterMs ?? DEFAULT_PROBE_SILENT_AFTER_MS),
       id: p.id,
       country: p.country,
       asn: p.asn,
@@ -196,6 +202,8 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       clock_rtt_ms: p.clockRttMs,
       outbox_backlog: p.outboxBacklog,
       dead_letters: p.deadLetters,
+      revoked_at: p.revokedAt ? iso(p.revokedAt) : null,
+      replaced_by: p.replacedBy,
     })),
   }));
 
