@@ -144,7 +144,6 @@ export function register(program: Command): void {
 }
 
 function registerVerbs(admin: Command): void {
-
   admin
     .command('enroll')
     .description('create an enrollment token for new probes (shown once)')
