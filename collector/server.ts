@@ -53,6 +53,7 @@ export async function startCollector(
     database = await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
       onIdleError: (err) => logger.warn({ err }, 'idle database connection failed'),
     });
     await database.migrate();
