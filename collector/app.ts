@@ -21,7 +21,8 @@ import { researchApi } from './routes/research.ts';
 
 export interface AppOptions {
   db: Db;
-  config: Pick<CollectorConfig, 'adminToken' | 'hashKey' | 'checkinIntervalMs'>;
+  config: Pick<CollectorConfig, 'adminToken' | 'hashKey' | 'checkinIntervalMs'> &
+    Partial<Pick<CollectorConfig, 'probeSilentAfterMs' | 'trustProxy'>>;
   logger?: Logger;
   /** Collector clock (tests move it). */
   now?: () => Date;
@@ -43,12 +44,19 @@ export interface AppOptions {
   authFailureLimit?: RateLimitOptions;
 }
 
+/** A hop count becomes "trust the first N hops"; addresses and false pass through. */
+function trustProxySetting(v: boolean | number | string[] | undefined) {
+  if (typeof v === 'number') return (_address: string, hop: number) => hop < v;
+  return v ?? false;
+}
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: options.logger ?? createLogger({ level: 'silent' }),
     bodyLimit: LIMITS.probeBodyBytes,
-    // Never trust X-Forwarded-For: the collector must not learn or log a probe's address.
-    trustProxy: false,
+    // X-Forwarded-For only from the proxies the operator named (SILENTDROP_TRUST_PROXY), so
+    // rate limits see clients; addresses are only ever hashed, never stored or logged.
+    trustProxy: trustProxySetting(options.config.trustProxy),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   await app.register(collectorPlugin, options);
@@ -92,5 +100,6 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     now,
     rateLimit: options.adminRateLimit,
     authFailures,
+    probeSilentAfterMs: options.config.probeSilentAfterMs,
   });
 }

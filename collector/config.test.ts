@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from './config.ts';
+import { loadConfig, withEnvFile } from './config.ts';
 
 describe('loadConfig', () => {
   const dirs: string[] = [];
@@ -50,5 +50,57 @@ describe('loadConfig', () => {
     } catch (err) {
       expect((err as { code: string }).code).toBe('SD_ERR_CONFIG');
     }
+  });
+
+  it('reports every wrong setting at once, one line each', () => {
+    const data = tmp();
+    let message = '';
+    try {
+      loadConfig(
+        {},
+        {
+          SILENTDROP_DATA: data,
+          PORT: 'http',
+          LOG_LEVEL: 'loud',
+          DATABASE_POOL_SIZE: '0',
+          SILENTDROP_TRUST_PROXY: 'everyone',
+          SILENTDROP_HASH_KEY: 'short',
+        },
+      );
+    } catch (err) {
+      message = (err as Error).message;
+      expect((err as { code: string }).code).toBe('SD_ERR_CONFIG');
+    }
+    expect(message).toMatch(/^5 settings are wrong:/);
+    for (const name of [
+      'PORT',
+      'LOG_LEVEL',
+      'DATABASE_POOL_SIZE',
+      'SILENTDROP_TRUST_PROXY',
+      'SILENTDROP_HASH_KEY',
+    ]) {
+      expect(message).toContain(`\n- ${name}`);
+    }
+  });
+
+  it('reads pool size and trusted proxies', () => {
+    const data = tmp();
+    const c = loadConfig(
+      {},
+      { SILENTDROP_DATA: data, DATABASE_POOL_SIZE: '25', SILENTDROP_TRUST_PROXY: '127.0.0.1, 10.0.0.0/8' },
+    );
+    expect(c.databasePoolSize).toBe(25);
+    expect(c.trustProxy).toEqual(['127.0.0.1', '10.0.0.0/8']);
+    expect(loadConfig({}, { SILENTDROP_DATA: data, SILENTDROP_TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({}, { SILENTDROP_DATA: data }).trustProxy).toBe(false);
+  });
+
+  it('reads an env file; the environment wins over it', () => {
+    const data = tmp();
+    const file = join(data, 'collector.env');
+    writeFileSync(file, '# comment\nPORT=9090\nHOST=127.0.0.2\nLOG_LEVEL="warn"\n');
+    const env = withEnvFile({ SILENTDROP_DATA: data, HOST: '127.0.0.3' }, file);
+    expect(loadConfig({}, env)).toMatchObject({ port: 9090, host: '127.0.0.3', logLevel: 'warn' });
+    expect(() => withEnvFile({}, join(data, 'missing.env'))).toThrow(/cannot read the env file/);
   });
 });

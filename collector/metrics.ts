@@ -6,6 +6,8 @@
  * - sd_ingest_batches_total{status_code}: POST /probe/v1/events answers
  * - sd_http_request_duration_seconds{method,route,status_code}: by route template, never the raw URL
  * - sd_probe_outbox_backlog / sd_probe_dead_letters{probe,country}: as probes reported at check-in
+ * - sd_probe_last_checkin_timestamp_seconds{probe,country}: a probe's last check-in (unix time;
+ *   alert on `time() - sd_probe_last_checkin_timestamp_seconds > 900`)
  * - sd_findings{verdict}: findings in the database
  * Process metrics (prom-client defaults) as well. Read at scrape time; no timers.
  */
@@ -83,6 +85,18 @@ export function createMetrics(db: Db) {
       this.reset();
       for (const p of await backlogGauges()) {
         if (p.dead_letters !== null) this.set({ probe: p.id, country: p.country }, p.dead_letters);
+      }
+    },
+  });
+  new Gauge({
+    name: 'sd_probe_last_checkin_timestamp_seconds',
+    help: "Unix time of a probe's last check-in (revoked probes are left out)",
+    labelNames: ['probe', 'country'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of await backlogGauges()) {
+        if (p.last_checkin_s !== null) this.set({ probe: p.id, country: p.country }, p.last_checkin_s);
       }
     },
   });

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { LIMITS } from '../protocol/index.ts';
+import { type AlertOptions, runAlerts } from './alerts.ts';
 import { buildApp } from './app.ts';
 import type { CollectorConfig } from './config.ts';
 import { type Database, openDatabase, refreshPlannerStatistics } from './db/open.ts';
@@ -38,6 +39,8 @@ export interface StartOptions {
   findings?: FindingsOptions;
   /** Isolation and screening follow-ups (when their results are read). */
   followups?: FollowupOptions;
+  /** Alert detection and webhook delivery (retries, timeouts). */
+  alerts?: AlertOptions;
 }
 
 export async function startCollector(
@@ -50,6 +53,7 @@ export async function startCollector(
     database = await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
       onIdleError: (err) => logger.warn({ err }, 'idle database connection failed'),
     });
     await database.migrate();
@@ -79,6 +83,16 @@ export async function startCollector(
       await recomputeFindings(db, now, options.findings, logger);
       await advanceFollowups(db, now, options.followups, logger);
       await plan(now);
+      try {
+        await runAlerts(
+          db,
+          now,
+          { probeSilentAfterMs: config.probeSilentAfterMs, ...options.alerts },
+          logger,
+        );
+      } catch (err) {
+        logger.error({ err }, 'alerts failed');
+      }
       await pruneRequestIds(db, new Date(now.getTime() - 2 * LIMITS.signatureWindowMs));
       if (now.getTime() - analysedAt > ANALYZE_EVERY_MS) {
         analysedAt = now.getTime();

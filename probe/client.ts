@@ -117,9 +117,11 @@ export class CollectorClient {
       if (!this.identity) throw new Error('collector client has no identity yet (probe not registered)');
       const timestamp = String(Math.round(this.now()));
       const requestId = randomUUID();
+      // The API path, not the URL's: a reverse proxy that serves the collector under a
+      // prefix (https://host/silentdrop/probe/v1/…) and strips it keeps the signature valid.
       const signing = canonicalSigningString({
         method,
-        path: url.pathname,
+        path,
         probeId: this.identity.probeId,
         timestamp,
         requestId,

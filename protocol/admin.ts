@@ -13,6 +13,7 @@ import {
   Timestamp,
   Uuid,
 } from './common.ts';
+import { ProbeHealthState } from './fleet.ts';
 import { CampaignMode } from './outcomes.ts';
 
 /** POST /admin/v1/enrollment-tokens */
@@ -179,6 +180,11 @@ export const ProbeInfo = Type.Object(
     clock_rtt_ms: Type.Union([Type.Number(), Type.Null()]),
     outbox_backlog: Type.Union([Type.Integer(), Type.Null()]),
     dead_letters: Type.Union([Type.Integer(), Type.Null()]),
+    /** Seconds since the last check-in (null: never). */
+    last_checkin_age_s: Type.Union([Type.Integer(), Type.Null()]),
+    health: ProbeHealthState,
+    revoked_at: Type.Union([Timestamp, Type.Null()]),
+    replaced_by: Type.Union([Uuid, Type.Null()]),
   },
   { additionalProperties: false },
 );

@@ -8,6 +8,7 @@ export * from './checkin.ts';
 export * from './common.ts';
 export * from './events.ts';
 export * from './failures.ts';
+export * from './fleet.ts';
 export * from './nonce.ts';
 export * from './outcomes.ts';
 export * from './register.ts';

@@ -9,13 +9,18 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type {
   AccountsResponse,
   Campaign,
+  CampaignStateResponse,
   CampaignsResponse,
   ConversationDisagreementsResponse,
   CreateCampaignRequest,
+  CreateWebhookResponse,
   EnrollmentTokenResponse,
   ProbesResponse,
+  RevokeProbeResponse,
+  RotateAdminTokenResponse,
   TermListsResponse,
   UploadTermListResponse,
+  WebhooksResponse,
 } from '../../protocol/index.ts';
 import { CliError } from '../errors.ts';
 
@@ -45,7 +50,7 @@ function connection(cmd: Command): { url: string; token: string; json: boolean }
 
 async function call<T>(
   cmd: Command,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: { json: unknown } | { text: string },
 ): Promise<{ data: T; json: boolean }> {
@@ -116,15 +121,30 @@ function campaignRow(c: Campaign) {
   };
 }
 
-export function register(program: Command): void {
-  const admin = program
-    .command('admin')
-    .description('administer a running collector over its admin API')
+/** The connection options, accepted before the verb (`admin --url U probes`) and after it. */
+function connectionOptions(cmd: Command): Command {
+  return cmd
     .option('--url <url>', 'collector URL (env SILENTDROP_URL, default http://127.0.0.1:8080)')
     .option('--token <token>', 'admin token (env SILENTDROP_ADMIN_TOKEN, or <data>/admin-token)')
     .option('--data <dir>', "the collector's data folder, to read its admin token")
     .option('--json', 'print the raw JSON answer');
+}
 
+/** Every verb (a command without subcommands) under `cmd`. */
+function verbs(cmd: Command): Command[] {
+  return cmd.commands.length === 0 ? [cmd] : cmd.commands.flatMap(verbs);
+}
+
+export function register(program: Command): void {
+  const admin = connectionOptions(
+    program.command('admin').description('administer a running collector over its admin API'),
+  );
+  registerVerbs(admin);
+  // The CLI gives options after a subcommand to that subcommand: each verb takes them too.
+  for (const verb of verbs(admin)) if (verb !== admin) connectionOptions(verb);
+}
+
+function registerVerbs(admin: Command): void {
   admin
     .command('enroll')
     .description('create an enrollment token for new probes (shown once)')
@@ -233,6 +253,24 @@ export function register(program: Command): void {
         console.log(json ? JSON.stringify(data, null, 2) : table([campaignRow(data)]));
       },
     );
+  for (const [verb, what] of [
+    ['pause', 'stop planning rounds until resumed (canaries already handed out are still sent)'],
+    ['resume', 'plan rounds again'],
+    ['stop', 'end the campaign now (sets ends_at; cannot be resumed)'],
+  ] as const) {
+    campaign
+      .command(verb)
+      .description(what)
+      .argument('<id>', 'campaign id')
+      .action(async (id: string, _opts: unknown, cmd: Command) => {
+        const { data, json } = await call<CampaignStateResponse>(
+          cmd,
+          'POST',
+          `/admin/v1/campaigns/${encodeURIComponent(id)}/${verb}`,
+        );
+        console.log(json ? JSON.stringify(data, null, 2) : table([{ ...data }]));
+      });
+  }
   campaign
     .command('list')
     .description('list campaigns')
@@ -255,12 +293,118 @@ export function register(program: Command): void {
             asn: p.asn,
             version: p.software_version,
             label: p.label,
+            health: p.health,
             last_checkin: p.last_checkin_at,
-            offset_ms: p.clock_offset_ms,
+            age_s: p.last_checkin_age_s,
+            offset_ms: p.clock_offset_ms === null ? null : Math.round(p.clock_offset_ms),
             backlog: p.outbox_backlog,
+            dead: p.dead_letters,
           })),
         ),
       );
+    });
+
+  const probe = admin.command('probe').description('one probe');
+  probe
+    .command('revoke')
+    .description(
+      'revoke a probe: its key gets 401 from then on; --replacement prints a token whose probe takes over the accounts',
+    )
+    .argument('<id>', 'probe id (see `admin probes`)')
+    .option('--replacement', 'make a single-use enrollment token for a replacement probe')
+    .option('--expires-hours <h>', 'lifetime of the replacement token in hours', positiveInt, 168)
+    .action(async (id: string, opts: { replacement?: boolean; expiresHours: number }, cmd: Command) => {
+      const { data, json } = await call<RevokeProbeResponse>(
+        cmd,
+        'POST',
+        `/admin/v1/probes/${encodeURIComponent(id)}/revoke`,
+        { json: opts.replacement ? { replacement: true, expires_in_hours: opts.expiresHours } : {} },
+      );
+      if (json) return console.log(JSON.stringify(data, null, 2));
+      console.error(`probe ${data.probe_id} revoked at ${data.revoked_at}`);
+      if (data.replacement_token) {
+        console.log(data.replacement_token);
+        console.error(
+          `enrol the replacement with this token (single use, until ${data.replacement_expires_at}); it takes over the accounts`,
+        );
+      }
+    });
+
+  const token = admin.command('token').description('the admin token');
+  token
+    .command('rotate')
+    .description('make a new admin token (printed once) and retire the one used for this call')
+    .option('--grace-minutes <n>', 'minutes the old token keeps working', (v) => Number(v), 0)
+    .action(async (opts: { graceMinutes: number }, cmd: Command) => {
+      if (!Number.isInteger(opts.graceMinutes) || opts.graceMinutes < 0) {
+        throw new CliError('--grace-minutes must be a whole number >= 0', 'SD_ERR_CLI');
+      }
+      const { data, json } = await call<RotateAdminTokenResponse>(
+        cmd,
+        'POST',
+        '/admin/v1/admin-token/rotate',
+        {
+          json: { grace_minutes: opts.graceMinutes },
+        },
+      );
+      if (json) return console.log(JSON.stringify(data, null, 2));
+      console.log(data.token);
+      console.error(`the previous token stops working at ${data.previous_token_retires_at}`);
+    });
+
+  const webhook = admin.command('webhook').description('alert webhooks');
+  webhook
+    .command('add')
+    .description('send alerts to a URL (signed with x-silentdrop-signature; the secret is printed once)')
+    .argument('<url>', 'http(s) URL of the receiver')
+    .option('--format <format>', 'json | slack | matrix', 'json')
+    .option(
+      '--kind <kind>',
+      'finding_settled | finding_ended | probe_silent | dead_letters (repeatable; default all)',
+      collect,
+    )
+    .option('--label <text>', 'a note for yourself')
+    .action(async (url: string, opts: { format: string; kind?: string[]; label?: string }, cmd: Command) => {
+      const { data, json } = await call<CreateWebhookResponse>(cmd, 'POST', '/admin/v1/webhooks', {
+        json: {
+          url,
+          format: opts.format,
+          ...(opts.kind ? { kinds: opts.kind } : {}),
+          ...(opts.label ? { label: opts.label } : {}),
+        },
+      });
+      if (json) return console.log(JSON.stringify(data, null, 2));
+      console.log(data.secret);
+      console.error(`webhook ${data.webhook.id} added; the line above is its signing secret (shown once)`);
+    });
+  webhook
+    .command('list')
+    .description('list webhooks and their deliveries')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { data, json } = await call<WebhooksResponse>(cmd, 'GET', '/admin/v1/webhooks');
+      if (json) return console.log(JSON.stringify(data, null, 2));
+      console.log(
+        table(
+          data.webhooks.map((w) => ({
+            id: w.id,
+            url: w.url,
+            format: w.format,
+            kinds: w.kinds.length ? w.kinds : ['all'],
+            delivered: w.delivered,
+            pending: w.pending,
+            failed: w.failed,
+            last_error: w.last_error,
+          })),
+        ),
+      );
+    });
+  webhook
+    .command('remove')
+    .description('remove a webhook')
+    .argument('<id>', 'webhook id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      await call(cmd, 'DELETE', `/admin/v1/webhooks/${encodeURIComponent(id)}`);
+      console.error(`webhook ${id} removed`);
     });
 
   admin

@@ -40,6 +40,8 @@ export interface OpenDatabaseOptions {
   inMemory?: boolean;
   /** A pooled server connection failed while idle (server restart): reported, not thrown. */
   onIdleError?: (err: Error) => void;
+  /** Connections in the server pool (default 10). */
+  poolSize?: number;
 }
 
 export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), '../../migrations');
@@ -47,7 +49,7 @@ export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url))
 const MIGRATION_LOCK_KEY = 7_260_911_204;
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
-  if (options.databaseUrl) return openPg(options.databaseUrl, options.onIdleError);
+  if (options.databaseUrl) return openPg(options.databaseUrl, options.onIdleError, options.poolSize);
   return openPglite(options);
 }
 
@@ -70,8 +72,9 @@ async function openPglite(options: OpenDatabaseOptions): Promise<Database> {
   };
 }
 
-async function openPg(url: string, onIdleError?: (err: Error) => void): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+async function openPg(url: string, onIdleError?: (err: Error) => void, poolSize = 10): Promise<Database> {
+  // TLS comes from the URL (`?sslmode=verify-full&sslrootcert=…`, pg's connection-string options).
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
   // Without a listener an idle client's error would crash the process; the pool replaces it.
   pool.on('error', (err) => onIdleError?.(err));
   // Fail fast with the driver's message if the server is unreachable or the URL is wrong.

@@ -1,11 +1,17 @@
 /** Probes: enrollment tokens, registration, request-id replay table, check-in state. */
-import { and, eq, gt, lt, sql } from 'drizzle-orm';
+import { and, eq, gt, isNull, lt, sql } from 'drizzle-orm';
 import type { Queryable } from './open.ts';
-import { enrollmentTokens, probes, requestIds } from './schema.ts';
+import { accounts, enrollmentTokens, probes, requestIds } from './schema.ts';
 
 export async function createEnrollmentToken(
   q: Queryable,
-  input: { tokenHash: string; usesLeft: number; expiresAt: Date; label?: string | undefined },
+  input: {
+    tokenHash: string;
+    usesLeft: number;
+    expiresAt: Date;
+    label?: string | undefined;
+    replacesProbeId?: string | undefined;
+  },
 ): Promise<{ id: string }> {
   const [row] = await q
     .insert(enrollmentTokens)
@@ -14,15 +20,23 @@ export async function createEnrollmentToken(
       usesLeft: input.usesLeft,
       expiresAt: input.expiresAt,
       label: input.label ?? null,
+      replacesProbeId: input.replacesProbeId ?? null,
     })
     .returning({ id: enrollmentTokens.id });
   if (!row) throw new Error('enrollment token insert returned nothing');
   return row;
 }
 
-export type RegisterResult = { ok: true; probeId: string } | { ok: false; reason: 'bad_token' | 'key_taken' };
+export type RegisterResult =
+  | { ok: true; probeId: string; existing: boolean; replaced: string | null }
+  | { ok: false; reason: 'bad_token' | 'revoked' };
 
-/** Consumes one use of the token and creates the probe, in one transaction. */
+/**
+ * Registration, idempotent by key: a key registered before gets its probe id back
+ * (a probe that lost the answer retries), unless that probe was revoked. Otherwise it
+ * consumes one use of the token and creates the probe, in one transaction; a token made
+ * to replace a probe moves that probe's accounts to the new one and revokes the old.
+ */
 export async function registerProbe(
   q: Queryable,
   input: {
@@ -36,42 +50,71 @@ export async function registerProbe(
   },
 ): Promise<RegisterResult> {
   try {
-    return await q.transaction(async (tx) => {
-      const [token] = await tx
-        .update(enrollmentTokens)
-        .set({ usesLeft: sql`${enrollmentTokens.usesLeft} - 1` })
-        .where(
-          and(
-            eq(enrollmentTokens.tokenHash, input.tokenHash),
-            gt(enrollmentTokens.usesLeft, 0),
-            gt(enrollmentTokens.expiresAt, input.now),
-          ),
-        )
-        .returning({ id: enrollmentTokens.id });
-      if (!token) return { ok: false, reason: 'bad_token' } as const;
-      const [probe] = await tx
-        .insert(probes)
-        .values({
-          publicKey: input.publicKey,
-          country: input.country,
-          asn: input.asn,
-          softwareVersion: input.softwareVersion,
-          label: input.label ?? null,
-          enrollmentTokenId: token.id,
-        })
-        .onConflictDoNothing({ target: probes.publicKey })
-        .returning({ id: probes.id });
-      // The key is registered already: throwing rolls back the token use.
-      if (!probe) throw new KeyTaken();
-      return { ok: true, probeId: probe.id } as const;
-    });
+    return await registerOnce(q, input);
   } catch (err) {
-    if (err instanceof KeyTaken) return { ok: false, reason: 'key_taken' };
+    // The same key registered concurrently: the other transaction won; answer as a retry.
+    if (err instanceof KeyTaken) return registerOnce(q, input);
     throw err;
   }
 }
 
 class KeyTaken extends Error {}
+
+async function registerOnce(
+  q: Queryable,
+  input: Parameters<typeof registerProbe>[1],
+): Promise<RegisterResult> {
+  return q.transaction(async (tx) => {
+    const [known] = await tx
+      .select({ id: probes.id, revokedAt: probes.revokedAt })
+      .from(probes)
+      .where(eq(probes.publicKey, input.publicKey));
+    if (known) {
+      return known.revokedAt
+        ? ({ ok: false, reason: 'revoked' } as const)
+        : ({ ok: true, probeId: known.id, existing: true, replaced: null } as const);
+    }
+    const [token] = await tx
+      .update(enrollmentTokens)
+      .set({ usesLeft: sql`${enrollmentTokens.usesLeft} - 1` })
+      .where(
+        and(
+          eq(enrollmentTokens.tokenHash, input.tokenHash),
+          gt(enrollmentTokens.usesLeft, 0),
+          gt(enrollmentTokens.expiresAt, input.now),
+        ),
+      )
+      .returning({ id: enrollmentTokens.id, replacesProbeId: enrollmentTokens.replacesProbeId });
+    if (!token) return { ok: false, reason: 'bad_token' } as const;
+    const [probe] = await tx
+      .insert(probes)
+      .values({
+        publicKey: input.publicKey,
+        country: input.country,
+        asn: input.asn,
+        softwareVersion: input.softwareVersion,
+        label: input.label ?? null,
+        enrollmentTokenId: token.id,
+      })
+      .onConflictDoNothing({ target: probes.publicKey })
+      .returning({ id: probes.id });
+    // Rolls back the token use; the retry finds the key registered.
+    if (!probe) throw new KeyTaken();
+    let replaced: string | null = null;
+    if (token.replacesProbeId) {
+      await tx
+        .update(probes)
+        .set({
+          replacedBy: probe.id,
+          revokedAt: sql`coalesce(${probes.revokedAt}, ${input.now.toISOString()}::timestamptz)`,
+        })
+        .where(eq(probes.id, token.replacesProbeId));
+      await tx.update(accounts).set({ probeId: probe.id }).where(eq(accounts.probeId, token.replacesProbeId));
+      replaced = token.replacesProbeId;
+    }
+    return { ok: true, probeId: probe.id, existing: false, replaced } as const;
+  });
+}
 
 export async function getProbe(
   q: Queryable,
@@ -80,7 +123,8 @@ export async function getProbe(
   const [row] = await q
     .select({ id: probes.id, publicKey: probes.publicKey })
     .from(probes)
-    .where(eq(probes.id, id));
+    // A revoked probe is unknown to request verification: its key gets 401 from then on.
+    .where(and(eq(probes.id, id), isNull(probes.revokedAt)));
   return row;
 }
 
@@ -145,6 +189,8 @@ export interface ProbeSummary {
   clockRttMs: number | null;
   outboxBacklog: number | null;
   deadLetters: number | null;
+  revokedAt: Date | null;
+  replacedBy: string | null;
 }
 
 export async function listProbes(q: Queryable): Promise<ProbeSummary[]> {
@@ -161,6 +207,8 @@ export async function listProbes(q: Queryable): Promise<ProbeSummary[]> {
       clockRttMs: probes.clockRttMs,
       outboxBacklog: probes.outboxBacklog,
       deadLetters: probes.deadLetters,
+      revokedAt: probes.revokedAt,
+      replacedBy: probes.replacedBy,
     })
     .from(probes)
     .orderBy(probes.registeredAt);

@@ -51,8 +51,19 @@ export async function readProbeHealth(
 }
 
 /** Backlog and dead letters per probe, as last reported (metrics). */
-export async function readProbeBacklogs(
-  q: Queryable,
-): Promise<{ id: string; country: string; outbox_backlog: number | null; dead_letters: number | null }[]> {
-  return rows(q, sql`select id, country, outbox_backlog, dead_letters from probes`);
+export async function readProbeBacklogs(q: Queryable): Promise<
+  {
+    id: string;
+    country: string;
+    outbox_backlog: number | null;
+    dead_letters: number | null;
+    last_checkin_s: number | null;
+  }[]
+> {
+  return rows(
+    q,
+    sql`select id, country, outbox_backlog, dead_letters,
+          extract(epoch from last_checkin_at)::float8 as last_checkin_s
+        from probes where revoked_at is null`,
+  );
 }

@@ -33,6 +33,8 @@ export const enrollmentTokens = pgTable('enrollment_tokens', {
   label: text('label'),
   usesLeft: integer('uses_left').notNull(),
   expiresAt: tstz('expires_at').notNull(),
+  /** A probe that registers with this token replaces that (revoked) probe and takes over its accounts. */
+  replacesProbeId: uuid('replaces_probe_id'),
   createdAt: createdAt(),
 });
 
@@ -53,7 +55,82 @@ export const probes = pgTable('probes', {
   clockMeasuredAt: tstz('clock_measured_at'),
   outboxBacklog: integer('outbox_backlog'),
   deadLetters: integer('dead_letters'),
+  /** Revoked probes' signed requests get 401 from then on (fleet.ts). */
+  revokedAt: tstz('revoked_at'),
+  /** The probe that took over this one's accounts (an enrollment token with replaces_probe_id). */
+  replacedBy: uuid('replaced_by'),
 });
+
+/**
+ * Admin tokens made by rotation (keyed hashes). The configured token (env or the data
+ * folder's admin-token file) works until a rotation retires it: then its hash is here
+ * with retired_at set.
+ */
+export const adminTokens = pgTable('admin_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  createdAt: createdAt(),
+  /** The token stops working at this time (rotation with a grace period sets it ahead). */
+  retiredAt: tstz('retired_at'),
+});
+
+/** Alert receivers (alerts.ts): generic JSON, or Slack- / Matrix-hookshot-compatible bodies. */
+export const webhooks = pgTable(
+  'webhooks',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    url: text('url').notNull(),
+    format: text('format').notNull(),
+    /** Alert kinds this receiver wants (empty: all). */
+    kinds: text('kinds').array().notNull().default(sql`'{}'::text[]`),
+    /** HMAC-SHA256 key of the x-silentdrop-signature header (shown once at creation). */
+    secret: text('secret').notNull(),
+    label: text('label'),
+    createdAt: createdAt(),
+  },
+  (t) => [check('webhooks_format_check', sql`${t.format} in ('json', 'slack', 'matrix')`)],
+);
+
+/** One row per thing worth telling someone; dedupe_key makes detection idempotent. */
+export const alerts = pgTable(
+  'alerts',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    kind: text('kind').notNull(),
+    dedupeKey: text('dedupe_key').notNull().unique(),
+    payload: jsonb('payload').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    check(
+      'alerts_kind_check',
+      sql`${t.kind} in ('finding_settled', 'finding_ended', 'probe_silent', 'dead_letters')`,
+    ),
+  ],
+);
+
+/** The delivery of one alert to one webhook: retried with backoff until delivered or given up. */
+export const alertDeliveries = pgTable(
+  'alert_deliveries',
+  {
+    alertId: uuid('alert_id')
+      .notNull()
+      .references(() => alerts.id, { onDelete: 'cascade' }),
+    webhookId: uuid('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: tstz('next_attempt_at').notNull().defaultNow(),
+    deliveredAt: tstz('delivered_at'),
+    gaveUpAt: tstz('gave_up_at'),
+    lastError: text('last_error'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.alertId, t.webhookId] }),
+    index('alert_deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`delivered_at is null and gave_up_at is null`),
+  ],
+);
 
 export const accounts = pgTable(
   'accounts',

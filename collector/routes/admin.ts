@@ -38,12 +38,14 @@ import {
 import type { Db } from '../db/open.ts';
 import { createEnrollmentToken, listProbes } from '../db/probes.ts';
 import { SdError } from '../errors.ts';
+import { adminAuthHook } from '../http/admin-auth.ts';
 import type { AuthFailureLimiter } from '../http/auth-failures.ts';
 import { throwBodyError } from '../http/body.ts';
 import { type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { controlUnsupported } from '../planning/controls.ts';
 import { parseTermFile } from '../planning/terms.ts';
-import { generateToken, keyedHash, safeEqual } from '../secrets.ts';
+import { generateToken, keyedHash } from '../secrets.ts';
+import { DEFAULT_PROBE_SILENT_AFTER_MS, fleetRoutes, probeHealth } from './fleet.ts';
 
 export interface AdminRoutesOptions {
   db: Db;
@@ -53,6 +55,8 @@ export interface AdminRoutesOptions {
   /** Requests per client address (HMAC) and window; default 300 a minute. */
   rateLimit?: RateLimitOptions | undefined;
   authFailures: AuthFailureLimiter;
+  /** A probe with no check-in for this long shows health `silent` (default 15 minutes). */
+  probeSilentAfterMs?: number | undefined;
 }
 
 /** An operator and the CLI; a script creating campaigns in a loop stays well under it. */
@@ -123,16 +127,11 @@ function campaignOut(c: CampaignRow): Campaign {
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
   const { db, now } = opts;
 
+  app.decorateRequest('adminTokenHash', null);
   opts.authFailures.register(app);
   await registerRateLimit(app, opts.hashKey, opts.rateLimit ?? DEFAULT_ADMIN_RATE_LIMIT);
   // onRequest: no byte of the body is read (nor parsed) before the token is checked.
-  app.addHook('onRequest', async (req) => {
-    const auth = req.headers.authorization;
-    const token = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (!token || !safeEqual(token, opts.adminToken)) {
-      throw new SdError('SD_ERR_ADMIN_TOKEN', 'authorization: a valid "Bearer <admin token>" is required');
-    }
-  });
+  app.addHook('onRequest', adminAuthHook(db, opts));
   app.addHook('preValidation', throwBodyError);
   app.addHook('preValidation', async (req) => {
     const where =
@@ -141,6 +140,12 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     if (where !== undefined) {
       throw new SdError('SD_ERR_VALIDATION', `${where}: contains a NUL character or an unpaired surrogate`);
     }
+  });
+  await app.register(fleetRoutes, {
+    db,
+    hashKey: opts.hashKey,
+    now,
+    probeSilentAfterMs: opts.probeSilentAfterMs,
   });
 
   app.post(
@@ -239,6 +244,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
 
   app.get('/probes', { schema: { response: { 200: ProbesResponse } } }, async () => ({
     probes: (await listProbes(db)).map((p) => ({
+      ...probeHealth(p, now(), opts.probeSilentAfterMs ?? DEFAULT_PROBE_SILENT_AFTER_MS),
       id: p.id,
       country: p.country,
       asn: p.asn,
@@ -250,6 +256,8 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       clock_rtt_ms: p.clockRttMs,
       outbox_backlog: p.outboxBacklog,
       dead_letters: p.deadLetters,
+      revoked_at: p.revokedAt ? iso(p.revokedAt) : null,
+      replaced_by: p.replacedBy,
     })),
   }));
 

@@ -59,7 +59,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
     {
       bodyLimit: LIMITS.probeBodyBytes,
       preValidation: throwBodyError,
-      schema: { body: RegisterRequest, response: { 201: RegisterResponse } },
+      schema: { body: RegisterRequest, response: { 200: RegisterResponse, 201: RegisterResponse } },
     },
     async (req, reply) => {
       try {
@@ -79,9 +79,20 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
       if (!result.ok && result.reason === 'bad_token') {
         throw new SdError('SD_ERR_ENROLLMENT_TOKEN', '/enrollment_token: unknown, used up or expired');
       }
-      if (!result.ok) throw new SdError('SD_ERR_CONFLICT', '/public_key: already registered');
+      if (!result.ok) {
+        throw new SdError(
+          'SD_ERR_PROBE_REVOKED',
+          '/public_key: this probe was revoked; make a new key and enrol again',
+        );
+      }
+      if (result.existing) return reply.status(200).send({ probe_id: result.probeId });
       req.log.info(
-        { probe: result.probeId, country: req.body.country, asn: req.body.asn },
+        {
+          probe: result.probeId,
+          country: req.body.country,
+          asn: req.body.asn,
+          replaced: result.replaced ?? undefined,
+        },
         'probe registered',
       );
       return reply.status(201).send({ probe_id: result.probeId });
