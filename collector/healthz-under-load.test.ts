@@ -91,14 +91,20 @@ describe('a collector on PGlite', () => {
       }
       expect(judged).toBeGreaterThanOrEqual(0.9 * CANARIES);
       expect(judged).toBeLessThanOrEqual(CANARIES);
-      // the poll ran all along: a request in flight while the event loop is blocked is late
-      expect(latencies.length).toBeGreaterThan(20);
     } finally {
       polling = false;
       await poller;
     }
     expect(failures).toEqual([]);
-    const max = Math.max(...latencies);
-    expect(max, `${latencies.length} answers, slowest ${max.toFixed(0)} ms`).toBeLessThan(HEALTH_BUDGET_MS);
+    // the poll ran all along: a request in flight while the event loop is blocked is late
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const max = sorted[sorted.length - 1] ?? 0;
+    const p99 = sorted[Math.floor(0.99 * sorted.length)] ?? 0;
+    const slowest = sorted.slice(-5).map((ms) => ms.toFixed(0));
+    expect(sorted.length).toBeGreaterThan(20);
+    expect(
+      max,
+      `${sorted.length} answers, p99 ${p99.toFixed(0)} ms, slowest ${slowest.join(', ')} ms`,
+    ).toBeLessThan(HEALTH_BUDGET_MS);
   }, 600_000);
 });
