@@ -4,14 +4,9 @@
  * minimal combinations isolation derived — in every scope the conversations allow, and the
  * number of canaries actually sent (tests and controls, follow-ups included).
  */
-import { sql } from 'drizzle-orm';
-import {
-  derivedTermSets,
-  type FindingScope,
-  findingsOfCampaign,
-  type StoredFinding,
-} from '../../collector/db/findings.ts';
-import { type Queryable, rows } from '../../collector/db/open.ts';
+import { messagesSent, possibleScopes, runningFollowups } from '../../collector/db/evaluation.ts';
+import { derivedTermSets, findingsOfCampaign, type StoredFinding } from '../../collector/db/findings.ts';
+import type { Queryable } from '../../collector/db/open.ts';
 import { findingKey, isFindingVerdict, scopeKey } from '../../collector/findings.ts';
 import { termSetKey } from '../../collector/planning/terms.ts';
 
@@ -38,36 +33,6 @@ export interface EvaluationReport {
   run?: Record<string, unknown>;
 }
 
-/** Every (platform, kind, sender region, recipient region) the campaign's conversations reach. */
-export async function possibleScopes(q: Queryable, campaignId: string): Promise<FindingScope[]> {
-  const found = await rows<FindingScope>(
-    q,
-    sql`select distinct cv.platform, cv.kind as conversation_kind, s.region as sender_region, r.region as recipient_region
-        from campaigns c
-        join conversations cv on (c.conversation_selection->>'platform' is null or cv.platform = c.conversation_selection->>'platform')
-          and (c.conversation_selection->'refs' is null
-               or cv.ref in (select jsonb_array_elements_text(c.conversation_selection->'refs')))
-        join conversation_members ms on ms.conversation_id = cv.id
-        join accounts s on s.platform = cv.platform and s.handle = ms.handle
-        join conversation_members mr on mr.conversation_id = cv.id and mr.handle <> ms.handle
-        join accounts r on r.platform = cv.platform and r.handle = mr.handle
-        where c.id = ${campaignId}::uuid
-        order by 1, 2, 3, 4`,
-  );
-  return found;
-}
-
-/** Canaries of the campaign whose sender sent them or was refused (a notice): what it cost. */
-export async function messagesSent(q: Queryable, campaignId: string): Promise<number> {
-  const [row] = await rows<{ n: number }>(
-    q,
-    sql`select count(*)::int as n from canaries c
-        where c.campaign_id = ${campaignId}::uuid
-          and exists (select 1 from events e where e.canary_id = c.id and e.type in ('sent', 'rejected'))`,
-  );
-  return row?.n ?? 0;
-}
-
 export async function testedTermSets(q: Queryable, campaignId: string, listed: readonly string[][]) {
   const derived = await derivedTermSets(q, campaignId);
   const seen = new Set<string>();
@@ -86,14 +51,6 @@ export interface ReportState {
   /** Every term set × scope has a settled verdict and no follow-up is running. */
   settled: boolean;
   open: number;
-}
-
-async function runningFollowups(q: Queryable, campaignId: string): Promise<number> {
-  const [row] = await rows<{ n: number }>(
-    q,
-    sql`select count(*)::int as n from followups where campaign_id = ${campaignId}::uuid and status = 'running'`,
-  );
-  return row?.n ?? 0;
 }
 
 const round6 = (x: number | null) => (x === null || !Number.isFinite(x) ? 0 : Math.round(x * 1e6) / 1e6);

@@ -14,6 +14,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { PGliteWorkerClient } from './pglite-client.ts';
 import * as schema from './schema.ts';
 
 /** The drizzle database both drivers provide; repositories take this (or a transaction). */
@@ -38,6 +39,11 @@ export interface OpenDatabaseOptions {
   dataDir: string;
   /** PGlite only: keep everything in memory (tests). */
   inMemory?: boolean;
+  /**
+   * PGlite only: `worker` (default) runs it in a worker thread so a slow query never blocks
+   * this thread's event loop (decision 013); `main` runs it here (the bench compares them).
+   */
+  pgliteThread?: 'worker' | 'main';
   /** A pooled server connection failed while idle (server restart): reported, not thrown. */
   onIdleError?: (err: Error) => void;
   /** Connections in the server pool (default 10). */
@@ -54,13 +60,29 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
 }
 
 async function openPglite(options: OpenDatabaseOptions): Promise<Database> {
+  let dataDir: string | undefined;
+  if (!options.inMemory) {
+    dataDir = join(options.dataDir, 'pglite');
+    mkdirSync(dataDir, { recursive: true });
+  }
+  if (options.pgliteThread === 'main') return openPgliteInThread(dataDir);
+  const client = await PGliteWorkerClient.start({ dataDir });
+  // The client has the part of PGlite's interface the driver uses (query, exec, transaction).
+  const db = drizzlePglite({ client: client as unknown as PGlite, schema });
+  return {
+    db: db as unknown as Db,
+    driver: 'pglite',
+    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER }),
+    close: () => client.close(),
+  };
+}
+
+async function openPgliteInThread(dataDir: string | undefined): Promise<Database> {
   let client: PGlite;
-  if (options.inMemory) {
+  if (!dataDir) {
     client = new PGlite();
   } else {
-    const dir = join(options.dataDir, 'pglite');
-    mkdirSync(dir, { recursive: true });
-    client = new PGlite(dir);
+    client = new PGlite(dataDir);
   }
   await client.waitReady;
   const db = drizzlePglite({ client, schema });

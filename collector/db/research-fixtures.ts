@@ -18,9 +18,11 @@ export interface BulkOutcomesInput {
   /** Send times step by this much. */
   stepMs: number;
   termSet: string[];
+  /** Each control shares its pair with the test canary after it (default: every canary a pair of its own). */
+  paired?: boolean;
 }
 
-/** Canaries (alternating test/control) and their outcomes, every fifth one missing. */
+/** Canaries (alternating test/control) and their outcomes, every eighth one missing. */
 export async function insertBulkOutcomes(q: Queryable, input: BulkOutcomesInput): Promise<number> {
   const start = input.start.toISOString();
   const tag = `bulk-${randomBytes(4).toString('hex')}`;
@@ -28,7 +30,7 @@ export async function insertBulkOutcomes(q: Queryable, input: BulkOutcomesInput)
     insert into canaries (id, campaign_id, kind, pair_id, term_set, carried_terms, text, nonce, sender_account_id,
       conversation_id, send_at, deadline_at, template_id, template_version, seed)
     select gen_random_uuid(), ${input.campaignId}::uuid, case when i % 2 = 0 then 'test' else 'control' end,
-      gen_random_uuid(), ${textArray(input.termSet)}, ${textArray(input.termSet)}, 'bulk canary ' || i, ${tag}::text || '-' || i,
+      ${input.paired ? sql`md5(${tag}::text || ((i + 1) / 2))::uuid` : sql`gen_random_uuid()`}, ${textArray(input.termSet)}, ${textArray(input.termSet)}, 'bulk canary ' || i, ${tag}::text || '-' || i,
       ${input.senderAccountId}::uuid, ${input.conversationId}::uuid,
       ${start}::timestamptz + (i * ${input.stepMs}::bigint) * interval '1 millisecond',
       ${start}::timestamptz + (i * ${input.stepMs}::bigint + 60000) * interval '1 millisecond', 'bulk', 'bulk-1', ${tag}::text
