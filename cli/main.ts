@@ -8,7 +8,23 @@
  */
 import { CommanderError } from 'commander';
 import { COMMANDS, createProgram, namedCommand } from './command-list.ts';
-import { reportCliError } from './errors.ts';
+import { CliError, reportCliError } from './errors.ts';
+
+/**
+ * A package the command needs is not installed: a probe-only install leaves out the
+ * optional peer @electric-sql/pglite (the collector's embedded database).
+ */
+function missingDependency(err: unknown): CliError | undefined {
+  const e = err as { code?: unknown; message?: unknown };
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string') return undefined;
+  const name = /Cannot find package '([^']+)'/.exec(e.message)?.[1];
+  if (!name) return undefined;
+  return new CliError(
+    `the package ${name} is not installed; install it beside silentdrop (npm install -g ${name}` +
+      `${name === '@electric-sql/pglite' ? ', the embedded database' : ''})`,
+    'SD_ERR_MISSING_DEPENDENCY',
+  );
+}
 
 async function main(): Promise<void> {
   const program = createProgram();
@@ -31,7 +47,7 @@ try {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode;
   } else {
-    reportCliError(err);
+    reportCliError(missingDependency(err) ?? err);
     process.exitCode = 1;
   }
 }

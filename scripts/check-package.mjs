@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm run check:package`: what a user gets from the package, end to end. Packs the
-// repository (`npm pack` builds it first), checks the tarball's contents, installs it
+// `npm run check:package [-- --prebuilt]`: what a user gets from the package, end to end.
+// Packs the repository (`npm pack` builds it first; --prebuilt packs the existing dist/), checks the tarball's contents, installs it
 // with `npm install -g --prefix <tmp>` (a probe-only install: no PGlite, no dashboard
 // or build tools), runs `silentdrop --version` and `silentdrop probe --help`, adds
 // the embedded database (`npm install -g @electric-sql/pglite`), starts
@@ -17,6 +17,8 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const work = mkdtempSync(join(tmpdir(), 'sd-package-'));
 const prefix = join(work, 'prefix');
 const keep = process.env.SILENTDROP_KEEP_PACKAGE_CHECK === '1';
+// --prebuilt: pack the existing dist/ (skips `npm pack`'s prepack build).
+const prebuilt = process.argv.includes('--prebuilt');
 
 function fail(message) {
   console.error(`check:package: FAIL: ${message}`);
@@ -31,8 +33,12 @@ function run(cmd, args, opts = {}) {
 const step = (text) => console.log(`check:package: ${text}`);
 
 try {
-  step('npm pack (builds first) …');
-  const packed = run('npm', ['pack', '--json', '--pack-destination', work], { cwd: root });
+  step(prebuilt ? 'npm pack (the existing dist/) …' : 'npm pack (builds first) …');
+  const packed = run(
+    'npm',
+    ['pack', '--json', '--pack-destination', work, ...(prebuilt ? ['--ignore-scripts'] : [])],
+    { cwd: root },
+  );
   const info = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[')))[0];
   const tarball = join(work, info.filename);
   const files = info.files.map((f) => f.path);
