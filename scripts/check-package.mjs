@@ -90,6 +90,19 @@ try {
   if (!help.stdout.includes('--config')) fail(`probe --help did not show --config:\n${help.stdout}`);
   step('silentdrop probe --help: ok');
 
+  // Without the optional peer, a collector on the embedded database says what to install.
+  const bare = spawnSync(bin, ['collector', '--port', '0', '--data', join(work, 'bare')], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (
+    bare.status === 0 ||
+    !/SD_ERR_(MISSING_DEPENDENCY|DATABASE)\b.*@electric-sql\/pglite/.test(bare.stderr)
+  ) {
+    fail(`a collector without PGlite did not name it (exit ${bare.status}):\n${bare.stderr}`);
+  }
+  step('silentdrop collector without @electric-sql/pglite: names the package to install');
+
   const pglite = pkg.peerDependencies['@electric-sql/pglite'];
   step(`npm install -g --prefix <tmp> @electric-sql/pglite@${pglite} (the embedded database) …`);
   run('npm', [
