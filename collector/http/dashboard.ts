@@ -32,8 +32,8 @@ export const DASHBOARD_CSP = [
 
 const NOT_BUILT = `<!doctype html><html lang="en"><meta charset="utf-8"><title>silentdrop: dashboard not built</title>
 <body><h1>The dashboard is not built</h1>
-<p>Build it once with <code>npm run build:dashboard</code> (writes <code>dashboard/dist</code>), then restart
-the collector. The research API works without it: <a href="/docs">/docs</a>.</p></body></html>`;
+<p>Build it once with <code>npm run build</code> (writes <code>dist/dashboard</code>; in a clone,
+<code>npm run build:dashboard</code> writes <code>dashboard/dist</code>), then restart the collector. The research API works without it: <a href="/docs">/docs</a>.</p></body></html>`;
 
 /**
  * Where this collector's source code is: SILENTDROP_SOURCE_URL (an operator running a
