@@ -15,7 +15,7 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../collector/db/open.ts';
 import { insertFinding } from '../collector/db/research-fixtures.ts';
-import { buildDashboard } from '../collector/http/dashboard.ts';
+import { buildDashboard } from '../collector/http/dashboard-build.ts';
 import {
   buildResearchApp,
   buildResearchWorld,

@@ -8,7 +8,6 @@
 
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { buildDashboard, dashboardStale } from '../../collector/http/dashboard.ts';
 import { CliError } from '../errors.ts';
 import { demoOptions } from '../local/demo-setup.ts';
 import { type LocalNetwork, startLocalNetwork } from '../local/network.ts';
@@ -83,9 +82,14 @@ export function register(program: Command): void {
 
       const port = await choosePort(opts.port);
       console.log(`demo: starting in ${dataDir} …`);
-      if (dashboardStale()) {
-        console.log('demo: building the dashboard (dashboard/dist) …');
-        await buildDashboard({ quiet: true });
+      // From a clone the dashboard is built here when stale (Vite, a dev dependency); the
+      // compiled package ships it built (`npm run build`).
+      if (import.meta.url.endsWith('.ts')) {
+        const { buildDashboard, dashboardStale } = await import('../../collector/http/dashboard-build.ts');
+        if (dashboardStale()) {
+          console.log('demo: building the dashboard (dashboard/dist) …');
+          await buildDashboard({ quiet: true });
+        }
       }
       let net: LocalNetwork;
       try {

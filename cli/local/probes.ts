@@ -16,7 +16,14 @@ import { type ProbeHandle, startProbe } from '../../probe/agent.ts';
 import { loadConfig } from '../../probe/config.ts';
 import type { LocalAccount } from './platform.ts';
 
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/silentdrop.js');
+const here = dirname(fileURLToPath(import.meta.url));
+/**
+ * The command a probe process runs: the compiled CLI when this code is compiled (dist/),
+ * else the repository's launcher, which runs the sources through tsx.
+ */
+const BIN = import.meta.url.endsWith('.ts')
+  ? resolve(here, '../../bin/silentdrop.js')
+  : resolve(here, '../main.js');
 
 export type LocalAdapter = 'testbed' | 'browser';
 export type ProbeMode = 'process' | 'in-process';
