@@ -8,10 +8,9 @@
  * that mixes valid and hostile events, every valid event stored exactly once.
  */
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
+import { eventIdCounts } from '../collector/db/inspect.ts';
 import type { Db } from '../collector/db/open.ts';
-import { rows } from '../collector/db/open.ts';
 import { account, signedHeaders, type TestProbe } from '../collector/test-support/probe.ts';
 import {
   type Canary,
@@ -673,13 +672,7 @@ export async function check(db: Db | undefined, req: BuiltRequest, answer: Answe
   }
   const ids = req.mustStore.filter((id) => /^[0-9a-f-]{36}$/.test(id));
   if (db && ids.length > 0) {
-    const found = await rows<{ id: string; n: number }>(
-      db,
-      sql`select event_id::text as id, count(*)::int as n from events
-          where event_id = any(${sql.raw(`array[${ids.map((id) => `'${id}'`).join(',')}]`)}::uuid[])
-          group by event_id`,
-    );
-    const counts = new Map(found.map((r) => [r.id, r.n]));
+    const counts = await eventIdCounts(db, ids);
     const missing = req.mustStore.filter((id) => counts.get(id) !== 1);
     if (missing.length > 0) {
       problems.push(

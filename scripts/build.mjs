@@ -33,6 +33,8 @@ await build({
 });
 
 cpSync(join(root, 'migrations'), join(dist, 'migrations'), { recursive: true });
+// PGlite's worker thread is plain JavaScript (decision 013): tsc does not emit it.
+cpSync(join(root, 'collector/db/pglite-worker.js'), join(dist, 'collector/db/pglite-worker.js'));
 for (const part of ['web', 'policies']) {
   mkdirSync(join(dist, 'testbed'), { recursive: true });
   cpSync(join(root, 'testbed', part), join(dist, 'testbed', part), { recursive: true });

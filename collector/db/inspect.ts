@@ -85,3 +85,14 @@ export async function termSetsOfList(q: Queryable, termListId: string): Promise<
   );
   return found.map((r) => r.s);
 }
+
+/** How many times each event id is stored (any probe): the fuzz suite's exactly-once check. */
+export async function eventIdCounts(q: Queryable, eventIds: string[]): Promise<Map<string, number>> {
+  if (eventIds.length === 0) return new Map();
+  const found = await rows<{ id: string; n: number }>(
+    q,
+    sql`select event_id::text as id, count(*)::int as n from events
+        where event_id::text = any(${eventIds}::text[]) group by event_id`,
+  );
+  return new Map(found.map((r) => [r.id, r.n]));
+}

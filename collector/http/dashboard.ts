@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { PACKAGE_VERSION } from '../../probe/version.ts';
+import { COLLECTOR_VERSION } from '../version.ts';
 
 /** The repository root from the sources; `dist/` from the compiled code. */
 const PARTS_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -60,7 +60,7 @@ function sourceUrl(): string | undefined {
 }
 
 const SOURCE_PAGE = `<!doctype html><html lang="en"><meta charset="utf-8"><title>silentdrop: source code</title>
-<body><h1>silentdrop ${PACKAGE_VERSION}</h1>
+<body><h1>silentdrop ${COLLECTOR_VERSION}</h1>
 <p>This collector runs silentdrop, free software under the GNU Affero General Public License,
 version 3 or later. You are entitled to its complete source code (section 13). Its operator
 has not yet set <code>SILENTDROP_SOURCE_URL</code>, the address where this page would lead
