@@ -36,8 +36,10 @@ import {
   screeningStep,
   wilson,
 } from './analysis/index.ts';
+import { budgetLeft } from './capacity.ts';
 import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
 import { insertCanaries } from './db/canaries.ts';
+import { senderLoads } from './db/capacity.ts';
 import {
   campaignsToJudge,
   derivedTermSets,
@@ -254,6 +256,10 @@ async function advanceRun(
     return;
   }
   const pairIds = await sendMessages(tx, c, run, step.round, step.messages, now);
+  if (pairIds === 'wait') {
+    log?.debug({ followup: run.id, scope: run.scope }, "follow-up step waits for the senders' send budget");
+    return;
+  }
   if (!pairIds) {
     log?.warn({ followup: run.id, scope: run.scope }, 'no conversation and sender for the follow-up scope');
     await tx.execute(sql`update followups set status = 'failed', result = '{"error":"no conversation in scope"}'::jsonb,
@@ -383,7 +389,39 @@ export async function screenClearances(
   return out;
 }
 
-/** Plans one test + control per message in the run's scope; the pair ids by message, or undefined. */
+/**
+ * The shortest window (1 s, doubling up to an hour, plus the deadline) in which the scope's
+ * senders have budget for every message of the step (a test and a control each), with each
+ * sender's budget there; undefined when even an hour is not enough (the step waits for a later
+ * sweep). Follow-up messages are planned within the senders' send budget like rounds
+ * (docs/decisions/014).
+ */
+async function followupBudget(
+  tx: Queryable,
+  options: readonly { accountId: string }[],
+  messages: number,
+  now: Date,
+  deadlineSeconds: number,
+): Promise<{ spreadSeconds: number; left: Map<string, number> } | undefined> {
+  const ids = [...new Set(options.map((o) => o.accountId))];
+  for (let spreadSeconds = 1; spreadSeconds <= 3600; spreadSeconds *= 2) {
+    const until = now.getTime() + (spreadSeconds + deadlineSeconds) * 1000;
+    const loads = await senderLoads(tx, ids, now, new Date(until));
+    const left = new Map(
+      ids.map((id) => {
+        const n = budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, now.getTime(), until);
+        return [id, n - (n % 2)] as const;
+      }),
+    );
+    if ([...left.values()].reduce((a, b) => a + b, 0) >= 2 * messages) return { spreadSeconds, left };
+  }
+  return undefined;
+}
+
+/**
+ * Plans one test + control per message in the run's scope: the pair ids by message, undefined
+ * when the scope has no conversation and sender, or `wait` when its senders have no budget.
+ */
 async function sendMessages(
   tx: Queryable,
   c: CampaignInfo,
@@ -391,7 +429,7 @@ async function sendMessages(
   round: number,
   messages: MessageRequest[],
   now: Date,
-): Promise<string[] | undefined> {
+): Promise<string[] | 'wait' | undefined> {
   const s = run.scope;
   const convs = (await selectConversations(tx, c.conversationSelection)).filter(
     (v) =>
@@ -402,21 +440,37 @@ async function sendMessages(
   );
   const rng = createRng(`${c.seed}:${run.id}:${round}`);
   const all = await termSetsOf(tx, c.termListIds);
+  const options = convs.flatMap((v) =>
+    v.members
+      .filter((x) => x.active && x.region === s.sender_region)
+      .filter((x) => v.members.some((r) => r.handle !== x.handle && r.region === s.recipient_region))
+      .map((x) => ({ conv: v, sender: x.handle, accountId: x.accountId })),
+  );
+  if (options.length === 0) return undefined;
+  const budget = await followupBudget(tx, options, messages.length, now, c.deadlineSeconds);
+  if (!budget) return 'wait';
   const pairIds: string[] = [];
   const inserts = [];
-  for (const [i, m] of messages.entries()) {
-    const options = convs.flatMap((v) =>
-      v.members
-        .filter((x) => x.active && x.region === s.sender_region)
-        .filter((x) => v.members.some((r) => r.handle !== x.handle && r.region === s.recipient_region))
-        .map((x) => ({ conv: v, sender: x.handle })),
+  /** Messages given to each sender account so far: its sends are spread evenly over the window. */
+  const given = new Map<string, number>();
+  const plans = messages.map((m) => {
+    // the sender with the most budget left (ties at random), so the step spreads over the scope's senders
+    const most = Math.max(...options.map((o) => budget.left.get(o.accountId) ?? 0));
+    const choice = pick(
+      rng,
+      options.filter((o) => (budget.left.get(o.accountId) ?? 0) === most),
     );
-    if (options.length === 0) return undefined;
-    const choice = pick(rng, options);
+    budget.left.set(choice.accountId, most - 2);
+    const k = given.get(choice.accountId) ?? 0;
+    given.set(choice.accountId, k + 1);
+    return { m, choice, k };
+  });
+  for (const [i, { m, choice, k }] of plans.entries()) {
     const conv: SelectedConversation = choice.conv;
+    const share = given.get(choice.accountId) ?? 1;
     const plan = planRound({
       campaignId: c.id,
-      roundAt: now,
+      roundAt: new Date(now.getTime() + Math.floor((k / share) * budget.spreadSeconds * 1000)),
       seed: `${c.seed}:${run.id}:${round}:${i}`,
       termSets: [m.terms],
       conversations: [

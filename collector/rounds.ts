@@ -9,11 +9,17 @@
  * region in a conversation only while some scope it reaches (platform, conversation kind,
  * sender region, recipient region) has no settled finding (collector/findings.ts). Term
  * sets isolation derived (minimal combinations) are tested beside the campaign's lists.
+ *
+ * Send budget (docs/decisions/014): a round plans no more canaries for a sender account than
+ * it can send before the round's deadlines (its probe's pacing, limits and budget, less what
+ * is planned for it and not sent yet; collector/capacity.ts), and spends that budget on
+ * derived sets first, then on the sets closest to a decision.
  */
 import { randomUUID } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
 import type { Logger } from 'pino';
 import type { ConversationSelection } from '../protocol/index.ts';
+import { budgetLeft } from './capacity.ts';
 import {
   activeCampaigns,
   insertRound,
@@ -24,6 +30,7 @@ import {
   termSetsOf,
 } from './db/campaigns.ts';
 import type { CanaryInsert } from './db/canaries.ts';
+import { followupsRunning, pairsSoFar, senderLoads } from './db/capacity.ts';
 import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { findingKey, scopeKey } from './findings.ts';
@@ -140,47 +147,68 @@ async function materialiseCampaign(
     }
     const needs = new Map(allSets.map((t) => [t, openSenders(t, conversations, active, settled)] as const));
     const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
-    const termSets = shuffled(createRng(seed), open).slice(0, campaign.termSetsPerRound);
+    const spread = spreadSeconds(campaign.cadenceCron, roundAt);
+    const budget = await roundBudget(db, conversations, roundAt, spread, campaign.deadlineSeconds);
+    if (await followupsRunning(db, campaign.id)) {
+      // Screens and isolations first: a packed message clears many sets, a round's pair one.
+      // Their steps plan within the same budget (followups.ts), so the rounds leave them half.
+      for (const [id, n] of budget) budget.set(id, Math.floor(n / 2));
+    }
+    const pairs = await pairsSoFar(db, campaign.id);
+    const derivedKeys = new Set(derived.map(termSetKey));
+    const termSets = prioritised(open, {
+      rng: createRng(seed),
+      scopes: conversationScopes(conversations),
+      settled,
+      pairs,
+      derived: derivedKeys,
+    }).slice(0, campaign.termSetsPerRound);
     const common = {
       campaignId: campaign.id,
       roundAt,
-      spreadSeconds: spreadSeconds(campaign.cadenceCron, roundAt),
+      spreadSeconds: spread,
       deadlineSeconds: campaign.deadlineSeconds,
       avoid: allSets.flat(),
     };
-    let plan: RoundPlan;
-    if (settled.size === 0) {
-      plan = planRound({
-        ...common,
-        seed,
-        termSets,
-        conversations: planConversations,
-        senders: { eligible: active },
-      });
-    } else {
-      // Per term set and conversation, only the sender regions whose scopes are still open.
-      const parts: RoundPlan[] = [];
-      termSets.forEach((t, i) => {
-        for (const [ref, eligible] of needs.get(t) ?? []) {
-          const conv = planConversations.filter((c) => c.ref === ref);
-          parts.push(
-            planRound({
-              ...common,
-              seed: `${seed}:${i}:${ref}`,
-              termSets: [t],
-              conversations: conv,
-              senders: { eligible },
-            }),
-          );
+    // Per term set (most promising first) and conversation, the sender regions whose scopes are
+    // still open, among the senders with budget left for a pair: the round stops growing when the
+    // senders cannot send more before the round's deadlines (docs/decisions/014).
+    const parts: RoundPlan[] = [];
+    let capped = 0;
+    termSets.forEach((t, i) => {
+      for (const [ref, handles] of needs.get(t) ?? []) {
+        const conv = conversations.find((c) => c.ref === ref);
+        if (!conv) continue;
+        const idOf = new Map(conv.members.map((m) => [m.handle, m.accountId]));
+        const eligible = handles.filter((h) => (budget.get(idOf.get(h) ?? '') ?? 0) >= 2);
+        if (eligible.length < handles.length) capped++;
+        if (eligible.length === 0) continue;
+        const part = planRound({
+          ...common,
+          seed: `${seed}:${i}:${ref}`,
+          termSets: [t],
+          conversations: planConversations.filter((c) => c.ref === ref),
+          senders: { eligible },
+        });
+        for (const c of part.canaries) {
+          const id = idOf.get(c.sender.handle) ?? '';
+          budget.set(id, (budget.get(id) ?? 0) - 1);
         }
-      });
-      const first = planRound({ ...common, seed, termSets: [], conversations: [] });
-      plan = {
-        ...first,
-        canaries: parts.flatMap((p) => p.canaries),
-        skipped: parts.flatMap((p) => p.skipped),
-      };
+        parts.push(part);
+      }
+    });
+    if (capped > 0) {
+      log?.debug(
+        { campaign: campaign.id, roundAt, open: open.length, planned: parts.length, capped },
+        "round capped by the senders' send budget",
+      );
     }
+    const first = planRound({ ...common, seed, termSets: [], conversations: [] });
+    const plan: RoundPlan = {
+      ...first,
+      canaries: parts.flatMap((p) => p.canaries),
+      skipped: parts.flatMap((p) => p.skipped),
+    };
     for (const s of plan.skipped) {
       if (s.termSet) {
         // A term set that cannot be planned (no control or nonce free of tested terms) is left
@@ -310,4 +338,56 @@ export function openSenders(
     if (handles.length > 0) out.set(c.ref, handles);
   }
   return out;
+}
+
+/**
+ * Per active sender account of the conversations, how many canaries it can still take in this
+ * round: its sends between the round's start and its last deadline (its probe's pacing, limits
+ * and budget; collector/capacity.ts) less the canaries already planned for it there and not sent.
+ */
+export async function roundBudget(
+  db: Db,
+  conversations: readonly SelectedConversation[],
+  roundAt: Date,
+  spread: number,
+  deadlineSeconds: number,
+): Promise<Map<string, number>> {
+  const ids = [
+    ...new Set(conversations.flatMap((c) => c.members.filter((m) => m.active).map((m) => m.accountId))),
+  ];
+  const from = roundAt.getTime();
+  const until = from + (spread + deadlineSeconds) * 1000;
+  const loads = await senderLoads(db, ids, roundAt, new Date(until));
+  return new Map(
+    ids.map((id) => [id, budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, from, until)]),
+  );
+}
+
+/**
+ * The open term sets in the order a round spends its budget on them: sets a screen or isolation
+ * derived (suspected findings) first, then those closest to a decision (the most pairs already
+ * seen in one of their open scopes), the rest in the round's seeded random order.
+ */
+export function prioritised(
+  open: readonly string[][],
+  o: {
+    rng: ReturnType<typeof createRng>;
+    scopes: readonly FindingScope[];
+    settled: ReadonlySet<string>;
+    pairs: ReadonlyMap<string, number>;
+    derived: ReadonlySet<string>;
+  },
+): string[][] {
+  const order = shuffled(o.rng, open);
+  const score = (t: readonly string[]) => {
+    let most = 0;
+    for (const scope of o.scopes) {
+      const key = findingKey(t, scope);
+      if (!o.settled.has(key)) most = Math.max(most, o.pairs.get(key) ?? 0);
+    }
+    return (o.derived.has(termSetKey(t)) ? 1_000_000 : 0) + most;
+  };
+  const scored = order.map((t, i) => ({ t, i, s: score(t) }));
+  scored.sort((a, b) => b.s - a.s || a.i - b.i);
+  return scored.map((x) => x.t);
 }

@@ -150,13 +150,34 @@ export class AccountRunner {
     return 'active';
   }
 
-  report(): AccountReport {
+  /**
+   * The account's report at check-in, with what it can still send: pacing, its limits and what
+   * they allow now, the probe's budget left, and `scheduled` canaries handed to it whose send
+   * time has not come yet (the agent holds their timers) plus those in its send queue.
+   */
+  report(scheduled = 0): AccountReport {
+    const now = Date.now();
+    const { pacing, rateLimits: l } = this.d.config;
+    const [minute = 0, hour = 0, day = 0] = this.limiter.remaining(now);
+    const budget = this.d.budget?.remaining(now)[0];
     return {
       platform: this.d.config.platform,
       handle: this.d.config.handle,
       region: this.d.config.region,
       adapter: { name: this.d.factory.name, version: this.d.factory.version },
       state: this.state(),
+      capacity: {
+        pacing_min_ms: Math.min(Math.round(pacing.minMs), 86_400_000),
+        pacing_max_ms: Math.min(Math.round(pacing.maxMs), 86_400_000),
+        per_minute: Math.min(l.perMinute, 1_000_000),
+        per_hour: Math.min(l.perHour, 10_000_000),
+        per_day: Math.min(l.perDay, 100_000_000),
+        remaining_minute: Math.min(minute, 1_000_000),
+        remaining_hour: Math.min(hour, 10_000_000),
+        remaining_day: Math.min(day, 100_000_000),
+        ...(budget === undefined ? {} : { budget_remaining: Math.min(budget, 100_000_000) }),
+        queued: Math.min(1_000_000, this.queued + scheduled),
+      },
     };
   }
 

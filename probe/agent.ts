@@ -128,6 +128,13 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   let extraCheckin: NodeJS.Timeout | undefined;
 
   const runnerFor = (a: CanaryAssignment) => runners.get(QuarantineBook.key(a.platform, a.sender));
+  /** Canaries whose send time has not come, by canary id: the account (runner key) that will send each. */
+  const scheduledBy = new Map<string, string>();
+  const scheduledFor = (key: string) => {
+    let n = 0;
+    for (const k of scheduledBy.values()) if (k === key) n++;
+    return n;
+  };
 
   const recordWithoutSend = async (
     a: CanaryAssignment,
@@ -159,6 +166,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
 
   const due = (a: CanaryAssignment) => {
     timers.delete(a.canary_id);
+    scheduledBy.delete(a.canary_id);
     if (stopping) return;
     const runner = runnerFor(a);
     if (!runner) {
@@ -170,6 +178,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
 
   const schedule = (a: CanaryAssignment) => {
     if (timers.has(a.canary_id) || stopping) return;
+    scheduledBy.set(a.canary_id, QuarantineBook.key(a.platform, a.sender));
     const arm = () => {
       const wait = clock.toLocal(Date.parse(a.send_at)) - Date.now();
       if (wait > MAX_TIMER_MS) {
@@ -241,7 +250,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
         protocol: PROTOCOL_VERSION,
         t0,
         software_version: SOFTWARE_VERSION,
-        accounts: [...runners.values()].map((r) => r.report()),
+        accounts: [...runners.values()].map((r) => r.report(scheduledFor(r.key))),
         conversations: conversations.slice(0, 2000),
         outbox_backlog: outbox.backlog(),
         dead_letters: outbox.deadLetters(),
@@ -344,6 +353,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       clearTimeout(extraCheckin);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
+      scheduledBy.clear();
       await checkinRunning?.catch(() => undefined);
       await Promise.all([...runners.values()].map((r) => r.stop()));
       await Promise.all([...inflight]);

@@ -37,6 +37,11 @@ export class SlidingLimiter {
     if (this.times.length > 1 && at < this.times[this.times.length - 2]!) this.times.sort((a, b) => a - b);
   }
 
+  /** Per window (in the order given), how many more sends it allows at `now`. */
+  remaining(now: number): number[] {
+    return this.windows.map((w) => Math.max(0, w.max - this.times.filter((t) => t > now - w.ms).length));
+  }
+
   /** The earliest time ≥ now at which one more send stays within every window. */
   nextAllowedAt(now: number): number {
     const longest = Math.max(0, ...this.windows.map((w) => w.ms));

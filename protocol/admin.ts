@@ -100,7 +100,11 @@ export type ConversationSelection = Static<typeof ConversationSelection>;
 export const CreateCampaignRequest = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 128 }),
-    mode: CampaignMode,
+    /**
+     * Default `screen`: term sets packed into messages first, what the screen flags judged alone
+     * (docs/decisions/014). `isolate` judges every set alone; `monitor` keeps measuring.
+     */
+    mode: Type.Optional(CampaignMode),
     term_list_ids: Type.Array(Uuid, { minItems: 1, maxItems: 100 }),
     conversations: ConversationSelection,
     /** Five-field cron expression (UTC), e.g. every 10 minutes. */

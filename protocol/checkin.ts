@@ -12,6 +12,34 @@ import {
   Uuid,
 } from './common.ts';
 
+/**
+ * How many canaries an account can send, as its probe enforces it (probe/limits.ts): the
+ * randomised pause between two sends, the sliding-window limits and what they still allow now,
+ * the probe-wide daily budget left, and the canaries handed to the account not yet sent. The
+ * collector plans no more than this before the canaries' deadlines (collector/capacity.ts;
+ * docs/decisions/014). Optional: a probe that does not report it is planned with the probe's
+ * default limits.
+ */
+export const SendCapacity = Type.Object(
+  {
+    pacing_min_ms: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+    pacing_max_ms: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+    per_minute: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    per_hour: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+    per_day: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
+    /** Sends each window still allows at the time of the check-in. */
+    remaining_minute: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    remaining_hour: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+    remaining_day: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
+    /** The probe's daily budget left (shared by its accounts); absent when it has none. */
+    budget_remaining: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
+    /** Canaries handed to this account (scheduled or in its send queue) and not sent yet. */
+    queued: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+  },
+  { additionalProperties: false },
+);
+export type SendCapacity = Static<typeof SendCapacity>;
+
 /** An account the probe holds. Credentials never leave the probe. */
 export const AccountReport = Type.Object(
   {
@@ -29,6 +57,8 @@ export const AccountReport = Type.Object(
       Type.Literal('login_required'),
       Type.Literal('quiet'),
     ]),
+    /** What it can send (optional; see SendCapacity). */
+    capacity: Type.Optional(SendCapacity),
   },
   { additionalProperties: false },
 );

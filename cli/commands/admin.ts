@@ -206,7 +206,7 @@ function registerVerbs(admin: Command): void {
       'seconds after sending until a receipt counts as delayed',
       positiveInt,
     )
-    .option('--mode <mode>', 'monitor | screen | isolate', 'monitor')
+    .option('--mode <mode>', 'screen (packed first) | isolate (each set alone) | monitor', 'screen')
     .option('--platform <name>', 'only conversations on this platform')
     .option('--kind <kind>', 'direct | group | any', 'any')
     .option('--conversation <ref>', 'only this conversation (repeatable)', collect)

@@ -51,8 +51,8 @@ export function register(program: Command): void {
     .option('--data <dir>', 'keep the network data here (default: a temporary folder, removed)')
     .option(
       '--mode <mode>',
-      'isolate (one term set a message, isolation of combinations) or screen',
-      'isolate',
+      'screen (term sets packed into messages, what is flagged judged alone) or isolate (every set alone)',
+      'screen',
     )
     .option('--cadence <cron>', 'round cadence, cron with seconds', '*/4 * * * * *')
     .option('--deadline <s>', 'canary deadline in seconds', positive(3600), 5)

@@ -75,6 +75,7 @@ describe.skipIf(!available)(
           deadlineSeconds: 3,
           timeoutMs: 240_000,
           seed: 'xmpp-table',
+          mode: 'isolate',
           dataDir,
         });
         const endedAt = Date.now();

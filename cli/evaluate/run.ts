@@ -15,6 +15,7 @@ import { parseTermFile } from '../../collector/planning/terms.ts';
 import { resolvePolicy } from '../../testbed/policy.ts';
 import { startLocalNetwork } from '../local/network.ts';
 import { type AccountsFile, readAccountsFile, startAccountsNetwork } from './accounts-network.ts';
+import { type ProgressSample, progressLine, runningScreens } from './progress.ts';
 import { type EvaluationReport, readReport } from './report.ts';
 
 export type EvaluationMode = 'isolate' | 'screen';
@@ -36,6 +37,7 @@ export interface EvaluationOptions {
   deadlineSeconds?: number;
   /** Accounts per region on the testbed (default 3). */
   accountsPerRegion?: number;
+  /** Default `screen` (docs/decisions/014); `isolate` judges every set alone. */
   mode?: EvaluationMode;
   seed?: string;
   /** Testbed seed (background loss draws). */
@@ -73,7 +75,7 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
   const deadlineSeconds = o.deadlineSeconds ?? 5;
   const cadence = o.cadence ?? '*/4 * * * * *';
   const timeoutMs = o.timeoutMs ?? 10 * 60_000;
-  const mode = o.mode ?? 'isolate';
+  const mode = o.mode ?? 'screen';
   const seed = o.seed ?? `evaluate-${started}`;
   const progress = o.onProgress ?? (() => {});
   const level = o.logLevel ?? 'warn';
@@ -116,16 +118,17 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
   try {
     let last = await readReport(net.db, net.campaignId, termSets);
     let lastLine = 0;
+    const samples: ProgressSample[] = [];
     while (!last.settled && Date.now() - started < timeoutMs) {
       await sleep(1000);
       last = await readReport(net.db, net.campaignId, termSets);
-      if (Date.now() - lastLine > 5000) {
-        lastLine = Date.now();
-        const settled = last.report.findings.filter((f) => f.settled).length;
-        progress(
-          `evaluate: ${Math.round((Date.now() - started) / 1000)} s, ${last.report.messages_sent} messages sent, ` +
-            `${settled}/${last.report.findings.length} verdicts settled`,
-        );
+      const now = Date.now();
+      samples.push({ atMs: now, settled: last.report.findings.filter((f) => f.settled).length });
+      while (samples.length > 0 && (samples[0]?.atMs ?? now) < now - 120_000) samples.shift();
+      if (now - lastLine > 5000) {
+        lastLine = now;
+        const screens = await runningScreens(net.db, net.campaignId);
+        progress(progressLine(last, now - started, samples, screens));
       }
     }
     const durationMs = Date.now() - started;

@@ -17,7 +17,7 @@ export interface Row {
   terms: string;
   /** The minimal term sets the report must hold (listed sets, plus combinations isolation finds). */
   expected: string[][];
-  /** Campaign mode (default `isolate`). */
+  /** Campaign mode; rows without one run in `isolate` (every set judged alone). */
   mode?: 'isolate' | 'screen';
   /** At most this many canaries (tests and controls) may be sent. */
   maxMessages?: number;
@@ -112,7 +112,7 @@ export async function checkRow(row: Row): Promise<void> {
     timeoutMs: 240_000,
     seed: `row-${row.id}`,
     testbedSeed: 7,
-    ...(row.mode ? { mode: row.mode } : {}),
+    mode: row.mode ?? 'isolate',
   });
   const { report } = result;
   expect(report.version).toBe(1);

@@ -147,6 +147,9 @@ export const accounts = pgTable(
     adapterVersion: text('adapter_version').notNull(),
     clientVersion: text('client_version'),
     state: text('state').notNull(),
+    /** What the account can send, as its probe last reported it (protocol SendCapacity); null: never reported. */
+    capacity: jsonb('capacity'),
+    capacityAt: tstz('capacity_at'),
     firstSeenAt: tstz('first_seen_at').notNull().defaultNow(),
     lastSeenAt: tstz('last_seen_at').notNull().defaultNow(),
   },
@@ -313,6 +316,8 @@ export const canaries = pgTable(
   (t) => [
     check('canaries_kind_check', sql`${t.kind} in ('test', 'control')`),
     index('canaries_sender_send_at_idx').on(t.senderAccountId, t.sendAt),
+    // A sender's canaries still open at a time (the planner's send budget, collector/db/capacity.ts).
+    index('canaries_sender_deadline_idx').on(t.senderAccountId, t.deadlineAt),
     index('canaries_pair_idx').on(t.pairId),
     // Keyset order of the research API's outcome pages.
     index('canaries_send_at_id_idx').on(t.sendAt, t.id),

@@ -223,7 +223,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         throw new SdError('SD_ERR_VALIDATION', '/ends_at: must be after starts_at');
       const row = await createCampaign(db, {
         name: b.name,
-        mode: b.mode,
+        mode: b.mode ?? 'screen',
         termListIds: b.term_list_ids,
         conversations: b.conversations,
         cadenceCron: b.cadence,

@@ -4,7 +4,12 @@
  */
 import { generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import type { AccountReport, CheckinRequest, ConversationReport } from '../../protocol/index.ts';
+import type {
+  AccountReport,
+  CheckinRequest,
+  ConversationReport,
+  SendCapacity,
+} from '../../protocol/index.ts';
 import { canonicalSigningString, publicKeyToBase64, signString } from '../../protocol/signing.ts';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -102,6 +107,19 @@ export function account(
 ): AccountReport {
   return { platform, handle, region, adapter: { name: platform, version: '0.0.1' }, state };
 }
+
+/** A send capacity no test round reaches (pacing off, limits and budget far beyond any test). */
+export const UNLIMITED_CAPACITY: SendCapacity = {
+  pacing_min_ms: 0,
+  pacing_max_ms: 0,
+  per_minute: 1_000_000,
+  per_hour: 10_000_000,
+  per_day: 100_000_000,
+  remaining_minute: 1_000_000,
+  remaining_hour: 10_000_000,
+  remaining_day: 100_000_000,
+  queued: 0,
+};
 
 export function checkinBody(
   accounts: AccountReport[],

@@ -11,7 +11,15 @@ import { findAccounts, findConversationId } from '../db/accounts.ts';
 import { createCampaign } from '../db/campaigns.ts';
 import { insertCanaries } from '../db/canaries.ts';
 import type { Db } from '../db/open.ts';
-import { account, checkin, enrollProbe, TEST_ADMIN_TOKEN, TEST_HASH_KEY, type TestProbe } from './probe.ts';
+import {
+  account,
+  checkin,
+  enrollProbe,
+  TEST_ADMIN_TOKEN,
+  TEST_HASH_KEY,
+  type TestProbe,
+  UNLIMITED_CAPACITY,
+} from './probe.ts';
 
 export interface World {
   us: TestProbe;
@@ -43,11 +51,17 @@ export async function buildWorld(app: FastifyInstance, db: Db): Promise<World> {
   const conv = { platform: 'testbed', ref: group, kind: 'group' as const, members };
   const us = await enrollProbe(app, { country: 'US' });
   const cn = await enrollProbe(app, { country: 'CN' });
-  await checkin(app, us, [account('testbed', handles.alice, 'US')], [conv]);
+  // The world's accounts are simulated (test-support/censor.ts sends whatever is due): they
+  // report a capacity no round reaches, so the budget (collector/capacity.ts) never limits them.
+  const unlimited = { capacity: UNLIMITED_CAPACITY };
+  await checkin(app, us, [{ ...account('testbed', handles.alice, 'US'), ...unlimited }], [conv]);
   await checkin(
     app,
     cn,
-    [account('testbed', handles.bob, 'CN'), account('testbed', handles.carol, 'AU')],
+    [
+      { ...account('testbed', handles.bob, 'CN'), ...unlimited },
+      { ...account('testbed', handles.carol, 'AU'), ...unlimited },
+    ],
     [conv],
   );
   const found = await findAccounts(

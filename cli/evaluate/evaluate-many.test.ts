@@ -1,0 +1,39 @@
+/**
+ * `silentdrop evaluate` on a list of 40 term sets over three regions, direct chats and a group,
+ * in the default mode (screen first, then what is flagged judged alone; docs/decisions/014):
+ * the report must be exactly the policy — a per-recipient drop, a combination whose terms are
+ * also listed alone, a notice for CN senders in direct chats, a replacement for US recipients —
+ * and `none` for every other set in every scope, all settled, within a send budget far below
+ * "every set in every conversation every round". Runs in the evaluate phase
+ * (vitest.evaluate.config.ts), beside the table's rows.
+ */
+import { describe, expect, it } from 'vitest';
+import { reportMismatches } from './expect.ts';
+import { generatePolicy } from './generate.ts';
+import { runEvaluation } from './run.ts';
+
+describe('silentdrop evaluate on many term sets', () => {
+  it('reports exactly the policy for 40 term sets over 3 regions, direct and group', async () => {
+    const g = generatePolicy({ sets: 40, seed: 'many-40', regions: 3 });
+    const started = Date.now();
+    const result = await runEvaluation({
+      policy: g.policy,
+      terms: g.terms,
+      cadence: '*/2 * * * * *',
+      deadlineSeconds: 3,
+      accountsPerRegion: 2,
+      timeoutMs: 280_000,
+      seed: 'many-40',
+      testbedSeed: 7,
+    });
+    const { report } = result;
+    expect(report.run).toMatchObject({ mode: 'screen' });
+    expect(reportMismatches(g.rules, report.findings, g.termSets)).toEqual([]);
+    // 3 regions: direct chats across regions (6 ordered pairs) and one group (9)
+    expect(report.findings.length).toBe(40 * 15);
+    expect(result.settled, `${Math.round((Date.now() - started) / 1000)} s`).toBe(true);
+    expect(report.findings.every((f) => f.settled && f.n_test > 0)).toBe(true);
+    // the screen packs the innocent sets: far fewer messages than one pair per verdict
+    expect(report.messages_sent).toBeLessThan(2 * report.findings.length);
+  }, 300_000);
+});

@@ -1,0 +1,81 @@
+/**
+ * Send budgets (docs/decisions/014): how many canaries an account can send in a window, from
+ * what its probe reported at check-in (protocol SendCapacity: pacing, sliding-window limits and
+ * what they still allow, the probe's daily budget left, what is queued), and how many of those
+ * sends are already spoken for by canaries planned and not yet sent. Rounds and follow-ups plan
+ * no more than what is left (collector/rounds.ts, collector/followups.ts). Pure.
+ */
+import type { SendCapacity } from '../protocol/index.ts';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/**
+ * An account that never reported its capacity (an older probe) is planned with the probe's own
+ * defaults (probe/config.ts DEFAULTS: a 2–8 s pause, 6 a minute, 120 an hour, 1,000 a day),
+ * the most a probe sends unless its operator raised them.
+ */
+export const DEFAULT_CAPACITY: SendCapacity = {
+  pacing_min_ms: 2000,
+  pacing_max_ms: 8000,
+  per_minute: 6,
+  per_hour: 120,
+  per_day: 1000,
+  remaining_minute: 6,
+  remaining_hour: 120,
+  remaining_day: 1000,
+  queued: 0,
+};
+
+/** One sender account as the planner sees it. */
+export interface SenderLoad {
+  /** The last report, or undefined (then DEFAULT_CAPACITY, as if reported now). */
+  capacity?: SendCapacity | undefined;
+  reportedAt?: Date | undefined;
+  /** Canaries it sent (or the platform refused) since that report: they used the limits up. */
+  sentSinceReport: number;
+  /** Canaries planned for it, not reported sent, rejected or failed, that compete for the window. */
+  outstanding: number;
+}
+
+/**
+ * How many sends the account can make in [from, until] (epoch ms): the least of what pacing
+ * allows (the longest pause between two sends), each sliding window (what it allowed at the
+ * report, less what was sent since, plus a full window for every whole window length the
+ * interval spans; a window that has passed entirely since the report is full again), and the
+ * probe's daily budget left.
+ */
+export function sendsWithin(load: SenderLoad, from: number, until: number): number {
+  const c = load.capacity ?? DEFAULT_CAPACITY;
+  const reported = load.reportedAt?.getTime() ?? from;
+  const span = Math.max(0, until - from);
+  const used = load.capacity ? load.sentSinceReport : 0;
+  const pacing = c.pacing_max_ms > 0 ? Math.floor(span / c.pacing_max_ms) + 1 : Number.POSITIVE_INFINITY;
+  const window = (ms: number, max: number, remaining: number) => {
+    const now = from - reported >= ms ? max : Math.max(0, remaining - used);
+    return now + max * Math.floor(span / ms);
+  };
+  const budget =
+    c.budget_remaining === undefined ? Number.POSITIVE_INFINITY : Math.max(0, c.budget_remaining - used);
+  return Math.max(
+    0,
+    Math.min(
+      pacing,
+      window(MINUTE, c.per_minute, c.remaining_minute),
+      window(HOUR, c.per_hour, c.remaining_hour),
+      window(DAY, c.per_day, c.remaining_day),
+      budget,
+    ),
+  );
+}
+
+/**
+ * Canaries the account can still take in [from, until]: its sends in the window less those
+ * already planned for it there and not sent. What its probe reported queued counts too when it
+ * is more (canaries of another collector's rounds, or handed out and not yet reported).
+ */
+export function budgetLeft(load: SenderLoad, from: number, until: number): number {
+  const queued = load.capacity ? Math.max(0, load.capacity.queued - load.sentSinceReport) : 0;
+  return Math.max(0, sendsWithin(load, from, until) - Math.max(load.outstanding, queued));
+}

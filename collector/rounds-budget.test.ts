@@ -1,0 +1,208 @@
+/**
+ * Rounds plan only what the senders can send (docs/decisions/014): probes report each account's
+ * send capacity at check-in (pacing, limits, what they still allow, what is queued), and a round
+ * gives a sender account no more canaries than it can send between the round's start and its
+ * last deadline, less the canaries already planned for it there and not yet reported sent.
+ */
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { expect, it } from 'vitest';
+import type { SendCapacity } from '../protocol/index.ts';
+import { budgetLeft, DEFAULT_CAPACITY, sendsWithin } from './capacity.ts';
+import { createCampaign, createTermList } from './db/campaigns.ts';
+import { rows } from './db/open.ts';
+import { materialiseDueRounds } from './rounds.ts';
+import { describeEachDb } from './test-support/db.ts';
+import { account, checkin, signedPost } from './test-support/probe.ts';
+import { onAppWorld, type World } from './test-support/world.ts';
+
+const capacity = (c: Partial<SendCapacity>): SendCapacity => ({
+  pacing_min_ms: 0,
+  pacing_max_ms: 0,
+  per_minute: 1000,
+  per_hour: 10_000,
+  per_day: 100_000,
+  remaining_minute: 1000,
+  remaining_hour: 10_000,
+  remaining_day: 100_000,
+  queued: 0,
+  ...c,
+});
+
+it('counts sends in a window from pacing, limits, budget and what is spoken for', () => {
+  const at = new Date(0);
+  const base = { reportedAt: at, sentSinceReport: 0, outstanding: 0 };
+  // pacing: one send now and one per longest pause
+  expect(sendsWithin({ ...base, capacity: capacity({ pacing_max_ms: 2000 }) }, 0, 7000)).toBe(4);
+  // a sliding window allows what was left at the report, less what was sent since
+  expect(sendsWithin({ ...base, capacity: capacity({ remaining_minute: 5 }) }, 0, 30_000)).toBe(5);
+  expect(
+    sendsWithin({ ...base, sentSinceReport: 2, capacity: capacity({ remaining_minute: 5 }) }, 0, 30_000),
+  ).toBe(3);
+  // … and is full again once a whole window passed since the report
+  expect(
+    sendsWithin({ ...base, capacity: capacity({ per_minute: 6, remaining_minute: 0 }) }, 61_000, 70_000),
+  ).toBe(6);
+  // the probe's daily budget
+  expect(sendsWithin({ ...base, capacity: capacity({ budget_remaining: 3 }) }, 0, 60_000)).toBe(3);
+  // no report: the probe's defaults (2–8 s pauses, 6 a minute)
+  expect(sendsWithin({ sentSinceReport: 0, outstanding: 0 }, 0, 30_000)).toBe(4);
+  expect(sendsWithin({ sentSinceReport: 0, outstanding: 0 }, 0, 7000)).toBe(1);
+  expect(DEFAULT_CAPACITY.pacing_max_ms).toBe(8000);
+  // what is planned and not sent, or queued at the probe, is taken off
+  expect(budgetLeft({ ...base, outstanding: 3, capacity: capacity({ pacing_max_ms: 2000 }) }, 0, 7000)).toBe(
+    1,
+  );
+  expect(
+    budgetLeft({ ...base, outstanding: 1, capacity: capacity({ pacing_max_ms: 2000, queued: 4 }) }, 0, 7000),
+  ).toBe(0);
+});
+
+describeEachDb('rounds within the send budget', (getDb) => {
+  let app: FastifyInstance;
+  let w: World;
+
+  onAppWorld(getDb, (a, world) => {
+    app = a;
+    w = world;
+  });
+
+  it('rounds never plan more canaries than the senders can send before the deadline', async () => {
+    const { db } = getDb();
+    const { alice, bob, carol } = w.handles;
+    // the group plus three direct chats
+    const direct = [
+      [alice, bob],
+      [alice, carol],
+      [bob, carol],
+    ].map((members, i) => ({
+      platform: 'testbed',
+      ref: `${w.group}-direct-${i}`,
+      kind: 'direct' as const,
+      members,
+    }));
+    const convs = [
+      { platform: 'testbed', ref: w.group, kind: 'group' as const, members: [alice, bob, carol] },
+      ...direct,
+    ];
+    // alice: a send every 2 s at most; bob: every 5 s; carol: no report (the probe defaults)
+    await checkin(
+      app,
+      w.us,
+      [
+        {
+          ...account('testbed', alice, 'US'),
+          capacity: capacity({ pacing_min_ms: 500, pacing_max_ms: 2000 }),
+        },
+      ],
+      convs.filter((c) => c.members.includes(alice)),
+    );
+    await checkin(
+      app,
+      w.cn,
+      [
+        {
+          ...account('testbed', bob, 'CN'),
+          capacity: capacity({ pacing_min_ms: 1000, pacing_max_ms: 5000 }),
+        },
+        account('testbed', carol, 'AU'),
+      ],
+      convs.filter((c) => c.members.includes(bob) || c.members.includes(carol)),
+    );
+    const stored = await rows<{ handle: string; capacity: SendCapacity | null }>(
+      db,
+      sql`select handle, capacity from accounts where handle = any(${sql.param([alice, bob, carol])}::text[])`,
+    );
+    expect(Object.fromEntries(stored.map((s) => [s.handle, s.capacity?.pacing_max_ms ?? null]))).toEqual({
+      [alice]: 2000,
+      [bob]: 5000,
+      [carol]: null,
+    });
+
+    const termSets = Array.from({ length: 40 }, (_, i) => [`词${String.fromCharCode(0x4e00 + i * 7)}语`]);
+    const list = await createTermList(db, { name: `budget-${w.group}`, termSets });
+    // a round every 4 s, sends spread over 2 s, deadline 5 s: each round's window is 7 s
+    const t0 = Math.ceil(Date.now() / 4000) * 4000 + 8000;
+    const campaign = await createCampaign(db, {
+      name: `budget-${w.group}`,
+      mode: 'isolate',
+      termListIds: list ? [list.id] : [],
+      conversations: { platform: 'testbed', refs: convs.map((c) => c.ref) },
+      cadenceCron: '*/4 * * * * *',
+      deadlineSeconds: 5,
+      termSetsPerRound: 40,
+      seed: `budget-${w.group}`,
+      startsAt: new Date(t0 - 500),
+      endsAt: null,
+    });
+    const planned = async (roundAt: number) => {
+      const found = await rows<{ handle: string; n: number }>(
+        db,
+        sql`select a.handle, count(*)::int as n from canaries c
+            join rounds r on r.id = c.round_id join accounts a on a.id = c.sender_account_id
+            where c.campaign_id = ${campaign.id}::uuid and r.round_at = ${new Date(roundAt).toISOString()}::timestamptz
+            group by a.handle`,
+      );
+      const by = Object.fromEntries(found.map((f) => [f.handle, f.n]));
+      return { alice: by[alice] ?? 0, bob: by[bob] ?? 0, carol: by[carol] ?? 0 };
+    };
+    const round = async (at: number) => {
+      const made = await materialiseDueRounds(db, new Date(at), 1);
+      expect(made.rounds).toBe(1);
+      return planned(at);
+    };
+
+    // Round 1: 40 sets × 4 conversations would be hundreds of canaries; alice can send 4 in 7 s
+    // (one now, one every 2 s), bob 2, carol (defaults: 8 s pauses) not even a pair.
+    expect(await round(t0)).toEqual({ alice: 4, bob: 2, carol: 0 });
+    // Round 2, nothing reported sent: round 1's canaries still claim every send of the window.
+    expect(await round(t0 + 4000)).toEqual({ alice: 0, bob: 0, carol: 0 });
+    // alice's probe reports round 1's sends; bob's stay pending
+    const mine = await rows<{ id: string; text: string; ref: string; sendAt: string }>(
+      db,
+      sql`select c.id, c.text, cv.ref, c.send_at as "sendAt" from canaries c
+          join conversations cv on cv.id = c.conversation_id
+          where c.campaign_id = ${campaign.id}::uuid and c.sender_account_id = ${w.accountIds.alice}::uuid`,
+    );
+    const res = await signedPost(app, w.us, '/probe/v1/events', {
+      protocol: 1,
+      events: mine.map((c) => ({
+        type: 'sent',
+        event_id: randomUUID(),
+        platform: 'testbed',
+        account: alice,
+        conversation: c.ref,
+        at: new Date(c.sendAt).toISOString(),
+        clock_offset_ms: 0,
+        adapter: { name: 'testbed', version: '0.0.1' },
+        canary_id: c.id,
+        text: c.text,
+      })),
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    // Round 3 (window from t0 + 8 s): alice has her budget back; bob's round-1 canaries are
+    // past their deadlines by then, so they no longer claim his sends.
+    expect(await round(t0 + 8000)).toEqual({ alice: 4, bob: 2, carol: 0 });
+    // Round 4 overlaps round 3, whose canaries are not sent: nothing more.
+    expect(await round(t0 + 12_000)).toEqual({ alice: 0, bob: 0, carol: 0 });
+
+    // Per account and round window [round_at, round_at + 2 s + 5 s]: the canaries planned up to
+    // that round that compete for it never exceed what the account can send in it.
+    const limit = { [alice]: 4, [bob]: 2, [carol]: 1 };
+    const overlaps = await rows<{ roundAt: string; handle: string; n: number }>(
+      db,
+      sql`select r.round_at as "roundAt", a.handle, count(*)::int as n
+          from rounds r
+          join canaries c on c.campaign_id = r.campaign_id
+            and c.deadline_at > r.round_at and c.send_at < r.round_at + interval '7 seconds'
+          join rounds rc on rc.id = c.round_id and rc.round_at <= r.round_at
+          join accounts a on a.id = c.sender_account_id
+          where r.campaign_id = ${campaign.id}::uuid
+          group by 1, 2`,
+    );
+    expect(overlaps.length).toBeGreaterThan(0);
+    for (const o of overlaps)
+      expect(o.n, `${o.handle} at ${o.roundAt}`).toBeLessThanOrEqual(limit[o.handle] ?? 0);
+  });
+});
