@@ -376,6 +376,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   };
 
   if (options.checkinOnStart !== false) await checkin();
+  else await writeStatus();
   log.info(
     { accounts: runners.size, country: config.country, asn: config.asn, cron: config.checkinCron },
     'probe started',
