@@ -11,7 +11,9 @@ import { loopbackNetwork } from './adapters/example/loopback.ts';
 import { type ProbeHandle, startProbe } from './agent.ts';
 import { parseConfig } from './config.ts';
 import { formatLocalStatus, readLocalStatus } from './status.ts';
+import { openProbeStore } from './store.ts';
 import { type FakeCollector, startFakeCollector } from './testing/fake-collector.ts';
+import { sampleReceived } from './testing/sample-events.ts';
 
 let dir: string;
 let fc: FakeCollector | undefined;
@@ -158,5 +160,26 @@ describe('probe on an unreliable network', () => {
     }
     expect(text).toContain(probe.probeId);
     expect(text).toContain(fc.url);
+  });
+
+  it('probe status counts the outbox backlog and dead letters from the journal while the store is open', async () => {
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger: pino({ level: 'silent' }),
+      upload: async (events) =>
+        events.map((ev, index) => ({ index, event_id: ev.event_id, status: 'refused', reason: 'test' })),
+      backoff: { baseMs: 10, maxMs: 50 },
+    });
+    try {
+      for (let i = 0; i < 3; i++) await store.outbox.add(sampleReceived(i));
+      let s = await readLocalStatus(dir);
+      expect([s.backlog, s.deadLetters, s.probeId, s.running]).toEqual([3, 0, undefined, undefined]);
+      expect(formatLocalStatus(s)).toContain('identity:         not registered yet');
+      store.outbox.start();
+      expect(await store.outbox.flush(5000)).toBe(true);
+      s = await readLocalStatus(dir);
+      expect([s.backlog, s.deadLetters]).toEqual([0, 3]);
+    } finally {
+      await store.close();
+    }
   });
 });
