@@ -261,7 +261,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       if (err instanceof BadAnswerError) {
         // Nothing from an answer that does not match the protocol is acted on.
         log.error({ problems: err.problems }, 'check-in answer does not match the protocol; ignored');
-        failedCheckin();
+        await failedCheckin();
         return undefined;
       }
       // A clock far off makes every signed request fall outside the collector's window:
@@ -279,7 +279,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
         }
       }
       log.warn({ err }, 'check-in failed; trying again with backoff');
-      failedCheckin();
+      await failedCheckin();
       return undefined;
     } finally {
       retriedAfterClock = false;
@@ -311,11 +311,11 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   };
 
   /** A failed check-in is tried again with backoff, sooner than the cron if that is later. */
-  const failedCheckin = () => {
+  const failedCheckin = async () => {
     const wait = Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(checkinFailures, 20));
     checkinFailures += 1;
     const delay = Math.round(wait / 2 + (Math.random() * wait) / 2);
-    void writeStatus();
+    await writeStatus();
     clearTimeout(extraCheckin);
     const cronNext = task?.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY;
     if (stopping || Date.now() + delay >= cronNext - 1000) return;

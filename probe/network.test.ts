@@ -110,6 +110,32 @@ describe('probe on an unreliable network', () => {
     expect(fc.checkins).toHaveLength(1);
   });
 
+  it('tries a failed check-in again with backoff, long before the next cron tick', async () => {
+    fc = await startFakeCollector();
+    probe = await startProbe(config([fc.url]), { logger: logger(), retry: { baseMs: 100, maxMs: 400 } });
+    expect(fc.checkins).toHaveLength(1);
+    fc.down = true;
+    expect(await probe.checkin()).toBeUndefined();
+    expect((await readLocalStatus(dir)).running?.last_checkin_error).toMatch(/503/);
+    const collector = fc;
+    setTimeout(() => {
+      collector.down = false;
+    }, 500);
+    const end = Date.now() + 5000;
+    while (collector.checkins.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect(fc.checkins).toHaveLength(2); // the cron runs once a year here: this was the retry
+    expect(
+      lines.filter((l) => l.msg === 'check-in failed; trying again with backoff').length,
+    ).toBeGreaterThanOrEqual(2);
+    // the status file is rewritten once the answer was handled
+    let after = await readLocalStatus(dir);
+    while (after.running?.last_checkin_error && Date.now() < end + 2000) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = await readLocalStatus(dir);
+    }
+    expect(after.running?.last_checkin_error).toBeNull();
+  });
+
   it('acts on nothing from a check-in answer that does not match the protocol, and logs it', async () => {
     fc = await startFakeCollector();
     const c = canary();
