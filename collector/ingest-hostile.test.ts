@@ -107,6 +107,25 @@ describeEachDb('ingest on hostile ground', (getDb) => {
       });
       expect((await countRows(getDb().db)).events).toBe(before.events);
     });
+
+    it('refuses an item that is no event object alone and stores its neighbours', async () => {
+      const c = await w.makeCanary();
+      const events = [null, receivedEvent(w, 'bob', c), 42, 'text', [], receivedEvent(w, 'carol', c)];
+      const requestId = randomUUID();
+      const results = await post(w.cn, events, requestId);
+      expect(results.map((r) => r.status)).toEqual([
+        'refused',
+        'stored',
+        'refused',
+        'refused',
+        'refused',
+        'stored',
+      ]);
+      for (const i of [0, 2, 3, 4]) expect(results[i]!.reason).toMatch(new RegExp(`^/events/${i}`));
+      expect(await eventIdsOfRequest(getDb().db, requestId)).toEqual(
+        [(events[1] as { event_id: string }).event_id, (events[5] as { event_id: string }).event_id].sort(),
+      );
+    });
   });
 
   describe('a value only Postgres refuses', () => {

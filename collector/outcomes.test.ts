@@ -31,6 +31,7 @@ const ev = (
   text,
   failure: type === 'rejected' ? 'notice_shown' : null,
   notice: type === 'rejected' ? 'blocked' : null,
+  inConversation: true,
 });
 
 describe('deriveOutcomes', () => {
@@ -69,6 +70,18 @@ describe('deriveOutcomes', () => {
       T + 120_000,
     );
     expect(edge[0]).toMatchObject({ status: 'delivered', latencyMs: 59_000 });
+  });
+
+  it("counts no receipt reported in another conversation (a copy of the canary's text posted elsewhere)", () => {
+    const copy = { ...ev('received', 'bob', T + 1000), inConversation: false };
+    expect(statuses([ev('sent', 'alice', T), copy], T + 61_000)).toEqual({
+      bob: 'missing',
+      carol: 'missing',
+    });
+    expect(statuses([ev('sent', 'alice', T), copy, ev('received', 'bob', T + 2000)])).toEqual({
+      bob: 'delivered',
+      carol: 'pending',
+    });
   });
 
   it('is pending before the deadline and missing after it', () => {

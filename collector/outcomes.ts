@@ -55,7 +55,9 @@ export function deriveOutcomes(facts: CanaryFacts, nowMs: number): OutcomeWrite[
 
   const recipients = new Set(facts.recipients);
   recipients.delete(canary.senderAccountId);
-  const receipts = ofType('received').filter((r) => recipients.has(r.accountId));
+  // Evidence only from a recipient, in the canary's own conversation: a copy of the text
+  // posted elsewhere (a look-alike) reaches the same account but is not this canary.
+  const receipts = ofType('received').filter((r) => recipients.has(r.accountId) && r.inConversation);
 
   const out: OutcomeWrite[] = [];
   for (const recipient of [...recipients].sort()) {

@@ -73,15 +73,19 @@ for (const profile of PROFILES) {
       const results = new Map<string, ScenarioResult | Error>();
       const rows = SCENARIOS.filter((s) => !(s.id in profile.skip));
 
-      beforeAll(async () => {
-        await pool(
-          profile.concurrency,
-          rows.map((row) => async () => {
-            const r = await runScenario(row, profile, target).catch((err: unknown) => err as Error);
-            results.set(row.id, r);
-          }),
-        );
-      }, 400_000);
+      beforeAll(
+        async () => {
+          await pool(
+            profile.concurrency,
+            rows.map((row) => async () => {
+              const r = await runScenario(row, profile, target).catch((err: unknown) => err as Error);
+              results.set(row.id, r);
+            }),
+          );
+          // Each row has its own budget (rowTimeoutMs); the hook allows every row its budget.
+        },
+        Math.ceil(rows.length / profile.concurrency) * profile.rowTimeoutMs + 60_000,
+      );
 
       afterAll(() => {
         const lines = [...results].map(([id, r]) =>

@@ -10,9 +10,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
+import { Value } from 'typebox/value';
 import {
   type CanaryAssignment,
-  type CheckinResponse,
+  CheckinResponse,
   type ClockEstimate,
   type ConversationReport,
   PROTOCOL_VERSION,
@@ -41,6 +42,8 @@ export interface StartProbeOptions {
   flushTimeoutMs?: number;
   /** Outbox backoff (tests shorten it). */
   backoff?: { baseMs: number; maxMs: number };
+  /** Backoff for registration and for a failed check-in (default 2 s doubling to 5 min). */
+  retry?: { baseMs: number; maxMs: number };
   fetch?: typeof fetch;
 }
 
@@ -77,6 +80,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   const clock = new ClockOffset(8, await readClock(clockPath));
   const client = new CollectorClient({
     baseUrl: config.collectorUrl,
+    fallbackUrls: config.collectorUrls.slice(1),
     now: () => clock.toCollector(Date.now()),
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
@@ -89,6 +93,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     label: config.label,
     client,
     logger: root,
+    ...(options.retry ? { retry: options.retry } : {}),
   });
   client.setIdentity(identity);
   const log = root.child({ probe: identity.probeId });
@@ -126,6 +131,9 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   let lastCheckinAt: string | undefined;
   let lastCheckinError: string | undefined;
   let extraCheckin: NodeJS.Timeout | undefined;
+  let checkinFailures = 0;
+  const retry = options.retry ?? { baseMs: 2000, maxMs: 5 * 60_000 };
+  const statusPath = join(config.dataDir, STATUS_FILE);
 
   const runnerFor = (a: CanaryAssignment) => runners.get(QuarantineBook.key(a.platform, a.sender));
   /** Canaries whose send time has not come, by canary id: the account (runner key) that will send each. */
@@ -246,7 +254,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     const t0 = Date.now();
     let res: CheckinResponse;
     try {
-      res = await client.checkin({
+      const answer: unknown = await client.checkin({
         protocol: PROTOCOL_VERSION,
         t0,
         software_version: SOFTWARE_VERSION,
@@ -256,8 +264,15 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
         dead_letters: outbox.deadLetters(),
         ...(estimate ? { clock: estimate } : {}),
       });
+      res = checkedAnswer(answer);
     } catch (err) {
       lastCheckinError = (err as Error).message;
+      if (err instanceof BadAnswerError) {
+        // Nothing from an answer that does not match the protocol is acted on.
+        log.error({ problems: err.problems }, 'check-in answer does not match the protocol; ignored');
+        await failedCheckin();
+        return undefined;
+      }
       // A clock far off makes every signed request fall outside the collector's window:
       // take a rough offset from its Date header so the next check-in gets through.
       const serverDate = err instanceof CollectorError ? err.serverDate : undefined;
@@ -272,7 +287,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
           }
         }
       }
-      log.warn({ err }, 'check-in failed; trying again at the next one');
+      log.warn({ err }, 'check-in failed; trying again with backoff');
+      await failedCheckin();
       return undefined;
     } finally {
       retriedAfterClock = false;
@@ -285,6 +301,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     );
     lastCheckinAt = new Date(t3).toISOString();
     lastCheckinError = undefined;
+    checkinFailures = 0;
     for (const a of res.canaries ?? []) await accept(a);
     log.info(
       {
@@ -298,13 +315,50 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     // Accounts, conversations or values the collector could not store (decision 012).
     if (res.refused?.length) log.warn({ refused: res.refused }, 'the collector refused part of the check-in');
     scheduleExtraCheckin(res.next_checkin_at);
+    await writeStatus();
     return res;
+  };
+
+  /** A failed check-in is tried again with backoff, sooner than the cron if that is later. */
+  const failedCheckin = async () => {
+    const wait = Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(checkinFailures, 20));
+    checkinFailures += 1;
+    const delay = Math.round(wait / 2 + (Math.random() * wait) / 2);
+    await writeStatus();
+    clearTimeout(extraCheckin);
+    const cronNext = task?.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY;
+    if (stopping || Date.now() + delay >= cronNext - 1000) return;
+    extraCheckin = setTimeout(() => void checkin(), delay);
+  };
+
+  /** status.json for `silentdrop probe status`, written whole (temp file + rename) each time. */
+  const writeStatus = async () => {
+    const s = statusNow();
+    const file: ProbeStatusFile = {
+      version: 1,
+      written_at: new Date().toISOString(),
+      pid: process.pid,
+      probe_id: s.probeId,
+      collector_url: client.baseUrl,
+      collector_urls: config.collectorUrls,
+      last_checkin_at: s.lastCheckinAt ?? null,
+      last_checkin_error: s.lastCheckinError ?? null,
+      clock: s.clock ?? null,
+      backlog: s.backlog,
+      dead_letters: s.deadLetters,
+      scheduled: s.scheduled,
+      accounts: s.accounts,
+    };
+    await atomicWriteFile(statusPath, `${JSON.stringify(file, null, 2)}\n`).catch((err) =>
+      log.warn({ err }, 'cannot write the status file'),
+    );
   };
 
   // Our own overlap guard: node-cron's `noOverlap` warns on the console from inside the
   // library; a skipped tick belongs in the probe's log.
   let cronCheckinRunning = false;
-  const task: ScheduledTask = cron.schedule(
+  let task: ScheduledTask | undefined;
+  task = cron.schedule(
     config.checkinCron,
     async () => {
       if (cronCheckinRunning) {
@@ -325,12 +379,13 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   const scheduleExtraCheckin = (nextAt: string) => {
     clearTimeout(extraCheckin);
     const local = clock.toLocal(Date.parse(nextAt));
-    const cronNext = task.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY;
+    const cronNext = task?.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY;
     if (!Number.isFinite(local) || local >= cronNext - 1000 || stopping) return;
     extraCheckin = setTimeout(() => void checkin(), Math.max(1000, local - Date.now()));
   };
 
   if (options.checkinOnStart !== false) await checkin();
+  else await writeStatus();
   log.info(
     { accounts: runners.size, country: config.country, asn: config.asn, cron: config.checkinCron },
     'probe started',
@@ -349,7 +404,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   const stop = (): Promise<void> => {
     stopping$ ??= (async () => {
       stopping = true;
-      await task.destroy();
+      await task?.destroy();
       clearTimeout(extraCheckin);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
@@ -375,11 +430,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     process.once('SIGINT', onSignal);
   }
 
-  return {
-    probeId: identity.probeId,
-    checkin,
-    flush: (timeoutMs = 10_000) => outbox.flush(timeoutMs),
-    status: () => ({
+  function statusNow(): ProbeStatus {
+    return {
       probeId: identity.probeId,
       backlog: outbox.backlog(),
       deadLetters: outbox.deadLetters(),
@@ -392,10 +444,57 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       })),
       lastCheckinAt,
       lastCheckinError,
-    }),
+    };
+  }
+
+  return {
+    probeId: identity.probeId,
+    checkin,
+    flush: (timeoutMs = 10_000) => outbox.flush(timeoutMs),
+    status: statusNow,
     stop,
     stopped,
   };
+}
+
+/** In the data folder: what the running probe last saw, for `silentdrop probe status`. */
+export const STATUS_FILE = 'status.json';
+
+export interface ProbeStatusFile {
+  version: 1;
+  written_at: string;
+  pid: number;
+  probe_id: string;
+  /** The address that answered last. */
+  collector_url: string;
+  collector_urls: string[];
+  last_checkin_at: string | null;
+  last_checkin_error: string | null;
+  clock: ClockEstimate | null;
+  backlog: number;
+  dead_letters: number;
+  scheduled: number;
+  accounts: { platform: string; handle: string; state: string }[];
+}
+
+class BadAnswerError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`check-in answer does not match the protocol: ${problems.join('; ')}`);
+    this.name = 'BadAnswerError';
+  }
+}
+
+/**
+ * The check-in answer, checked against protocol/checkin.ts before any of it is used.
+ * Fields this probe does not know are dropped first (a newer collector may add some).
+ */
+function checkedAnswer(answer: unknown): CheckinResponse {
+  const copy = Value.Clean(CheckinResponse, Value.Clone(answer));
+  if (Value.Check(CheckinResponse, copy)) return copy;
+  const problems = [...Value.Errors(CheckinResponse, copy)]
+    .slice(0, 5)
+    .map((e) => `${e.instancePath || '/'}: ${e.message}`);
+  throw new BadAnswerError(problems);
 }
 
 async function readClock(path: string): Promise<ClockEstimate | undefined> {

@@ -64,6 +64,11 @@ export interface SigningIdentity {
 
 export interface CollectorClientOptions {
   baseUrl: string;
+  /**
+   * Further collector addresses, tried in order after baseUrl when an address gives no
+   * answer (network error, timeout, 5xx). The one that answered is tried first next time.
+   */
+  fallbackUrls?: string[];
   /** Corrected clock for x-sd-timestamp (probe clock + offset estimate). */
   now?: () => number;
   timeoutMs?: number;
@@ -72,13 +77,17 @@ export interface CollectorClientOptions {
 
 export class CollectorClient {
   private identity?: SigningIdentity;
-  private readonly base: URL;
+  private readonly bases: URL[];
+  /** Index into bases of the address that answered last. */
+  private current = 0;
   private readonly now: () => number;
   private readonly timeoutMs: number;
   private readonly fetchImpl: typeof fetch;
 
   constructor(opts: CollectorClientOptions) {
-    this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`);
+    this.bases = [opts.baseUrl, ...(opts.fallbackUrls ?? [])]
+      .filter((u, i, all) => all.indexOf(u) === i)
+      .map((u) => new URL(u.endsWith('/') ? u : `${u}/`));
     this.now = opts.now ?? Date.now;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.fetchImpl = opts.fetch ?? fetch;
@@ -109,9 +118,45 @@ export class CollectorClient {
     return res.results;
   }
 
+  /** The collector address that answered last (or the first one). */
+  get baseUrl(): string {
+    return this.bases[this.current]!.toString().replace(/\/$/, '');
+  }
+
+  /**
+   * Sends to the address that answered last, then to the others in order while an address
+   * gives no answer (network, timeout, 5xx). An answer that is about the request (4xx, a
+   * bad body) is final: another address of the same collector would say the same.
+   */
   private async request<T>(method: string, path: string, payload: unknown, signed: boolean): Promise<T> {
+    let last: unknown;
+    for (let n = 0; n < this.bases.length; n++) {
+      const i = (this.current + n) % this.bases.length;
+      try {
+        const out = await this.requestAt<T>(this.bases[i]!, method, path, payload, signed);
+        this.current = i;
+        return out;
+      } catch (err) {
+        last = err;
+        const e = err as CollectorError;
+        const noAnswer =
+          err instanceof CollectorError &&
+          (e.kind === 'network' || e.kind === 'timeout' || (e.kind === 'http' && (e.status ?? 0) >= 500));
+        if (!noAnswer) throw err;
+      }
+    }
+    throw last;
+  }
+
+  private async requestAt<T>(
+    base: URL,
+    method: string,
+    path: string,
+    payload: unknown,
+    signed: boolean,
+  ): Promise<T> {
     const body = JSON.stringify(payload);
-    const url = new URL(path.replace(/^\//, ''), this.base);
+    const url = new URL(path.replace(/^\//, ''), base);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (signed) {
       if (!this.identity) throw new Error('collector client has no identity yet (probe not registered)');

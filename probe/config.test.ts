@@ -99,6 +99,38 @@ quiet_hours: { start: "22:00", end: "06:00", time_zone: Asia/Shanghai }
     expect(errorOf(`${minimal}pacing: { min_ms: 5000, max_ms: 10 }\n`)).toMatch(/pacing\.min_ms/);
   });
 
+  it('refuses a plain http:// collector unless it is loopback or the config allows insecure transport', () => {
+    const remote = minimal.replace('http://127.0.0.1:8080', 'http://collector.example.org');
+    expect(errorOf(remote)).toMatch(
+      /collector_url \(line 2\).*plain http:\/\/ to collector\.example\.org.*allow_insecure_transport/,
+    );
+    expect(parseConfig(`${remote}allow_insecure_transport: true\n`).collectorUrl).toBe(
+      'http://collector.example.org',
+    );
+    for (const host of ['localhost:8080', '127.0.0.2', '[::1]:8080']) {
+      expect(parseConfig(minimal.replace('127.0.0.1:8080', host)).collectorUrl).toBe(`http://${host}`);
+    }
+    expect(
+      parseConfig(minimal.replace('http://127.0.0.1:8080', 'https://collector.example.org')).collectorUrl,
+    ).toBe('https://collector.example.org');
+  });
+
+  it('takes several collector_urls, in order, checking each, and not both forms at once', () => {
+    const urls = minimal.replace(
+      'collector_url: http://127.0.0.1:8080',
+      'collector_urls: [https://a.example.org/, https://b.example.org/sd/]',
+    );
+    const c = parseConfig(urls);
+    expect(c.collectorUrls).toEqual(['https://a.example.org', 'https://b.example.org/sd']);
+    expect(c.collectorUrl).toBe('https://a.example.org');
+    expect(parseConfig(minimal).collectorUrls).toEqual(['http://127.0.0.1:8080']);
+    expect(errorOf(urls.replace('https://b.example.org/sd/', 'http://b.example.org'))).toMatch(
+      /collector_urls\[1\].*plain http/,
+    );
+    expect(errorOf(`${urls}collector_url: https://c.example.org\n`)).toMatch(/not both/);
+    expect(errorOf(minimal.replace('collector_url: http://127.0.0.1:8080\n', ''))).toMatch(/collector_url/);
+  });
+
   it('reads env: secrets and names a missing variable', () => {
     const text = minimal.replace('password: pw', 'password: env:PW_ALICE');
     expect(parseConfig(text, { env: { PW_ALICE: 's3cret' } }).accounts[0]!.credentials.password).toBe(

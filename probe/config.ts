@@ -66,7 +66,11 @@ const AccountSchema = Type.Object(
 
 const FileSchema = Type.Object(
   {
-    collector_url: Type.String({ minLength: 1 }),
+    collector_url: Type.Optional(Type.String({ minLength: 1 })),
+    /** Several collector addresses, tried in order (an alternative to collector_url). */
+    collector_urls: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 8 })),
+    /** Allow a plain http:// collector URL that is not loopback (the traffic can then be read and changed). */
+    allow_insecure_transport: Type.Optional(Type.Boolean()),
     enrollment_token: Type.Optional(Type.String({ minLength: 1 })),
     data_dir: Type.String({ minLength: 1 }),
     country: Region,
@@ -124,7 +128,10 @@ export interface ProbeAccountConfig extends AccountConfig {
 }
 
 export interface ProbeConfig {
+  /** The first of collectorUrls. */
   collectorUrl: string;
+  /** Every collector address, tried in order when one does not answer. */
+  collectorUrls: string[];
   /** One-time token for the first run; not needed once the data folder holds an identity. */
   enrollmentToken?: string;
   /** Absolute. */
@@ -214,14 +221,30 @@ export function parseConfig(
   }
   const c = raw as FileConfig;
 
-  let url: URL;
-  try {
-    url = new URL(c.collector_url);
-  } catch {
-    return fail(['collector_url'], `not a URL: "${c.collector_url}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    fail(['collector_url'], 'must be an http(s) URL');
+  if (c.collector_url !== undefined && c.collector_urls !== undefined)
+    fail(['collector_urls'], 'give collector_url or collector_urls, not both');
+  if (c.collector_url === undefined && c.collector_urls === undefined)
+    fail([], 'missing required field "collector_url" (or "collector_urls")');
+  const urlsIn: [string, (string | number)[]][] =
+    c.collector_urls !== undefined
+      ? c.collector_urls.map((u, i) => [u, ['collector_urls', i]])
+      : [[c.collector_url as string, ['collector_url']]];
+  const collectorUrls = urlsIn.map(([text, path]) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return fail(path, `not a URL: "${text}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(path, 'must be an http(s) URL');
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && c.allow_insecure_transport !== true)
+      fail(
+        path,
+        `plain http:// to ${url.hostname} can be read and changed on the way; use https://, ` +
+          'or set allow_insecure_transport: true if you accept that',
+      );
+    return url.toString().replace(/\/$/, '');
+  });
   const checkinCron = c.checkin_cron ?? DEFAULTS.checkinCron;
   if (!cron.validate(checkinCron)) fail(['checkin_cron'], `not a valid cron expression: "${checkinCron}"`);
 
@@ -298,7 +321,8 @@ export function parseConfig(
   const token =
     c.enrollment_token === undefined ? undefined : secret(c.enrollment_token, ['enrollment_token']);
   return {
-    collectorUrl: url.toString().replace(/\/$/, ''),
+    collectorUrl: collectorUrls[0]!,
+    collectorUrls,
     enrollmentToken: token as string | undefined,
     dataDir: isAbsolute(c.data_dir) ? c.data_dir : resolve(opts.baseDir ?? process.cwd(), c.data_dir),
     country: c.country,
@@ -314,6 +338,12 @@ export function parseConfig(
     },
     accounts,
   };
+}
+
+/** localhost, 127.0.0.0/8 and ::1: traffic that never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 function pointerToPath(pointer: string): (string | number)[] {

@@ -47,6 +47,13 @@ export interface IdentityOptions {
   label?: string;
   client: CollectorClient;
   logger: Logger;
+  /**
+   * While the collector gives no answer (network, timeout, 5xx, 429), registration is
+   * tried again with exponential backoff and jitter (default 2 s doubling to 5 min) until
+   * it succeeds or `stopped()` says to give up. A refusal (4xx) is final.
+   */
+  retry?: { baseMs: number; maxMs: number };
+  stopped?: () => boolean;
 }
 
 export function identityPath(dataDir: string): string {
@@ -73,6 +80,34 @@ async function readIdentity(path: string): Promise<IdentityFile | undefined> {
   }
 }
 
+async function writeNewKey(path: string, collectorUrl: string): Promise<IdentityFile> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const file: IdentityFile = {
+    version: 1,
+    private_key_pem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    public_key: publicKeyToBase64(publicKey),
+    collector_url: collectorUrl,
+  };
+  await atomicWriteFile(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+  return file;
+}
+
+/**
+ * Makes the probe's key in `<dataDir>/identity.json` (0600) if there is none yet, without
+ * registering (`silentdrop probe init`); the probe registers it at its first start.
+ * Returns the public key, and whether it was made now.
+ */
+export async function ensureIdentityKey(
+  dataDir: string,
+  collectorUrl: string,
+): Promise<{ publicKey: string; created: boolean }> {
+  await ensurePrivateDir(dataDir);
+  const path = identityPath(dataDir);
+  const existing = await readIdentity(path);
+  if (existing) return { publicKey: existing.public_key, created: false };
+  return { publicKey: (await writeNewKey(path, collectorUrl)).public_key, created: true };
+}
+
 /** Loads the stored identity, or makes a key and registers it (first run). */
 export async function loadOrRegister(opts: IdentityOptions): Promise<ProbeIdentity> {
   await ensurePrivateDir(opts.dataDir);
@@ -96,42 +131,42 @@ export async function loadOrRegister(opts: IdentityOptions): Promise<ProbeIdenti
       `no identity in ${opts.dataDir} and no enrollment_token in the config: ask the collector's admin for a token`,
     );
   }
-  if (!file) {
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    file = {
-      version: 1,
-      private_key_pem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-      public_key: publicKeyToBase64(publicKey),
-      collector_url: opts.collectorUrl,
-    };
-    await atomicWriteFile(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
-  }
-  let res: { probe_id: string };
-  try {
-    res = await opts.client.register({
-      protocol: PROTOCOL_VERSION,
-      enrollment_token: opts.enrollmentToken,
-      public_key: file.public_key,
-      country: opts.country,
-      asn: opts.asn,
-      software_version: SOFTWARE_VERSION,
-      ...(opts.label ? { label: opts.label } : {}),
-    });
-  } catch (err) {
-    if (
-      err instanceof CollectorError &&
-      err.kind === 'http' &&
-      err.status !== undefined &&
-      err.status < 500
-    ) {
-      throw new IdentityError(`the collector refused registration: ${err.message}`, { cause: err });
+  file ??= await writeNewKey(path, opts.collectorUrl);
+  let res: { probe_id: string } | undefined;
+  const retry = opts.retry ?? { baseMs: 2000, maxMs: 5 * 60_000 };
+  for (let attempt = 0; res === undefined; attempt++) {
+    try {
+      res = await opts.client.register({
+        protocol: PROTOCOL_VERSION,
+        enrollment_token: opts.enrollmentToken,
+        public_key: file.public_key,
+        country: opts.country,
+        asn: opts.asn,
+        software_version: SOFTWARE_VERSION,
+        ...(opts.label ? { label: opts.label } : {}),
+      });
+      break;
+    } catch (err) {
+      if (
+        err instanceof CollectorError &&
+        err.kind === 'http' &&
+        err.status !== undefined &&
+        err.status < 500 &&
+        err.status !== 429 &&
+        err.status !== 408
+      ) {
+        throw new IdentityError(`the collector refused registration: ${err.message}`, { cause: err });
+      }
+      if (opts.stopped?.()) throw registrationFailed(opts, err);
+      const wait = Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(attempt, 20));
+      const delay = Math.round(wait / 2 + (Math.random() * wait) / 2);
+      opts.logger.warn(
+        { err: (err as Error).message, attempt: attempt + 1, retry_in_ms: delay },
+        'cannot register with the collector yet; trying again',
+      );
+      await new Promise((r) => setTimeout(r, delay));
+      if (opts.stopped?.()) throw registrationFailed(opts, err);
     }
-    throw new IdentityError(
-      `cannot register with the collector at ${opts.collectorUrl}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
   }
   file = { ...file, probe_id: res.probe_id, registered_at: new Date().toISOString() };
   await atomicWriteFile(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
@@ -141,4 +176,11 @@ export async function loadOrRegister(opts: IdentityOptions): Promise<ProbeIdenti
     privateKey: privateKeyFromPem(file.private_key_pem),
     publicKey: file.public_key,
   };
+}
+
+function registrationFailed(opts: IdentityOptions, err: unknown): IdentityError {
+  return new IdentityError(
+    `cannot register with the collector at ${opts.collectorUrl}: ${(err as Error).message}`,
+    { cause: err },
+  );
 }

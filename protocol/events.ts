@@ -113,7 +113,8 @@ export type ProbeEventType = ProbeEvent['type'];
 export const EventsRequest = Type.Object(
   {
     protocol: ProtocolVersion,
-    events: Type.Array(Type.Object({}, { additionalProperties: true }), {
+    // Any item: one that is no event object (null, a number) is refused alone by ingest.
+    events: Type.Array(Type.Unknown(), {
       minItems: 1,
       maxItems: LIMITS.eventsPerBatch,
     }),

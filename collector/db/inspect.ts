@@ -92,7 +92,7 @@ export async function eventIdCounts(q: Queryable, eventIds: string[]): Promise<M
   const found = await rows<{ id: string; n: number }>(
     q,
     sql`select event_id::text as id, count(*)::int as n from events
-        where event_id::text = any(${eventIds}::text[]) group by event_id`,
+        where event_id::text = any(${sql.param(eventIds)}::text[]) group by event_id`,
   );
   return new Map(found.map((r) => [r.id, r.n]));
 }

@@ -55,6 +55,8 @@ export interface FactEvent {
   text: string | null;
   failure: string | null;
   notice: string | null;
+  /** A receipt reported in the canary's own conversation (a copy posted elsewhere is not). */
+  inConversation: boolean;
 }
 
 export interface StoredFacts {
@@ -84,10 +86,14 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
   );
   const events = await rows<FactEvent>(
     q,
-    sql`select event_id as "eventId", canary_id as "canaryId", type, account_id as "accountId",
-          (extract(epoch from at) * 1000)::float8 as "atMs", clock_offset_ms as "clockOffsetMs",
-          raw->>'text' as text, raw->>'failure' as failure, raw->>'notice' as notice
-        from events where canary_id = any(${ids}::uuid[])`,
+    sql`select e.event_id as "eventId", e.canary_id as "canaryId", e.type, e.account_id as "accountId",
+          (extract(epoch from e.at) * 1000)::float8 as "atMs", e.clock_offset_ms as "clockOffsetMs",
+          e.raw->>'text' as text, e.raw->>'failure' as failure, e.raw->>'notice' as notice,
+          (e.conversation is not distinct from cv.ref) as "inConversation"
+        from events e
+        join canaries c on c.id = e.canary_id
+        join conversations cv on cv.id = c.conversation_id
+        where e.canary_id = any(${ids}::uuid[])`,
   );
   return { canaries, members, existing, events };
 }

@@ -49,6 +49,8 @@ export interface FakeCollector {
   down: boolean;
   /** Canaries to hand out at the next check-in (then cleared), per probe id or '*'. */
   handOut: CanaryAssignment[];
+  /** Rewrites the check-in answer before it is sent (to test a collector answering wrongly). */
+  alterCheckin?: (answer: Record<string, unknown>) => unknown;
   /** Called when an events request arrived, after storing and before answering. */
   onEvents?: (n: number) => void | Promise<void>;
   probes: Map<string, KeyObject>;
@@ -136,12 +138,13 @@ export async function startFakeCollector(opts: FakeCollectorOptions = {}): Promi
       if (req.method === 'POST' && path === '/probe/v1/checkin') {
         fc.checkins.push(JSON.parse(body.toString('utf8')) as CheckinRequest);
         const canaries = fc.handOut.splice(0);
-        return send(res, 200, {
+        const answer = {
           t1,
           t2: now(),
           canaries,
           next_checkin_at: new Date(now() + 60_000).toISOString(),
-        });
+        };
+        return send(res, 200, fc.alterCheckin ? fc.alterCheckin(answer) : answer);
       }
       if (req.method === 'POST' && path === '/probe/v1/events') {
         fc.eventRequests += 1;
