@@ -59,6 +59,9 @@ describeEachDb('fuzz: collector endpoints', (getDb) => {
       // The properties are about content, not volume: the limits are high enough not to interfere.
       rateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
       probeRateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
+      adminRateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
+      // refused requests are most of what the fuzz sends: the per-address refusal limit too
+      authFailureLimit: { max: 1_000_000, timeWindowMs: 60_000 },
     });
     ctx = await collectorContext(app, getDb().db);
   });

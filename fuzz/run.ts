@@ -52,6 +52,9 @@ const app = await buildApp({
   logger: createLogger({ level: process.env.LOG_LEVEL ?? 'silent' }),
   rateLimit: { max: 10_000_000, timeWindowMs: 60_000 },
   probeRateLimit: { max: 10_000_000, timeWindowMs: 60_000 },
+  adminRateLimit: { max: 10_000_000, timeWindowMs: 60_000 },
+  // refused requests are most of what the fuzz sends: the per-address refusal limit too
+  authFailureLimit: { max: 10_000_000, timeWindowMs: 60_000 },
 });
 const collectorUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 const testbed = await startTestbed({ policy: { regions: ['US', 'CN'] }, rateLimit: false, seed });
