@@ -7,6 +7,7 @@ import type { CanaryAssignment, CheckinRefusal, CheckinRequest } from '../protoc
 import { screenCheckin } from './checkin-values.ts';
 import { recordConversationViews, upsertAccounts } from './db/accounts.ts';
 import { takeDueCanaries } from './db/canaries.ts';
+import { recordSendCapacity } from './db/capacity.ts';
 import type { Db } from './db/open.ts';
 import { claimRequestId, recordCheckin } from './db/probes.ts';
 import { SdError } from './errors.ts';
@@ -46,6 +47,8 @@ export async function recordProbeState(
         `accounts: ${foreign.map((a) => `${a.platform}/${a.handle}`).join(', ')} belong to another probe`,
       );
     }
+    // Send budgets of the accounts kept (decision 014); refused ones are not touched.
+    await recordSendCapacity(tx, auth.probeId, ok.accounts, now);
     await recordConversationViews(
       tx,
       auth.probeId,

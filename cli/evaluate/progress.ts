@@ -5,23 +5,8 @@
  * figure is read from the report (Postgres), none is guessed: when nothing settled lately the
  * estimate says so instead of inventing one.
  */
-import { sql } from 'drizzle-orm';
 import { DEFAULT_SEQUENTIAL_DESIGN } from '../../collector/analysis/sequential.ts';
-import { type Queryable, rows } from '../../collector/db/open.ts';
 import type { ReportFinding, ReportState } from './report.ts';
-
-/** Scopes (`kind|sender|recipient`) whose screen is still running, with the packs it sent so far. */
-export async function runningScreens(q: Queryable, campaignId: string): Promise<Map<string, number>> {
-  const found = await rows<{ kind: string; sender: string; recipient: string; packs: number }>(
-    q,
-    sql`select f.scope->>'conversation_kind' as kind, f.scope->>'sender_region' as sender,
-          f.scope->>'recipient_region' as recipient,
-          coalesce((select sum(jsonb_array_length(s.messages))::int from followup_steps s where s.followup_id = f.id), 0) as packs
-        from followups f
-        where f.campaign_id = ${campaignId}::uuid and f.procedure = 'screen' and f.status = 'running'`,
-  );
-  return new Map(found.map((r) => [`${r.kind}|${r.sender}|${r.recipient}`, r.packs]));
-}
 
 export interface ProgressSample {
   atMs: number;

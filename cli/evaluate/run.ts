@@ -11,11 +11,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runningScreens } from '../../collector/db/evaluation.ts';
 import { parseTermFile } from '../../collector/planning/terms.ts';
 import { resolvePolicy } from '../../testbed/policy.ts';
 import { startLocalNetwork } from '../local/network.ts';
 import { type AccountsFile, readAccountsFile, startAccountsNetwork } from './accounts-network.ts';
-import { type ProgressSample, progressLine, runningScreens } from './progress.ts';
+import { type ProgressSample, progressLine } from './progress.ts';
 import { type EvaluationReport, readReport } from './report.ts';
 
 export type EvaluationMode = 'isolate' | 'screen';

@@ -44,3 +44,16 @@ export async function runningFollowups(q: Queryable, campaignId: string): Promis
   );
   return row?.n ?? 0;
 }
+
+/** Scopes (`kind|sender|recipient`) whose screen is still running, with the packs it sent so far. */
+export async function runningScreens(q: Queryable, campaignId: string): Promise<Map<string, number>> {
+  const found = await rows<{ kind: string; sender: string; recipient: string; packs: number }>(
+    q,
+    sql`select f.scope->>'conversation_kind' as kind, f.scope->>'sender_region' as sender,
+          f.scope->>'recipient_region' as recipient,
+          coalesce((select sum(jsonb_array_length(s.messages))::int from followup_steps s where s.followup_id = f.id), 0) as packs
+        from followups f
+        where f.campaign_id = ${campaignId}::uuid and f.procedure = 'screen' and f.status = 'running'`,
+  );
+  return new Map(found.map((r) => [`${r.kind}|${r.sender}|${r.recipient}`, r.packs]));
+}

@@ -11,7 +11,6 @@ import {
 } from '../../protocol/index.ts';
 import { publicKeyFromBase64 } from '../../protocol/signing.ts';
 import { assignCanaries, recordProbeState } from '../checkin.ts';
-import { recordSendCapacity } from '../db/capacity.ts';
 import type { Db } from '../db/open.ts';
 import { registerProbe } from '../db/probes.ts';
 import { SdError } from '../errors.ts';
@@ -128,7 +127,6 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
         );
       }
       if (refused.length > 0) req.log.warn({ probe: auth.probeId, refused }, 'check-in items refused');
-      await recordSendCapacity(db, auth.probeId, req.body.accounts, new Date(t1));
       await opts.beforeAssign?.(new Date(t1));
       const canaries = await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
       const t2 = now().getTime();
