@@ -6,7 +6,7 @@ import { LIMITS } from '../protocol/index.ts';
 import { isDataException, sqlState } from './db/errors.ts';
 import { countRows, eventIdsOfRequest, probesOfEventId, rawEvent } from './db/inspect.ts';
 import { outcomesForCanary } from './db/outcomes.ts';
-import { UNKNOWN_NONCE_BOUND } from './ingest.ts';
+import { COPIES_BOUND, UNKNOWN_NONCE_BOUND } from './ingest.ts';
 import { researchErrorBody } from './routes/research.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { account, checkin, enrollProbe, signedPost, type TestProbe } from './test-support/probe.ts';
@@ -286,6 +286,41 @@ describeEachDb('ingest on hostile ground', (getDb) => {
       expect(
         (await post(w.cn, [{ ...lookAlike(), account: w.handles.bob, conversation: w.group }]))[0]!.status,
       ).toBe('stored');
+    });
+  });
+
+  describe('copies of a real canary (posted again by a member, or a send reported again)', () => {
+    const metric = async (name: string) => {
+      const body = (await app.inject({ url: '/metrics' })).body;
+      const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
+      return m ? Number(m[1]) : 0;
+    };
+
+    it('keeps the first few per canary, account and type, acknowledges the rest, and the outcome stands', async () => {
+      const { db } = getDb();
+      const bound = COPIES_BOUND.perCanaryAccountType;
+      const before = await metric('sd_canary_copies_dropped_total');
+      const sendAt = new Date(Date.now() - 5_000);
+      const c = await w.makeCanary({ sendAt });
+      expect((await post(w.us, [sentEvent(w, c, { at: sendAt })]))[0]!.status).toBe('stored');
+      const first = new Date(sendAt.getTime() + 1_000);
+      const copies = Array.from({ length: bound + 3 }, (_, i) =>
+        receivedEvent(w, 'bob', c, { at: new Date(first.getTime() + i * 10) }),
+      );
+      const results = await post(w.cn, copies);
+      expect(results.filter((r) => r.status === 'stored')).toHaveLength(bound);
+      const ignored = results.filter((r) => r.status === 'ignored');
+      expect(ignored.map((r) => r.index)).toEqual([bound, bound + 1, bound + 2]);
+      expect(ignored[0]!.reason).toMatch(/reported 8 received events for this canary already/);
+      for (const r of ignored) expect(await rawEvent(db, w.cn.id, r.event_id!)).toBeUndefined();
+      // Another recipient's receipt is its own count, and more sends under new ids are bounded too.
+      expect((await post(w.cn, [receivedEvent(w, 'carol', c)]))[0]!.status).toBe('stored');
+      const sends = Array.from({ length: bound }, () => sentEvent(w, c, { at: sendAt }));
+      expect((await post(w.us, sends)).filter((r) => r.status === 'ignored')).toHaveLength(1);
+      const bob = (await outcomesForCanary(db, c.id)).find((o) => o.recipientAccountId === w.accountIds.bob);
+      expect(bob?.status).toBe('delivered');
+      expect(bob?.latencyMs).toBe(1_000);
+      expect((await metric('sd_canary_copies_dropped_total')) - before).toBe(4);
     });
   });
 

@@ -11,17 +11,27 @@
  * UNKNOWN_NONCE_BOUND.textBytes, and at most UNKNOWN_NONCE_BOUND.perProbe of them per
  * probe per UNKNOWN_NONCE_BOUND.windowMs. Past the bound it is answered `ignored`
  * (acknowledged, not stored) so the probe moves on.
+ *
+ * Reports of one real canary are bounded the same way: an honest probe reports one send
+ * per canary and one receipt per recipient (a resend keeps its event id, so it is a
+ * duplicate). Anyone in the group can post copies of a canary's text, and a hostile probe
+ * can report a send again under new ids; each would be kept and make every later
+ * derivation of that canary's outcomes read more. So at most COPIES_BOUND.perCanaryAccountType
+ * events of one type from one account are kept per canary; the rest are answered
+ * `ignored`. The first reports are the ones that decide an outcome anyway.
  */
 import type { EventResult, ProbeEvent } from '../protocol/index.ts';
 import { findAccounts } from './db/accounts.ts';
 import {
+  copiesKey,
+  countCanaryEvents,
   countUnknownNonceReceipts,
   type EventRow,
   insertEventsBisecting,
   lockUnknownNonceBound,
 } from './db/events.ts';
 import type { Db } from './db/open.ts';
-import { canariesByIds, canariesByNonces } from './db/outcomes.ts';
+import { canariesByIds, canariesByNonces, lockCanaries } from './db/outcomes.ts';
 import { claimRequestId } from './db/probes.ts';
 import { refreshOutcomes } from './outcomes.ts';
 import { validateEvent } from './validation.ts';
@@ -39,10 +49,17 @@ export const UNKNOWN_NONCE_BOUND = {
   windowMs: 60 * 60 * 1000,
 } as const;
 
-/** Look-alike receipts in one batch: kept (stored, bounded) and dropped by the bound. */
+/** The bound on events kept per canary, account and type (see the top of this file). */
+export const COPIES_BOUND = { perCanaryAccountType: 8 } as const;
+
+/**
+ * Look-alike receipts in one batch: kept (stored, bounded) and dropped by the bound; and
+ * reports of a real canary dropped past COPIES_BOUND.
+ */
 export interface UnknownNonceTally {
   kept: number;
   dropped: number;
+  copiesDropped: number;
 }
 
 export type IngestOutcome =
@@ -68,7 +85,7 @@ export async function ingestEvents(
   now: Date,
 ): Promise<IngestOutcome> {
   const results: EventResult[] = rawEvents.map((_, index) => ({ index, status: 'refused' }));
-  const unknownNonce: UnknownNonceTally = { kept: 0, dropped: 0 };
+  const unknownNonce: UnknownNonceTally = { kept: 0, dropped: 0, copiesDropped: 0 };
   const candidates: Candidate[] = [];
   const seenIds = new Set<string>();
   rawEvents.forEach((raw, index) => {
@@ -130,6 +147,13 @@ export async function ingestEvents(
           UNKNOWN_NONCE_BOUND.perProbe - (await countUnknownNonceReceipts(tx, req.probeId, since));
       }
 
+      // Events already kept per canary, account and type, for COPIES_BOUND. The canaries are
+      // locked first (as outcome derivation below locks them, in the same order), so two
+      // batches cannot both take the last place.
+      const touchedCanaries = [...byId.keys(), ...[...byNonce.values()].map((c) => c.id)];
+      await lockCanaries(tx, touchedCanaries);
+      const kept = await countCanaryEvents(tx, touchedCanaries);
+
       const rows: EventRow[] = [];
       const rowIndex: number[] = [];
       for (const { index, event } of candidates) {
@@ -166,6 +190,19 @@ export async function ingestEvents(
             continue;
           }
           canaryId = canary.id;
+        }
+        if (canaryId !== null) {
+          const key = copiesKey(canaryId, account.id, event.type);
+          const n = kept.get(key) ?? 0;
+          if (n >= COPIES_BOUND.perCanaryAccountType) {
+            result.status = 'ignored';
+            result.reason =
+              `/events/${index}: this account has reported ${n} ${event.type} events for this ` +
+              `canary already; the first ones decide its outcome, more are not kept`;
+            unknownNonce.copiesDropped++;
+            continue;
+          }
+          kept.set(key, n + 1);
         }
         rows.push({
           eventId: event.event_id,

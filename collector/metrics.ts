@@ -21,13 +21,16 @@ import { readProbeBacklogs } from './db/research-probes.ts';
 const EVENTS_ROUTE = '/probe/v1/events';
 
 /** Look-alike receipts of one events request, as ingest counted them (read by the onSend hook). */
-const unknownNonceTallies = new WeakMap<FastifyRequest, { kept: number; dropped: number }>();
+const unknownNonceTallies = new WeakMap<FastifyRequest, Tally>();
+
+interface Tally {
+  kept: number;
+  dropped: number;
+  copiesDropped: number;
+}
 
 /** Called by the events route: this request's receipts of nonces that are no canary of ours. */
-export function noteUnknownNonceReceipts(
-  req: FastifyRequest,
-  tally: { kept: number; dropped: number },
-): void {
+export function noteUnknownNonceReceipts(req: FastifyRequest, tally: Tally): void {
   unknownNonceTallies.set(req, tally);
 }
 
@@ -54,6 +57,11 @@ export function createMetrics(db: Db) {
   const unknownNonceDropped = new Counter({
     name: 'sd_unknown_nonce_receipts_dropped_total',
     help: 'Receipts of a nonce that is no canary of ours, acknowledged but not kept (past the bound)',
+    registers: [registry],
+  });
+  const copiesDropped = new Counter({
+    name: 'sd_canary_copies_dropped_total',
+    help: 'Reports of a real canary past the bound per canary, account and type (copies of its text, repeated sends), acknowledged but not kept',
     registers: [registry],
   });
   const requestDuration = new Histogram({
@@ -116,6 +124,7 @@ export function createMetrics(db: Db) {
     ingestBatches,
     unknownNonceReceipts,
     unknownNonceDropped,
+    copiesDropped,
     requestDuration,
   };
 }
@@ -145,6 +154,7 @@ export const metricsPlugin = fp(
         if (tally && reply.statusCode === 200) {
           metrics.unknownNonceReceipts.inc(tally.kept + tally.dropped);
           metrics.unknownNonceDropped.inc(tally.dropped);
+          metrics.copiesDropped.inc(tally.copiesDropped);
         }
       }
       return payload;

@@ -1,6 +1,6 @@
 /**
  * The things generated requests refer to, set up through the real APIs: on the collector
- * a small world (collector/test-support/world.ts), pending canaries, a stranger probe and
+ * a small world (collector/test-support/world.ts), 48 pending canaries, a stranger probe and
  * a term list; on the testbed two accounts with a direct chat and a message in it.
  */
 import { randomBytes } from 'node:crypto';
@@ -15,7 +15,7 @@ export async function collectorContext(app: FastifyInstance, db: Db): Promise<Co
   const world = await buildWorld(app, db);
   const inAnHour = () => new Date(Date.now() + 3_600_000);
   const canaries = [];
-  for (let i = 0; i < 4; i++) canaries.push(await world.makeCanary({ deadlineAt: inAnHour() }));
+  for (let i = 0; i < 48; i++) canaries.push(await world.makeCanary({ deadlineAt: inAnHour() }));
   const stranger = await enrollProbe(app, { country: 'DE' });
   const strangerHandle = `stranger-${randomBytes(4).toString('hex')}`;
   await checkin(

@@ -101,6 +101,27 @@ export async function countUnknownNonceReceipts(q: Queryable, probeId: string, s
   return row?.n ?? 0;
 }
 
+/** The key of countCanaryEvents' map. */
+export const copiesKey = (canaryId: string, accountId: string, type: string) =>
+  `${canaryId} ${accountId} ${type}`;
+
+/** Events kept per (canary, account, type) for these canaries (bounded by the copies bound). */
+export async function countCanaryEvents(
+  q: Queryable,
+  canaryIds: readonly string[],
+): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (canaryIds.length === 0) return out;
+  const found = await rows<{ canaryId: string; accountId: string; type: string; n: number }>(
+    q,
+    sql`select canary_id as "canaryId", account_id as "accountId", type, count(*)::int as n
+        from events where canary_id = any(${sql.param([...new Set(canaryIds)])}::uuid[])
+        group by 1, 2, 3`,
+  );
+  for (const r of found) out.set(copiesKey(r.canaryId, r.accountId, r.type), r.n);
+  return out;
+}
+
 export async function countEvents(q: Queryable): Promise<number> {
   const [row] = await rows<{ n: number }>(q, sql`select count(*)::int as n from events`);
   return row?.n ?? 0;

@@ -89,6 +89,13 @@ export async function readOutcomes(
       ? sql`(${k.canaryId}::uuid, ${k.recipientId}::uuid)`
       : sql`(${k.sendAt}::timestamptz, ${k.canaryId}::uuid, ${k.recipientId}::uuid)`;
     conds.push(desc ? sql`${cols} < ${key}` : sql`${cols} > ${key}`);
+    // Implied by the row comparison, but a row comparison across two tables cannot start
+    // an index scan: this bound lets canaries (send_at, id) begin at the cursor, so a page
+    // deep into the table costs what the first one does.
+    if (!byId) {
+      const at = sql`${k.sendAt}::timestamptz`;
+      conds.push(desc ? sql`c.send_at <= ${at}` : sql`c.send_at >= ${at}`);
+    }
   }
   const dir = desc ? sql`desc` : sql`asc`;
   const order = byId
