@@ -2,6 +2,11 @@
  * Opens the collector's database: embedded PGlite in `<dataDir>/pglite` when no URL is
  * given, a real Postgres server through a `pg` Pool otherwise. Both get the same drizzle
  * schema, the same queries and the same migrations (migrations/, drizzle's migrator).
+ *
+ * PGlite is one process's database: two processes writing one folder corrupt it. The
+ * folder is locked while open (proper-lockfile: a lock directory whose time is renewed
+ * every few seconds, so a lock left by a killed process goes stale and is taken over,
+ * also across containers sharing a volume, where process ids mean nothing).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +19,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import lockfile from 'proper-lockfile';
 import { PGliteWorkerClient } from './pglite-client.ts';
 import * as schema from './schema.ts';
 
@@ -48,6 +54,11 @@ export interface OpenDatabaseOptions {
   onIdleError?: (err: Error) => void;
   /** Connections in the server pool (default 10). */
   poolSize?: number;
+  /**
+   * PGlite folder only: how long to wait for a lock another process holds, in case it was
+   * killed and its lock goes stale (default: just over the stale time).
+   */
+  lockWaitMs?: number;
 }
 
 export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), '../../migrations');
@@ -59,13 +70,72 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   return openPglite(options);
 }
 
+/** How long a lock goes unrenewed before it counts as left by a dead process. */
+export const PGLITE_LOCK_STALE_MS = 10_000;
+
 async function openPglite(options: OpenDatabaseOptions): Promise<Database> {
   let dataDir: string | undefined;
+  let unlock = async () => {};
   if (!options.inMemory) {
     dataDir = join(options.dataDir, 'pglite');
     mkdirSync(dataDir, { recursive: true });
+    unlock = await lockDataFolder(dataDir, options.lockWaitMs ?? PGLITE_LOCK_STALE_MS + 2_000);
   }
-  if (options.pgliteThread === 'main') return openPgliteInThread(dataDir);
+  try {
+    const database =
+      options.pgliteThread === 'main' ? await openPgliteInThread(dataDir) : await openPgliteWorker(dataDir);
+    return {
+      ...database,
+      close: async () => {
+        try {
+          await database.close();
+        } finally {
+          await unlock();
+        }
+      },
+    };
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
+}
+
+/**
+ * Takes the lock on a PGlite folder, waiting up to `waitMs` for a stale one (a process that
+ * was killed) to be taken over; refuses with a clear message while another process holds it.
+ */
+async function lockDataFolder(dataDir: string, waitMs: number): Promise<() => Promise<void>> {
+  const tries = Math.max(0, Math.ceil(waitMs / 1_000));
+  try {
+    const release = await lockfile.lock(dataDir, {
+      stale: PGLITE_LOCK_STALE_MS,
+      update: PGLITE_LOCK_STALE_MS / 4,
+      retries: { retries: tries, factor: 1, minTimeout: 1_000, maxTimeout: 1_000 },
+      // Renewal failed (the lock was taken over or the folder vanished): writing on would
+      // risk the database, so the process stops, as it would on a failing disk.
+      onCompromised: (err) => {
+        throw new Error(`lost the lock on the data folder ${dataDir}: ${err.message}`);
+      },
+    });
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      await release().catch(() => {});
+    };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ELOCKED') {
+      throw new Error(
+        `the data folder ${dataDir} is in use by another silentdrop process ` +
+          '(two processes on one embedded database would corrupt it); stop that one first, ' +
+          'or give this one its own data folder (--data or SILENTDROP_DATA)',
+      );
+    }
+    throw err;
+  }
+}
+
+async function openPgliteWorker(dataDir: string | undefined): Promise<Database> {
   const client = await PGliteWorkerClient.start({ dataDir });
   // The client has the part of PGlite's interface the driver uses (query, exec, transaction).
   const db = drizzlePglite({ client: client as unknown as PGlite, schema });
