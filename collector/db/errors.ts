@@ -36,3 +36,35 @@ export function describeDataError(err: unknown): string {
   if (typeof e?.constraint === 'string') parts.push(`constraint ${e.constraint}`);
   return parts.join(', ');
 }
+
+/** Socket errors that mean "the server is not reachable now", not "the request is wrong". */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+/** How node-postgres words a lost or impossible connection (it sets no code on these). */
+const UNREACHABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * The database server cannot be reached or is restarting: a connection refused, reset or
+ * timed out, SQLSTATE class 08 (connection exception), or 57P01–57P03 (shut down, crashed,
+ * not accepting connections yet). The request may be retried once it is back.
+ */
+export function isUnavailableError(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string') {
+      if (UNREACHABLE_CODES.has(code)) return true;
+      if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+    }
+    if (typeof message === 'string' && UNREACHABLE_MESSAGES.test(message)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

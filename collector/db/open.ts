@@ -70,6 +70,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   return openPglite(options);
 }
 
+/** How long a new connection to a Postgres server may take before the request fails (503). */
+export const PG_CONNECT_TIMEOUT_MS = 5_000;
+
 /** How long a lock goes unrenewed before it counts as left by a dead process. */
 export const PGLITE_LOCK_STALE_MS = 10_000;
 
@@ -166,7 +169,16 @@ async function openPgliteInThread(dataDir: string | undefined): Promise<Database
 
 async function openPg(url: string, onIdleError?: (err: Error) => void, poolSize = 10): Promise<Database> {
   // TLS comes from the URL (`?sslmode=verify-full&sslrootcert=…`, pg's connection-string options).
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // A server that is down or unreachable fails a request within the connection timeout
+  // (the API answers 503 with a retry hint) instead of holding it; keep-alive notices a
+  // connection whose peer vanished.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  });
   // Without a listener an idle client's error would crash the process; the pool replaces it.
   pool.on('error', (err) => onIdleError?.(err));
   // Fail fast with the driver's message if the server is unreachable or the URL is wrong.

@@ -1,5 +1,6 @@
 /** Maps every error onto { statusCode, code: SD_ERR_*, message }; 5xx bodies stay generic. */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isUnavailableError } from '../db/errors.ts';
 import { type ErrorBody, type ErrorCode, RetryLaterError, SdError } from '../errors.ts';
 import { describeErrors, type SchemaError } from '../validation.ts';
 
@@ -39,7 +40,25 @@ export function toErrorBody(err: FastifyError | SdError | Error): ErrorBody {
 }
 
 /** Sends an error answer: the body, `retry-after` when the client may retry, and one log line. */
-export function sendError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+/** Seconds a client is asked to wait when the database cannot be reached. */
+export const DATABASE_RETRY_AFTER_S = 5;
+
+export function sendError(
+  cause: FastifyError | Error,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  let err = cause;
+  if (!(err instanceof SdError) && isUnavailableError(err)) {
+    // Not the client's fault and not a bug: the database is away (restart, network). Say
+    // so, and when to try again; probes retry with backoff, dashboards show the message.
+    req.log.warn({ err }, 'database unreachable');
+    err = new RetryLaterError(
+      'SD_ERR_DATABASE_UNAVAILABLE',
+      'the database cannot be reached right now; retry later',
+      DATABASE_RETRY_AFTER_S,
+    );
+  }
   const body = toErrorBody(err);
   if (err instanceof RetryLaterError) {
     reply.header('retry-after', String(err.retryAfterSeconds));

@@ -99,3 +99,44 @@ export function describeEachDb(name: string, body: (getDb: () => Database) => vo
     });
   }
 }
+
+/**
+ * A suite that needs a Postgres server of its own (not PGlite): `getUrl()` is a fresh,
+ * empty database on the TEST_DATABASE_URL server, dropped afterwards. Skipped with a notice
+ * without the server, failed under SILENTDROP_REQUIRE_ALL=1.
+ */
+export function describeOnServer(name: string, body: (getUrl: () => string) => void): void {
+  const url = process.env.TEST_DATABASE_URL;
+  if (serverProblem !== null || !url) {
+    if (requireAll) {
+      describe(`${name} [postgres]`, () => {
+        it('needs the real Postgres server (SILENTDROP_REQUIRE_ALL=1)', () => {
+          throw new Error(`real Postgres unavailable: ${serverProblem}`);
+        });
+      });
+    } else {
+      describe.skip(`${name} [postgres: ${serverProblem}]`, () => {
+        it('skipped', () => {});
+      });
+    }
+    return;
+  }
+  describe(`${name} [postgres]`, () => {
+    const dbName = `sd_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+    const dbUrl = new URL(url);
+    dbUrl.pathname = `/${dbName}`;
+    beforeAll(async () => {
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query(`create database ${dbName}`);
+      await admin.end();
+    });
+    afterAll(async () => {
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query(`drop database if exists ${dbName} with (force)`);
+      await admin.end();
+    });
+    body(() => dbUrl.toString());
+  });
+}
