@@ -51,7 +51,7 @@ import {
   upsertFindings,
 } from './db/findings.ts';
 import type { Db } from './db/open.ts';
-import { termSetKey } from './planning/terms.ts';
+import { canonicalTermSet, findingKey, scopeKey } from './keys.ts';
 
 export type CampaignMode = 'monitor' | 'screen' | 'isolate';
 
@@ -69,15 +69,6 @@ export interface FindingsOptions {
 
 export const FINDING_VERDICTS: readonly Verdict[] = ['suppressed', 'delayed', 'rejected', 'altered'];
 export const isFindingVerdict = (v: string) => (FINDING_VERDICTS as readonly string[]).includes(v);
-
-export function scopeKey(s: FindingScope): string {
-  return `${s.platform}|${s.conversation_kind}|${s.sender_region}|${s.recipient_region}`;
-}
-
-/** The key a finding and its sequential state are stored under. */
-export function findingKey(termSet: readonly string[], scope: FindingScope): string {
-  return `${termSetKey(termSet)}|${scopeKey(scope)}`;
-}
 
 const emptyArm = (): ArmCounts => ({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
 type Status = keyof ArmCounts;
@@ -106,7 +97,7 @@ export function groupPairs(pairs: readonly PairedOutcome[]): Group[] {
     const key = findingKey(p.termSet, scope);
     let g = groups.get(key);
     if (!g) {
-      g = { key, termSet: termSetKey(p.termSet).split(' + '), scope, rows: [] };
+      g = { key, termSet: canonicalTermSet(p.termSet), scope, rows: [] };
       groups.set(key, g);
     }
     g.rows.push(p);

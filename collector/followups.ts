@@ -50,10 +50,10 @@ import {
 } from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { type Queryable, rows } from './db/open.ts';
-import { findingKey, isFindingVerdict, scopeKey } from './findings.ts';
+import { isFindingVerdict } from './findings.ts';
+import { canonicalTermSet, type FollowupKey, findingKey, isolateKey, screenKey, termSetKey } from './keys.ts';
 import { planRound } from './planning/canaries.ts';
 import { createRng, pick } from './planning/rng.ts';
-import { termSetKey } from './planning/terms.ts';
 import { conversationScopes, toCanaryRows } from './rounds.ts';
 
 export interface FollowupOptions {
@@ -142,7 +142,7 @@ async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
       // A set isolation derived is a minimal combination already: isolating it again would only
       // re-send its subsets.
       if (derived.has(termSetKey(f.termSet))) continue;
-      const key = `isolate|${findingKey(f.termSet, f.scope)}`;
+      const key = isolateKey(f.termSet, f.scope);
       const plan = isolationNeed(f.termSet, f.scope, tested, byKey);
       if (plan === 'wait') continue;
       if (plan === 'minimal') {
@@ -167,7 +167,7 @@ async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
   const sets = await termSetsOf(tx, c.termListIds);
   if (sets.length < 2) return;
   for (const scope of conversationScopes(await selectConversations(tx, c.conversationSelection))) {
-    await insertRun(tx, c.id, 'screen', sets, scope, `screen|${scopeKey(scope)}`);
+    await insertRun(tx, c.id, 'screen', sets, scope, screenKey(scope));
   }
 }
 
@@ -200,7 +200,7 @@ async function insertRun(
   procedure: Procedure,
   input: unknown,
   scope: FindingScope,
-  key: string,
+  key: FollowupKey,
 ): Promise<void> {
   await tx.execute(sql`insert into followups (campaign_id, procedure, input, key, scope)
     values (${campaignId}::uuid, ${procedure}, ${JSON.stringify(input)}::jsonb, ${key}, ${JSON.stringify(scope)}::jsonb)
@@ -301,19 +301,18 @@ async function finish(
     for (const i of r.suppressed) {
       const set = sets[i];
       if (set && set.length > 1)
-        await insertRun(tx, c.id, 'isolate', set, run.scope, `isolate|${findingKey(set, run.scope)}`);
+        await insertRun(tx, c.id, 'isolate', set, run.scope, isolateKey(set, run.scope));
       else if (set) derived.push(set);
     }
     for (const group of r.crossSet) {
       const terms = [...new Set(group.flatMap((i) => sets[i] ?? []))];
-      await insertRun(tx, c.id, 'isolate', terms, run.scope, `isolate|${findingKey(terms, run.scope)}`);
+      await insertRun(tx, c.id, 'isolate', terms, run.scope, isolateKey(terms, run.scope));
     }
     await upsertFindings(tx, c.id, await screenClearances(tx, run, sets, r, steps));
   }
   for (const combo of derived) {
-    const key = termSetKey(combo);
     await tx.execute(sql`insert into derived_term_sets (campaign_id, key, term_set, followup_id)
-      values (${c.id}::uuid, ${key}, ${sql.param(key.split(' + '))}::text[], ${run.id}::uuid)
+      values (${c.id}::uuid, ${termSetKey(combo)}, ${sql.param(canonicalTermSet(combo))}::text[], ${run.id}::uuid)
       on conflict do nothing`);
   }
 }
@@ -357,7 +356,7 @@ export async function screenClearances(
     const [diffLow, diffHigh] = newcombeDifference(0, n, 0, n);
     out.push({
       key: findingKey(set, run.scope),
-      termSet: termSetKey(set).split(' + '),
+      termSet: canonicalTermSet(set),
       scope: run.scope,
       windowStart: new Date(Math.min(...when)),
       windowEnd: new Date(Math.max(...when)),

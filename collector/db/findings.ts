@@ -278,7 +278,7 @@ export async function settledKeys(q: Queryable, campaignId: string): Promise<Set
   return new Set(found.map((r) => r.key));
 }
 
-/** Keys (`screen|<scope>`) of the campaign's screens that are over (done or failed). */
+/** Keys (`screenKey`, collector/keys.ts) of the campaign's screens that are over (done or failed). */
 export async function finishedScreens(q: Queryable, campaignId: string): Promise<Set<string>> {
   const found = await rows<{ key: string }>(
     q,
