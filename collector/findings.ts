@@ -22,6 +22,7 @@
  * probes gave the evidence (`holdUncorroborated`, decision 012).
  */
 import type { Logger } from 'pino';
+import type { CampaignMode } from '../protocol/index.ts';
 import { type Corroboration, corroboration } from './analysis/corroboration.ts';
 import {
   type ArmCounts,
@@ -52,8 +53,6 @@ import {
 } from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { canonicalTermSet, findingKey, scopeKey } from './keys.ts';
-
-export type CampaignMode = 'monitor' | 'screen' | 'isolate';
 
 export interface FindingsOptions {
   /**

@@ -24,7 +24,7 @@
 
 import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import type { ConversationSelection } from '../protocol/index.ts';
+import type { CampaignMode, ConversationSelection } from '../protocol/index.ts';
 import {
   type IsolationResult,
   isolationStep,
@@ -85,7 +85,7 @@ interface StepRow {
 
 interface CampaignInfo {
   id: string;
-  mode: 'monitor' | 'screen' | 'isolate';
+  mode: CampaignMode;
   deadlineSeconds: number;
   seed: string;
   termListIds: string[];

@@ -5,6 +5,7 @@
  * without doing the same work twice.
  */
 import { sql } from 'drizzle-orm';
+import type { CampaignMode } from '../../protocol/index.ts';
 import type { Corroboration } from '../analysis/corroboration.ts';
 import type { SequentialState } from '../analysis/index.ts';
 import { type Queryable, rows } from './open.ts';
@@ -253,7 +254,7 @@ export async function campaignsToJudge(
 ): Promise<
   {
     id: string;
-    mode: 'monitor' | 'screen' | 'isolate';
+    mode: CampaignMode;
     deadlineSeconds: number;
     minIndependentProbes: number;
   }[]
