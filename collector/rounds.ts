@@ -58,10 +58,13 @@ function spreadSeconds(cron: string, roundAt: Date): number {
   return Math.max(0, Math.min(MAX_SPREAD_SECONDS, Math.floor(gap / 2)));
 }
 
-/** planRound's output mapped onto stored canaries (handles → account ids). */
+/**
+ * planRound's output mapped onto stored canaries (handles → account ids), in round `roundId`
+ * or, for a follow-up step's messages, in none (`null`).
+ */
 export function toCanaryRows(
   plan: ReturnType<typeof planRound>,
-  roundId: string,
+  roundId: string | null,
   conversations: SelectedConversation[],
 ): CanaryInsert[] {
   const conv = new Map(conversations.map((c) => [`${c.platform}\u0000${c.ref}`, c]));

@@ -279,6 +279,30 @@ export async function settledKeys(q: Queryable, campaignId: string): Promise<Set
   return new Set(found.map((r) => r.key));
 }
 
+/** The campaign's settled, minimal findings with more than one term: what isolation may start from. */
+export async function isolationCandidates(
+  q: Queryable,
+  campaignId: string,
+): Promise<{ termSet: string[]; scope: FindingScope; verdict: string }[]> {
+  return rows(
+    q,
+    sql`select term_set as "termSet", scope, verdict from findings
+        where campaign_id = ${campaignId}::uuid and settled and minimal and cardinality(term_set) > 1`,
+  );
+}
+
+/** Verdict and settledness of the campaign's findings, by key (findingKey, collector/keys.ts). */
+export async function findingStates(
+  q: Queryable,
+  campaignId: string,
+): Promise<Map<string, { verdict: string; settled: boolean }>> {
+  const found = await rows<{ key: string; verdict: string; settled: boolean }>(
+    q,
+    sql`select key, verdict, settled from findings where campaign_id = ${campaignId}::uuid and key is not null`,
+  );
+  return new Map(found.map((k) => [k.key, k]));
+}
+
 /** Keys (`screenKey`, collector/keys.ts) of the campaign's screens that are over (done or failed). */
 export async function finishedScreens(q: Queryable, campaignId: string): Promise<Set<string>> {
   const found = await rows<{ key: string }>(
