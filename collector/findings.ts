@@ -25,18 +25,15 @@ import type { Logger } from 'pino';
 import type { CampaignMode } from '../protocol/index.ts';
 import { type Corroboration, corroboration } from './analysis/corroboration.ts';
 import {
-  type ArmCounts,
   DEFAULT_SEQUENTIAL_DESIGN,
   detectChanges,
-  type Evidence,
   type Finding,
   INITIAL_SEQUENTIAL_STATE,
-  isOutage,
   judgeAll,
+  pairedEvidence,
   type SequentialDesign,
   sequentialLook,
   type Verdict,
-  type WindowCounts,
 } from './analysis/index.ts';
 import {
   campaignsToJudge,
@@ -69,13 +66,6 @@ export interface FindingsOptions {
 export const FINDING_VERDICTS: readonly Verdict[] = ['suppressed', 'delayed', 'rejected', 'altered'];
 export const isFindingVerdict = (v: string) => (FINDING_VERDICTS as readonly string[]).includes(v);
 
-const emptyArm = (): ArmCounts => ({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
-type Status = keyof ArmCounts;
-const asStatus = (s: string): Status | undefined =>
-  s === 'delivered' || s === 'delayed' || s === 'missing' || s === 'altered' || s === 'rejected'
-    ? s
-    : undefined;
-
 interface Group {
   key: string;
   termSet: string[];
@@ -102,55 +92,6 @@ export function groupPairs(pairs: readonly PairedOutcome[]): Group[] {
     g.rows.push(p);
   }
   return [...groups.values()];
-}
-
-/**
- * Pure: per-window counts (time ordered), the evidence without outage windows, and the rows
- * that evidence counted (whose probes corroborate it).
- */
-export function evidenceOf(rows: readonly PairedOutcome[]): {
-  windows: WindowCounts[];
-  evidence: Evidence;
-  counted: PairedOutcome[];
-} {
-  const byWindow = new Map<number, { w: WindowCounts; rows: PairedOutcome[] }>();
-  for (const r of rows) {
-    let entry = byWindow.get(r.windowMs);
-    if (!entry) {
-      entry = { w: { from: r.windowMs, to: r.windowMs, test: emptyArm(), control: emptyArm() }, rows: [] };
-      byWindow.set(r.windowMs, entry);
-    }
-    const t = asStatus(r.testStatus);
-    const c = asStatus(r.controlStatus);
-    if (!t || !c) continue;
-    entry.w.test[t]++;
-    entry.w.control[c]++;
-    entry.w.to = Math.max(entry.w.to, r.sendMs);
-    entry.rows.push(r);
-  }
-  const ordered = [...byWindow.values()].sort((a, b) => a.w.from - b.w.from);
-  const evidence: Evidence & { latencyTestMs: number[]; latencyControlMs: number[] } = {
-    test: emptyArm(),
-    control: emptyArm(),
-    latencyTestMs: [],
-    latencyControlMs: [],
-  };
-  const arrived = (s: string) => s === 'delivered' || s === 'delayed' || s === 'altered';
-  const counted: PairedOutcome[] = [];
-  for (const { w, rows: wr } of ordered) {
-    if (isOutage(w)) continue;
-    counted.push(...wr);
-    for (const k of Object.keys(w.test) as Status[]) {
-      evidence.test[k] += w.test[k];
-      evidence.control[k] += w.control[k];
-    }
-    for (const r of wr) {
-      if (arrived(r.testStatus) && r.testLatencyMs !== null) evidence.latencyTestMs.push(r.testLatencyMs);
-      if (arrived(r.controlStatus) && r.controlLatencyMs !== null)
-        evidence.latencyControlMs.push(r.controlLatencyMs);
-    }
-  }
-  return { windows: ordered.map((e) => e.w), evidence, counted };
 }
 
 const subsetOf = (a: readonly string[], b: readonly string[]) =>
@@ -258,7 +199,7 @@ export async function recomputeCampaignFindings(
       await pairedOutcomes(tx, campaign.id, now, options.graceMs ?? campaign.deadlineSeconds * 1000),
     );
     if (groups.length === 0) return { ran: true, findings: 0, settled: 0 };
-    const built = groups.map((g) => ({ ...g, ...evidenceOf(g.rows) }));
+    const built = groups.map((g) => ({ ...g, ...pairedEvidence(g.rows) }));
     const current = judgeAll(
       built.map((b) => b.evidence),
       design.judge,
