@@ -30,10 +30,13 @@ import {
   type Finding,
   INITIAL_SEQUENTIAL_STATE,
   judgeAll,
+  newcombeDifference,
   pairedEvidence,
+  type ScreeningResult,
   type SequentialDesign,
   sequentialLook,
   type Verdict,
+  wilson,
 } from './analysis/index.ts';
 import {
   campaignsToJudge,
@@ -48,7 +51,8 @@ import {
   tryLockCampaign,
   upsertFindings,
 } from './db/findings.ts';
-import type { Db } from './db/open.ts';
+import { type FollowupStep, testSendTimes } from './db/followups.ts';
+import type { Db, Queryable } from './db/open.ts';
 import { canonicalTermSet, findingKey, scopeKey } from './keys.ts';
 
 export interface FindingsOptions {
@@ -175,6 +179,89 @@ export function holdUncorroborated(
   if (d.verdict === 'inconclusive') return d;
   if (Math.min(support.test.independent, support.control.independent) >= min) return d;
   return { ...d, verdict: 'inconclusive', settled: false };
+}
+
+/**
+ * Findings for the listed sets a done screen cleared in its scope: `none`, settled, from the
+ * packs that carried the set and arrived intact at the scope's recipients while their matched
+ * controls arrived too. Under the screen's assumptions (monotone, deterministic rules: a set
+ * that triggers the censor triggers it in any message that carries it; README) one such pack
+ * clears the set. n_test counts those packs and rate_test is 0 by construction, so this is not
+ * a comparison of rates: `detail.source` says `screen`, with the packs that carried the set.
+ * A set cleared without a pack that arrived (none expected) gets no finding and is left to
+ * the rounds. Written when the screen is done (collector/followups.ts calls this), so the
+ * rounds planned in the same sweep already see the sets settled.
+ */
+export async function writeScreenClearances(
+  q: Queryable,
+  campaignId: string,
+  run: { id: string; scope: FindingScope },
+  sets: readonly string[][],
+  result: ScreeningResult,
+  steps: readonly FollowupStep[],
+): Promise<void> {
+  const pairs = steps.flatMap((s) => s.pairIds);
+  await upsertFindings(
+    q,
+    campaignId,
+    screenClearances(run, sets, result, steps, await testSendTimes(q, pairs)),
+  );
+}
+
+/** Pure: the clearance findings of a done screen (see `writeScreenClearances`), given its packs' send times. */
+export function screenClearances(
+  run: { id: string; scope: FindingScope },
+  sets: readonly string[][],
+  result: ScreeningResult,
+  steps: readonly FollowupStep[],
+  sentAt: ReadonlyMap<string, number>,
+): FindingWrite[] {
+  const messages = steps.flatMap((s) =>
+    s.messages.map((m, j) => ({ terms: m.terms, result: s.results?.[j], pair: s.pairIds[j] })),
+  );
+  const out: FindingWrite[] = [];
+  result.status.forEach((status, i) => {
+    const set = sets[i];
+    if (status !== 'clear' || !set) return;
+    const carried = messages.filter((m) => set.every((t) => m.terms.includes(t)));
+    const arrived = carried.filter((m) => m.result === 'negative');
+    const when = arrived.map((m) => (m.pair ? sentAt.get(m.pair) : undefined)).filter((x) => x !== undefined);
+    if (arrived.length === 0 || when.length === 0) return;
+    const n = arrived.length;
+    const [ciLow, ciHigh] = wilson(0, n);
+    const [diffLow, diffHigh] = newcombeDifference(0, n, 0, n);
+    out.push({
+      key: findingKey(set, run.scope),
+      termSet: canonicalTermSet(set),
+      scope: run.scope,
+      windowStart: new Date(Math.min(...when)),
+      windowEnd: new Date(Math.max(...when)),
+      verdict: 'none',
+      kind: 'missing',
+      testTrials: n,
+      controlTrials: n,
+      testRate: 0,
+      controlRate: 0,
+      pValue: 1,
+      qValue: 1,
+      ciLow,
+      ciHigh,
+      diffCiLow: diffLow,
+      diffCiHigh: diffHigh,
+      settled: true,
+      minimal: true,
+      since: null,
+      endedAt: null,
+      detail: {
+        source: 'screen',
+        followup: run.id,
+        packs_carrying: carried.length,
+        packs_arrived: n,
+        packs_suppressed: carried.filter((m) => m.result === 'positive').length,
+      },
+    });
+  });
+  return out;
 }
 
 export interface CampaignFindingsResult {

@@ -15,7 +15,8 @@
  * Done isolations add their minimal combinations to the campaign's term sets
  * (derived_term_sets): rounds then test them like listed sets until their findings settle,
  * and findings report them as the minimal term sets. A done screen stores a settled `none`
- * finding, in its scope, for every listed set it cleared (screenClearances), so rounds never
+ * finding, in its scope, for every listed set it cleared (through findings.ts
+ * `writeScreenClearances`, the one writer of findings), so rounds never
  * send those one per message; suppressed single sets become derived sets for the rounds to
  * judge, suppressed multi-term sets and cross-set groups go to isolation, and the sets it
  * could not resolve are left to the rounds (collector/rounds.ts holds listed sets back in a
@@ -27,12 +28,10 @@ import {
   type IsolationResult,
   isolationStep,
   type MessageRequest,
-  newcombeDifference,
   type ProbeResult,
   type RoundRecord,
   type ScreeningResult,
   screeningStep,
-  wilson,
 } from './analysis/index.ts';
 import { budgetLeft } from './capacity.ts';
 import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
@@ -42,11 +41,9 @@ import {
   campaignsToJudge,
   derivedTermSets,
   type FindingScope,
-  type FindingWrite,
   findingStates,
   isolationCandidates,
   tryLockCampaign,
-  upsertFindings,
 } from './db/findings.ts';
 import {
   type FollowupCampaign,
@@ -62,11 +59,10 @@ import {
   pairOutcomesAt,
   runningFollowupRuns,
   saveStepResults,
-  testSendTimes,
 } from './db/followups.ts';
 import type { Db, Queryable } from './db/open.ts';
-import { isFindingVerdict } from './findings.ts';
-import { canonicalTermSet, findingKey, isolateKey, screenKey, termSetKey } from './keys.ts';
+import { isFindingVerdict, writeScreenClearances } from './findings.ts';
+import { findingKey, isolateKey, screenKey, termSetKey } from './keys.ts';
 import { planRound } from './planning/canaries.ts';
 import { createRng, pick } from './planning/rng.ts';
 import { conversationScopes, toCanaryRows } from './rounds.ts';
@@ -283,78 +279,9 @@ async function finish(
         key: isolateKey(terms, run.scope),
       });
     }
-    await upsertFindings(tx, c.id, await screenClearances(tx, run, sets, r, steps));
+    await writeScreenClearances(tx, c.id, run, sets, r, steps);
   }
   for (const combo of derived) await insertDerivedTermSet(tx, c.id, combo, run.id);
-}
-
-/**
- * Findings for the listed sets a done screen cleared in its scope: `none`, settled, from the
- * packs that carried the set and arrived intact at the scope's recipients while their matched
- * controls arrived too. Under the screen's assumptions (monotone, deterministic rules: a set
- * that triggers the censor triggers it in any message that carries it; README) one such pack
- * clears the set. n_test counts those packs and rate_test is 0 by construction, so this is not
- * a comparison of rates: `detail.source` says `screen`, with the packs that carried the set.
- * A set cleared without a pack that arrived (none expected) gets no finding and is left to
- * the rounds.
- */
-export async function screenClearances(
-  tx: Queryable,
-  run: { id: string; scope: FindingScope },
-  sets: readonly string[][],
-  result: ScreeningResult,
-  steps: readonly FollowupStep[],
-): Promise<FindingWrite[]> {
-  const messages = steps.flatMap((s) =>
-    s.messages.map((m, j) => ({ terms: m.terms, result: s.results?.[j], pair: s.pairIds[j] })),
-  );
-  const sentAt = await testSendTimes(
-    tx,
-    messages.map((m) => m.pair ?? null),
-  );
-  const out: FindingWrite[] = [];
-  result.status.forEach((status, i) => {
-    const set = sets[i];
-    if (status !== 'clear' || !set) return;
-    const carried = messages.filter((m) => set.every((t) => m.terms.includes(t)));
-    const arrived = carried.filter((m) => m.result === 'negative');
-    const when = arrived.map((m) => (m.pair ? sentAt.get(m.pair) : undefined)).filter((x) => x !== undefined);
-    if (arrived.length === 0 || when.length === 0) return;
-    const n = arrived.length;
-    const [ciLow, ciHigh] = wilson(0, n);
-    const [diffLow, diffHigh] = newcombeDifference(0, n, 0, n);
-    out.push({
-      key: findingKey(set, run.scope),
-      termSet: canonicalTermSet(set),
-      scope: run.scope,
-      windowStart: new Date(Math.min(...when)),
-      windowEnd: new Date(Math.max(...when)),
-      verdict: 'none',
-      kind: 'missing',
-      testTrials: n,
-      controlTrials: n,
-      testRate: 0,
-      controlRate: 0,
-      pValue: 1,
-      qValue: 1,
-      ciLow,
-      ciHigh,
-      diffCiLow: diffLow,
-      diffCiHigh: diffHigh,
-      settled: true,
-      minimal: true,
-      since: null,
-      endedAt: null,
-      detail: {
-        source: 'screen',
-        followup: run.id,
-        packs_carrying: carried.length,
-        packs_arrived: n,
-        packs_suppressed: carried.filter((m) => m.result === 'positive').length,
-      },
-    });
-  });
-  return out;
 }
 
 /**

@@ -102,7 +102,7 @@ export interface StoredSequentialState {
   settledVerdict: string | null;
 }
 
-/** Keys of the campaign's settled `none` findings that a screen wrote (followups.ts screenClearances). */
+/** Keys of the campaign's settled `none` findings that a screen cleared (findings.ts writeScreenClearances). */
 export async function screenClearedKeys(q: Queryable, campaignId: string): Promise<Set<string>> {
   const found = await rows<{ key: string }>(
     q,
