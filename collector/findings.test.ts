@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { CampaignMode } from '../protocol/index.ts';
 import { INITIAL_SEQUENTIAL_STATE } from './analysis/index.ts';
 import { seededRandom } from './analysis/prng.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
@@ -13,14 +14,13 @@ import { materialiseDueRounds } from './rounds.ts';
 import { describeEachDb } from './test-support/db.ts';
 
 type Status = 'delivered' | 'missing' | 'delayed' | 'altered' | 'rejected';
-type Mode = 'monitor' | 'screen' | 'isolate';
 
 /**
  * A hand-built measurement in Postgres: a US, a CN and an AU account in one group, and a
  * direct chat US–CN; `round()` stores one round of test/control pairs sent by the US account
  * with the outcome per recipient the caller decides (the censor), plus background loss.
  */
-async function world(db: Db, mode: Mode, termSets: string[][]) {
+async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
   const tag = randomBytes(4).toString('hex');
   const [probe] = await rows<{ id: string }>(
     db,

@@ -22,20 +22,21 @@
  * probes gave the evidence (`holdUncorroborated`, decision 012).
  */
 import type { Logger } from 'pino';
+import type { CampaignMode } from '../protocol/index.ts';
 import { type Corroboration, corroboration } from './analysis/corroboration.ts';
 import {
-  type ArmCounts,
   DEFAULT_SEQUENTIAL_DESIGN,
   detectChanges,
-  type Evidence,
   type Finding,
   INITIAL_SEQUENTIAL_STATE,
-  isOutage,
   judgeAll,
+  newcombeDifference,
+  pairedEvidence,
+  type ScreeningResult,
   type SequentialDesign,
   sequentialLook,
   type Verdict,
-  type WindowCounts,
+  wilson,
 } from './analysis/index.ts';
 import {
   campaignsToJudge,
@@ -50,10 +51,9 @@ import {
   tryLockCampaign,
   upsertFindings,
 } from './db/findings.ts';
-import type { Db } from './db/open.ts';
-import { termSetKey } from './planning/terms.ts';
-
-export type CampaignMode = 'monitor' | 'screen' | 'isolate';
+import { type FollowupStep, testSendTimes } from './db/followups.ts';
+import type { Db, Queryable } from './db/open.ts';
+import { canonicalTermSet, findingKey, scopeKey } from './keys.ts';
 
 export interface FindingsOptions {
   /**
@@ -69,22 +69,6 @@ export interface FindingsOptions {
 
 export const FINDING_VERDICTS: readonly Verdict[] = ['suppressed', 'delayed', 'rejected', 'altered'];
 export const isFindingVerdict = (v: string) => (FINDING_VERDICTS as readonly string[]).includes(v);
-
-export function scopeKey(s: FindingScope): string {
-  return `${s.platform}|${s.conversation_kind}|${s.sender_region}|${s.recipient_region}`;
-}
-
-/** The key a finding and its sequential state are stored under. */
-export function findingKey(termSet: readonly string[], scope: FindingScope): string {
-  return `${termSetKey(termSet)}|${scopeKey(scope)}`;
-}
-
-const emptyArm = (): ArmCounts => ({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
-type Status = keyof ArmCounts;
-const asStatus = (s: string): Status | undefined =>
-  s === 'delivered' || s === 'delayed' || s === 'missing' || s === 'altered' || s === 'rejected'
-    ? s
-    : undefined;
 
 interface Group {
   key: string;
@@ -106,61 +90,12 @@ export function groupPairs(pairs: readonly PairedOutcome[]): Group[] {
     const key = findingKey(p.termSet, scope);
     let g = groups.get(key);
     if (!g) {
-      g = { key, termSet: termSetKey(p.termSet).split(' + '), scope, rows: [] };
+      g = { key, termSet: canonicalTermSet(p.termSet), scope, rows: [] };
       groups.set(key, g);
     }
     g.rows.push(p);
   }
   return [...groups.values()];
-}
-
-/**
- * Pure: per-window counts (time ordered), the evidence without outage windows, and the rows
- * that evidence counted (whose probes corroborate it).
- */
-export function evidenceOf(rows: readonly PairedOutcome[]): {
-  windows: WindowCounts[];
-  evidence: Evidence;
-  counted: PairedOutcome[];
-} {
-  const byWindow = new Map<number, { w: WindowCounts; rows: PairedOutcome[] }>();
-  for (const r of rows) {
-    let entry = byWindow.get(r.windowMs);
-    if (!entry) {
-      entry = { w: { from: r.windowMs, to: r.windowMs, test: emptyArm(), control: emptyArm() }, rows: [] };
-      byWindow.set(r.windowMs, entry);
-    }
-    const t = asStatus(r.testStatus);
-    const c = asStatus(r.controlStatus);
-    if (!t || !c) continue;
-    entry.w.test[t]++;
-    entry.w.control[c]++;
-    entry.w.to = Math.max(entry.w.to, r.sendMs);
-    entry.rows.push(r);
-  }
-  const ordered = [...byWindow.values()].sort((a, b) => a.w.from - b.w.from);
-  const evidence: Evidence & { latencyTestMs: number[]; latencyControlMs: number[] } = {
-    test: emptyArm(),
-    control: emptyArm(),
-    latencyTestMs: [],
-    latencyControlMs: [],
-  };
-  const arrived = (s: string) => s === 'delivered' || s === 'delayed' || s === 'altered';
-  const counted: PairedOutcome[] = [];
-  for (const { w, rows: wr } of ordered) {
-    if (isOutage(w)) continue;
-    counted.push(...wr);
-    for (const k of Object.keys(w.test) as Status[]) {
-      evidence.test[k] += w.test[k];
-      evidence.control[k] += w.control[k];
-    }
-    for (const r of wr) {
-      if (arrived(r.testStatus) && r.testLatencyMs !== null) evidence.latencyTestMs.push(r.testLatencyMs);
-      if (arrived(r.controlStatus) && r.controlLatencyMs !== null)
-        evidence.latencyControlMs.push(r.controlLatencyMs);
-    }
-  }
-  return { windows: ordered.map((e) => e.w), evidence, counted };
 }
 
 const subsetOf = (a: readonly string[], b: readonly string[]) =>
@@ -246,6 +181,89 @@ export function holdUncorroborated(
   return { ...d, verdict: 'inconclusive', settled: false };
 }
 
+/**
+ * Findings for the listed sets a done screen cleared in its scope: `none`, settled, from the
+ * packs that carried the set and arrived intact at the scope's recipients while their matched
+ * controls arrived too. Under the screen's assumptions (monotone, deterministic rules: a set
+ * that triggers the censor triggers it in any message that carries it; README) one such pack
+ * clears the set. n_test counts those packs and rate_test is 0 by construction, so this is not
+ * a comparison of rates: `detail.source` says `screen`, with the packs that carried the set.
+ * A set cleared without a pack that arrived (none expected) gets no finding and is left to
+ * the rounds. Written when the screen is done (collector/followups.ts calls this), so the
+ * rounds planned in the same sweep already see the sets settled.
+ */
+export async function writeScreenClearances(
+  q: Queryable,
+  campaignId: string,
+  run: { id: string; scope: FindingScope },
+  sets: readonly string[][],
+  result: ScreeningResult,
+  steps: readonly FollowupStep[],
+): Promise<void> {
+  const pairs = steps.flatMap((s) => s.pairIds);
+  await upsertFindings(
+    q,
+    campaignId,
+    screenClearances(run, sets, result, steps, await testSendTimes(q, pairs)),
+  );
+}
+
+/** Pure: the clearance findings of a done screen (see `writeScreenClearances`), given its packs' send times. */
+export function screenClearances(
+  run: { id: string; scope: FindingScope },
+  sets: readonly string[][],
+  result: ScreeningResult,
+  steps: readonly FollowupStep[],
+  sentAt: ReadonlyMap<string, number>,
+): FindingWrite[] {
+  const messages = steps.flatMap((s) =>
+    s.messages.map((m, j) => ({ terms: m.terms, result: s.results?.[j], pair: s.pairIds[j] })),
+  );
+  const out: FindingWrite[] = [];
+  result.status.forEach((status, i) => {
+    const set = sets[i];
+    if (status !== 'clear' || !set) return;
+    const carried = messages.filter((m) => set.every((t) => m.terms.includes(t)));
+    const arrived = carried.filter((m) => m.result === 'negative');
+    const when = arrived.map((m) => (m.pair ? sentAt.get(m.pair) : undefined)).filter((x) => x !== undefined);
+    if (arrived.length === 0 || when.length === 0) return;
+    const n = arrived.length;
+    const [ciLow, ciHigh] = wilson(0, n);
+    const [diffLow, diffHigh] = newcombeDifference(0, n, 0, n);
+    out.push({
+      key: findingKey(set, run.scope),
+      termSet: canonicalTermSet(set),
+      scope: run.scope,
+      windowStart: new Date(Math.min(...when)),
+      windowEnd: new Date(Math.max(...when)),
+      verdict: 'none',
+      kind: 'missing',
+      testTrials: n,
+      controlTrials: n,
+      testRate: 0,
+      controlRate: 0,
+      pValue: 1,
+      qValue: 1,
+      ciLow,
+      ciHigh,
+      diffCiLow: diffLow,
+      diffCiHigh: diffHigh,
+      settled: true,
+      minimal: true,
+      since: null,
+      endedAt: null,
+      detail: {
+        source: 'screen',
+        followup: run.id,
+        packs_carrying: carried.length,
+        packs_arrived: n,
+        packs_suppressed: carried.filter((m) => m.result === 'positive').length,
+      },
+    });
+  });
+  return out;
+}
+
 export interface CampaignFindingsResult {
   /** False when another collector held the campaign's lock. */
   ran: boolean;
@@ -268,7 +286,7 @@ export async function recomputeCampaignFindings(
       await pairedOutcomes(tx, campaign.id, now, options.graceMs ?? campaign.deadlineSeconds * 1000),
     );
     if (groups.length === 0) return { ran: true, findings: 0, settled: 0 };
-    const built = groups.map((g) => ({ ...g, ...evidenceOf(g.rows) }));
+    const built = groups.map((g) => ({ ...g, ...pairedEvidence(g.rows) }));
     const current = judgeAll(
       built.map((b) => b.evidence),
       design.judge,

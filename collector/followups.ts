@@ -15,26 +15,23 @@
  * Done isolations add their minimal combinations to the campaign's term sets
  * (derived_term_sets): rounds then test them like listed sets until their findings settle,
  * and findings report them as the minimal term sets. A done screen stores a settled `none`
- * finding, in its scope, for every listed set it cleared (screenClearances), so rounds never
+ * finding, in its scope, for every listed set it cleared (through findings.ts
+ * `writeScreenClearances`, the one writer of findings), so rounds never
  * send those one per message; suppressed single sets become derived sets for the rounds to
  * judge, suppressed multi-term sets and cross-set groups go to isolation, and the sets it
  * could not resolve are left to the rounds (collector/rounds.ts holds listed sets back in a
  * scope until its screen is over).
  */
 
-import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import type { ConversationSelection } from '../protocol/index.ts';
 import {
   type IsolationResult,
   isolationStep,
   type MessageRequest,
-  newcombeDifference,
   type ProbeResult,
   type RoundRecord,
   type ScreeningResult,
   screeningStep,
-  wilson,
 } from './analysis/index.ts';
 import { budgetLeft } from './capacity.ts';
 import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
@@ -44,16 +41,30 @@ import {
   campaignsToJudge,
   derivedTermSets,
   type FindingScope,
-  type FindingWrite,
+  findingStates,
+  isolationCandidates,
   tryLockCampaign,
-  upsertFindings,
 } from './db/findings.ts';
-import type { Db } from './db/open.ts';
-import { type Queryable, rows } from './db/open.ts';
-import { findingKey, isFindingVerdict, scopeKey } from './findings.ts';
+import {
+  type FollowupCampaign,
+  type FollowupRun,
+  type FollowupStep,
+  failFollowup,
+  finishFollowup,
+  followupCampaign,
+  followupSteps,
+  insertDerivedTermSet,
+  insertFollowup,
+  insertFollowupStep,
+  pairOutcomesAt,
+  runningFollowupRuns,
+  saveStepResults,
+} from './db/followups.ts';
+import type { Db, Queryable } from './db/open.ts';
+import { isFindingVerdict, writeScreenClearances } from './findings.ts';
+import { findingKey, isolateKey, screenKey, termSetKey } from './keys.ts';
 import { planRound } from './planning/canaries.ts';
 import { createRng, pick } from './planning/rng.ts';
-import { termSetKey } from './planning/terms.ts';
 import { conversationScopes, toCanaryRows } from './rounds.ts';
 
 export interface FollowupOptions {
@@ -65,31 +76,6 @@ export interface FollowupOptions {
    * of a short-deadline campaign stall its isolation run for 20 deadlines.)
    */
   lostAfterMs?: number;
-}
-
-type Procedure = 'isolate' | 'screen';
-
-interface FollowupRow {
-  id: string;
-  procedure: Procedure;
-  input: string[] | string[][];
-  scope: FindingScope;
-}
-
-interface StepRow {
-  step: number;
-  messages: MessageRequest[];
-  pairIds: string[];
-  results: ProbeResult[] | null;
-}
-
-interface CampaignInfo {
-  id: string;
-  mode: 'monitor' | 'screen' | 'isolate';
-  deadlineSeconds: number;
-  seed: string;
-  termListIds: string[];
-  conversationSelection: ConversationSelection;
 }
 
 /** The sweep's step: start isolations and screens, read results, send the next rounds. */
@@ -104,14 +90,10 @@ export async function advanceFollowups(
     try {
       await db.transaction(async (tx) => {
         if (!(await tryLockCampaign(tx, c.id, 'followups'))) return;
-        const [info] = await rows<CampaignInfo>(
-          tx,
-          sql`select id, mode, deadline_seconds as "deadlineSeconds", seed, term_list_ids as "termListIds",
-                conversation_selection as "conversationSelection" from campaigns where id = ${c.id}::uuid`,
-        );
+        const info = await followupCampaign(tx, c.id);
         if (!info) return;
         await startRuns(tx, info);
-        for (const run of await runningFollowups(tx, info.id)) {
+        for (const run of await runningFollowupRuns(tx, info.id)) {
           await advanceRun(tx, info, run, now, options, log);
         }
       });
@@ -122,27 +104,19 @@ export async function advanceFollowups(
 }
 
 /** Isolation for every settled multi-term finding that is minimal; one screen per scope for screen campaigns. */
-async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
-  const candidates = await rows<{ termSet: string[]; scope: FindingScope; verdict: string }>(
-    tx,
-    sql`select term_set as "termSet", scope, verdict from findings
-        where campaign_id = ${c.id}::uuid and settled and minimal and cardinality(term_set) > 1`,
-  );
+async function startRuns(tx: Queryable, c: FollowupCampaign): Promise<void> {
+  const candidates = await isolationCandidates(tx, c.id);
   if (candidates.length > 0) {
     const listed = await termSetsOf(tx, c.termListIds);
     const derived = new Set((await derivedTermSets(tx, c.id)).map(termSetKey));
     const tested = new Set([...listed.map(termSetKey), ...derived]);
-    const known = await rows<{ key: string; verdict: string; settled: boolean }>(
-      tx,
-      sql`select key, verdict, settled from findings where campaign_id = ${c.id}::uuid and key is not null`,
-    );
-    const byKey = new Map(known.map((k) => [k.key, k]));
+    const byKey = await findingStates(tx, c.id);
     for (const f of candidates) {
       if (!isFindingVerdict(f.verdict)) continue;
       // A set isolation derived is a minimal combination already: isolating it again would only
       // re-send its subsets.
       if (derived.has(termSetKey(f.termSet))) continue;
-      const key = `isolate|${findingKey(f.termSet, f.scope)}`;
+      const key = isolateKey(f.termSet, f.scope);
       const plan = isolationNeed(f.termSet, f.scope, tested, byKey);
       if (plan === 'wait') continue;
       if (plan === 'minimal') {
@@ -154,20 +128,36 @@ async function startRuns(tx: Queryable, c: CampaignInfo): Promise<void> {
           reruns: 0,
           reason: 'every proper subset one term smaller is tested and settled none in this scope',
         };
-        await tx.execute(sql`insert into followups (campaign_id, procedure, input, key, scope, status, result)
-          values (${c.id}::uuid, 'isolate', ${JSON.stringify(f.termSet)}::jsonb, ${key},
-                  ${JSON.stringify(f.scope)}::jsonb, 'done', ${JSON.stringify(result)}::jsonb)
-          on conflict (campaign_id, key) do nothing`);
+        await insertFollowup(tx, {
+          campaignId: c.id,
+          procedure: 'isolate',
+          input: f.termSet,
+          key,
+          scope: f.scope,
+          done: result,
+        });
         continue;
       }
-      await insertRun(tx, c.id, 'isolate', f.termSet, f.scope, key);
+      await insertFollowup(tx, {
+        campaignId: c.id,
+        procedure: 'isolate',
+        input: f.termSet,
+        scope: f.scope,
+        key,
+      });
     }
   }
   if (c.mode !== 'screen') return;
   const sets = await termSetsOf(tx, c.termListIds);
   if (sets.length < 2) return;
   for (const scope of conversationScopes(await selectConversations(tx, c.conversationSelection))) {
-    await insertRun(tx, c.id, 'screen', sets, scope, `screen|${scopeKey(scope)}`);
+    await insertFollowup(tx, {
+      campaignId: c.id,
+      procedure: 'screen',
+      input: sets,
+      scope,
+      key: screenKey(scope),
+    });
   }
 }
 
@@ -194,48 +184,22 @@ export function isolationNeed(
   return found.every((f) => f?.verdict === 'none') ? 'minimal' : 'run';
 }
 
-async function insertRun(
-  tx: Queryable,
-  campaignId: string,
-  procedure: Procedure,
-  input: unknown,
-  scope: FindingScope,
-  key: string,
-): Promise<void> {
-  await tx.execute(sql`insert into followups (campaign_id, procedure, input, key, scope)
-    values (${campaignId}::uuid, ${procedure}, ${JSON.stringify(input)}::jsonb, ${key}, ${JSON.stringify(scope)}::jsonb)
-    on conflict (campaign_id, key) do nothing`);
-}
-
-async function runningFollowups(tx: Queryable, campaignId: string): Promise<FollowupRow[]> {
-  return rows<FollowupRow>(
-    tx,
-    sql`select id, procedure, input, scope from followups
-        where campaign_id = ${campaignId}::uuid and status = 'running' order by created_at, key`,
-  );
-}
-
 async function advanceRun(
   tx: Queryable,
-  c: CampaignInfo,
-  run: FollowupRow,
+  c: FollowupCampaign,
+  run: FollowupRun,
   now: Date,
   options: FollowupOptions,
   log?: Logger,
 ): Promise<void> {
-  const steps = await rows<StepRow>(
-    tx,
-    sql`select step, messages, pair_ids as "pairIds", results from followup_steps
-        where followup_id = ${run.id}::uuid order by step`,
-  );
+  const steps = await followupSteps(tx, run.id);
   const graceMs = options.graceMs ?? c.deadlineSeconds * 1000;
   for (const s of steps) {
     if (s.results) continue;
     const lostAfterMs = options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);
     const results = await readResults(tx, s.pairIds, run.scope, now, graceMs, lostAfterMs);
     if (!results) return; // the latest round is not final yet
-    await tx.execute(sql`update followup_steps set results = ${JSON.stringify(results)}::jsonb
-      where followup_id = ${run.id}::uuid and step = ${s.step}`);
+    await saveStepResults(tx, run.id, s.step, results);
     s.results = results;
   }
   const logRecords: RoundRecord[] = steps.map((s) => ({ messages: s.messages, results: s.results ?? [] }));
@@ -247,8 +211,7 @@ async function advanceRun(
         : await screeningStep(run.input as string[][], logRecords, SCREEN_OPTIONS(c.seed));
   } catch (err) {
     log?.warn({ err, followup: run.id }, 'follow-up run failed');
-    await tx.execute(sql`update followups set status = 'failed', result = ${JSON.stringify({ error: (err as Error).message })}::jsonb,
-      updated_at = now() where id = ${run.id}::uuid`);
+    await failFollowup(tx, run.id, (err as Error).message);
     return;
   }
   if (step.kind === 'done') {
@@ -262,13 +225,10 @@ async function advanceRun(
   }
   if (!pairIds) {
     log?.warn({ followup: run.id, scope: run.scope }, 'no conversation and sender for the follow-up scope');
-    await tx.execute(sql`update followups set status = 'failed', result = '{"error":"no conversation in scope"}'::jsonb,
-      updated_at = now() where id = ${run.id}::uuid`);
+    await failFollowup(tx, run.id, 'no conversation in scope');
     return;
   }
-  await tx.execute(sql`insert into followup_steps (followup_id, step, messages, pair_ids)
-    values (${run.id}::uuid, ${step.round}, ${JSON.stringify(step.messages)}::jsonb, ${sql.param(pairIds)}::uuid[])
-    on conflict do nothing`);
+  await insertFollowupStep(tx, run.id, step.round, step.messages, pairIds);
 }
 
 /**
@@ -285,13 +245,12 @@ const seedNumber = (seed: string) =>
 
 async function finish(
   tx: Queryable,
-  c: CampaignInfo,
-  run: FollowupRow,
+  c: FollowupCampaign,
+  run: FollowupRun,
   result: IsolationResult | ScreeningResult,
-  steps: readonly StepRow[],
+  steps: readonly FollowupStep[],
 ): Promise<void> {
-  await tx.execute(sql`update followups set status = 'done', result = ${JSON.stringify(result)}::jsonb, updated_at = now()
-    where id = ${run.id}::uuid`);
+  await finishFollowup(tx, run.id, result);
   let derived: string[][] = [];
   if (run.procedure === 'isolate') derived = (result as IsolationResult).combinations;
   else {
@@ -301,92 +260,28 @@ async function finish(
     for (const i of r.suppressed) {
       const set = sets[i];
       if (set && set.length > 1)
-        await insertRun(tx, c.id, 'isolate', set, run.scope, `isolate|${findingKey(set, run.scope)}`);
+        await insertFollowup(tx, {
+          campaignId: c.id,
+          procedure: 'isolate',
+          input: set,
+          scope: run.scope,
+          key: isolateKey(set, run.scope),
+        });
       else if (set) derived.push(set);
     }
     for (const group of r.crossSet) {
       const terms = [...new Set(group.flatMap((i) => sets[i] ?? []))];
-      await insertRun(tx, c.id, 'isolate', terms, run.scope, `isolate|${findingKey(terms, run.scope)}`);
+      await insertFollowup(tx, {
+        campaignId: c.id,
+        procedure: 'isolate',
+        input: terms,
+        scope: run.scope,
+        key: isolateKey(terms, run.scope),
+      });
     }
-    await upsertFindings(tx, c.id, await screenClearances(tx, run, sets, r, steps));
+    await writeScreenClearances(tx, c.id, run, sets, r, steps);
   }
-  for (const combo of derived) {
-    const key = termSetKey(combo);
-    await tx.execute(sql`insert into derived_term_sets (campaign_id, key, term_set, followup_id)
-      values (${c.id}::uuid, ${key}, ${sql.param(key.split(' + '))}::text[], ${run.id}::uuid)
-      on conflict do nothing`);
-  }
-}
-
-/**
- * Findings for the listed sets a done screen cleared in its scope: `none`, settled, from the
- * packs that carried the set and arrived intact at the scope's recipients while their matched
- * controls arrived too. Under the screen's assumptions (monotone, deterministic rules: a set
- * that triggers the censor triggers it in any message that carries it; README) one such pack
- * clears the set. n_test counts those packs and rate_test is 0 by construction, so this is not
- * a comparison of rates: `detail.source` says `screen`, with the packs that carried the set.
- * A set cleared without a pack that arrived (none expected) gets no finding and is left to
- * the rounds.
- */
-export async function screenClearances(
-  tx: Queryable,
-  run: { id: string; scope: FindingScope },
-  sets: readonly string[][],
-  result: ScreeningResult,
-  steps: readonly StepRow[],
-): Promise<FindingWrite[]> {
-  const messages = steps.flatMap((s) =>
-    s.messages.map((m, j) => ({ terms: m.terms, result: s.results?.[j], pair: s.pairIds[j] })),
-  );
-  const times = await rows<{ pairId: string; sendMs: number }>(
-    tx,
-    sql`select pair_id as "pairId", (extract(epoch from send_at) * 1000)::float8 as "sendMs"
-        from canaries where kind = 'test' and pair_id = any(${sql.param(messages.map((m) => m.pair ?? null))}::uuid[])`,
-  );
-  const sentAt = new Map(times.map((t) => [t.pairId, t.sendMs]));
-  const out: FindingWrite[] = [];
-  result.status.forEach((status, i) => {
-    const set = sets[i];
-    if (status !== 'clear' || !set) return;
-    const carried = messages.filter((m) => set.every((t) => m.terms.includes(t)));
-    const arrived = carried.filter((m) => m.result === 'negative');
-    const when = arrived.map((m) => (m.pair ? sentAt.get(m.pair) : undefined)).filter((x) => x !== undefined);
-    if (arrived.length === 0 || when.length === 0) return;
-    const n = arrived.length;
-    const [ciLow, ciHigh] = wilson(0, n);
-    const [diffLow, diffHigh] = newcombeDifference(0, n, 0, n);
-    out.push({
-      key: findingKey(set, run.scope),
-      termSet: termSetKey(set).split(' + '),
-      scope: run.scope,
-      windowStart: new Date(Math.min(...when)),
-      windowEnd: new Date(Math.max(...when)),
-      verdict: 'none',
-      kind: 'missing',
-      testTrials: n,
-      controlTrials: n,
-      testRate: 0,
-      controlRate: 0,
-      pValue: 1,
-      qValue: 1,
-      ciLow,
-      ciHigh,
-      diffCiLow: diffLow,
-      diffCiHigh: diffHigh,
-      settled: true,
-      minimal: true,
-      since: null,
-      endedAt: null,
-      detail: {
-        source: 'screen',
-        followup: run.id,
-        packs_carrying: carried.length,
-        packs_arrived: n,
-        packs_suppressed: carried.filter((m) => m.result === 'positive').length,
-      },
-    });
-  });
-  return out;
+  for (const combo of derived) await insertDerivedTermSet(tx, c.id, combo, run.id);
 }
 
 /**
@@ -424,8 +319,8 @@ async function followupBudget(
  */
 async function sendMessages(
   tx: Queryable,
-  c: CampaignInfo,
-  run: FollowupRow,
+  c: FollowupCampaign,
+  run: FollowupRun,
   round: number,
   messages: MessageRequest[],
   now: Date,
@@ -486,7 +381,7 @@ async function sendMessages(
       deadlineSeconds: c.deadlineSeconds,
       avoid: [...all.flat(), ...m.terms],
     });
-    const rowsToInsert = toCanaryRows(plan, '', [conv]).map((r) => ({ ...r, roundId: null }));
+    const rowsToInsert = toCanaryRows(plan, null, [conv]);
     const pair = rowsToInsert[0]?.pairId;
     if (!pair) return undefined;
     pairIds.push(pair);
@@ -505,19 +400,7 @@ async function readResults(
   graceMs: number,
   lostAfterMs: number,
 ): Promise<ProbeResult[] | undefined> {
-  const found = await rows<{
-    pairId: string;
-    kind: 'test' | 'control';
-    status: string | null;
-    deadlineMs: number;
-  }>(
-    tx,
-    sql`select c.pair_id as "pairId", c.kind, o.status, (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
-        from canaries c
-        left join outcomes o on o.canary_id = c.id
-          and exists (select 1 from accounts a where a.id = o.recipient_account_id and a.region = ${scope.recipient_region})
-        where c.pair_id = any(${sql.param(pairIds)}::uuid[])`,
-  );
+  const found = await pairOutcomesAt(tx, pairIds, scope.recipient_region);
   const out: ProbeResult[] = [];
   for (const pair of pairIds) {
     const mine = found.filter((f) => f.pairId === pair);

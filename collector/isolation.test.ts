@@ -12,8 +12,8 @@ import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
 import { rows } from './db/open.ts';
-import { findingKey } from './findings.ts';
 import { isolationNeed } from './followups.ts';
+import { findingKey, isolateKey } from './keys.ts';
 import { simulatedCampaign } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
@@ -107,9 +107,16 @@ describeEachDb('isolation end to end', (getDb) => {
           from followups f where f.campaign_id = ${campaign.id}::uuid order by f.key`,
     );
     // (no run for the derived set itself: it is minimal already)
+    const toCN = (sender: string) =>
+      ({
+        platform: 'testbed',
+        conversation_kind: 'group',
+        sender_region: sender,
+        recipient_region: 'CN',
+      }) as const;
     expect(runs.map((r) => r.key)).toEqual([
-      'isolate|709 + 天气预报 + 律师|testbed|group|AU|CN',
-      'isolate|709 + 天气预报 + 律师|testbed|group|US|CN',
+      isolateKey(['709', '天气预报', '律师'], toCN('AU')),
+      isolateKey(['709', '天气预报', '律师'], toCN('US')),
     ]);
     for (const r of runs) {
       expect(r.status).toBe('done');

@@ -33,10 +33,9 @@ import type { CanaryInsert } from './db/canaries.ts';
 import { followupsRunning, pairsSoFar, senderLoads } from './db/capacity.ts';
 import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
-import { findingKey, scopeKey } from './findings.ts';
+import { findingKey, scopeKey, screenKey, termSetKey } from './keys.ts';
 import { type PlanConversation, planRound, type RoundPlan, roundSeed } from './planning/canaries.ts';
 import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
-import { termSetKey } from './planning/terms.ts';
 
 /** Longest window a round's sends are spread over. */
 const MAX_SPREAD_SECONDS = 3600;
@@ -59,10 +58,13 @@ function spreadSeconds(cron: string, roundAt: Date): number {
   return Math.max(0, Math.min(MAX_SPREAD_SECONDS, Math.floor(gap / 2)));
 }
 
-/** planRound's output mapped onto stored canaries (handles → account ids). */
+/**
+ * planRound's output mapped onto stored canaries (handles → account ids), in round `roundId`
+ * or, for a follow-up step's messages, in none (`null`).
+ */
 export function toCanaryRows(
   plan: ReturnType<typeof planRound>,
-  roundId: string,
+  roundId: string | null,
   conversations: SelectedConversation[],
 ): CanaryInsert[] {
   const conv = new Map(conversations.map((c) => [`${c.platform}\u0000${c.ref}`, c]));
@@ -297,7 +299,7 @@ export async function screenedKeys(
   if (listed.length < 2) return held;
   const over = await finishedScreens(db, campaignId);
   for (const scope of conversationScopes(conversations)) {
-    if (over.has(`screen|${scopeKey(scope)}`)) continue;
+    if (over.has(screenKey(scope))) continue;
     for (const t of listed) held.add(findingKey(t, scope));
   }
   return held;

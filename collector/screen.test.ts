@@ -12,6 +12,7 @@ import { expect, it } from 'vitest';
 import type { FindingsResponse } from '../protocol/index.ts';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
 import { rows } from './db/open.ts';
+import { termSetKey } from './keys.ts';
 import { simulatedCampaign } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
@@ -49,7 +50,7 @@ describeEachDb('screen mode end to end', (getDb) => {
       censored: (text, region) =>
         region === 'CN' && (text.includes('六四') || (text.includes('709') && text.includes('律师'))),
     });
-    const key = (t: string[]) => [...t].sort().join('+');
+    const key = termSetKey;
     // 3 members in one group, each of another region: 6 scopes
     const allSettled = async () => {
       const found = await findingsOfCampaign(db, campaign.id);
@@ -142,7 +143,7 @@ describeEachDb('screen mode end to end', (getDb) => {
     expect(res.statusCode, res.body).toBe(200);
     const served = (res.json() as FindingsResponse).findings;
     const of = (terms: string, recipient: string) =>
-      served.filter((f) => f.term_set.join(' + ') === terms && f.scope.recipient_region === recipient);
+      served.filter((f) => termSetKey(f.term_set) === terms && f.scope.recipient_region === recipient);
     expect(of('图书馆', 'CN').length).toBeGreaterThan(0);
     for (const f of of('图书馆', 'CN'))
       expect(f).toMatchObject({ settled: true, evidence: { method: 'screen' } });

@@ -172,9 +172,7 @@ const RULES: Rule[] = [
       DB_PACKAGES.has(packageOf(imp.specifier) ?? '') &&
       !under('collector/db')(file) &&
       // drizzle-kit's own configuration file (read by `npm run db:generate`, not code)
-      file !== 'drizzle.config.ts' &&
-      // its queries move to collector/db/ with the round-planning work (issue 12)
-      file !== 'collector/followups.ts',
+      file !== 'drizzle.config.ts',
   },
 ];
 

@@ -4,6 +4,7 @@
  * rejected, replace → altered — and `none` where no rule fires. Only the rule forms the test
  * tables use (any/all, conversation, sender and recipient regions) are interpreted here.
  */
+import { termSetKey } from '../../collector/keys.ts';
 import type { ReportFinding } from './report.ts';
 
 export interface RuleLike {
@@ -55,7 +56,7 @@ export function reportMismatches(
   expectedTermSets: readonly (readonly string[])[],
 ): string[] {
   const out: string[] = [];
-  const key = (t: readonly string[]) => [...t].sort().join(' + ');
+  const key = termSetKey;
   const reported = new Set(findings.map((f) => key(f.terms)));
   for (const t of expectedTermSets) if (!reported.has(key(t))) out.push(`no finding for ${key(t)}`);
   const wanted = new Set(expectedTermSets.map(key));

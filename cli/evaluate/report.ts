@@ -7,8 +7,8 @@
 import { messagesSent, possibleScopes, runningFollowups } from '../../collector/db/evaluation.ts';
 import { derivedTermSets, findingsOfCampaign, type StoredFinding } from '../../collector/db/findings.ts';
 import type { Queryable } from '../../collector/db/open.ts';
-import { findingKey, isFindingVerdict, scopeKey } from '../../collector/findings.ts';
-import { termSetKey } from '../../collector/planning/terms.ts';
+import { isFindingVerdict } from '../../collector/findings.ts';
+import { canonicalTermSet, findingKey, termSetKey } from '../../collector/keys.ts';
 
 export interface ReportFinding {
   terms: string[];
@@ -41,7 +41,7 @@ export async function testedTermSets(q: Queryable, campaignId: string, listed: r
     const k = termSetKey(t);
     if (seen.has(k)) continue;
     seen.add(k);
-    out.push(k.split(' + '));
+    out.push(canonicalTermSet(t));
   }
   return out;
 }
@@ -95,12 +95,16 @@ export async function readReport(
       });
     }
   }
+  // by term set, then conversation kind, sender region and recipient region
+  const scopeOrder = (f: ReportFinding) => [
+    f.scope.conversation,
+    f.scope.sender_region,
+    f.scope.recipient_region,
+  ];
   findings.sort(
     (a, b) =>
       termSetKey(a.terms).localeCompare(termSetKey(b.terms)) ||
-      scopeKey({ platform: '', conversation_kind: a.scope.conversation, ...a.scope }).localeCompare(
-        scopeKey({ platform: '', conversation_kind: b.scope.conversation, ...b.scope }),
-      ),
+      scopeOrder(a).reduce((d, x, i) => d || x.localeCompare(scopeOrder(b)[i] ?? ''), 0),
   );
   const running = await runningFollowups(q, campaignId);
   return {

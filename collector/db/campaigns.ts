@@ -1,6 +1,6 @@
 /** Term lists, campaigns and rounds. */
 import { desc, eq, inArray, sql } from 'drizzle-orm';
-import type { ConversationSelection } from '../../protocol/index.ts';
+import type { CampaignMode, ConversationSelection } from '../../protocol/index.ts';
 import { type CanaryInsert, insertCanaries } from './canaries.ts';
 import { type Queryable, rows } from './open.ts';
 import { campaigns, rounds, termLists, terms } from './schema.ts';
@@ -73,7 +73,7 @@ export async function existingTermListIds(q: Queryable, ids: string[]): Promise<
 
 export interface CampaignInput {
   name: string;
-  mode: 'monitor' | 'screen' | 'isolate';
+  mode: CampaignMode;
   termListIds: string[];
   conversations: ConversationSelection;
   cadenceCron: string;

@@ -5,6 +5,7 @@
  * without doing the same work twice.
  */
 import { sql } from 'drizzle-orm';
+import type { CampaignMode } from '../../protocol/index.ts';
 import type { Corroboration } from '../analysis/corroboration.ts';
 import type { SequentialState } from '../analysis/index.ts';
 import { type Queryable, rows } from './open.ts';
@@ -101,7 +102,7 @@ export interface StoredSequentialState {
   settledVerdict: string | null;
 }
 
-/** Keys of the campaign's settled `none` findings that a screen wrote (followups.ts screenClearances). */
+/** Keys of the campaign's settled `none` findings that a screen cleared (findings.ts writeScreenClearances). */
 export async function screenClearedKeys(q: Queryable, campaignId: string): Promise<Set<string>> {
   const found = await rows<{ key: string }>(
     q,
@@ -253,7 +254,7 @@ export async function campaignsToJudge(
 ): Promise<
   {
     id: string;
-    mode: 'monitor' | 'screen' | 'isolate';
+    mode: CampaignMode;
     deadlineSeconds: number;
     minIndependentProbes: number;
   }[]
@@ -278,7 +279,31 @@ export async function settledKeys(q: Queryable, campaignId: string): Promise<Set
   return new Set(found.map((r) => r.key));
 }
 
-/** Keys (`screen|<scope>`) of the campaign's screens that are over (done or failed). */
+/** The campaign's settled, minimal findings with more than one term: what isolation may start from. */
+export async function isolationCandidates(
+  q: Queryable,
+  campaignId: string,
+): Promise<{ termSet: string[]; scope: FindingScope; verdict: string }[]> {
+  return rows(
+    q,
+    sql`select term_set as "termSet", scope, verdict from findings
+        where campaign_id = ${campaignId}::uuid and settled and minimal and cardinality(term_set) > 1`,
+  );
+}
+
+/** Verdict and settledness of the campaign's findings, by key (findingKey, collector/keys.ts). */
+export async function findingStates(
+  q: Queryable,
+  campaignId: string,
+): Promise<Map<string, { verdict: string; settled: boolean }>> {
+  const found = await rows<{ key: string; verdict: string; settled: boolean }>(
+    q,
+    sql`select key, verdict, settled from findings where campaign_id = ${campaignId}::uuid and key is not null`,
+  );
+  return new Map(found.map((k) => [k.key, k]));
+}
+
+/** Keys (`screenKey`, collector/keys.ts) of the campaign's screens that are over (done or failed). */
 export async function finishedScreens(q: Queryable, campaignId: string): Promise<Set<string>> {
   const found = await rows<{ key: string }>(
     q,

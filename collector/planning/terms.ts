@@ -26,11 +26,44 @@ export function normalizeTerm(term: string): string {
   return term.normalize('NFC').trim();
 }
 
-/** Canonical, order-independent key of a term set: normalised, de-duplicated, sorted by code point. */
-export function termSetKey(terms: readonly string[]): string {
+/** The separator of a term set's key (and the house spelling in term files). */
+const TERM_SET_SEPARATOR = ' + ';
+
+/**
+ * A term set's canonical, order-independent key (stored in findings, sequential_states and
+ * derived_term_sets). Built by `termSetKey` and read by `parseTermSetKey` only; the other
+ * keys (scope, finding, follow-up) are in collector/keys.ts.
+ */
+export type TermSetKey = string & { readonly __key: 'term set' };
+
+/** A term set in canonical form: normalised, de-duplicated, sorted by code point. */
+export function canonicalTermSet(terms: readonly string[]): string[] {
   const unique = [...new Set(terms.map(normalizeTerm))];
   unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return unique.join(' + ');
+  return unique;
+}
+
+/**
+ * Canonical, order-independent key of a term set: normalised, de-duplicated, sorted by code
+ * point, joined with ` + `. Throws for a term that would make the key ambiguous: empty, or
+ * containing ` + `, or starting with `+ ` or ending with ` +` (`a +` beside `b` would read as
+ * `a` beside `+ b`). No input carries one: term files and the Citizen Lab importer split on
+ * `+` (or, for space combinations, on white space). A `+` elsewhere (`C++`, `x+y`) is kept.
+ */
+export function termSetKey(terms: readonly string[]): TermSetKey {
+  const canonical = canonicalTermSet(terms);
+  for (const t of canonical) {
+    if (t === '' || t.includes(TERM_SET_SEPARATOR) || t.startsWith('+ ') || t.endsWith(' +'))
+      throw new Error(`not a term of a term set key: ${JSON.stringify(t)}`);
+  }
+  return canonical.join(TERM_SET_SEPARATOR) as TermSetKey;
+}
+
+/** The terms of a key `termSetKey` built (canonical order); throws for a string it cannot have built. */
+export function parseTermSetKey(key: string): string[] {
+  const terms = key === '' ? [] : key.split(TERM_SET_SEPARATOR);
+  if (termSetKey(terms) !== key) throw new Error(`not a term set key: ${JSON.stringify(key)}`);
+  return terms;
 }
 
 /** Splits one set on `+` (with or without spaces). Returns the terms or an error message. */
