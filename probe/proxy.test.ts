@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyToBase64 } from '../protocol/signing.ts';
 import { CollectorClient, CollectorError } from './client.ts';
@@ -202,5 +203,38 @@ describe('proxy selection', () => {
     expect(describeRoute({ proxy: 'http://h:1', source: 'config' })).toBe('http://h:1 (from the config)');
     expect(describeRoute({ source: 'none' })).toBe('direct');
     expect(parseProxyUrl('socks5h://u:p@h:1080')).toBeInstanceOf(URL);
+  });
+
+  it('never throws on a hostile proxy URL, and never shows its credentials', () => {
+    const secret = fc.stringMatching(/^[A-Za-z0-9._~!$&'()*+,;=%-]{3,20}$/);
+    fc.assert(
+      fc.property(
+        fc.constantFrom('http', 'https', 'socks5', 'socks5h', 'socks4', 'ftp', 'HTTP', ''),
+        secret,
+        secret,
+        fc.string({ maxLength: 40 }),
+        fc.string({ maxLength: 20 }),
+        (scheme, user, password, host, tail) => {
+          const text = `${scheme}://${user}:${password}@${host}${tail}`;
+          const parsed = parseProxyUrl(text);
+          if (typeof parsed === 'string') {
+            expect(parsed).not.toContain(password);
+            return;
+          }
+          const shown = [redactProxyUrl(parsed), describeRoute({ proxy: parsed.href, source: 'config' })];
+          for (const s of shown) {
+            expect(s).not.toContain(`${parsed.username}:`);
+            expect(s).not.toContain(`:${parsed.password}@`);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), fc.webUrl(), (noProxy, url) => {
+        expect(typeof bypassesProxy(new URL(url), { NO_PROXY: noProxy })).toBe('boolean');
+      }),
+      { numRuns: 300 },
+    );
   });
 });
