@@ -206,7 +206,8 @@ describe('proxy selection', () => {
   });
 
   it('never throws on a hostile proxy URL, and never shows its credentials', () => {
-    const secret = fc.stringMatching(/^[A-Za-z0-9._~!$&'()*+,;=%-]{3,20}$/);
+    // Marked so a chance match with a fixed word of a message ("pro" in "proxy") is not one.
+    const secret = fc.stringMatching(/^[A-Za-z0-9._~!$&'()*+,;=%-]{3,20}$/).map((s) => `Qz${s}`);
     fc.assert(
       fc.property(
         fc.constantFrom('http', 'https', 'socks5', 'socks5h', 'socks4', 'ftp', 'HTTP', ''),

@@ -202,9 +202,12 @@ export function collectorFetch(routes: ProxyRoute[]): CollectorFetch | undefined
   };
 
   const proxiedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = new URL(input instanceof Request ? input.url : input);
+    // The collector client passes a URL and an init; a Request's body would not cross over to
+    // undici's fetch, so one is refused rather than sent without it.
+    if (input instanceof Request) throw new TypeError('the collector fetch takes a URL, not a Request');
+    const url = new URL(input);
     const proxy = byOrigin.get(url.origin);
-    if (!proxy) return fetch(input, init);
+    if (!proxy) return fetch(url, init);
     try {
       const [{ fetch: undiciFetch }, dispatcher] = await Promise.all([loadUndici(), dispatcherFor(proxy)]);
       // undici's own fetch: Node 20's built-in fetch is an older undici whose dispatcher
