@@ -13,6 +13,7 @@ import {
   proxyRouteFor,
   redactProxyUrl,
 } from './proxy.ts';
+import { formatLocalStatus, type LocalProbeStatus } from './status.ts';
 import { type FakeCollector, startFakeCollector } from './testing/fake-collector.ts';
 import { type ForwardProxy, startConnectProxy, startSocks5Server } from './testing/forward-proxies.ts';
 
@@ -237,5 +238,51 @@ describe('proxy selection', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('probe status shows one proxy line when every address goes the same way, else one per address', () => {
+    const status = (proxies: { collector_url: string; route: string }[] | undefined): LocalProbeStatus => ({
+      dataDir: '/d',
+      backlog: 0,
+      deadLetters: 0,
+      unreadableRecords: 0,
+      running: {
+        version: 1,
+        written_at: new Date().toISOString(),
+        pid: 1,
+        probe_id: 'p',
+        collector_url: 'https://a.example',
+        collector_urls: ['https://a.example', 'https://b.internal'],
+        ...(proxies ? { proxies } : {}),
+        last_checkin_at: null,
+        last_checkin_error: null,
+        clock: null,
+        backlog: 0,
+        dead_letters: 0,
+        scheduled: 0,
+        accounts: [],
+      },
+    });
+    const same = 'socks5h://***@10.0.0.5:1080 (from the config)';
+    expect(
+      formatLocalStatus(
+        status([
+          { collector_url: 'https://a.example', route: same },
+          { collector_url: 'https://b.internal', route: same },
+        ]),
+      ),
+    ).toContain(`\nproxy:            ${same}\n`);
+    expect(
+      formatLocalStatus(
+        status([
+          { collector_url: 'https://a.example', route: 'http://p:3128 (from HTTPS_PROXY)' },
+          { collector_url: 'https://b.internal', route: 'direct (NO_PROXY)' },
+        ]),
+      ),
+    ).toContain(
+      '\nproxy:\n  https://a.example: http://p:3128 (from HTTPS_PROXY)\n  https://b.internal: direct (NO_PROXY)\n',
+    );
+    // A status file written before proxies existed has no such line.
+    expect(formatLocalStatus(status(undefined))).not.toContain('proxy:');
   });
 });
