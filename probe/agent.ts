@@ -28,6 +28,7 @@ import { atomicWriteFile, ensurePrivateDir } from './fsutil.ts';
 import { loadOrRegister } from './identity.ts';
 import { SlidingLimiter } from './limits.ts';
 import { createProbeLogger } from './logger.ts';
+import { collectorFetch, describeRoute } from './proxy.ts';
 import { QuarantineBook } from './quarantine.ts';
 import { openProbeStore, type ProbeStore } from './store.ts';
 import { SOFTWARE_VERSION } from './version.ts';
@@ -78,11 +79,22 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
 
   const clockPath = join(config.dataDir, 'clock.json');
   const clock = new ClockOffset(8, await readClock(clockPath));
+  // Only the collector's traffic goes through a proxy; the adapters reach their platforms
+  // directly from this machine (the vantage point being measured).
+  const proxied = options.fetch ? undefined : collectorFetch(config.proxyRoutes);
+  for (const route of config.proxyRoutes) {
+    if (route.proxy || route.source === 'no_proxy')
+      root.info(
+        { collector_url: route.collectorUrl, proxy: describeRoute(route) },
+        route.proxy ? 'collector traffic goes through a proxy' : 'collector reached directly (NO_PROXY)',
+      );
+  }
+  const fetchImpl = options.fetch ?? proxied?.fetch;
   const client = new CollectorClient({
     baseUrl: config.collectorUrl,
     fallbackUrls: config.collectorUrls.slice(1),
     now: () => clock.toCollector(Date.now()),
-    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(fetchImpl ? { fetch: fetchImpl } : {}),
   });
   const identity = await loadOrRegister({
     dataDir: config.dataDir,
@@ -94,6 +106,9 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     client,
     logger: root,
     ...(options.retry ? { retry: options.retry } : {}),
+  }).catch(async (err: unknown) => {
+    await proxied?.close();
+    throw err;
   });
   client.setIdentity(identity);
   const log = root.child({ probe: identity.probeId });
@@ -341,6 +356,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       probe_id: s.probeId,
       collector_url: client.baseUrl,
       collector_urls: config.collectorUrls,
+      proxies: config.proxyRoutes.map((r) => ({ collector_url: r.collectorUrl, route: describeRoute(r) })),
       last_checkin_at: s.lastCheckinAt ?? null,
       last_checkin_error: s.lastCheckinError ?? null,
       clock: s.clock ?? null,
@@ -415,6 +431,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       const empty = await outbox.flush(options.flushTimeoutMs ?? 5000);
       if (!empty) log.warn({ backlog: outbox.backlog() }, 'outbox not empty at shutdown; it is kept on disk');
       await store.close();
+      await proxied?.close();
       if (options.handleSignals) {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
@@ -468,6 +485,8 @@ export interface ProbeStatusFile {
   /** The address that answered last. */
   collector_url: string;
   collector_urls: string[];
+  /** How each collector address is reached: `direct`, or the proxy (credentials redacted) and its source. */
+  proxies?: { collector_url: string; route: string }[];
   last_checkin_at: string | null;
   last_checkin_error: string | null;
   clock: ClockEstimate | null;

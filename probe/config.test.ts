@@ -131,6 +131,64 @@ quiet_hours: { start: "22:00", end: "06:00", time_zone: Asia/Shanghai }
     expect(errorOf(minimal.replace('collector_url: http://127.0.0.1:8080\n', ''))).toMatch(/collector_url/);
   });
 
+  it('takes a proxy URL or direct, and refuses a bad scheme or URL without quoting its credentials', () => {
+    const routes = (proxy: string, env: NodeJS.ProcessEnv = {}) =>
+      parseConfig(`${minimal}proxy: "${proxy}"\n`, { env }).proxyRoutes;
+    expect(routes('socks5h://u:p%40ss@127.0.0.1:1080')).toEqual([
+      { collectorUrl: 'http://127.0.0.1:8080', proxy: 'socks5h://u:p%40ss@127.0.0.1:1080', source: 'config' },
+    ]);
+    expect(routes('http://proxy.example:3128')[0]!.proxy).toBe('http://proxy.example:3128');
+    expect(routes('direct', { HTTP_PROXY: 'http://env.example:3128' })).toEqual([
+      { collectorUrl: 'http://127.0.0.1:8080', source: 'config_direct' },
+    ]);
+    expect(routes('env:PROXY', { PROXY: 'https://u:pw@proxy.example' })[0]!.proxy).toBe(
+      'https://u:pw@proxy.example',
+    );
+    expect(parseConfig(minimal, { env: {} }).proxyRoutes).toEqual([
+      { collectorUrl: 'http://127.0.0.1:8080', source: 'none' },
+    ]);
+    const bad = (proxy: string) => errorOf(`${minimal}proxy: "${proxy}"\n`);
+    expect(bad('ftp://user:hunter22@proxy.example')).toMatch(
+      /^p\.yaml: proxy \(line 12\): unsupported proxy scheme "ftp" \(http, https, socks5 or socks5h\), or "direct"$/,
+    );
+    expect(bad('socks4://proxy.example:1080')).toContain('unsupported proxy scheme "socks4"');
+    expect(bad('proxy.example:3128')).toContain('unsupported proxy scheme "proxy.example"');
+    expect(bad('not a url at all')).toContain('proxy (line 12): not a URL');
+    expect(bad('http://user:hunter22@proxy.example:3128/path')).toContain('with no path or query');
+    expect(bad('http://:hunter22@proxy.example:3128')).toContain('a password but no user name');
+    for (const p of ['ftp://user:hunter22@proxy.example', 'http://user:hunter22@proxy.example:3128/path'])
+      expect(bad(p)).not.toContain('hunter22');
+    expect(errorOf(`${minimal}proxy: 3128\n`)).toMatch(/proxy \(line 12\): .*string/);
+  });
+
+  it('takes the proxy from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY by the collector’s scheme, and names a bad one', () => {
+    const twoUrls = minimal.replace(
+      'collector_url: http://127.0.0.1:8080',
+      'collector_urls: [https://a.example.org, http://127.0.0.1:8080, https://b.internal]',
+    );
+    const c = parseConfig(twoUrls, {
+      env: {
+        HTTPS_PROXY: 'http://upper.example:3128',
+        https_proxy: 'http://lower.example:3128',
+        ALL_PROXY: 'socks5://127.0.0.1:1080',
+        NO_PROXY: '.internal',
+      },
+    });
+    expect(c.proxyRoutes).toEqual([
+      { collectorUrl: 'https://a.example.org', proxy: 'http://lower.example:3128', source: 'https_proxy' },
+      { collectorUrl: 'http://127.0.0.1:8080', proxy: 'socks5://127.0.0.1:1080', source: 'ALL_PROXY' },
+      { collectorUrl: 'https://b.internal', source: 'no_proxy' },
+    ]);
+    expect(errorOf(minimal, { HTTP_PROXY: 'gopher://u:hunter22@x' })).toBe(
+      'p.yaml: environment variable HTTP_PROXY: unsupported proxy scheme "gopher" (http, https, socks5 or socks5h) ' +
+        '(fix or unset it, or set proxy: in the config, e.g. proxy: direct)',
+    );
+    // The config's proxy wins, so a bad variable does not matter then.
+    expect(
+      parseConfig(`${minimal}proxy: direct\n`, { env: { HTTP_PROXY: 'gopher://x' } }).proxyRoutes[0]!.source,
+    ).toBe('config_direct');
+  });
+
   it('reads env: secrets and names a missing variable', () => {
     const text = minimal.replace('password: pw', 'password: env:PW_ALICE');
     expect(parseConfig(text, { env: { PW_ALICE: 's3cret' } }).accounts[0]!.credentials.password).toBe(

@@ -14,6 +14,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { Asn, PlatformName, Region } from '../protocol/index.ts';
 import { adapterNames, isAdapterName } from './adapters/registry.ts';
 import type { AccountConfig } from './adapters/types.ts';
+import { ProxyConfigError, type ProxyRoute, parseProxyUrl, proxyRouteFor, proxyUrlText } from './proxy.ts';
 
 export class ConfigError extends Error {
   readonly code = 'SD_ERR_PROBE_CONFIG';
@@ -71,6 +72,11 @@ const FileSchema = Type.Object(
     collector_urls: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 8 })),
     /** Allow a plain http:// collector URL that is not loopback (the traffic can then be read and changed). */
     allow_insecure_transport: Type.Optional(Type.Boolean()),
+    /**
+     * The proxy for the traffic to the collector (only that): http://, https://, socks5:// or
+     * socks5h:// URL, credentials allowed (or `env:NAME`); `direct` ignores HTTPS_PROXY & co.
+     */
+    proxy: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
     enrollment_token: Type.Optional(Type.String({ minLength: 1 })),
     data_dir: Type.String({ minLength: 1 }),
     country: Region,
@@ -132,6 +138,12 @@ export interface ProbeConfig {
   collectorUrl: string;
   /** Every collector address, tried in order when one does not answer. */
   collectorUrls: string[];
+  /**
+   * How each collector address is reached (a proxy or directly), from the config's `proxy`
+   * field or the environment (probe/proxy.ts). Holds proxy credentials: show only
+   * `describeRoute`'s redacted form.
+   */
+  proxyRoutes: ProxyRoute[];
   /** One-time token for the first run; not needed once the data folder holds an identity. */
   enrollmentToken?: string;
   /** Absolute. */
@@ -257,6 +269,29 @@ export function parseConfig(
     return v;
   };
 
+  // The proxy URL may hold credentials: no message quotes it.
+  let proxy: string | undefined;
+  if (c.proxy !== undefined) {
+    const value = secret(c.proxy, ['proxy']) as string;
+    if (value === 'direct') proxy = 'direct';
+    else {
+      const parsed = parseProxyUrl(value);
+      if (typeof parsed === 'string') fail(['proxy'], `${parsed}, or "direct"`);
+      else proxy = proxyUrlText(parsed);
+    }
+  }
+  const proxyRoutes = collectorUrls.map((u) => {
+    try {
+      return proxyRouteFor(u, proxy, env);
+    } catch (err) {
+      if (!(err instanceof ProxyConfigError)) throw err;
+      throw new ConfigError(
+        `${where}: environment variable ${err.where}: ${err.message} ` +
+          '(fix or unset it, or set proxy: in the config, e.g. proxy: direct)',
+      );
+    }
+  });
+
   const pacingOf = (p: FileConfig['pacing'], base: PacingConfig, path: (string | number)[]): PacingConfig => {
     const out = { minMs: p?.min_ms ?? base.minMs, maxMs: p?.max_ms ?? base.maxMs };
     if (out.minMs > out.maxMs)
@@ -323,6 +358,7 @@ export function parseConfig(
   return {
     collectorUrl: collectorUrls[0]!,
     collectorUrls,
+    proxyRoutes,
     enrollmentToken: token as string | undefined,
     dataDir: isAbsolute(c.data_dir) ? c.data_dir : resolve(opts.baseDir ?? process.cwd(), c.data_dir),
     country: c.country,

@@ -92,6 +92,15 @@ const ago = (iso: string, now: number) => {
       : `${Math.round(s / 3600)} h ago`;
 };
 
+/** How the collector is reached: one line when every address goes the same way, else one per address. */
+function proxyLines(r: ProbeStatusFile | undefined): string[] {
+  const routes = r?.proxies;
+  if (!routes || routes.length === 0) return [];
+  const ways = new Set(routes.map((p) => p.route));
+  if (ways.size === 1) return [`proxy:            ${routes[0]!.route}`];
+  return ['proxy:', ...routes.map((p) => `  ${p.collector_url}: ${p.route}`)];
+}
+
 /** Plain lines for a terminal. */
 export function formatLocalStatus(s: LocalProbeStatus, now = Date.now()): string {
   const r = s.running;
@@ -101,6 +110,7 @@ export function formatLocalStatus(s: LocalProbeStatus, now = Date.now()): string
     `collector:        ${r?.collector_url ?? s.registeredWith ?? '(unknown)'}${
       r && r.collector_urls.length > 1 ? ` (of ${r.collector_urls.join(', ')})` : ''
     }`,
+    ...proxyLines(r),
     `last check-in:    ${r?.last_checkin_at ? `${r.last_checkin_at} (${ago(r.last_checkin_at, now)})` : 'none yet'}`,
   ];
   if (r?.last_checkin_error) lines.push(`last error:       ${r.last_checkin_error}`);

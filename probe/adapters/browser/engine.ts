@@ -25,6 +25,10 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--no-first-run',
   '--disable-dev-shm-usage',
+  // The platforms are reached from this machine, whatever HTTPS_PROXY/ALL_PROXY say: on Linux
+  // Chromium follows those variables, and a proxy elsewhere would move the vantage point being
+  // measured (only the probe's traffic to the collector may use a proxy: probe/proxy.ts).
+  '--no-proxy-server',
 ] as const;
 
 export interface LaunchOptions {
