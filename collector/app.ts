@@ -14,6 +14,7 @@ import { registerBodyParsers } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import type { RateLimitOptions } from './http/rate-limit.ts';
 import { createLogger } from './logger.ts';
+import type { RetentionTotals } from './retention.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { probeRoutes } from './routes/probe.ts';
@@ -42,6 +43,8 @@ export interface AppOptions {
   adminRateLimit?: RateLimitOptions;
   /** Refused (401/403) probe and admin requests per client address (HMAC) before 429 (default 60 a minute). */
   authFailureLimit?: RateLimitOptions;
+  /** The retention job's totals in this process (server.ts), shown at /metrics. */
+  retentionTotals?: RetentionTotals;
 }
 
 /** A hop count becomes "trust the first N hops"; addresses and false pass through. */
@@ -78,6 +81,7 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     dashboardDir: options.dashboardDir,
     statementTimeoutMs: options.researchStatementTimeoutMs,
     maxConcurrentExports: options.maxConcurrentExports,
+    retentionTotals: options.retentionTotals,
   });
   await app.register(healthRoutes, { db: options.db });
   // One count of refused requests per address, shared by the probe and admin APIs.

@@ -1,7 +1,8 @@
 /**
  * Runs the collector: opens the database (PGlite or a server), applies migrations,
  * builds the app, listens, and runs the periodic sweep (deadline finaliser, round
- * materialiser, findings and their follow-ups, request-id pruning). Closes gracefully on SIGTERM/SIGINT.
+ * materialiser, findings and their follow-ups, request-id pruning) and, on its own slower
+ * timer, the retention job (collector/retention.ts). Closes gracefully on SIGTERM/SIGINT.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import { type FindingsOptions, recomputeFindings } from './findings.ts';
 import { advanceFollowups, type FollowupOptions } from './followups.ts';
 import { createLogger } from './logger.ts';
 import { finaliseOutcomes } from './outcomes.ts';
+import { type RetentionJobOptions, RetentionTotals, startRetentionJob } from './retention.ts';
 import { materialiseDueRounds } from './rounds.ts';
 
 export interface RunningCollector {
@@ -41,6 +43,8 @@ export interface StartOptions {
   followups?: FollowupOptions;
   /** Alert detection and webhook delivery (retries, timeouts). */
   alerts?: AlertOptions;
+  /** The retention job's timer and batch sizes (default: first run after a minute, then hourly). */
+  retention?: RetentionJobOptions;
 }
 
 export async function startCollector(
@@ -69,7 +73,8 @@ export async function startCollector(
       logger.error({ err }, 'round materialisation failed');
     }
   };
-  const app = await buildApp({ db, config, logger, beforeAssign: plan });
+  const retentionTotals = new RetentionTotals();
+  const app = await buildApp({ db, config, logger, beforeAssign: plan, retentionTotals });
 
   let sweeping = false;
   let analysedAt = 0;
@@ -106,12 +111,21 @@ export async function startCollector(
   };
   const timer = setInterval(() => void sweep(), config.sweepIntervalMs);
   timer.unref();
+  // Not in the sweep: a run may take minutes on a big database, and the sweep must not wait.
+  const retention = startRetentionJob(
+    db,
+    { eventRetentionDays: config.eventRetentionDays, lookAlikeRetentionDays: config.lookAlikeRetentionDays },
+    logger.child({ job: 'retention' }),
+    retentionTotals,
+    options.retention,
+  );
 
   let address: string;
   try {
     address = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     clearInterval(timer);
+    await retention.stop();
     await app.close();
     await database.close();
     throw new SdError(
@@ -128,6 +142,7 @@ export async function startCollector(
   const close = () => {
     closing ??= (async () => {
       clearInterval(timer);
+      await retention.stop();
       await app.close();
       while (sweeping) await new Promise((r) => setTimeout(r, 20));
       await database.close();
