@@ -134,6 +134,8 @@ export interface RetentionJobOptions extends RetentionOptions {
   /** Before the first run (default one minute: after start-up and migrations settle). */
   firstRunAfterMs?: number;
   now?: () => Date;
+  /** After a run that deleted events (server.ts: reclaims the space on embedded PGlite). */
+  afterPruning?: (run: RetentionRun) => Promise<void>;
 }
 
 export interface RetentionJob {
@@ -168,6 +170,7 @@ export function startRetentionJob(
         { ...run, ms: Date.now() - started },
         'retention: raw events pruned',
       );
+      if (pruned > 0 && options.afterPruning && !stopped) await options.afterPruning(run);
     } catch (err) {
       totals.failures++;
       logger.error({ err }, 'retention run failed');

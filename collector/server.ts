@@ -10,7 +10,7 @@ import { LIMITS } from '../protocol/index.ts';
 import { type AlertOptions, runAlerts } from './alerts.ts';
 import { buildApp } from './app.ts';
 import type { CollectorConfig } from './config.ts';
-import { type Database, openDatabase, refreshPlannerStatistics } from './db/open.ts';
+import { type Database, openDatabase, reclaimEventSpace, refreshPlannerStatistics } from './db/open.ts';
 import { pruneRequestIds } from './db/probes.ts';
 import { SdError } from './errors.ts';
 import { type FindingsOptions, recomputeFindings } from './findings.ts';
@@ -117,7 +117,7 @@ export async function startCollector(
     { eventRetentionDays: config.eventRetentionDays, lookAlikeRetentionDays: config.lookAlikeRetentionDays },
     logger.child({ job: 'retention' }),
     retentionTotals,
-    options.retention,
+    { afterPruning: () => reclaimEventSpace(database), ...options.retention },
   );
 
   let address: string;
