@@ -18,6 +18,8 @@
  * a conversation it is not in), is kept as an event but never makes or changes an outcome.
  * Once `missing`, an outcome never goes back to `pending` (collectors' clocks differ a
  * little; the finaliser's decision stands until a receipt arrives).
+ * Once the retention job has pruned a canary's events (collector/retention.ts), its
+ * outcomes never change again: nothing is derived for it any more.
  */
 import { DATA_FORMAT_VERSION, type OutcomeStatus } from '../protocol/index.ts';
 import type { Queryable } from './db/open.ts';
