@@ -1,17 +1,23 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from './config.ts';
 import { findingsOfCampaign } from './db/findings.ts';
 import { type Db, reclaimEventSpace, rows } from './db/open.ts';
 import { lockCanaries } from './db/outcomes.ts';
 import { recomputeCampaignFindings } from './findings.ts';
 import { finaliseOutcomes } from './outcomes.ts';
 import { pruneEvents, type RetentionRun, RetentionTotals, startRetentionJob } from './retention.ts';
+import { type RunningCollector, startCollector } from './server.ts';
 import { describeEachDb } from './test-support/db.ts';
-import { signedPost } from './test-support/probe.ts';
+import { signedPost, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from './test-support/probe.ts';
 import {
+  buildWorld,
   type Canary,
   newNonce,
   onAppWorld,
@@ -318,4 +324,65 @@ describe('retention job without a database', () => {
     expect(totals.failures).toBeGreaterThanOrEqual(2);
     expect(totals.runs).toBe(0);
   });
+});
+
+describe('a collector runs the retention job', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sd-retention-'));
+  let collector: RunningCollector | undefined;
+  afterAll(async () => {
+    await collector?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('on its own timer with the configured windows, counted at /metrics, and stops on close', async () => {
+    collector = await startCollector(
+      loadConfig(
+        { data: dataDir, port: 0 },
+        {
+          SILENTDROP_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+          SILENTDROP_HASH_KEY: TEST_HASH_KEY.toString('base64url'),
+          SILENTDROP_LOOKALIKE_RETENTION_DAYS: '2',
+          LOG_LEVEL: 'silent',
+        },
+      ),
+      { logger: silent, retention: { firstRunAfterMs: 0, intervalMs: 50 } },
+    );
+    const { db } = collector.database;
+    const w = await buildWorld(collector.app, db);
+    const receipt = (eventId: string) =>
+      receivedEvent(
+        w,
+        'bob',
+        { id: randomUUID(), nonce: newNonce(), text: 'x', deadlineAt: new Date() },
+        { eventId },
+      );
+    const [older, newer] = [randomUUID(), randomUUID()];
+    const res = await signedPost(collector.app, w.cn, '/probe/v1/events', {
+      protocol: 1,
+      events: [receipt(older), receipt(newer)],
+    });
+    expect(res.statusCode).toBe(200);
+    await db.execute(
+      sql`update events set received_at = now() - interval '3 days' where event_id = ${older}::uuid`,
+    );
+    await db.execute(
+      sql`update events set received_at = now() - interval '1 day' where event_id = ${newer}::uuid`,
+    );
+    const kept = async () =>
+      (
+        await rows<{ id: string }>(
+          db,
+          sql`select event_id as id from events where event_id in (${older}::uuid, ${newer}::uuid)`,
+        )
+      ).map((r) => r.id);
+    const until = Date.now() + 10_000;
+    while ((await kept()).length > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(await kept()).toEqual([newer]);
+    const metrics = await (await fetch(`${collector.url}/metrics`)).text();
+    expect(metrics).toMatch(/^sd_events_pruned_total\{kind="lookalike"\} 1$/m);
+    expect(metrics).toMatch(/^sd_retention_runs_total\{result="failed"\} 0$/m);
+    await collector.close();
+    collector = undefined;
+    // Starting on an embedded database in a folder (migrations included) is most of it.
+  }, 120_000);
 });
