@@ -6,13 +6,14 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { findingsOfCampaign } from './db/findings.ts';
 import { type Db, reclaimEventSpace, rows } from './db/open.ts';
 import { lockCanaries } from './db/outcomes.ts';
 import { recomputeCampaignFindings } from './findings.ts';
 import { finaliseOutcomes } from './outcomes.ts';
-import { pruneEvents, type RetentionRun, RetentionTotals, startRetentionJob } from './retention.ts';
+import { pruneEvents, type RetentionRun, RetentionRunner, startRetentionJob } from './retention.ts';
 import { type RunningCollector, startCollector } from './server.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { signedPost, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from './test-support/probe.ts';
@@ -34,15 +35,10 @@ const silent = pino({ level: 'silent' });
 describeEachDb('retention of raw events', (getDb) => {
   let app: FastifyInstance;
   let w: World;
-  const totals = new RetentionTotals();
-  onAppWorld(
-    getDb,
-    (a, world) => {
-      app = a;
-      w = world;
-    },
-    { retentionTotals: totals },
-  );
+  onAppWorld(getDb, (a, world) => {
+    app = a;
+    w = world;
+  });
   const db = (): Db => getDb().db;
 
   const post = async (probe: World['us'], events: unknown[]) => {
@@ -268,18 +264,71 @@ describeEachDb('retention of raw events', (getDb) => {
     expect(await eventCount(c.id)).toBe(0);
   });
 
+  it('runs once on POST /admin/v1/retention/run, or only counts with dry_run', async () => {
+    const c = await deliveredCanary();
+    const lookAlike = receivedEvent(w, 'carol', {
+      id: randomUUID(),
+      nonce: newNonce(),
+      text: 'x',
+      deadlineAt: new Date(),
+    });
+    await postStored(w.cn, [lookAlike]);
+    // Past the default windows (365 and 30 days) at the real clock.
+    await db().execute(
+      sql`update canaries set deadline_at = now() - interval '366 days' where id = ${c.id}::uuid`,
+    );
+    await db().execute(
+      sql`update events set received_at = now() - interval '31 days' where event_id = ${lookAlike.event_id}::uuid`,
+    );
+    const run = (body: unknown) =>
+      app.inject({
+        method: 'POST',
+        url: '/admin/v1/retention/run',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+        payload: body as object,
+      });
+    const dry = await run({ dry_run: true });
+    expect(dry.statusCode, dry.body).toBe(200);
+    expect(dry.json()).toMatchObject({
+      dry_run: true,
+      event_retention_days: 365,
+      lookalike_retention_days: 30,
+      late_events: 0,
+      capped: false,
+    });
+    expect(dry.json().canaries).toBeGreaterThanOrEqual(1);
+    expect(dry.json().canary_events).toBeGreaterThanOrEqual(3);
+    expect(dry.json().lookalike_receipts).toBeGreaterThanOrEqual(1);
+    expect(await eventCount(c.id)).toBe(3);
+
+    const done = await run({});
+    expect(done.statusCode, done.body).toBe(200);
+    expect(done.json()).toMatchObject({ dry_run: false, canaries: dry.json().canaries });
+    expect(done.json().canary_events).toBe(dry.json().canary_events);
+    expect(done.json().lookalike_receipts).toBe(dry.json().lookalike_receipts);
+    expect(await eventCount(c.id)).toBe(0);
+    expect((await run({ dry_run: true })).json()).toMatchObject({ canaries: 0, lookalike_receipts: 0 });
+    expect((await run({ dry_run: 'yes' })).statusCode).toBe(400);
+    expect((await run({ dry_run: true, extra: 1 })).statusCode).toBe(400);
+    const anonymous = await app.inject({ method: 'POST', url: '/admin/v1/retention/run', payload: {} });
+    expect(anonymous.statusCode).toBe(401);
+  });
+
   it('runs on its own timer, one run at a time, counted at /metrics', async () => {
     const c = await deliveredCanary();
     let clockCalls = 0;
     const afterPruning: RetentionRun[] = [];
-    const job = startRetentionJob(db(), KEEP, silent, totals, {
-      firstRunAfterMs: 0,
-      intervalMs: 5,
+    const runner = new RetentionRunner(db(), KEEP, {
       // As server.ts does: vacuum on embedded PGlite (no autovacuum there), nothing on a server.
       afterPruning: async (run) => {
         afterPruning.push(run);
         await reclaimEventSpace(getDb());
       },
+    });
+    const { totals } = runner;
+    const job = startRetentionJob(runner, silent, {
+      firstRunAfterMs: 0,
+      intervalMs: 5,
       now: () => {
         clockCalls++;
         return new Date(Date.now() + 366 * DAY);
@@ -300,7 +349,13 @@ describeEachDb('retention of raw events', (getDb) => {
     await new Promise((r) => setTimeout(r, 30));
     expect(totals.runs).toBe(runs);
 
-    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    const withJob = await buildApp({
+      db: db(),
+      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
+      retention: runner,
+    });
+    const res = await withJob.inject({ method: 'GET', url: '/metrics' });
+    await withJob.close();
     expect(res.body).toContain(`sd_events_pruned_total{kind="canary"} ${totals.canaryEvents}`);
     expect(res.body).toContain(`sd_events_pruned_total{kind="lookalike"} ${totals.lookAlikes}`);
     expect(res.body).toContain(`sd_canaries_pruned_total ${totals.canaries}`);
@@ -311,13 +366,14 @@ describeEachDb('retention of raw events', (getDb) => {
 
 describe('retention job without a database', () => {
   it('counts and logs a failed run, and tries again on the next', async () => {
-    const totals = new RetentionTotals();
     const broken = {
       transaction: async () => {
         throw new Error('database gone');
       },
     } as unknown as Db;
-    const job = startRetentionJob(broken, KEEP, silent, totals, { firstRunAfterMs: 0, intervalMs: 5 });
+    const runner = new RetentionRunner(broken, KEEP);
+    const { totals } = runner;
+    const job = startRetentionJob(runner, silent, { firstRunAfterMs: 0, intervalMs: 5 });
     const until = Date.now() + 5000;
     while (totals.failures < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     await job.stop();

@@ -16,11 +16,17 @@
  *
  * Work is done in batches of `batchSize`, one transaction each, yielding to the event loop
  * between them; several collectors on one database may run the job at once (rows are taken
- * `skip locked`). The collector runs it on its own timer, never overlapping itself.
+ * `skip locked`). The collector runs it on its own timer (startRetentionJob); the timer and
+ * `silentdrop admin prune` share one RetentionRunner, so runs in a process never overlap.
  */
 import type { Logger } from 'pino';
 import type { Db } from './db/open.ts';
-import { pruneCanaryBatch, pruneLateEventsBatch, pruneLookAlikeBatch } from './db/retention.ts';
+import {
+  countPrunable,
+  pruneCanaryBatch,
+  pruneLateEventsBatch,
+  pruneLookAlikeBatch,
+} from './db/retention.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -128,14 +134,77 @@ export class RetentionTotals {
   }
 }
 
-export interface RetentionJobOptions extends RetentionOptions {
+export interface RetentionRunnerOptions extends RetentionOptions {
+  /** After a run that deleted events (server.ts: reclaims the space on embedded PGlite). */
+  afterPruning?: (run: RetentionRun) => Promise<void>;
+}
+
+/**
+ * Runs the job for one process, one run at a time: the timer and the admin API
+ * (`silentdrop admin prune`) queue behind a run in progress. Counts into `totals`.
+ */
+export class RetentionRunner {
+  readonly totals = new RetentionTotals();
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
+
+  constructor(
+    private readonly db: Db,
+    readonly settings: RetentionSettings,
+    private readonly options: RetentionRunnerOptions = {},
+  ) {}
+
+  /** One run at collector time `now`, after any run in progress. */
+  run(now: Date): Promise<RetentionRun> {
+    const next = this.queue.then(() => this.runNow(now));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runNow(now: Date): Promise<RetentionRun> {
+    try {
+      const run = await pruneEvents(this.db, now, this.settings, {
+        ...this.options,
+        shouldStop: () => this.stopping,
+      });
+      this.totals.add(run);
+      if (run.canaryEvents + run.lateEvents + run.lookAlikes > 0 && !this.stopping) {
+        await this.options.afterPruning?.(run);
+      }
+      return run;
+    } catch (err) {
+      this.totals.failures++;
+      throw err;
+    }
+  }
+
+  /** What a run at `now` would prune, counted up to `cap` canaries and `cap` receipts. */
+  preview(now: Date, cap = PREVIEW_CAP) {
+    const cutoff = (days: number) => (days > 0 ? new Date(now.getTime() - days * DAY_MS) : null);
+    return countPrunable(
+      this.db,
+      cutoff(this.settings.eventRetentionDays),
+      cutoff(this.settings.lookAlikeRetentionDays),
+      cap,
+    );
+  }
+
+  /** Stops a run in progress at its next batch (later runs do nothing) and waits for it. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.queue;
+  }
+}
+
+/** The bound of a dry run's counts (`capped` says it was reached). */
+export const PREVIEW_CAP = 100_000;
+
+export interface RetentionJobOptions {
   /** Between the end of one run and the start of the next (default one hour). */
   intervalMs?: number;
   /** Before the first run (default one minute: after start-up and migrations settle). */
   firstRunAfterMs?: number;
   now?: () => Date;
-  /** After a run that deleted events (server.ts: reclaims the space on embedded PGlite). */
-  afterPruning?: (run: RetentionRun) => Promise<void>;
 }
 
 export interface RetentionJob {
@@ -144,14 +213,12 @@ export interface RetentionJob {
 }
 
 /**
- * Runs pruneEvents on its own timer: the next run is scheduled when the last one ends, so
+ * Runs the runner on its own timer: the next run is scheduled when the last one ends, so
  * runs never overlap. Failures are logged and counted; the next run tries again.
  */
 export function startRetentionJob(
-  db: Db,
-  settings: RetentionSettings,
+  runner: RetentionRunner,
   logger: Logger,
-  totals: RetentionTotals,
   options: RetentionJobOptions = {},
 ): RetentionJob {
   const intervalMs = options.intervalMs ?? 60 * 60_000;
@@ -163,16 +230,13 @@ export function startRetentionJob(
   const runOnce = async () => {
     const started = Date.now();
     try {
-      const run = await pruneEvents(db, now(), settings, { ...options, shouldStop: () => stopped });
-      totals.add(run);
+      const run = await runner.run(now());
       const pruned = run.canaryEvents + run.lateEvents + run.lookAlikes;
       logger[pruned > 0 || run.canaries > 0 ? 'info' : 'debug'](
         { ...run, ms: Date.now() - started },
         'retention: raw events pruned',
       );
-      if (pruned > 0 && options.afterPruning && !stopped) await options.afterPruning(run);
     } catch (err) {
-      totals.failures++;
       logger.error({ err }, 'retention run failed');
     }
   };

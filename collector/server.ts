@@ -17,7 +17,12 @@ import { type FindingsOptions, recomputeFindings } from './findings.ts';
 import { advanceFollowups, type FollowupOptions } from './followups.ts';
 import { createLogger } from './logger.ts';
 import { finaliseOutcomes } from './outcomes.ts';
-import { type RetentionJobOptions, RetentionTotals, startRetentionJob } from './retention.ts';
+import {
+  type RetentionJobOptions,
+  RetentionRunner,
+  type RetentionRunnerOptions,
+  startRetentionJob,
+} from './retention.ts';
 import { materialiseDueRounds } from './rounds.ts';
 
 export interface RunningCollector {
@@ -44,7 +49,7 @@ export interface StartOptions {
   /** Alert detection and webhook delivery (retries, timeouts). */
   alerts?: AlertOptions;
   /** The retention job's timer and batch sizes (default: first run after a minute, then hourly). */
-  retention?: RetentionJobOptions;
+  retention?: RetentionJobOptions & RetentionRunnerOptions;
 }
 
 export async function startCollector(
@@ -73,8 +78,13 @@ export async function startCollector(
       logger.error({ err }, 'round materialisation failed');
     }
   };
-  const retentionTotals = new RetentionTotals();
-  const app = await buildApp({ db, config, logger, beforeAssign: plan, retentionTotals });
+  const { now: retentionNow, intervalMs, firstRunAfterMs, ...runnerOptions } = options.retention ?? {};
+  const retention = new RetentionRunner(
+    db,
+    { eventRetentionDays: config.eventRetentionDays, lookAlikeRetentionDays: config.lookAlikeRetentionDays },
+    { afterPruning: () => reclaimEventSpace(database), ...runnerOptions },
+  );
+  const app = await buildApp({ db, config, logger, beforeAssign: plan, retention });
 
   let sweeping = false;
   let analysedAt = 0;
@@ -112,19 +122,18 @@ export async function startCollector(
   const timer = setInterval(() => void sweep(), config.sweepIntervalMs);
   timer.unref();
   // Not in the sweep: a run may take minutes on a big database, and the sweep must not wait.
-  const retention = startRetentionJob(
-    db,
-    { eventRetentionDays: config.eventRetentionDays, lookAlikeRetentionDays: config.lookAlikeRetentionDays },
-    logger.child({ job: 'retention' }),
-    retentionTotals,
-    { afterPruning: () => reclaimEventSpace(database), ...options.retention },
-  );
+  const retentionJob = startRetentionJob(retention, logger.child({ job: 'retention' }), {
+    ...(retentionNow ? { now: retentionNow } : {}),
+    ...(intervalMs === undefined ? {} : { intervalMs }),
+    ...(firstRunAfterMs === undefined ? {} : { firstRunAfterMs }),
+  });
 
   let address: string;
   try {
     address = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     clearInterval(timer);
+    await retentionJob.stop();
     await retention.stop();
     await app.close();
     await database.close();
@@ -142,8 +151,10 @@ export async function startCollector(
   const close = () => {
     closing ??= (async () => {
       clearInterval(timer);
-      await retention.stop();
+      await retentionJob.stop();
       await app.close();
+      // After the server: an admin request's run has finished or stops at its next batch.
+      await retention.stop();
       while (sweeping) await new Promise((r) => setTimeout(r, 20));
       await database.close();
       logger.info('collector stopped');

@@ -123,3 +123,54 @@ export async function pruneLookAlikeBatch(q: Queryable, cutoff: Date, limit: num
   );
   return deleted[0]?.n ?? 0;
 }
+
+export interface PrunablePreview {
+  canaries: number;
+  canaryEvents: number;
+  lookAlikes: number;
+  /** A count reached the cap: there are at least that many. */
+  capped: boolean;
+}
+
+/**
+ * What a run would prune now (a dry run): canaries past `canaryCutoff` with final outcomes
+ * and their events, and look-alike receipts before `lookAlikeCutoff` (null: that kind is
+ * kept). Each count stops at `cap` rows, so it is bounded like the job's batches.
+ */
+export async function countPrunable(
+  q: Queryable,
+  canaryCutoff: Date | null,
+  lookAlikeCutoff: Date | null,
+  cap: number,
+): Promise<PrunablePreview> {
+  const [c] = canaryCutoff
+    ? await rows<{ canaries: number; events: number }>(
+        q,
+        sql`with picked as (
+              select c.id from canaries c
+              where c.events_pruned_at is null and c.deadline_at < ${canaryCutoff.toISOString()}::timestamptz
+                and not exists (select 1 from outcomes o where o.canary_id = c.id and o.status = 'pending')
+              limit ${cap})
+            select (select count(*)::int from picked) as canaries,
+              (select count(*)::int from events e join picked p on p.id = e.canary_id) as events`,
+      )
+    : [];
+  const [l] = lookAlikeCutoff
+    ? await rows<{ n: number }>(
+        q,
+        sql`select count(*)::int as n from (
+              select 1 from events
+              where type = 'received' and canary_id is null
+                and received_at < ${lookAlikeCutoff.toISOString()}::timestamptz
+              limit ${cap}) l`,
+      )
+    : [];
+  const canaries = c?.canaries ?? 0;
+  const lookAlikes = l?.n ?? 0;
+  return {
+    canaries,
+    canaryEvents: c?.events ?? 0,
+    lookAlikes,
+    capped: canaries >= cap || lookAlikes >= cap,
+  };
+}
