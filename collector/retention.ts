@@ -38,8 +38,9 @@ export interface RetentionSettings {
 }
 
 export interface RetentionOptions {
-  /** Canaries (or look-alike receipts) per transaction (default 500 canaries, 5,000 receipts). */
+  /** Canaries per transaction (default 500). */
   batchSize?: number;
+  /** Look-alike receipts per transaction (default 5,000). */
   lookAlikeBatchSize?: number;
   /** Checked between batches: a run that should stop (the collector is closing) stops there. */
   shouldStop?: () => boolean;
