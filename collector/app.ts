@@ -14,6 +14,7 @@ import { registerBodyParsers } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import type { RateLimitOptions } from './http/rate-limit.ts';
 import { createLogger } from './logger.ts';
+import { RetentionRunner } from './retention.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { probeRoutes } from './routes/probe.ts';
@@ -22,7 +23,12 @@ import { researchApi } from './routes/research.ts';
 export interface AppOptions {
   db: Db;
   config: Pick<CollectorConfig, 'adminToken' | 'hashKey' | 'checkinIntervalMs'> &
-    Partial<Pick<CollectorConfig, 'probeSilentAfterMs' | 'trustProxy'>>;
+    Partial<
+      Pick<
+        CollectorConfig,
+        'probeSilentAfterMs' | 'trustProxy' | 'eventRetentionDays' | 'lookAlikeRetentionDays'
+      >
+    >;
   logger?: Logger;
   /** Collector clock (tests move it). */
   now?: () => Date;
@@ -42,6 +48,11 @@ export interface AppOptions {
   adminRateLimit?: RateLimitOptions;
   /** Refused (401/403) probe and admin requests per client address (HMAC) before 429 (default 60 a minute). */
   authFailureLimit?: RateLimitOptions;
+  /**
+   * The retention job of this process (server.ts), run by `POST /admin/v1/retention/run` and
+   * counted at /metrics. Default: one on `db` with the config's windows (365 and 30 days).
+   */
+  retention?: RetentionRunner;
 }
 
 /** A hop count becomes "trust the first N hops"; addresses and false pass through. */
@@ -67,6 +78,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 /** The collector as a plugin: parsers, error handling and every route (probe, admin, research, dashboard). */
 export async function collectorPlugin(app: FastifyInstance, options: AppOptions): Promise<void> {
   const now = options.now ?? (() => new Date());
+  const retention =
+    options.retention ??
+    new RetentionRunner(options.db, {
+      eventRetentionDays: options.config.eventRetentionDays ?? 365,
+      lookAlikeRetentionDays: options.config.lookAlikeRetentionDays ?? 30,
+    });
   registerBodyParsers(app);
   registerErrorHandling(app);
   // First: it adds the metrics hooks and the OpenAPI collector, which only see routes
@@ -78,6 +95,7 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     dashboardDir: options.dashboardDir,
     statementTimeoutMs: options.researchStatementTimeoutMs,
     maxConcurrentExports: options.maxConcurrentExports,
+    retentionTotals: retention.totals,
   });
   await app.register(healthRoutes, { db: options.db });
   // One count of refused requests per address, shared by the probe and admin APIs.
@@ -101,5 +119,6 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     rateLimit: options.adminRateLimit,
     authFailures,
     probeSilentAfterMs: options.config.probeSilentAfterMs,
+    retention,
   });
 }

@@ -95,6 +95,56 @@ describe('loadConfig', () => {
     expect(loadConfig({}, { SILENTDROP_DATA: data }).trustProxy).toBe(false);
   });
 
+  it('keeps canary events 365 days and look-alike receipts 30 by default; 0 keeps them forever', () => {
+    const data = tmp();
+    expect(loadConfig({}, { SILENTDROP_DATA: data })).toMatchObject({
+      eventRetentionDays: 365,
+      lookAlikeRetentionDays: 30,
+    });
+    expect(
+      loadConfig(
+        {},
+        {
+          SILENTDROP_DATA: data,
+          SILENTDROP_EVENT_RETENTION_DAYS: '0',
+          SILENTDROP_LOOKALIKE_RETENTION_DAYS: '7',
+        },
+      ),
+    ).toMatchObject({ eventRetentionDays: 0, lookAlikeRetentionDays: 7 });
+  });
+
+  it('reports wrong retention settings together with the others', () => {
+    const data = tmp();
+    for (const [events, lookAlikes] of [
+      ['-1', '1.5'],
+      ['forever', '36501'],
+      ['1e3', ' '],
+    ] as const) {
+      let message = '';
+      try {
+        loadConfig(
+          {},
+          {
+            SILENTDROP_DATA: data,
+            PORT: 'http',
+            SILENTDROP_EVENT_RETENTION_DAYS: events,
+            SILENTDROP_LOOKALIKE_RETENTION_DAYS: lookAlikes,
+          },
+        );
+      } catch (err) {
+        message = (err as Error).message;
+        expect((err as { code: string }).code).toBe('SD_ERR_CONFIG');
+      }
+      expect(message).toMatch(/^3 settings are wrong:/);
+      expect(message).toContain(
+        `\n- SILENTDROP_EVENT_RETENTION_DAYS must be an integer from 0 to 36500, got "${events}"`,
+      );
+      expect(message).toContain(
+        `\n- SILENTDROP_LOOKALIKE_RETENTION_DAYS must be an integer from 0 to 36500, got "${lookAlikes}"`,
+      );
+    }
+  });
+
   it('reads an env file; the environment wins over it', () => {
     const data = tmp();
     const file = join(data, 'collector.env');

@@ -32,6 +32,10 @@ export interface CollectorConfig {
   sweepIntervalMs: number;
   /** A probe with no check-in for this long is `silent` (probes view, alerts). */
   probeSilentAfterMs: number;
+  /** Days after a canary's deadline its raw events are kept (0: forever; collector/retention.ts). */
+  eventRetentionDays: number;
+  /** Days a receipt of a nonce that is no canary of ours (a look-alike) is kept (0: forever). */
+  lookAlikeRetentionDays: number;
   logLevel: string;
 }
 
@@ -41,6 +45,9 @@ export interface ConfigFlags {
   data?: string | undefined;
   databaseUrl?: string | undefined;
 }
+
+/** A century: beyond it, say 0 (keep forever). */
+const MAX_RETENTION_DAYS = 36_500;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -74,7 +81,8 @@ function intFrom(
   max: number,
 ): number {
   if (raw === undefined || raw === '') return fallback;
-  const n = typeof raw === 'number' ? raw : Number(raw);
+  // Decimal digits only: Number() would read " " as 0 (for a retention: keep forever), "1e3" as 1000.
+  const n = typeof raw === 'number' ? raw : /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(n) || n < min || n > max) {
     problems.add(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
     return fallback;
@@ -195,6 +203,22 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       15 * 60_000,
       10_000,
       30 * 86_400_000,
+    ),
+    eventRetentionDays: intFrom(
+      problems,
+      'SILENTDROP_EVENT_RETENTION_DAYS',
+      env.SILENTDROP_EVENT_RETENTION_DAYS,
+      365,
+      0,
+      MAX_RETENTION_DAYS,
+    ),
+    lookAlikeRetentionDays: intFrom(
+      problems,
+      'SILENTDROP_LOOKALIKE_RETENTION_DAYS',
+      env.SILENTDROP_LOOKALIKE_RETENTION_DAYS,
+      30,
+      0,
+      MAX_RETENTION_DAYS,
     ),
     logLevel,
   };

@@ -9,6 +9,10 @@
  * - sd_probe_last_checkin_timestamp_seconds{probe,country}: a probe's last check-in (unix time;
  *   alert on `time() - sd_probe_last_checkin_timestamp_seconds > 900`)
  * - sd_findings{verdict}: findings in the database
+ * - sd_events_pruned_total{kind}: raw events this process's retention job deleted: `canary`
+ *   (events of canaries past the retention window, and late ones for pruned canaries) or
+ *   `lookalike` (receipts of nonces that are no canary of ours); sd_canaries_pruned_total:
+ *   canaries whose events it pruned; sd_retention_runs_total{result}: its runs (collector/retention.ts)
  * Process metrics (prom-client defaults) as well. Read at scrape time; no timers.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -17,6 +21,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Db } from './db/open.ts';
 import { countFindingsByVerdict } from './db/research-findings.ts';
 import { readProbeBacklogs } from './db/research-probes.ts';
+import type { RetentionTotals } from './retention.ts';
 
 const EVENTS_ROUTE = '/probe/v1/events';
 
@@ -34,7 +39,7 @@ export function noteUnknownNonceReceipts(req: FastifyRequest, tally: Tally): voi
   unknownNonceTallies.set(req, tally);
 }
 
-export function createMetrics(db: Db) {
+export function createMetrics(db: Db, retention?: RetentionTotals) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const ingestEvents = new Counter({
@@ -118,6 +123,39 @@ export function createMetrics(db: Db) {
       for (const f of await countFindingsByVerdict(db)) this.set({ verdict: f.verdict }, f.n);
     },
   });
+  if (retention) {
+    new Counter({
+      name: 'sd_events_pruned_total',
+      help: 'Raw events deleted by the retention job in this process, by kind (canary, lookalike)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ kind: 'canary' }, retention.canaryEvents);
+        this.inc({ kind: 'lookalike' }, retention.lookAlikes);
+      },
+    });
+    new Counter({
+      name: 'sd_canaries_pruned_total',
+      help: 'Canaries whose raw events the retention job in this process deleted',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(retention.canaries);
+      },
+    });
+    new Counter({
+      name: 'sd_retention_runs_total',
+      help: 'Runs of the retention job in this process, by result (ok, failed)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ result: 'ok' }, retention.runs);
+        this.inc({ result: 'failed' }, retention.failures);
+      },
+    });
+  }
   return {
     registry,
     ingestEvents,
@@ -145,8 +183,8 @@ function countIngest(metrics: ReturnType<typeof createMetrics>, statusCode: numb
 
 /** Hooks into every route registered after it (register it early); serves GET /metrics. */
 export const metricsPlugin = fp(
-  async (app: FastifyInstance, opts: { db: Db }) => {
-    const metrics = createMetrics(opts.db);
+  async (app: FastifyInstance, opts: { db: Db; retentionTotals?: RetentionTotals | undefined }) => {
+    const metrics = createMetrics(opts.db, opts.retentionTotals);
     app.addHook('onSend', async (req, reply, payload) => {
       if (req.method === 'POST' && req.routeOptions.url === EVENTS_ROUTE) {
         countIngest(metrics, reply.statusCode, payload);

@@ -18,6 +18,8 @@
  * a conversation it is not in), is kept as an event but never makes or changes an outcome.
  * Once `missing`, an outcome never goes back to `pending` (collectors' clocks differ a
  * little; the finaliser's decision stands until a receipt arrives).
+ * Once the retention job has pruned a canary's events (collector/retention.ts), its
+ * outcomes never change again: nothing is derived for it any more.
  */
 import { DATA_FORMAT_VERSION, type OutcomeStatus } from '../protocol/index.ts';
 import type { Queryable } from './db/open.ts';
@@ -30,6 +32,7 @@ import {
   type OutcomeWrite,
   upsertOutcomes,
 } from './db/outcomes.ts';
+import { flagLateEvents } from './db/retention.ts';
 import { INT4 } from './validation.ts';
 
 export interface CanaryFacts {
@@ -109,12 +112,19 @@ function receiptStatus(
 /**
  * Re-derives and stores the outcomes of these canaries. Call inside the transaction
  * that stored their new events; takes per-canary locks first.
+ *
+ * A canary whose events the retention job pruned (collector/retention.ts) is never
+ * re-derived: its outcomes were final when its events went, and deriving from an event
+ * that arrived since (a receipt without its send) would wipe them. Such late events stay
+ * stored (a resend is still a duplicate) and the canary is flagged for the job to delete
+ * them. The job takes the same per-canary lock, so pruning and deriving never interleave.
  */
 export async function refreshOutcomes(tx: Queryable, canaryIds: string[], now: Date): Promise<void> {
   const ids = [...new Set(canaryIds)];
   if (ids.length === 0) return;
   await lockCanaries(tx, ids);
   const stored = await loadFacts(tx, ids);
+  if (stored.pruned.length > 0) await flagLateEvents(tx, stored.pruned, now);
   const writes: OutcomeWrite[] = [];
   for (const canary of stored.canaries) {
     const existing = stored.existing.filter((m) => m.canaryId === canary.id);

@@ -1,7 +1,8 @@
 /**
  * Runs the collector: opens the database (PGlite or a server), applies migrations,
  * builds the app, listens, and runs the periodic sweep (deadline finaliser, round
- * materialiser, findings and their follow-ups, request-id pruning). Closes gracefully on SIGTERM/SIGINT.
+ * materialiser, findings and their follow-ups, request-id pruning) and, on its own slower
+ * timer, the retention job (collector/retention.ts). Closes gracefully on SIGTERM/SIGINT.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -9,13 +10,19 @@ import { LIMITS } from '../protocol/index.ts';
 import { type AlertOptions, runAlerts } from './alerts.ts';
 import { buildApp } from './app.ts';
 import type { CollectorConfig } from './config.ts';
-import { type Database, openDatabase, refreshPlannerStatistics } from './db/open.ts';
+import { type Database, openDatabase, reclaimEventSpace, refreshPlannerStatistics } from './db/open.ts';
 import { pruneRequestIds } from './db/probes.ts';
 import { SdError } from './errors.ts';
 import { type FindingsOptions, recomputeFindings } from './findings.ts';
 import { advanceFollowups, type FollowupOptions } from './followups.ts';
 import { createLogger } from './logger.ts';
 import { finaliseOutcomes } from './outcomes.ts';
+import {
+  type RetentionJobOptions,
+  RetentionRunner,
+  type RetentionRunnerOptions,
+  startRetentionJob,
+} from './retention.ts';
 import { materialiseDueRounds } from './rounds.ts';
 
 export interface RunningCollector {
@@ -41,6 +48,8 @@ export interface StartOptions {
   followups?: FollowupOptions;
   /** Alert detection and webhook delivery (retries, timeouts). */
   alerts?: AlertOptions;
+  /** The retention job's timer and batch sizes (default: first run after a minute, then hourly). */
+  retention?: RetentionJobOptions & RetentionRunnerOptions;
 }
 
 export async function startCollector(
@@ -69,7 +78,13 @@ export async function startCollector(
       logger.error({ err }, 'round materialisation failed');
     }
   };
-  const app = await buildApp({ db, config, logger, beforeAssign: plan });
+  const { now: retentionNow, intervalMs, firstRunAfterMs, ...runnerOptions } = options.retention ?? {};
+  const retention = new RetentionRunner(
+    db,
+    { eventRetentionDays: config.eventRetentionDays, lookAlikeRetentionDays: config.lookAlikeRetentionDays },
+    { afterPruning: () => reclaimEventSpace(database), ...runnerOptions },
+  );
+  const app = await buildApp({ db, config, logger, beforeAssign: plan, retention });
 
   let sweeping = false;
   let analysedAt = 0;
@@ -106,12 +121,20 @@ export async function startCollector(
   };
   const timer = setInterval(() => void sweep(), config.sweepIntervalMs);
   timer.unref();
+  // Not in the sweep: a run may take minutes on a big database, and the sweep must not wait.
+  const retentionJob = startRetentionJob(retention, logger.child({ job: 'retention' }), {
+    ...(retentionNow ? { now: retentionNow } : {}),
+    ...(intervalMs === undefined ? {} : { intervalMs }),
+    ...(firstRunAfterMs === undefined ? {} : { firstRunAfterMs }),
+  });
 
   let address: string;
   try {
     address = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     clearInterval(timer);
+    await retentionJob.stop();
+    await retention.stop();
     await app.close();
     await database.close();
     throw new SdError(
@@ -128,7 +151,10 @@ export async function startCollector(
   const close = () => {
     closing ??= (async () => {
       clearInterval(timer);
+      await retentionJob.stop();
       await app.close();
+      // After the server: an admin request's run has finished or stops at its next batch.
+      await retention.stop();
       while (sweeping) await new Promise((r) => setTimeout(r, 20));
       await database.close();
       logger.info('collector stopped');

@@ -409,6 +409,10 @@ function adminRequests(ctx: CollectorContext): fc.Arbitrary<FuzzRequest> {
       'starts_at',
       'ends_at',
     ]).map((b) => post('POST /admin/v1/campaigns', '/admin/v1/campaigns', json(b))),
+    // A run of the retention job: with the default windows it deletes nothing the fuzz made.
+    mutate({ dry_run: true }, ['dry_run']).map((b) =>
+      post('POST /admin/v1/retention/run', '/admin/v1/retention/run', json(b)),
+    ),
     fc
       .tuple(hostileTimestamp, hostileTimestamp)
       .map(([s, e]) =>

@@ -133,3 +133,36 @@ export const WebhooksResponse = Type.Object(
   { additionalProperties: false },
 );
 export type WebhooksResponse = Static<typeof WebhooksResponse>;
+
+/** POST /admin/v1/retention/run: one run of the retention job now (decision 017). */
+export const RunRetentionRequest = Type.Object(
+  {
+    /** Count what a run would prune (each count up to 100,000), delete nothing. */
+    dry_run: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type RunRetentionRequest = Static<typeof RunRetentionRequest>;
+
+const Count = Type.Integer({ minimum: 0 });
+
+export const RetentionReport = Type.Object(
+  {
+    dry_run: Type.Boolean(),
+    /** The collector's settings (0: that kind is kept forever). */
+    event_retention_days: Count,
+    lookalike_retention_days: Count,
+    /** Canaries whose events were (or would be) deleted. */
+    canaries: Count,
+    canary_events: Count,
+    /** Events that arrived for already pruned canaries, deleted (0 in a dry run). */
+    late_events: Count,
+    lookalike_receipts: Count,
+    /** Canaries left for a later run: their outcomes were being derived (0 in a dry run). */
+    skipped: Count,
+    /** Dry run: a count reached 100,000; there are at least that many. */
+    capped: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type RetentionReport = Static<typeof RetentionReport>;

@@ -75,5 +75,13 @@ describe('silentdrop admin (fleet verbs, options after the verb)', () => {
     const bad = await cli(['admin', 'campaign', 'pause', '00000000-0000-4000-8000-000000000000', ...conn]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('SD_ERR_NOT_FOUND');
+
+    const dry = await cli(['admin', 'prune', '--dry-run', ...conn]);
+    expect(dry.stderr).toBe('');
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('canary events (365 days after the deadline): would delete 0 of 0 canaries');
+    expect(dry.stdout).toContain('look-alike receipts (30 days): would delete 0');
+    const pruned = JSON.parse((await cli(['admin', 'prune', '--json', ...conn])).stdout);
+    expect(pruned).toMatchObject({ dry_run: false, canaries: 0, canary_events: 0, lookalike_receipts: 0 });
   }, 180_000);
 });

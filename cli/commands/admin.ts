@@ -16,6 +16,7 @@ import type {
   CreateWebhookResponse,
   EnrollmentTokenResponse,
   ProbesResponse,
+  RetentionReport,
   RevokeProbeResponse,
   RotateAdminTokenResponse,
   TermListsResponse,
@@ -350,6 +351,33 @@ function registerVerbs(admin: Command): void {
       if (json) return console.log(JSON.stringify(data, null, 2));
       console.log(data.token);
       console.error(`the previous token stops working at ${data.previous_token_retires_at}`);
+    });
+
+  admin
+    .command('prune')
+    .description(
+      'run the retention job once now: delete raw events past SILENTDROP_EVENT_RETENTION_DAYS and look-alikes past SILENTDROP_LOOKALIKE_RETENTION_DAYS',
+    )
+    .option('--dry-run', 'only count what it would delete (each count up to 100,000)')
+    .action(async (opts: { dryRun?: boolean }, cmd: Command) => {
+      const { data, json } = await call<RetentionReport>(cmd, 'POST', '/admin/v1/retention/run', {
+        json: { dry_run: opts.dryRun === true },
+      });
+      if (json) return console.log(JSON.stringify(data, null, 2));
+      const days = (n: number) => (n === 0 ? 'kept forever' : `${n} days`);
+      const atLeast = data.capped ? 'at least ' : '';
+      const verb = data.dry_run ? 'would delete' : 'deleted';
+      console.log(
+        `canary events (${days(data.event_retention_days)} after the deadline): ${verb} ${atLeast}` +
+          `${data.canary_events} of ${atLeast}${data.canaries} canaries`,
+      );
+      if (!data.dry_run) {
+        console.log(`late events of pruned canaries: deleted ${data.late_events}`);
+        if (data.skipped > 0) console.log(`canaries left for a later run (being derived): ${data.skipped}`);
+      }
+      console.log(
+        `look-alike receipts (${days(data.lookalike_retention_days)}): ${verb} ${atLeast}${data.lookalike_receipts}`,
+      );
     });
 
   const webhook = admin.command('webhook').description('alert webhooks');

@@ -213,6 +213,15 @@ export async function refreshPlannerStatistics(database: Database): Promise<void
   if (database.driver === 'pglite') await database.db.execute(sql`analyze`);
 }
 
+/**
+ * Makes the space of deleted events reusable. A Postgres server's autovacuum does this by
+ * itself; embedded PGlite runs no autovacuum, so the retention job calls this after it
+ * deleted rows (collector/retention.ts).
+ */
+export async function reclaimEventSpace(database: Database): Promise<void> {
+  if (database.driver === 'pglite') await database.db.execute(sql`vacuum events`);
+}
+
 /** Rows of a raw `sql` query, the same on both drivers. */
 export async function rows<T>(q: Queryable, query: ReturnType<typeof sql>): Promise<T[]> {
   const result = (await q.execute(query)) as unknown as { rows: T[] };

@@ -60,7 +60,13 @@ export interface FactEvent {
 }
 
 export interface StoredFacts {
+  /** The canaries whose events are kept (not pruned by the retention job). */
   canaries: CanaryRef[];
+  /**
+   * Canaries whose events the retention job deleted (collector/retention.ts): their outcomes
+   * are final and must not be derived again from what little arrived since.
+   */
+  pruned: string[];
   /** Expected recipients: conversation members that are known accounts, minus the sender. */
   members: { canaryId: string; accountId: string }[];
   existing: { canaryId: string; accountId: string; status: string }[];
@@ -69,7 +75,15 @@ export interface StoredFacts {
 
 export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<StoredFacts> {
   const ids = sql.param(canaryIds);
-  const canaries = await canariesByIds(q, canaryIds);
+  const found = await rows<CanaryRef & { pruned: boolean }>(
+    q,
+    sql`select id, nonce, sender_account_id as "senderAccountId", text,
+          (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs",
+          events_pruned_at is not null as pruned
+        from canaries where id = any(${ids}::uuid[])`,
+  );
+  const canaries = found.filter((c) => !c.pruned).map(({ pruned: _, ...c }) => c);
+  const pruned = found.filter((c) => c.pruned).map((c) => c.id);
   const members = await rows<{ canaryId: string; accountId: string }>(
     q,
     sql`select c.id as "canaryId", a.id as "accountId"
@@ -93,9 +107,9 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
         from events e
         join canaries c on c.id = e.canary_id
         join conversations cv on cv.id = c.conversation_id
-        where e.canary_id = any(${ids}::uuid[])`,
+        where e.canary_id = any(${ids}::uuid[]) and c.events_pruned_at is null`,
   );
-  return { canaries, members, existing, events };
+  return { canaries, pruned, members, existing, events };
 }
 
 export interface OutcomeWrite {

@@ -311,6 +311,13 @@ export const canaries = pgTable(
     /** The round's seed (the plan can be rebuilt from it). */
     seed: text('seed').notNull(),
     handedOutAt: tstz('handed_out_at'),
+    /**
+     * When the retention job (collector/retention.ts) deleted this canary's raw events; from
+     * then on its outcomes are final and never re-derived (decision 017).
+     */
+    eventsPrunedAt: tstz('events_pruned_at'),
+    /** Events of this pruned canary arrived after pruning: the retention job deletes them and clears it. */
+    lateEventsAt: tstz('late_events_at'),
     createdAt: createdAt(),
   },
   (t) => [
@@ -321,6 +328,10 @@ export const canaries = pgTable(
     index('canaries_pair_idx').on(t.pairId),
     // Keyset order of the research API's outcome pages.
     index('canaries_send_at_id_idx').on(t.sendAt, t.id),
+    // The retention job: canaries whose events are still kept, oldest deadline first, and
+    // pruned canaries that received events since (collector/db/retention.ts).
+    index('canaries_unpruned_deadline_idx').on(t.deadlineAt).where(sql`${t.eventsPrunedAt} is null`),
+    index('canaries_late_events_idx').on(t.lateEventsAt).where(sql`${t.lateEventsAt} is not null`),
   ],
 );
 
@@ -359,6 +370,10 @@ export const events = pgTable(
     // The bound on receipts of nonces that are no canary of ours (collector/ingest.ts).
     index('events_unknown_nonce_idx')
       .on(t.probeId, t.receivedAt)
+      .where(sql`${t.type} = 'received' and ${t.canaryId} is null`),
+    // The retention job: look-alike receipts by age, across probes (collector/db/retention.ts).
+    index('events_lookalike_received_at_idx')
+      .on(t.receivedAt)
       .where(sql`${t.type} = 'received' and ${t.canaryId} is null`),
   ],
 );

@@ -18,6 +18,8 @@ import {
   CreateEnrollmentTokenRequest,
   EnrollmentTokenResponse,
   ProbesResponse,
+  RetentionReport,
+  RunRetentionRequest,
   type TermListSummary,
   TermListsResponse,
   UploadTermListQuery,
@@ -44,6 +46,7 @@ import { throwBodyError } from '../http/body.ts';
 import { type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { controlUnsupported } from '../planning/controls.ts';
 import { parseTermFile } from '../planning/terms.ts';
+import type { RetentionRunner } from '../retention.ts';
 import { generateToken, keyedHash } from '../secrets.ts';
 import { DEFAULT_PROBE_SILENT_AFTER_MS, fleetRoutes, probeHealth } from './fleet.ts';
 
@@ -57,6 +60,8 @@ export interface AdminRoutesOptions {
   authFailures: AuthFailureLimiter;
   /** A probe with no check-in for this long shows health `silent` (default 15 minutes). */
   probeSilentAfterMs?: number | undefined;
+  /** The process's retention job (POST /retention/run). */
+  retention: RetentionRunner;
 }
 
 /** An operator and the CLI; a script creating campaigns in a loop stays well under it. */
@@ -147,6 +152,43 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     now,
     probeSilentAfterMs: opts.probeSilentAfterMs,
   });
+
+  app.post(
+    '/retention/run',
+    { schema: { body: Type.Optional(RunRetentionRequest), response: { 200: RetentionReport } } },
+    async (req): Promise<RetentionReport> => {
+      const { settings } = opts.retention;
+      const base = {
+        event_retention_days: settings.eventRetentionDays,
+        lookalike_retention_days: settings.lookAlikeRetentionDays,
+      };
+      if (req.body?.dry_run) {
+        const p = await opts.retention.preview(now());
+        return {
+          dry_run: true,
+          ...base,
+          canaries: p.canaries,
+          canary_events: p.canaryEvents,
+          late_events: 0,
+          lookalike_receipts: p.lookAlikes,
+          skipped: 0,
+          capped: p.capped,
+        };
+      }
+      const run = await opts.retention.run(now());
+      req.log.info({ ...run }, 'retention run (admin)');
+      return {
+        dry_run: false,
+        ...base,
+        canaries: run.canaries,
+        canary_events: run.canaryEvents,
+        late_events: run.lateEvents,
+        lookalike_receipts: run.lookAlikes,
+        skipped: run.skipped,
+        capped: false,
+      };
+    },
+  );
 
   app.post(
     '/enrollment-tokens',

@@ -14,6 +14,7 @@ import { sendError, toErrorBody } from '../http/errors.ts';
 import { openapiPlugin } from '../http/openapi.ts';
 import { RateLimitedError, type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { metricsPlugin } from '../metrics.ts';
+import type { RetentionTotals } from '../retention.ts';
 import { researchAggregationRoutes } from './research-aggregation.ts';
 import { researchFindingRoutes } from './research-findings.ts';
 import { researchOutcomeRoutes } from './research-outcomes.ts';
@@ -30,6 +31,8 @@ export interface ResearchApiOptions {
   statementTimeoutMs?: number | undefined;
   /** Exports streaming at once, across clients (default 4); one more answers 503 SD_ERR_BUSY. */
   maxConcurrentExports?: number | undefined;
+  /** This process's retention job totals, for /metrics (sd_events_pruned_total). */
+  retentionTotals?: RetentionTotals | undefined;
 }
 
 /**
@@ -78,7 +81,7 @@ async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<vo
 
 export const researchApi = fp(
   async (app: FastifyInstance, opts: ResearchApiOptions) => {
-    await app.register(metricsPlugin, { db: opts.db });
+    await app.register(metricsPlugin, { db: opts.db, retentionTotals: opts.retentionTotals });
     await app.register(openapiPlugin);
     await app.register(apiV1, { ...opts, prefix: '/api/v1' });
     await app.register(dashboardPlugin, { distDir: opts.dashboardDir });

@@ -28,7 +28,13 @@ export interface World {
   accountIds: { alice: string; bob: string; carol: string };
   group: string;
   campaignId: string;
-  makeCanary(input?: { sendAt?: Date; deadlineAt?: Date; text?: string }): Promise<Canary>;
+  makeCanary(input?: {
+    sendAt?: Date;
+    deadlineAt?: Date;
+    text?: string;
+    kind?: 'test' | 'control';
+    pairId?: string;
+  }): Promise<Canary>;
 }
 
 export interface Canary {
@@ -106,8 +112,8 @@ export async function buildWorld(app: FastifyInstance, db: Db): Promise<World> {
           id,
           campaignId: campaign.id,
           roundId: null,
-          kind: 'test',
-          pairId: randomUUID(),
+          kind: input.kind ?? 'test',
+          pairId: input.pairId ?? randomUUID(),
           termSet: ['天气'],
           carriedTerms: ['天气'],
           text,
