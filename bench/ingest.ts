@@ -20,17 +20,13 @@
  * On a server a scratch database is created and dropped (the URL names a maintenance
  * database the role may create databases from).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { buildApp } from '../collector/app.ts';
 import { findAccounts, findConversationId } from '../collector/db/accounts.ts';
 import { insertCanaries } from '../collector/db/canaries.ts';
 import { insertEvents } from '../collector/db/events.ts';
+import { copyEvents, createScratchDatabase } from '../collector/db/ingest-bench.ts';
 import { type Database, openDatabase } from '../collector/db/open.ts';
 import { createLogger } from '../collector/logger.ts';
 import { signedHeaders, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from '../collector/test-support/probe.ts';
@@ -67,23 +63,6 @@ const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
-
-/** CPU (ms) of the Postgres backends connected to `dbName`, from /proc (same machine only). */
-async function backendCpuMs(admin: pg.Client, dbName: string): Promise<number | null> {
-  const { rows } = await admin.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [
-    dbName,
-  ]);
-  let ticks = 0;
-  try {
-    for (const { pid } of rows) {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
-    }
-  } catch {
-    return null;
-  }
-  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
-}
 
 interface Batch {
   headers: Record<string, string>;
@@ -189,28 +168,24 @@ async function bulkLoad(database: Database, w: World, url: string | undefined, n
     .slice(0, n);
   const started = performance.now();
   if (url) {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    const esc = (v: string | null) =>
-      v === null
-        ? '\\N'
-        : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-    const lines = function* () {
-      for (const r of rows) {
-        yield `${[r[0], r[1], requestId, 'bench-signature', r[2], 'testbed', r[3], w.group, r[4], r[5], r[6], '0', r[7]].map(esc).join('\t')}\n`;
-      }
-    };
-    await client.query('begin');
-    await pipeline(
-      Readable.from(lines()),
-      client.query(
-        copyFrom(
-          'copy events (event_id, probe_id, request_id, signature, type, platform, account_id, conversation, canary_id, nonce, at, clock_offset_ms, raw) from stdin',
-        ),
-      ),
+    await copyEvents(
+      url,
+      rows.map((r) => [
+        r[0],
+        r[1],
+        requestId,
+        'bench-signature',
+        r[2],
+        'testbed',
+        r[3],
+        w.group,
+        r[4],
+        r[5],
+        r[6],
+        '0',
+        r[7],
+      ]),
     );
-    await client.query('commit');
-    await client.end();
   } else {
     for (let i = 0; i < rows.length; i += BATCH) {
       await insertEvents(
@@ -238,21 +213,20 @@ async function bulkLoad(database: Database, w: World, url: string | undefined, n
 
 async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
   let url: string | undefined;
-  let admin: pg.Client | undefined;
   let dbName = '';
+  let dropScratch: (() => Promise<void>) | undefined;
+  let cpuOfBackends: (() => Promise<number | null>) | undefined;
   if (target === 'pg') {
     const base = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
     if (!base)
       throw new Error(
         '--db pg needs BENCH_DATABASE_URL (a server and a database to create scratch databases from)',
       );
-    dbName = `sd_bench_ingest_${randomBytes(4).toString('hex')}`;
-    admin = new pg.Client({ connectionString: base });
-    await admin.connect();
-    await admin.query(`create database ${dbName}`);
-    const u = new URL(base);
-    u.pathname = `/${dbName}`;
-    url = u.toString();
+    const scratch = await createScratchDatabase(base, 'sd_bench_ingest');
+    dbName = scratch.name;
+    url = scratch.url;
+    dropScratch = scratch.drop;
+    cpuOfBackends = scratch.backendCpuMs;
   }
   const database = await openDatabase({ databaseUrl: url, dataDir: '', inMemory: true, poolSize: 20 });
   try {
@@ -281,7 +255,7 @@ async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
       const latencies: number[] = [];
       const queue = [...batches];
       const cpu0 = cpuMs();
-      const pg0 = admin ? await backendCpuMs(admin, dbName) : null;
+      const pg0 = cpuOfBackends ? await cpuOfBackends() : null;
       const t0 = performance.now();
       await Promise.all(
         Array.from({ length: clients }, async () => {
@@ -294,7 +268,7 @@ async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
       );
       const wall = (performance.now() - t0) / 1000;
       const cpu = (cpuMs() - cpu0) / 1000;
-      const pg1 = admin ? await backendCpuMs(admin, dbName) : null;
+      const pg1 = cpuOfBackends ? await cpuOfBackends() : null;
       const rate = eventsPerRun / wall;
       const bulk = await bulkLoad(database, w, url, eventsPerRun);
       const pgCpu = pg0 !== null && pg1 !== null ? `${((pg1 - pg0) / 1000).toFixed(1)} s` : '—';
@@ -305,10 +279,7 @@ async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
     await app.close();
   } finally {
     await database.close();
-    if (admin) {
-      await admin.query(`drop database if exists ${dbName} with (force)`);
-      await admin.end();
-    }
+    await dropScratch?.();
   }
 }
 

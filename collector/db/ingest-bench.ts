@@ -1,0 +1,84 @@
+/**
+ * What bench/ingest.ts needs of a Postgres server beyond the collector's own data layer: a
+ * scratch database, the CPU its backends used, and COPY into the events table (the bulk
+ * baseline ingest is compared with). Benchmark support only; the collector never calls it.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+
+export interface ScratchDatabase {
+  name: string;
+  url: string;
+  /** CPU (ms) the backends connected to it used so far, from /proc (same machine only), or null. */
+  backendCpuMs(): Promise<number | null>;
+  drop(): Promise<void>;
+}
+
+/** Creates an empty database on the server of `baseUrl` (a database the role may create from). */
+export async function createScratchDatabase(baseUrl: string, prefix: string): Promise<ScratchDatabase> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  const u = new URL(baseUrl);
+  u.pathname = `/${name}`;
+  return {
+    name,
+    url: u.toString(),
+    async backendCpuMs() {
+      const { rows } = await admin.query<{ pid: number }>(
+        'select pid from pg_stat_activity where datname = $1',
+        [name],
+      );
+      let ticks = 0;
+      try {
+        for (const { pid } of rows) {
+          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+          ticks += Number(fields[11]) + Number(fields[12]); // utime + stime (stat fields 14, 15)
+        }
+      } catch {
+        return null;
+      }
+      return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+    },
+    async drop() {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+/**
+ * COPY rows into events (event_id, probe_id, request_id, signature, type, platform,
+ * account_id, conversation, canary_id, nonce, at, clock_offset_ms, raw), in one transaction.
+ */
+export async function copyEvents(url: string, rows: readonly (readonly (string | null)[])[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const esc = (v: string | null) =>
+    v === null
+      ? '\\N'
+      : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+  function* lines() {
+    for (const r of rows) yield `${r.map(esc).join('\t')}\n`;
+  }
+  try {
+    await client.query('begin');
+    await pipeline(
+      Readable.from(lines()),
+      client.query(
+        copyFrom(
+          'copy events (event_id, probe_id, request_id, signature, type, platform, account_id, ' +
+            'conversation, canary_id, nonce, at, clock_offset_ms, raw) from stdin',
+        ),
+      ),
+    );
+    await client.query('commit');
+  } finally {
+    await client.end();
+  }
+}
