@@ -116,8 +116,14 @@ export async function ingestEvents(
       );
       const accountKey = (platform: string, handle: string) => `${platform}\u0000${handle}`;
       const accountByKey = new Map(accounts.map((a) => [accountKey(a.platform, a.handle), a]));
+      // Accounts another probe holds. A batch about nothing but such accounts is not this
+      // probe's to report at all (403); in a batch that also reports its own accounts, each
+      // such event is refused alone and its neighbours are stored. Never named: their
+      // handles belong to other probes' operators.
       const foreign = accounts.filter((a) => a.probeId !== req.probeId);
-      if (foreign.length > 0) {
+      const foreignKeys = new Set(foreign.map((a) => accountKey(a.platform, a.handle)));
+      const isForeign = (e: ProbeEvent) => foreignKeys.has(accountKey(e.platform, e.account));
+      if (foreign.length > 0 && candidates.every((c) => isForeign(c.event))) {
         throw new Abort({ kind: 'forbidden', accounts: foreign.map((a) => `${a.platform}/${a.handle}`) });
       }
 
@@ -158,6 +164,10 @@ export async function ingestEvents(
       const rowIndex: number[] = [];
       for (const { index, event } of candidates) {
         const result = results[index]!;
+        if (isForeign(event)) {
+          result.reason = `/events/${index}/account: held by another probe, not by the one that signed this batch`;
+          continue;
+        }
         const account = accountByKey.get(accountKey(event.platform, event.account));
         if (!account) {
           result.reason = `/events/${index}/account: unknown account; report it in a check-in first`;

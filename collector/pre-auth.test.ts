@@ -138,13 +138,18 @@ describeEachDb('requests refused before their body is read', (getDb) => {
 
   it('answers 403 to a foreign account without naming it', async () => {
     const c = await w.makeCanary();
-    const events = await signedPost(app, w.cn, EVENTS, {
-      protocol: 1,
-      events: [receivedEvent(w, 'bob', c), sentEvent(w, c)],
-    });
+    const events = await signedPost(app, w.cn, EVENTS, { protocol: 1, events: [sentEvent(w, c)] });
     expect(events.statusCode).toBe(403);
     expect(events.json().code).toBe('SD_ERR_FOREIGN_ACCOUNT');
     expect(events.body).not.toContain(w.handles.alice);
+    // Beside its own events, a foreign one is refused alone, still without the name.
+    const mixed = await signedPost(app, w.cn, EVENTS, {
+      protocol: 1,
+      events: [receivedEvent(w, 'bob', c), sentEvent(w, c)],
+    });
+    expect(mixed.statusCode).toBe(200);
+    expect(mixed.json().results.map((r: { status: string }) => r.status)).toEqual(['stored', 'refused']);
+    expect(mixed.body).not.toContain(w.handles.alice);
     const claim = await signedPost(
       app,
       w.cn,

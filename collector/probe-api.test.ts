@@ -157,11 +157,38 @@ describeEachDb('probe API', (getDb) => {
       await expectRejected(401, 'SD_ERR_AUTH_UNKNOWN_PROBE', () => signedPost(app, ghost, EVENTS, body));
     });
 
-    it("rejects with 403 a batch naming another probe's account and stores nothing", async () => {
+    it("rejects with 403 a batch naming nothing but another probe's accounts and stores nothing", async () => {
+      const c = await w.makeCanary();
+      // The CN probe reports a send by the US probe's account.
+      const body = { protocol: 1, events: [sentEvent(w, c), sentEvent(w, c)] };
+      await expectRejected(403, 'SD_ERR_FOREIGN_ACCOUNT', () => signedPost(app, w.cn, EVENTS, body));
+    });
+
+    it("refuses an event naming another probe's account alone and stores its neighbours", async () => {
       const c = await w.makeCanary();
       // The CN probe reports its own receipt and a send by the US probe's account.
-      const body = { protocol: 1, events: [receivedEvent(w, 'bob', c), { ...sentEvent(w, c) }] };
-      await expectRejected(403, 'SD_ERR_FOREIGN_ACCOUNT', () => signedPost(app, w.cn, EVENTS, body));
+      const own = receivedEvent(w, 'bob', c);
+      const requestId = randomUUID();
+      const res = await signedPost(
+        app,
+        w.cn,
+        EVENTS,
+        { protocol: 1, events: [own, sentEvent(w, c)] },
+        { requestId },
+      );
+      expect(res.statusCode).toBe(200);
+      const results = res.json().results as {
+        index: number;
+        event_id: string;
+        status: string;
+        reason?: string;
+      }[];
+      expect(results.map((r) => r.status)).toEqual(['stored', 'refused']);
+      expect(results[1]!.reason).toBe(
+        '/events/1/account: held by another probe, not by the one that signed this batch',
+      );
+      expect(res.body).not.toContain(w.handles.alice);
+      expect(await eventIdsOfRequest(getDb().db, requestId)).toEqual([own.event_id]);
     });
 
     it("rejects with 403 a check-in claiming another probe's account", async () => {
