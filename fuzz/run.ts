@@ -99,7 +99,12 @@ async function worker(): Promise<void> {
       answer = await send[built.target](built);
     } catch (err) {
       transportErrors++;
-      problems.push(`${r.endpoint}: no answer (${(err as Error).message})`);
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      problems.push(
+        `${r.endpoint}: no answer (${(err as Error).message}${cause ? `: ${cause.code ?? ''} ${cause.message ?? ''}` : ''}) ` +
+          `to ${built.method} ${built.url.slice(0, 80)} with headers ${JSON.stringify(Object.keys(built.headers))} ` +
+          `and ${built.body?.length ?? 0} body chars`,
+      );
       continue;
     }
     sent++;
