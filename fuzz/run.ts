@@ -65,7 +65,11 @@ const arb: fc.Arbitrary<FuzzRequest> = fc.oneof(
   { weight: 6, arbitrary: collectorRequest(ctx) },
   { weight: 1, arbitrary: testbedRequest(tctx) },
 );
-const send = { collector: httpSender(collectorUrl), testbed: httpSender(testbed.url) };
+const transport = { resentAfterClosedConnection: 0 };
+const send = {
+  collector: httpSender(collectorUrl, 30_000, transport),
+  testbed: httpSender(testbed.url, 30_000, transport),
+};
 
 out(`fuzz: seed ${seed}, ${count} requests, concurrency ${concurrency}`);
 out(
@@ -107,7 +111,7 @@ async function worker(): Promise<void> {
       );
       continue;
     }
-    sent++;
+    const answered = ++sent;
     const byStatus = statuses.get(r.endpoint) ?? new Map<number, number>();
     byStatus.set(answer.status, (byStatus.get(answer.status) ?? 0) + 1);
     statuses.set(r.endpoint, byStatus);
@@ -115,9 +119,9 @@ async function worker(): Promise<void> {
     if (answer.status >= 500) fiveXx++;
     if (found.some((p) => p.startsWith('valid events'))) lost++;
     for (const p of found) if (problems.length < 50) problems.push(`${r.endpoint}: ${p}`);
-    if (sent % (count >= 20_000 ? 10_000 : 500) === 0) {
+    if (answered % (count >= 20_000 ? 10_000 : 500) === 0) {
       process.stderr.write(
-        `fuzz: ${sent} sent, ${fiveXx} 5xx, ${Math.round((Date.now() - started) / 1000)} s\n`,
+        `fuzz: ${answered} sent, ${fiveXx} 5xx, ${Math.round((Date.now() - started) / 1000)} s\n`,
       );
     }
   }
@@ -155,5 +159,10 @@ out(`requests: ${sent} in ${Math.round((Date.now() - started) / 1000)} s (seed $
 out(`statuses: ${fmt(total)}`);
 out(`5xx: ${fiveXx}`);
 out(`batches with a valid event not stored exactly once: ${lost}`);
+if (transport.resentAfterClosedConnection > 0) {
+  out(
+    `requests sent again after the server closed a kept-alive connection: ${transport.resentAfterClosedConnection}`,
+  );
+}
 if (transportErrors > 0) out(`requests without an answer: ${transportErrors}`);
 process.exitCode = fiveXx > 0 || lost > 0 || transportErrors > 0 ? 1 : 0;
