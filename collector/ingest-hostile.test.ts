@@ -31,6 +31,13 @@ describeEachDb('ingest on hostile ground', (getDb) => {
     return res.json().results as Result[];
   };
 
+  /** A counter's value at /metrics (0 before its first count). */
+  const metric = async (name: string) => {
+    const body = (await app.inject({ url: '/metrics' })).body;
+    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
+    return m ? Number(m[1]) : 0;
+  };
+
   /** A probe of its own with one account in a conversation of its own. */
   const newProbe = async (name: string) => {
     const probe = await enrollProbe(app, { country: 'RU' });
@@ -231,12 +238,6 @@ describeEachDb('ingest on hostile ground', (getDb) => {
   });
 
   describe('receipts of nonces that are no canary of ours', () => {
-    const metric = async (name: string) => {
-      const body = (await app.inject({ url: '/metrics' })).body;
-      const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
-      return m ? Number(m[1]) : 0;
-    };
-
     it('keeps them bounded (text cut, a count per probe and hour), acknowledges the rest, and counts both', async () => {
       const { db } = getDb();
       const { probe, handle, room } = await newProbe('lookalike');
@@ -290,12 +291,6 @@ describeEachDb('ingest on hostile ground', (getDb) => {
   });
 
   describe('copies of a real canary (posted again by a member, or a send reported again)', () => {
-    const metric = async (name: string) => {
-      const body = (await app.inject({ url: '/metrics' })).body;
-      const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
-      return m ? Number(m[1]) : 0;
-    };
-
     it('keeps the first few per canary, account and type, acknowledges the rest, and the outcome stands', async () => {
       const { db } = getDb();
       const bound = COPIES_BOUND.perCanaryAccountType;

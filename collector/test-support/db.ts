@@ -68,21 +68,24 @@ export async function openTestDatabase(target: DbTarget): Promise<Database & { c
   };
 }
 
+/** The suite's server half without the server: skipped with a notice, or failed under SILENTDROP_REQUIRE_ALL=1. */
+function serverMissing(name: string): void {
+  if (requireAll) {
+    describe(`${name} [postgres]`, () => {
+      it('needs the real Postgres server (SILENTDROP_REQUIRE_ALL=1)', () => {
+        throw new Error(`real Postgres unavailable: ${serverProblem}`);
+      });
+    });
+  } else {
+    describe.skip(`${name} [postgres: ${serverProblem}]`, () => {
+      it('skipped', () => {});
+    });
+  }
+}
+
 /** One describe block per target; `getDb()` returns that target's migrated database. */
 export function describeEachDb(name: string, body: (getDb: () => Database) => void): void {
-  if (serverProblem !== null) {
-    if (requireAll) {
-      describe(`${name} [postgres]`, () => {
-        it('needs the real Postgres server (SILENTDROP_REQUIRE_ALL=1)', () => {
-          throw new Error(`real Postgres unavailable: ${serverProblem}`);
-        });
-      });
-    } else {
-      describe.skip(`${name} [postgres: ${serverProblem}]`, () => {
-        it('skipped', () => {});
-      });
-    }
-  }
+  if (serverProblem !== null) serverMissing(name);
   for (const target of dbTargets()) {
     describe(`${name} [${target.name}]`, () => {
       let database: (Database & { cleanup(): Promise<void> }) | undefined;
@@ -108,17 +111,7 @@ export function describeEachDb(name: string, body: (getDb: () => Database) => vo
 export function describeOnServer(name: string, body: (getUrl: () => string) => void): void {
   const url = process.env.TEST_DATABASE_URL;
   if (serverProblem !== null || !url) {
-    if (requireAll) {
-      describe(`${name} [postgres]`, () => {
-        it('needs the real Postgres server (SILENTDROP_REQUIRE_ALL=1)', () => {
-          throw new Error(`real Postgres unavailable: ${serverProblem}`);
-        });
-      });
-    } else {
-      describe.skip(`${name} [postgres: ${serverProblem}]`, () => {
-        it('skipped', () => {});
-      });
-    }
+    serverMissing(name);
     return;
   }
   describe(`${name} [postgres]`, () => {
