@@ -43,6 +43,10 @@ export interface EvaluationOptions {
   seed?: string;
   /** Testbed seed (background loss draws). */
   testbedSeed?: number;
+  /** postgres://… for the collector (default: PGlite in the data folder). */
+  databaseUrl?: string;
+  /** Collectors on that database, the probes split between them (default 1; more need `databaseUrl`). */
+  collectors?: number;
   /** Progress lines (the CLI prints them). */
   onProgress?: (line: string) => void;
   logLevel?: string;
@@ -69,6 +73,8 @@ export function readTerms(terms: string | string[][]): string[][] {
 
 export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationResult> {
   if (!o.policy === !o.accounts) throw new Error('give either a policy or an accounts file');
+  if (o.accounts && (o.collectors ?? 1) > 1)
+    throw new Error('several collectors run with a testbed policy only');
   const termSets = readTerms(o.terms);
   const started = Date.now();
   const ownDir = o.dataDir === undefined;
@@ -94,7 +100,12 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
       deadlineSeconds,
       probeMode: 'in-process',
       campaign: { name: 'evaluate', mode, termSetsPerRound: termSets.length, seed },
-      collector: { checkinIntervalMs: 5000, sweepIntervalMs: 2000 },
+      collector: {
+        checkinIntervalMs: 5000,
+        sweepIntervalMs: 2000,
+        ...(o.databaseUrl === undefined ? {} : { databaseUrl: o.databaseUrl }),
+        ...(o.collectors === undefined ? {} : { count: o.collectors }),
+      },
       probeCheckinCron: '*/2 * * * * *',
       ...(o.testbedSeed === undefined ? {} : { testbed: { seed: o.testbedSeed, rateLimit: false } }),
       logLevel: level,

@@ -73,6 +73,12 @@ export interface LocalNetworkOptions {
     checkinIntervalMs?: number;
     /** Deadline finaliser and round planner period (default 1 s). */
     sweepIntervalMs?: number;
+    /**
+     * Collector processes' worth of collectors on the one database (default 1): each its own
+     * server, pool and sweep, the probes split between them in turn. More than one needs a
+     * Postgres server (`databaseUrl`): a PGlite folder belongs to one process.
+     */
+    count?: number;
   };
   /** node-cron for the probes' check-ins (default every 5 s). */
   probeCheckinCron?: string;
@@ -92,8 +98,11 @@ export interface LocalNetworkOptions {
 
 export interface LocalNetwork {
   dataDir: string;
+  /** The first collector: the admin client and the campaign were made through it. */
   collector: RunningCollector;
-  /** The collector URL as probes see it. */
+  /** Every collector (the first one first). */
+  collectors: RunningCollector[];
+  /** The first collector's URL as probes see it (probes are split between the collectors in turn). */
   probeCollectorUrl: string;
   testbed: Testbed;
   admin: AdminClient;
@@ -177,13 +186,28 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
       sweepIntervalMs: options.collector?.sweepIntervalMs ?? 1000,
       logLevel: level,
     };
-    const collector = await startCollector(config, {
-      logger: createLogger({
-        level,
-        destination: pino.destination({ dest: join(logDir, 'collector.log'), sync: false }),
-      }),
-    });
-    cleanups.push(() => collector.close());
+    const count = options.collector?.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > 16) {
+      throw new Error(`collector count must be an integer from 1 to 16, not ${count}`);
+    }
+    if (count > 1 && !config.databaseUrl) {
+      throw new Error(
+        'several collectors need a Postgres server (databaseUrl): a PGlite folder belongs to one process',
+      );
+    }
+    const collectors: RunningCollector[] = [];
+    for (let i = 0; i < count; i++) {
+      const name = i === 0 ? 'collector' : `collector-${i + 1}`;
+      const running = await startCollector(config, {
+        logger: createLogger({
+          level,
+          destination: pino.destination({ dest: join(logDir, `${name}.log`), sync: false }),
+        }),
+      });
+      cleanups.push(() => running.close());
+      collectors.push(running);
+    }
+    const collector = collectors[0] as RunningCollector;
     const admin = new AdminClient(collector.url, config.adminToken);
 
     const testbed = await startTestbed({
@@ -204,19 +228,21 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
     const conversations = await setUpPlatform(testbed.url, accounts, 'silentdrop canaries');
 
     // Probes: one per region, enrolled on first run only.
-    const probeCollectorUrl = options.probeCollectorUrl
-      ? await options.probeCollectorUrl(collector.url)
-      : collector.url;
+    const probeUrls: string[] = [];
+    for (const c of collectors) {
+      probeUrls.push(options.probeCollectorUrl ? await options.probeCollectorUrl(c.url) : c.url);
+    }
+    const probeCollectorUrl = probeUrls[0] as string;
     const specs = new Map<string, ProbeSpec>();
     let enrolled = 0;
     let asn = 64_500;
-    for (const region of Object.keys(options.regions)) {
+    for (const [index, region] of Object.keys(options.regions).entries()) {
       const spec: ProbeSpec = {
         region,
         dir: join(dataDir, 'probes', region),
         accounts: accounts.filter((a) => a.region === region),
         adapter,
-        collectorUrl: probeCollectorUrl,
+        collectorUrl: probeUrls[index % probeUrls.length] as string,
         testbedUrl: testbed.url,
         checkinCron: options.probeCheckinCron ?? '*/5 * * * * *',
         asn: asn++,
@@ -284,6 +310,7 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
     return {
       dataDir,
       collector,
+      collectors,
       probeCollectorUrl,
       testbed,
       admin,

@@ -1,0 +1,58 @@
+/**
+ * What bench/storage.ts reads of a Postgres server: per table, its rows and its bytes on disk
+ * (heap, TOAST and indexes: `pg_total_relation_size`). Benchmark support only; the collector
+ * never calls it.
+ */
+import pg from 'pg';
+
+export interface TableFootprint {
+  table: string;
+  rows: number;
+  /** Heap + TOAST + every index. */
+  totalBytes: number;
+  indexBytes: number;
+}
+
+const NAME = /^[a-z_]+$/;
+
+export async function tableFootprints(url: string, tables: readonly string[]): Promise<TableFootprint[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // Visibility map and free space as after autovacuum: sizes are of live rows, not of dead ones.
+    await client.query(`vacuum (analyze) ${tables.filter((t) => NAME.test(t)).join(', ')}`);
+    const out: TableFootprint[] = [];
+    for (const table of tables) {
+      if (!NAME.test(table)) throw new Error(`not a table name: ${table}`);
+      const { rows } = await client.query<{ rows: string; total: string; indexes: string }>(
+        `select (select count(*) from ${table}) as rows, pg_total_relation_size($1) as total,
+                pg_indexes_size($1) as indexes`,
+        [table],
+      );
+      const r = rows[0];
+      out.push({
+        table,
+        rows: Number(r?.rows ?? 0),
+        totalBytes: Number(r?.total ?? 0),
+        indexBytes: Number(r?.indexes ?? 0),
+      });
+    }
+    return out;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Canaries whose deadline has passed: the ones whose events and outcomes are all in. */
+export async function canariesPastDeadline(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      'select count(*) as n from canaries where deadline_at < now()',
+    );
+    return Number(rows[0]?.n ?? 0);
+  } finally {
+    await client.end();
+  }
+}
