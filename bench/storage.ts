@@ -65,13 +65,14 @@ try {
     `network up: ${Object.keys(REGIONS).length} probes, ${net.accounts.length} accounts, ${net.conversations.length} conversations; running ${minutes} min`,
   );
   await new Promise((r) => setTimeout(r, minutes * 60_000));
+  const stoppedAt = new Date();
   await net.stop();
 
   const tables = await tableFootprints(scratch.url, TABLES);
   // Rows per canary over the canaries whose deadline passed before the network stopped (the
   // rounds planned ahead for the next seconds were never sent and have no events).
   const planned = tables.find((t) => t.table === 'canaries')?.rows ?? 0;
-  const canaries = await canariesPastDeadline(scratch.url);
+  const canaries = await canariesPastDeadline(scratch.url, stoppedAt);
   if (canaries === 0) throw new Error('no canary reached its deadline: run longer');
   out(`${planned} canaries planned, ${canaries} past their deadline (the per-canary figures count these)`);
   out('');

@@ -43,13 +43,14 @@ export async function tableFootprints(url: string, tables: readonly string[]): P
   }
 }
 
-/** Canaries whose deadline has passed: the ones whose events and outcomes are all in. */
-export async function canariesPastDeadline(url: string): Promise<number> {
+/** Canaries whose deadline had passed at `at`: the ones whose events and outcomes were all in. */
+export async function canariesPastDeadline(url: string, at: Date): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     const { rows } = await client.query<{ n: string }>(
-      'select count(*) as n from canaries where deadline_at < now()',
+      'select count(*) as n from canaries where deadline_at < $1',
+      [at.toISOString()],
     );
     return Number(rows[0]?.n ?? 0);
   } finally {
