@@ -292,7 +292,7 @@ for (const [i, combo] of sample.entries()) {
   const tc = await isolateTerms(message, clean.oracle);
   rows.termClean!.push([clean.asked.size, clean.asked.size, exactly(tc.combinations, combo)]);
   const textProbe = simTextProbe(censor, simOptions);
-  const x = await isolateText(article.text, robustOracle(textProbe.probe));
+  const x = await isolateText(article.text, robustOracle(textProbe.probe), { lossRate: loss });
   rows.text!.push([
     textProbe.counters.tests,
     textProbe.counters.tests + textProbe.counters.controls,
