@@ -3,7 +3,7 @@
  * ../shared/data/citizenlab or $SILENTDROP_CITIZENLAB_DIR; never copied).
  *
  *   npx tsx bench/screening.ts [--sets 1000] [--suppressed 10] [--decoys 30] [--split 3] [--loss 0.03] [--seeds 5]
- *                              [--article-chars 1500]
+ *                              [--article-chars 1500] [--articles 100]
  *
  * Prints messages sent by group testing beside one set per message, precision and recall (also
  * as the collector runs a `screen` campaign: paired controls, flagged sets judged by the rounds), and
@@ -41,6 +41,7 @@ const { values } = parseArgs({
     loss: { type: 'string', default: '0.03' },
     seeds: { type: 'string', default: '5' },
     'article-chars': { type: 'string', default: '1500' },
+    articles: { type: 'string', default: '100' },
   },
 });
 const total = Number(values.sets);
@@ -50,6 +51,7 @@ const splitRules = Number(values.split);
 const loss = Number(values.loss);
 const seeds = Number(values.seeds);
 const articleChars = Number(values['article-chars']);
+const articles = Number(values.articles);
 
 if (!citizenLabAvailable()) {
   console.error('Citizen Lab data not found; set SILENTDROP_CITIZENLAB_DIR');
@@ -262,7 +264,7 @@ console.log(
 
 // Term level with more innocent terms, and character level inside an article (Xiong & Knockel's task)
 const usable = usableCombinations(entries);
-const sample = Array.from({ length: 100 }, (_, i) => usable[(i * 37) % usable.length]!);
+const sample = Array.from({ length: articles }, (_, i) => usable[(i * 37) % usable.length]!);
 /** A noiseless oracle straight from the censor's rules: counts the messages a perfect channel needs. */
 function noiseless(censor: ReturnType<typeof createCensor>, render: (t: readonly string[]) => string) {
   const asked = new Set<string>();
@@ -316,7 +318,7 @@ const log2Choose = (n: number, k: number) => {
 const floor = mean(sample.map((c) => log2Choose(articleChars, c.length) + 2.5 * c.length));
 const line = (label: string, r: number[][] | undefined, perFloor = false) =>
   console.log(
-    `  ${label.padEnd(58)} tests ${col(r, 0).toFixed(1).padStart(5)}  messages incl. controls ${col(r, 1).toFixed(1).padStart(5)}  exact ${(col(r, 2) * 100).toFixed(0)}%` +
+    `  ${label.padEnd(58)} tests ${col(r, 0).toFixed(1).padStart(5)}  messages incl. controls ${col(r, 1).toFixed(1).padStart(5)}  exact ${(r ?? []).reduce((a, x) => a + x[2]!, 0)}/${(r ?? []).length}` +
       (perFloor ? `  (${(col(r, 1) / floor).toFixed(2)}x the floor)` : ''),
   );
 const components = mean(sample.map((c) => c.length));

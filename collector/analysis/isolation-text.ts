@@ -24,13 +24,14 @@
  * in one direction: if it was a loss, every question asked after it comes back negative, while if
  * it was true each negative had the probability the search gave it. The odds that the premise
  * was a loss, ℓ/(1 − ℓ) for the loss rate ℓ times the likelihood ratio of the negatives since,
- * are kept; when they pass 1 the premise is asked once more (a further positive multiplies them
- * by ℓ). A premise that turns out negative was a loss: the search starts again from the memo
- * (earlier answers replay without sending anything) and takes the other branch. Answers the
- * premise does not rest on are never asked twice. The result rests on negatives (each component
- * one character shorter at either end, with the rest, was delivered) and on one positive, the
- * components alone; that one is asked until ℓ^n ≤ 10⁻³ (at least twice), the last time with a
- * matched control, so neither a loss nor an outage can fake a result.
+ * are kept; when they reach 1 : 4 the premise is asked once more (a further positive multiplies
+ * them by ℓ/(1 − ℓ)). A premise that turns out negative was a loss: the search starts again
+ * from the memo (earlier answers replay without sending anything) and takes the other branch.
+ * A delivered message is never asked again, and a positive only while the search rests on it.
+ * The result rests on negatives (each component one character shorter at either end, with the
+ * rest, was delivered) and on one positive, the components alone; that one is asked until
+ * ℓ^n ≤ 10⁻³ (at least twice), the last time with a matched control, so an outage cannot fake
+ * a result (it leaves the run unresolved) and a loss does so about once in a thousand runs.
  */
 import { ContradictionError, type RobustOracle, type TermsOracle } from './oracle.ts';
 
