@@ -139,6 +139,20 @@ describe('robustOracle', () => {
     expect(o.counters).toMatchObject({ questions: 2, probes: 6, flipped: 1 });
   });
 
+  it('does not infer supersets from a positive confirmed without controls', async () => {
+    let calls = 0;
+    const o = robustOracle(async () => {
+      calls++;
+      return 'positive';
+    });
+    expect(await o.reask(['x'], 3)).toBe(true); // three positives, none with a control
+    expect(await o.oracle(['x', 'y'])).toBe(true);
+    expect(calls).toBe(4); // the superset was probed, not inferred
+    expect(await o.confirm(['z'])).toBe(true); // three positives, two with controls
+    expect(await o.oracle(['z', 'y'])).toBe(true);
+    expect(calls).toBe(7); // inferred
+  });
+
   it('confirms at once when not lazy', async () => {
     const script: ProbeResult[] = ['positive', 'negative'];
     let calls = 0;

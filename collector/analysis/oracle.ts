@@ -85,6 +85,8 @@ interface Entry {
   positives: number;
   /** Probing finished (the answer can be used for inference). */
   settled: boolean;
+  /** Some of its positives came without a control (`reask`): not a confirmation to infer from. */
+  bare?: boolean;
 }
 
 /**
@@ -140,7 +142,10 @@ export function robustOracle(probe: TermsProbe, options: Partial<RobustOracleOpt
         if (entry.positives > 0) counters.flipped++;
         entry.negative = true;
         overturned = overturnSubsets(entry);
-      } else entry.positives++;
+      } else {
+        if (bare && entry.positives > 0) entry.bare = true;
+        entry.positives++;
+      }
     }
     entry.settled = true;
     if (overturned > 0) throw new ContradictionError(overturned);
@@ -153,7 +158,7 @@ export function robustOracle(probe: TermsProbe, options: Partial<RobustOracleOpt
     for (const e of entries) {
       if (!e.settled) continue;
       if (e.negative && isSubset(set, e.set)) return e;
-      if (!e.negative && e.positives >= o.confirm && isSubset(e.set, set)) return e;
+      if (!e.negative && !e.bare && e.positives >= o.confirm && isSubset(e.set, set)) return e;
     }
     return undefined;
   };
