@@ -3,7 +3,7 @@
  * ../shared/data/citizenlab or $SILENTDROP_CITIZENLAB_DIR; never copied).
  *
  *   npx tsx bench/screening.ts [--sets 1000] [--suppressed 10] [--decoys 30] [--split 3] [--loss 0.03] [--seeds 5]
- *                              [--article-chars 1500]
+ *                              [--article-chars 1500] [--articles 100]
  *
  * Prints messages sent by group testing beside one set per message, precision and recall (also
  * as the collector runs a `screen` campaign: paired controls, flagged sets judged by the rounds), and
@@ -41,6 +41,7 @@ const { values } = parseArgs({
     loss: { type: 'string', default: '0.03' },
     seeds: { type: 'string', default: '5' },
     'article-chars': { type: 'string', default: '1500' },
+    articles: { type: 'string', default: '100' },
   },
 });
 const total = Number(values.sets);
@@ -50,6 +51,7 @@ const splitRules = Number(values.split);
 const loss = Number(values.loss);
 const seeds = Number(values.seeds);
 const articleChars = Number(values['article-chars']);
+const articles = Number(values.articles);
 
 if (!citizenLabAvailable()) {
   console.error('Citizen Lab data not found; set SILENTDROP_CITIZENLAB_DIR');
@@ -262,7 +264,7 @@ console.log(
 
 // Term level with more innocent terms, and character level inside an article (Xiong & Knockel's task)
 const usable = usableCombinations(entries);
-const sample = Array.from({ length: 100 }, (_, i) => usable[(i * 37) % usable.length]!);
+const sample = Array.from({ length: articles }, (_, i) => usable[(i * 37) % usable.length]!);
 /** A noiseless oracle straight from the censor's rules: counts the messages a perfect channel needs. */
 function noiseless(censor: ReturnType<typeof createCensor>, render: (t: readonly string[]) => string) {
   const asked = new Set<string>();
@@ -292,7 +294,7 @@ for (const [i, combo] of sample.entries()) {
   const tc = await isolateTerms(message, clean.oracle);
   rows.termClean!.push([clean.asked.size, clean.asked.size, exactly(tc.combinations, combo)]);
   const textProbe = simTextProbe(censor, simOptions);
-  const x = await isolateText(article.text, robustOracle(textProbe.probe));
+  const x = await isolateText(article.text, robustOracle(textProbe.probe), { lossRate: loss });
   rows.text!.push([
     textProbe.counters.tests,
     textProbe.counters.tests + textProbe.counters.controls,
@@ -306,9 +308,18 @@ function exactly(found: string[][], combo: string[]): number {
   return found.length === 1 && [...found[0]!].sort().join('+') === [...combo].sort().join('+') ? 1 : 0;
 }
 const col = (runs: number[][] | undefined, k: number) => mean((runs ?? []).map((r) => r[k]!));
-const line = (label: string, r: number[][] | undefined) =>
+// information floor of the character-level task: which k end positions out of L (log2 C(L, k))
+// plus the start of each component (entropy of the Citizen Lab component lengths, about 2.5 bits)
+const log2Choose = (n: number, k: number) => {
+  let v = 0;
+  for (let i = 0; i < k; i++) v += Math.log2((n - i) / (i + 1));
+  return v;
+};
+const floor = mean(sample.map((c) => log2Choose(articleChars, c.length) + 2.5 * c.length));
+const line = (label: string, r: number[][] | undefined, perFloor = false) =>
   console.log(
-    `  ${label.padEnd(58)} tests ${col(r, 0).toFixed(1).padStart(5)}  messages incl. controls ${col(r, 1).toFixed(1).padStart(5)}  exact ${(col(r, 2) * 100).toFixed(0)}%`,
+    `  ${label.padEnd(58)} tests ${col(r, 0).toFixed(1).padStart(5)}  messages incl. controls ${col(r, 1).toFixed(1).padStart(5)}  exact ${(r ?? []).reduce((a, x) => a + x[2]!, 0)}/${(r ?? []).length}` +
+      (perFloor ? `  (${(col(r, 1) / floor).toFixed(2)}x the floor)` : ''),
   );
 const components = mean(sample.map((c) => c.length));
 console.log(
@@ -316,15 +327,7 @@ console.log(
 );
 line(`term level, combination + 8 innocent terms, loss ${loss}`, rows.term);
 line('term level, same, noiseless channel (distinct messages)', rows.termClean);
-line(`character level, ~${articleChars}-character article, loss ${loss}`, rows.text);
-line('character level, same, noiseless channel (distinct messages)', rows.textClean);
-// information floor: which k end positions out of L (log2 C(L, k)) plus the start of each
-// component (entropy of the Citizen Lab component lengths, about 2.5 bits)
-const log2Choose = (n: number, k: number) => {
-  let v = 0;
-  for (let i = 0; i < k; i++) v += Math.log2((n - i) / (i + 1));
-  return v;
-};
-const floor = mean(sample.map((c) => log2Choose(articleChars, c.length) + 2.5 * c.length));
+line(`character level, ~${articleChars}-character article, loss ${loss}`, rows.text, true);
+line('character level, same, noiseless channel (distinct messages)', rows.textClean, true);
 console.log(`  (information floor for this task: ~${floor.toFixed(1)} yes/no answers per article)`);
 console.log('  Xiong & Knockel (2019), per censored article: ~35 messages; the earlier method: ~343');

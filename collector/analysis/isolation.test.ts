@@ -119,6 +119,40 @@ describe('robustOracle', () => {
     expect(o.counters).toMatchObject({ questions: 2, probes: 2, flipped: 1, inferred: 1 });
   });
 
+  it('asks a positive again bare or with a control, never more than asked, and trusts a delivery', async () => {
+    const script: ProbeResult[] = ['positive', 'positive', 'void', 'positive', 'positive', 'negative'];
+    let calls = 0;
+    const controls: boolean[] = [];
+    const o = robustOracle(async (_terms, opts) => {
+      controls.push(opts.control);
+      return script[calls++] ?? 'negative';
+    });
+    expect(await o.oracle(['a'])).toBe(true);
+    expect(await o.reask(['a'], 2)).toBe(true); // one more probe, alone
+    expect(await o.reask(['a'], 2)).toBe(true); // already has two positives: nothing sent
+    expect(await o.reask(['a'], 3, { control: true })).toBe(true); // void (control lost), then positive
+    expect(controls).toEqual([false, false, true, true]);
+    expect(await o.oracle(['b'])).toBe(true);
+    expect(await o.reask(['b'], 2)).toBe(false); // delivered: it was a lost message
+    expect(await o.reask(['b'], 5)).toBe(false); // a negative is never asked again
+    expect(calls).toBe(6);
+    expect(o.counters).toMatchObject({ questions: 2, probes: 6, flipped: 1 });
+  });
+
+  it('does not infer supersets from a positive confirmed without controls', async () => {
+    let calls = 0;
+    const o = robustOracle(async () => {
+      calls++;
+      return 'positive';
+    });
+    expect(await o.reask(['x'], 3)).toBe(true); // three positives, none with a control
+    expect(await o.oracle(['x', 'y'])).toBe(true);
+    expect(calls).toBe(4); // the superset was probed, not inferred
+    expect(await o.confirm(['z'])).toBe(true); // three positives, two with controls
+    expect(await o.oracle(['z', 'y'])).toBe(true);
+    expect(calls).toBe(7); // inferred
+  });
+
   it('confirms at once when not lazy', async () => {
     const script: ProbeResult[] = ['positive', 'negative'];
     let calls = 0;

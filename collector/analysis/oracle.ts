@@ -59,6 +59,14 @@ export interface RobustOracle {
    * keeps every other answer). If none does, confirm them all fully. Returns how many flipped.
    */
   confirmProvisional: () => Promise<number>;
+  /**
+   * Ask a positive again until it has `positives` consecutive positive probes or turns negative
+   * (a delivery); false if it is (now) negative. The extra probes go out alone, or each with a
+   * matched control when `control` (then a lost control makes the probe void and it is sent
+   * again). Idempotent: an answer that already has that many positives sends nothing, so an
+   * algorithm that replays from the memo may call it again.
+   */
+  reask: (terms: readonly string[], positives: number, options?: { control?: boolean }) => Promise<boolean>;
   counters: OracleCounters;
 }
 
@@ -77,6 +85,8 @@ interface Entry {
   positives: number;
   /** Probing finished (the answer can be used for inference). */
   settled: boolean;
+  /** Some of its positives came without a control (`reask`): not a confirmation to infer from. */
+  bare?: boolean;
 }
 
 /**
@@ -116,20 +126,26 @@ export function robustOracle(probe: TermsProbe, options: Partial<RobustOracleOpt
     return n;
   };
 
-  /** Probe until `need` consecutive positives or a delivery. */
-  const probeUntil = async (entry: Entry, need: number): Promise<Entry> => {
+  /**
+   * Probe until `need` consecutive positives or a delivery. Confirming probes carry a control
+   * unless `bare` (a delivery needs none; a positive without one may be an outage).
+   */
+  const probeUntil = async (entry: Entry, need: number, bare = false): Promise<Entry> => {
     let voids = 0;
     let overturned = 0;
     while (!entry.negative && entry.positives < need) {
       counters.probes++;
-      const r = await probe(entry.terms, { control: entry.positives > 0 || voids > 0 });
+      const r = await probe(entry.terms, { control: (entry.positives > 0 && !bare) || voids > 0 });
       if (r === 'void') {
         if (++voids > o.maxVoids) throw new UnresolvedProbeError(entry.terms);
       } else if (r === 'negative') {
         if (entry.positives > 0) counters.flipped++;
         entry.negative = true;
         overturned = overturnSubsets(entry);
-      } else entry.positives++;
+      } else {
+        if (bare && entry.positives > 0) entry.bare = true;
+        entry.positives++;
+      }
     }
     entry.settled = true;
     if (overturned > 0) throw new ContradictionError(overturned);
@@ -142,7 +158,7 @@ export function robustOracle(probe: TermsProbe, options: Partial<RobustOracleOpt
     for (const e of entries) {
       if (!e.settled) continue;
       if (e.negative && isSubset(set, e.set)) return e;
-      if (!e.negative && e.positives >= o.confirm && isSubset(e.set, set)) return e;
+      if (!e.negative && !e.bare && e.positives >= o.confirm && isSubset(e.set, set)) return e;
     }
     return undefined;
   };
@@ -184,9 +200,15 @@ export function robustOracle(probe: TermsProbe, options: Partial<RobustOracleOpt
     return !(await probeUntil(entry, o.confirm)).negative;
   };
 
+  const reask: RobustOracle['reask'] = async (terms, positives, options = {}) => {
+    const entry = await entryFor(terms);
+    return !(await probeUntil(entry, positives, options.control !== true)).negative;
+  };
+
   return {
     oracle: async (terms) => !(await entryFor(terms)).negative,
     confirm,
+    reask,
     confirmProvisional: async () => {
       const before = counters.flipped;
       const settled = entries.filter((e) => e.settled).reverse();

@@ -5,7 +5,7 @@
  * in memory between check-ins and a collector restart loses nothing.
  */
 import { type IsolationOptions, type IsolationResult, isolateTerms } from './isolation.ts';
-import { isolateText, type TextIsolationResult } from './isolation-text.ts';
+import { isolateText, type TextIsolationOptions, type TextIsolationResult } from './isolation-text.ts';
 import { type ProbeResult, type RobustOracleOptions, robustOracle } from './oracle.ts';
 import { type ScreeningOptions, type ScreeningResult, screen } from './screening.ts';
 
@@ -104,7 +104,7 @@ export function isolationStep(
 export function textIsolationStep(
   text: string,
   log: readonly RoundRecord[],
-  options: Partial<RobustOracleOptions> = {},
+  options: Partial<RobustOracleOptions> & TextIsolationOptions = {},
 ): Promise<Step<TextIsolationResult>> {
-  return replay((send) => isolateText(text, robustOracle(termsProbe(send), options)), log);
+  return replay((send) => isolateText(text, robustOracle(termsProbe(send), options), options), log);
 }
