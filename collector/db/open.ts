@@ -73,10 +73,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
 
 /** How long a new connection to a Postgres server may take before the request fails (503). */
 export const PG_CONNECT_TIMEOUT_MS = 5_000;
-/** While connections are in use, how often the server is checked for answering (pg-watch.ts). */
-export const PG_WATCH_EVERY_MS = 2_000;
+/** While a connection is held this long, how often the server is checked for answering (pg-watch.ts). */
+export const PG_WATCH_EVERY_MS = 1_000;
+/** How long that check may take: a server that answers nothing in this time is unreachable. */
+export const PG_WATCH_TIMEOUT_MS = 3_000;
 /** How long closing waits for connections to end politely before cutting them. */
-export const PG_CLOSE_GRACE_MS = 3_000;
+export const PG_CLOSE_GRACE_MS = 1_000;
 
 /** How long a lock goes unrenewed before it counts as left by a dead process. */
 export const PGLITE_LOCK_STALE_MS = 10_000;
@@ -193,11 +195,11 @@ async function openPg(url: string, onIdleError?: (err: Error) => void, poolSize 
   // A server that stops answering on open connections: cut them rather than wait (pg-watch.ts).
   const watch = watchPool(pool, clients, url, {
     everyMs: PG_WATCH_EVERY_MS,
-    timeoutMs: PG_CONNECT_TIMEOUT_MS,
+    timeoutMs: PG_WATCH_TIMEOUT_MS,
     onUnreachable: (cut) =>
       onIdleError?.(
         new Error(
-          `the database server did not answer within ${PG_CONNECT_TIMEOUT_MS} ms; cut ${cut} connections`,
+          `the database server did not answer within ${PG_WATCH_TIMEOUT_MS} ms; cut ${cut} connections`,
         ),
       ),
   });

@@ -5,8 +5,9 @@
  * notice, a client-side query timeout short enough to fail fast would also cut research
  * reads that may take 30 s (research-timeout.ts).
  *
- * So the pool is watched: while any of its connections is in use, every `everyMs` a fresh
- * connection asks the server `select 1` within `timeoutMs`. When that fails, the server is
+ * So the pool is watched: while a connection has been in use for `everyMs` or longer (or
+ * requests wait for one), every `everyMs` a fresh connection asks the server `select 1`
+ * within `timeoutMs`. When that fails, the server is
  * not reachable now, and every pooled connection is cut: the queries on them fail at once
  * ("Connection terminated", answered 503 with a retry hint, http/errors.ts), and the pool
  * opens new connections when asked (they fail within the connection timeout until the
@@ -81,10 +82,17 @@ export function watchPool(
   url: string,
   options: { everyMs: number; timeoutMs: number; onUnreachable?: (cut: number) => void },
 ): PoolWatch {
+  // When each client in use was taken: a check is due only while one has been out for a while
+  // (a healthy collector's queries come back well within `everyMs`), or requests wait for one.
+  const inUseSince = new Map<pg.PoolClient, number>();
+  pool.on('acquire', (c) => inUseSince.set(c, Date.now()));
+  pool.on('release', (_err, c) => inUseSince.delete(c as pg.PoolClient));
+  pool.on('remove', (c) => inUseSince.delete(c as pg.PoolClient));
   let checking = false;
   const timer = setInterval(() => {
-    const inUse = pool.totalCount - pool.idleCount;
-    if (checking || (inUse <= 0 && pool.waitingCount === 0)) return;
+    const now = Date.now();
+    const held = [...inUseSince.values()].some((since) => now - since >= options.everyMs);
+    if (checking || (!held && pool.waitingCount === 0)) return;
     checking = true;
     void serverAnswers(url, options.timeoutMs)
       .then((ok) => {
