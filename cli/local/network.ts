@@ -10,6 +10,8 @@
  * their ids (testbed state file), probes keep their keys and ids (identity.json in their
  * folders, no second enrollment), and the campaign is reused (network.json). Used by
  * `silentdrop demo`, by the end-to-end tests, and meant for `silentdrop evaluate`.
+ * `startLocalFleet` is the same network around a collector started elsewhere (the fault
+ * suite runs it as a process of its own, to kill it).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -90,9 +92,9 @@ export interface LocalNetworkOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface LocalNetwork {
+/** Everything of a local network but the collector: testbed, accounts, probes, campaign. */
+export interface LocalFleet {
   dataDir: string;
-  collector: RunningCollector;
   /** The collector URL as probes see it. */
   probeCollectorUrl: string;
   testbed: Testbed;
@@ -109,9 +111,23 @@ export interface LocalNetwork {
   probes: Map<string, RunningProbe>;
   /** Starts the region's probe again (after a stop or a kill), with the same identity. */
   restartProbe(region: string): Promise<RunningProbe>;
+  /** Probes first (SIGTERM, their outboxes flushed), then the testbed. */
+  stop(): Promise<void>;
+}
+
+export interface LocalNetwork extends LocalFleet {
+  collector: RunningCollector;
   /** Probes first (SIGTERM, their outboxes flushed), then the testbed, then the collector. */
   stop(): Promise<void>;
 }
+
+/** A collector the fleet talks to: its URL and admin token (in-process or another process). */
+export interface CollectorEndpoint {
+  url: string;
+  adminToken: string;
+}
+
+export type LocalFleetOptions = Omit<LocalNetworkOptions, 'collector'>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -150,6 +166,57 @@ function probeIdOf(dir: string): string | undefined {
 }
 
 export async function startLocalNetwork(options: LocalNetworkOptions): Promise<LocalNetwork> {
+  const level = options.logLevel ?? 'info';
+  const logDir = join(options.dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  // The collector: config read and validated as `silentdrop collector` does, then tuned for a fast local network.
+  const config = {
+    ...loadCollectorConfig(
+      {
+        data: options.dataDir,
+        port: options.collector?.port ?? 0,
+        host: options.collector?.host,
+        databaseUrl: options.collector?.databaseUrl,
+      },
+      options.env ?? process.env,
+    ),
+    checkinIntervalMs: options.collector?.checkinIntervalMs ?? 10_000,
+    sweepIntervalMs: options.collector?.sweepIntervalMs ?? 1000,
+    logLevel: level,
+  };
+  const collector = await startCollector(config, {
+    logger: createLogger({
+      level,
+      destination: pino.destination({ dest: join(logDir, 'collector.log'), sync: false }),
+    }),
+  });
+  let fleet: LocalFleet;
+  try {
+    fleet = await startLocalFleet(options, { url: collector.url, adminToken: config.adminToken });
+  } catch (err) {
+    await collector.close().catch(() => undefined);
+    throw err;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    ...fleet,
+    collector,
+    stop() {
+      stopping ??= fleet.stop().then(() => collector.close().catch(() => undefined));
+      return stopping;
+    },
+  };
+}
+
+/**
+ * The network without its collector: testbed, accounts and conversations, probes enrolled
+ * through `collector`'s admin API, and the campaign. The collector may be another process
+ * (the fault suite runs it as `silentdrop collector` to kill and restart it).
+ */
+export async function startLocalFleet(
+  options: LocalFleetOptions,
+  collector: CollectorEndpoint,
+): Promise<LocalFleet> {
   const dataDir = options.dataDir;
   const adapter = options.adapter ?? 'testbed';
   const mode = options.probeMode ?? 'process';
@@ -162,29 +229,7 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
   };
 
   try {
-    // The collector: config read and validated as `silentdrop collector` does, then tuned for a fast local network.
-    const config = {
-      ...loadCollectorConfig(
-        {
-          data: dataDir,
-          port: options.collector?.port ?? 0,
-          host: options.collector?.host,
-          databaseUrl: options.collector?.databaseUrl,
-        },
-        options.env ?? process.env,
-      ),
-      checkinIntervalMs: options.collector?.checkinIntervalMs ?? 10_000,
-      sweepIntervalMs: options.collector?.sweepIntervalMs ?? 1000,
-      logLevel: level,
-    };
-    const collector = await startCollector(config, {
-      logger: createLogger({
-        level,
-        destination: pino.destination({ dest: join(logDir, 'collector.log'), sync: false }),
-      }),
-    });
-    cleanups.push(() => collector.close());
-    const admin = new AdminClient(collector.url, config.adminToken);
+    const admin = new AdminClient(collector.url, collector.adminToken);
 
     const testbed = await startTestbed({
       policy: options.policy,
@@ -283,7 +328,6 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
     let stopping: Promise<void> | undefined;
     return {
       dataDir,
-      collector,
       probeCollectorUrl,
       testbed,
       admin,
