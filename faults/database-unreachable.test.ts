@@ -43,7 +43,7 @@ describeFault('the database unreachable while the collector runs', () => {
     net = await startFaultNetwork({ name: 'database unreachable', databaseProxy: true });
     const running = net;
     const proxy = running.databaseProxy!;
-    const produced = () => [...running.journals.read().seen.values()].reduce((n, v) => n + v.events.size, 0);
+    const produced = running.produced;
     const admin = { authorization: `Bearer ${running.collector.adminToken}` };
     const pid = running.collector.pid();
 

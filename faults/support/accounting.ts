@@ -127,9 +127,8 @@ export async function accountFor(
     if (stored.outcomes[status]) problems.push(`${stored.outcomes[status]} outcomes ${status}`);
   }
   const findings = [...findingsSeen];
-  for (const [verdict, n] of Object.entries(stored.findings)) {
+  for (const verdict of Object.keys(stored.findings)) {
     if (!findings.includes(verdict) && !['none', 'inconclusive'].includes(verdict)) findings.push(verdict);
-    void n;
   }
   if (findings.length > 0) problems.push(`findings made: ${findings.join(', ')}`);
 

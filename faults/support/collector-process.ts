@@ -6,8 +6,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { anyFreePort } from '../../cli/local/ports.ts';
 import { BIN, trackChild } from '../../cli/local/probes.ts';
 
 export interface CollectorProcessOptions {
@@ -35,22 +35,10 @@ export interface CollectorProcess {
   start(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startCollectorProcess(o: CollectorProcessOptions): Promise<CollectorProcess> {
-  const port = await freePort();
+  const port = await anyFreePort();
   const url = `http://127.0.0.1:${port}`;
   const logDir = join(o.dataDir, 'logs');
   mkdirSync(logDir, { recursive: true });

@@ -47,8 +47,8 @@ export interface FaultNetwork {
   endsAt: Date;
   /** Finding verdicts (suppressed, delayed, …) seen on any poll during the run. */
   findingsSeen: Set<string>;
-  /** Canaries the probes were handed so far (from their journals). */
-  canariesHeld(): number;
+  /** Events the probes produced so far (from their journals). */
+  produced(): number;
   /** Waits until the last deadline passed, every probe's outbox is empty and every canary is reported. */
   drain(timeoutMs: number): Promise<void>;
   /** Stops the probes (their outboxes flushed), reads the journals once more and counts. */
@@ -157,7 +157,7 @@ export async function startFaultNetwork(o: FaultNetworkOptions): Promise<FaultNe
     }, 500);
     cleanups.push(async () => clearInterval(findingsPoll));
 
-    const canariesHeld = () => [...journals.read().seen.values()].reduce((n, v) => n + v.canaries.size, 0);
+    const produced = () => [...journals.read().seen.values()].reduce((n, v) => n + v.events.size, 0);
     let stopped = false;
     const net: FaultNetwork = {
       name: o.name,
@@ -171,7 +171,7 @@ export async function startFaultNetwork(o: FaultNetworkOptions): Promise<FaultNe
       journals,
       endsAt,
       findingsSeen,
-      canariesHeld,
+      produced,
       async drain(timeoutMs) {
         const deadlineMs = (o.deadlineSeconds ?? 15) * 1000;
         await until(

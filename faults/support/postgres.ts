@@ -14,11 +14,11 @@
  */
 import { execFile } from 'node:child_process';
 import { accessSync, chownSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { anyFreePort } from '../../cli/local/ports.ts';
 
 const run = promisify(execFile);
 
@@ -91,24 +91,12 @@ export interface OwnedPostgres {
   destroy(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 export async function startOwnedPostgres(bin: PostgresBinaries): Promise<OwnedPostgres> {
   const dir = mkdtempSync(join(tmpdir(), 'sd-faults-pg-'));
   if (bin.owner) chownSync(dir, bin.owner.uid, bin.owner.gid);
   const data = join(dir, 'data');
   const log = join(dir, 'server.log');
-  const port = await freePort();
+  const port = await anyFreePort();
   const as = (cmd: string, args: string[]) =>
     bin.asUser.length > 0 ? run(bin.asUser[0]!, [...bin.asUser.slice(1), cmd, ...args]) : run(cmd, args);
   const ctl = async (args: string[]) => {
