@@ -199,6 +199,34 @@ describe('outbox', () => {
     await store.close();
   });
 
+  it('drains at once when a check-in shows the collector is back, not after the outage backoff', async () => {
+    fc = await startFakeCollector();
+    const client = await signedClient(fc.url);
+    fc.down = true;
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: (e) => client.uploadEvents(e),
+      // After a few failures the next try is at least 30 s away.
+      backoff: { baseMs: 10_000, maxMs: 60_000 },
+    });
+    store.outbox.start();
+    for (let i = 0; i < 3; i++) await store.outbox.add(sampleReceived(i));
+    const failing = Date.now();
+    while (store.outbox.failures < 1 && Date.now() - failing < 5000)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(store.outbox.failures).toBe(1);
+    fc.down = false;
+    // Without a sign of the collector the batch waits out its backoff (5–10 s).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(store.outbox.backlog()).toBe(3);
+    store.outbox.noteCollectorUp();
+    const deadline = Date.now() + 3000;
+    while (store.outbox.backlog() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(store.outbox.backlog()).toBe(0);
+    expect(fc.stored.length).toBe(3);
+    await store.close();
+  });
+
   it('grows the backoff exponentially with jitter, capped', async () => {
     const store = await openProbeStore(join(dir, 'outbox'), {
       logger,

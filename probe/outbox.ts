@@ -21,6 +21,8 @@
  * - a batch that fails (5xx, network, timeout, unreadable answer) right after a success is
  *   split in halves that are retried on their own, so one poisoned event ends up alone
  *   while the rest are stored;
+ * - a check-in that gets through during an outage ends the outage's backoff at once
+ *   (`noteCollectorUp`): the backlog drains when the collector is back, not minutes later;
  * - an event failing alone is retried with its own exponential backoff and jitter; once
  *   it has failed alone `poison.strikes` times, each after the collector showed it was up
  *   (another upload or a check-in succeeded since its previous failure), over at least `poison.minSpanMs`, it goes to
@@ -200,6 +202,14 @@ export class Outbox {
    */
   noteCollectorUp(): void {
     this.successes += 1;
+    // The last upload failed, yet a check-in got through: if that was an outage, it is over,
+    // and what waited for the collector goes now, not after the rest of a backoff that may
+    // have grown to minutes. (A lone event that fails on a collector that is up is tried
+    // once more per check-in; its strikes count as before.)
+    if (this.failures > 0) {
+      for (const p of this.pending.values()) p.notBefore = 0;
+      this.wakeLoop?.();
+    }
   }
 
   has(eventId: string): boolean {

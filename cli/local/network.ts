@@ -10,6 +10,8 @@
  * their ids (testbed state file), probes keep their keys and ids (identity.json in their
  * folders, no second enrollment), and the campaign is reused (network.json). Used by
  * `silentdrop demo`, by the end-to-end tests, and meant for `silentdrop evaluate`.
+ * `startLocalFleet` is the same network around a collector started elsewhere (the fault
+ * suite runs it as a process of its own, to kill it).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -96,12 +98,9 @@ export interface LocalNetworkOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface LocalNetwork {
+/** Everything of a local network but the collector: testbed, accounts, probes, campaign. */
+export interface LocalFleet {
   dataDir: string;
-  /** The first collector: the admin client and the campaign were made through it. */
-  collector: RunningCollector;
-  /** Every collector (the first one first). */
-  collectors: RunningCollector[];
   /** The first collector's URL as probes see it (probes are split between the collectors in turn). */
   probeCollectorUrl: string;
   testbed: Testbed;
@@ -118,9 +117,31 @@ export interface LocalNetwork {
   probes: Map<string, RunningProbe>;
   /** Starts the region's probe again (after a stop or a kill), with the same identity. */
   restartProbe(region: string): Promise<RunningProbe>;
+  /** Probes first (SIGTERM, their outboxes flushed), then the testbed. */
+  stop(): Promise<void>;
+}
+
+export interface LocalNetwork extends LocalFleet {
+  /** The first collector: the admin client and the campaign were made through it. */
+  collector: RunningCollector;
+  /** Every collector (the first one first). */
+  collectors: RunningCollector[];
   /** Probes first (SIGTERM, their outboxes flushed), then the testbed, then the collector. */
   stop(): Promise<void>;
 }
+
+/** A collector the fleet talks to: its URL and admin token (in-process or another process). */
+export interface CollectorEndpoint {
+  url: string;
+  adminToken: string;
+  /**
+   * Further collectors on the same database: the probes are split between `url` and these in
+   * turn (the admin client and the campaign use `url`).
+   */
+  moreUrls?: readonly string[];
+}
+
+export type LocalFleetOptions = Omit<LocalNetworkOptions, 'collector'>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -159,6 +180,82 @@ function probeIdOf(dir: string): string | undefined {
 }
 
 export async function startLocalNetwork(options: LocalNetworkOptions): Promise<LocalNetwork> {
+  const level = options.logLevel ?? 'info';
+  const logDir = join(options.dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  // The collector: config read and validated as `silentdrop collector` does, then tuned for a fast local network.
+  const config = {
+    ...loadCollectorConfig(
+      {
+        data: options.dataDir,
+        port: options.collector?.port ?? 0,
+        host: options.collector?.host,
+        databaseUrl: options.collector?.databaseUrl,
+      },
+      options.env ?? process.env,
+    ),
+    checkinIntervalMs: options.collector?.checkinIntervalMs ?? 10_000,
+    sweepIntervalMs: options.collector?.sweepIntervalMs ?? 1000,
+    logLevel: level,
+  };
+  const count = options.collector?.count ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > 16) {
+    throw new Error(`collector count must be an integer from 1 to 16, not ${count}`);
+  }
+  if (count > 1 && !config.databaseUrl) {
+    throw new Error(
+      'several collectors need a Postgres server (databaseUrl): a PGlite folder belongs to one process',
+    );
+  }
+  const collectors: RunningCollector[] = [];
+  const closeCollectors = async () => {
+    for (const c of [...collectors].reverse()) await c.close().catch(() => undefined);
+  };
+  let fleet: LocalFleet;
+  try {
+    for (let i = 0; i < count; i++) {
+      const name = i === 0 ? 'collector' : `collector-${i + 1}`;
+      collectors.push(
+        await startCollector(config, {
+          logger: createLogger({
+            level,
+            destination: pino.destination({ dest: join(logDir, `${name}.log`), sync: false }),
+          }),
+        }),
+      );
+    }
+    const [first, ...more] = collectors as [RunningCollector, ...RunningCollector[]];
+    fleet = await startLocalFleet(options, {
+      url: first.url,
+      adminToken: config.adminToken,
+      moreUrls: more.map((c) => c.url),
+    });
+  } catch (err) {
+    await closeCollectors();
+    throw err;
+  }
+  const collector = collectors[0] as RunningCollector;
+  let stopping: Promise<void> | undefined;
+  return {
+    ...fleet,
+    collector,
+    collectors: [...collectors],
+    stop() {
+      stopping ??= fleet.stop().then(closeCollectors);
+      return stopping;
+    },
+  };
+}
+
+/**
+ * The network without its collector: testbed, accounts and conversations, probes enrolled
+ * through `collector`'s admin API, and the campaign. The collector may be another process
+ * (the fault suite runs it as `silentdrop collector` to kill and restart it).
+ */
+export async function startLocalFleet(
+  options: LocalFleetOptions,
+  collector: CollectorEndpoint,
+): Promise<LocalFleet> {
   const dataDir = options.dataDir;
   const adapter = options.adapter ?? 'testbed';
   const mode = options.probeMode ?? 'process';
@@ -171,44 +268,7 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
   };
 
   try {
-    // The collector: config read and validated as `silentdrop collector` does, then tuned for a fast local network.
-    const config = {
-      ...loadCollectorConfig(
-        {
-          data: dataDir,
-          port: options.collector?.port ?? 0,
-          host: options.collector?.host,
-          databaseUrl: options.collector?.databaseUrl,
-        },
-        options.env ?? process.env,
-      ),
-      checkinIntervalMs: options.collector?.checkinIntervalMs ?? 10_000,
-      sweepIntervalMs: options.collector?.sweepIntervalMs ?? 1000,
-      logLevel: level,
-    };
-    const count = options.collector?.count ?? 1;
-    if (!Number.isInteger(count) || count < 1 || count > 16) {
-      throw new Error(`collector count must be an integer from 1 to 16, not ${count}`);
-    }
-    if (count > 1 && !config.databaseUrl) {
-      throw new Error(
-        'several collectors need a Postgres server (databaseUrl): a PGlite folder belongs to one process',
-      );
-    }
-    const collectors: RunningCollector[] = [];
-    for (let i = 0; i < count; i++) {
-      const name = i === 0 ? 'collector' : `collector-${i + 1}`;
-      const running = await startCollector(config, {
-        logger: createLogger({
-          level,
-          destination: pino.destination({ dest: join(logDir, `${name}.log`), sync: false }),
-        }),
-      });
-      cleanups.push(() => running.close());
-      collectors.push(running);
-    }
-    const collector = collectors[0] as RunningCollector;
-    const admin = new AdminClient(collector.url, config.adminToken);
+    const admin = new AdminClient(collector.url, collector.adminToken);
 
     const testbed = await startTestbed({
       policy: options.policy,
@@ -229,8 +289,8 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
 
     // Probes: one per region, enrolled on first run only.
     const probeUrls: string[] = [];
-    for (const c of collectors) {
-      probeUrls.push(options.probeCollectorUrl ? await options.probeCollectorUrl(c.url) : c.url);
+    for (const url of [collector.url, ...(collector.moreUrls ?? [])]) {
+      probeUrls.push(options.probeCollectorUrl ? await options.probeCollectorUrl(url) : url);
     }
     const probeCollectorUrl = probeUrls[0] as string;
     const specs = new Map<string, ProbeSpec>();
@@ -309,8 +369,6 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
     let stopping: Promise<void> | undefined;
     return {
       dataDir,
-      collector,
-      collectors,
       probeCollectorUrl,
       testbed,
       admin,

@@ -14,3 +14,16 @@ export async function firstFreePort(host: string, from: number, tries = 20): Pro
   for (let p = from; p < Math.min(65_536, from + tries); p++) if (await portIsFree(host, p)) return p;
   return undefined;
 }
+
+/** A port the system says is free now (listen on 0, read it, close). */
+export function anyFreePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

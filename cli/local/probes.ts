@@ -21,7 +21,7 @@ const here = dirname(fileURLToPath(import.meta.url));
  * The command a probe process runs: the compiled CLI when this code is compiled (dist/),
  * else the repository's launcher, which runs the sources through tsx.
  */
-const BIN = import.meta.url.endsWith('.ts')
+export const BIN = import.meta.url.endsWith('.ts')
   ? resolve(here, '../../bin/silentdrop.js')
   : resolve(here, '../main.js');
 
@@ -100,10 +100,10 @@ export interface RunningProbe {
   handle?: ProbeHandle;
 }
 
-/** Every child process started here, killed on exit of this process so none is orphaned. */
+/** Every child process started here (or given to trackChild), killed on exit of this process so none is orphaned. */
 const children = new Set<ChildProcess>();
 let exitHookInstalled = false;
-function trackChild(child: ChildProcess): void {
+export function trackChild(child: ChildProcess): void {
   children.add(child);
   child.once('exit', () => children.delete(child));
   if (!exitHookInstalled) {

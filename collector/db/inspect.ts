@@ -96,3 +96,84 @@ export async function eventIdCounts(q: Queryable, eventIds: string[]): Promise<M
   );
   return new Map(found.map((r) => [r.id, r.n]));
 }
+
+/**
+ * The fault suite's accounting (faults/): what the database holds of the probes' events and
+ * of one campaign's canaries, counted so that a duplicate would show (events by key, send
+ * reports per canary, receipts per canary and recipient), never assumed away by the keys.
+ */
+export interface StoredAccounting {
+  /** `probe_id event_id` → rows with that key. */
+  eventRows: Map<string, number>;
+  canaries: {
+    id: string;
+    handedOut: boolean;
+    deadlineAt: string;
+    /** sent / rejected / failed events with this canary id. */
+    reports: number;
+    /** failed events, by failure code. */
+    failures: string[];
+    /** Receipts of this canary's nonce, per receiving account id. */
+    receipts: Record<string, number>;
+    outcomes: number;
+  }[];
+  outcomes: Record<string, number>;
+  findings: Record<string, number>;
+}
+
+export async function storedAccounting(q: Queryable, campaignId: string): Promise<StoredAccounting> {
+  const keys = await rows<{ k: string; n: number }>(
+    q,
+    sql`select probe_id::text || ' ' || event_id::text as k, count(*)::int as n from events group by 1`,
+  );
+  const canaries = await rows<{
+    id: string;
+    handed: boolean;
+    deadline: string;
+    reports: number;
+    failures: string[] | null;
+    receipts: Record<string, number> | string | null;
+    outcomes: number;
+  }>(
+    q,
+    sql`select c.id::text as id, c.handed_out_at is not null as handed, c.deadline_at::text as deadline,
+          (select count(*)::int from events e
+            where e.canary_id = c.id and e.type in ('sent', 'rejected', 'failed')) as reports,
+          (select array_agg(e.raw->>'failure') from events e
+            where e.canary_id = c.id and e.type = 'failed') as failures,
+          (select jsonb_object_agg(r.account_id, r.n) from
+            (select e.account_id::text as account_id, count(*)::int as n from events e
+              where e.nonce = c.nonce and e.type = 'received' group by e.account_id) r) as receipts,
+          (select count(*)::int from outcomes o where o.canary_id = c.id) as outcomes
+        from canaries c where c.campaign_id = ${campaignId}::uuid`,
+  );
+  const outcomes = await rows<{ v: string; n: number }>(
+    q,
+    sql`select o.status as v, count(*)::int as n from outcomes o join canaries c on c.id = o.canary_id
+        where c.campaign_id = ${campaignId}::uuid group by o.status`,
+  );
+  return {
+    eventRows: new Map(keys.map((r) => [r.k, r.n])),
+    canaries: canaries.map((c) => ({
+      id: c.id,
+      handedOut: c.handed,
+      deadlineAt: c.deadline,
+      reports: c.reports,
+      failures: c.failures ?? [],
+      receipts: (typeof c.receipts === 'string' ? JSON.parse(c.receipts) : c.receipts) ?? {},
+      outcomes: c.outcomes,
+    })),
+    outcomes: Object.fromEntries(outcomes.map((r) => [r.v, r.n])),
+    findings: await findingVerdicts(q, campaignId),
+  };
+}
+
+/** A campaign's findings by verdict (polled by the fault suite while a fault is on). */
+export async function findingVerdicts(q: Queryable, campaignId: string): Promise<Record<string, number>> {
+  const found = await rows<{ v: string; n: number }>(
+    q,
+    sql`select verdict as v, count(*)::int as n from findings where campaign_id = ${campaignId}::uuid
+        group by verdict`,
+  );
+  return Object.fromEntries(found.map((r) => [r.v, r.n]));
+}

@@ -20,6 +20,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import lockfile from 'proper-lockfile';
+import { endPool, trackClients, watchPool } from './pg-watch.ts';
 import { PGliteWorkerClient } from './pglite-client.ts';
 import * as schema from './schema.ts';
 
@@ -72,6 +73,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
 
 /** How long a new connection to a Postgres server may take before the request fails (503). */
 export const PG_CONNECT_TIMEOUT_MS = 5_000;
+/** While a connection is held this long, how often the server is checked for answering (pg-watch.ts). */
+export const PG_WATCH_EVERY_MS = 1_000;
+/** How long that check may take: a server that answers nothing in this time is unreachable. */
+export const PG_WATCH_TIMEOUT_MS = 3_000;
+/** How long closing waits for connections to end politely before cutting them. */
+export const PG_CLOSE_GRACE_MS = 1_000;
 
 /** How long a lock goes unrenewed before it counts as left by a dead process. */
 export const PGLITE_LOCK_STALE_MS = 10_000;
@@ -181,9 +188,21 @@ async function openPg(url: string, onIdleError?: (err: Error) => void, poolSize 
   });
   // Without a listener an idle client's error would crash the process; the pool replaces it.
   pool.on('error', (err) => onIdleError?.(err));
+  const clients = trackClients(pool, (err) => onIdleError?.(err));
   // Fail fast with the driver's message if the server is unreachable or the URL is wrong.
   const probe = await pool.connect();
   probe.release();
+  // A server that stops answering on open connections: cut them rather than wait (pg-watch.ts).
+  const watch = watchPool(pool, clients, url, {
+    everyMs: PG_WATCH_EVERY_MS,
+    timeoutMs: PG_WATCH_TIMEOUT_MS,
+    onUnreachable: (cut) =>
+      onIdleError?.(
+        new Error(
+          `the database server did not answer within ${PG_WATCH_TIMEOUT_MS} ms; cut ${cut} connections`,
+        ),
+      ),
+  });
   const db = drizzleNodePg({ client: pool, schema });
   return {
     db: db as unknown as Db,
@@ -200,7 +219,10 @@ async function openPg(url: string, onIdleError?: (err: Error) => void, poolSize 
         lockClient.release();
       }
     },
-    close: () => pool.end(),
+    close: async () => {
+      watch.stop();
+      await endPool(pool, clients, PG_CLOSE_GRACE_MS);
+    },
   };
 }
 

@@ -1,24 +1,42 @@
 /**
- * A TCP proxy in front of the collector, so a test can make it unreachable for a while
- * (`cut()`: open connections are destroyed, new ones reset at once) and reachable again
- * (`restore()`), without touching the collector itself.
+ * A TCP proxy in front of the collector (or a database), so a test can make it unreachable
+ * for a while and reachable again (`restore()`), without touching the server itself:
+ * - `cut()`: open connections are destroyed, new ones reset at once (a refused port);
+ * - `blackhole()`: nothing goes through any more and nothing is answered, as when a network
+ *   drops packets: open connections stay open but silent, new ones are accepted and never
+ *   served. `restore()` then ends the silent connections (they would have timed out) and
+ *   serves new ones again.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
 export interface CuttableProxy {
   url: string;
+  port: number;
   cut(): void;
+  blackhole(): void;
   restore(): void;
   close(): Promise<void>;
 }
 
 export async function startProxy(target: string): Promise<CuttableProxy> {
   const { hostname, port } = new URL(target);
-  let open = true;
+  let mode: 'open' | 'cut' | 'blackhole' = 'open';
   const sockets = new Set<Socket>();
+  const silent = new Set<Socket>();
+  const hold = (s: Socket) => {
+    silent.add(s);
+    s.unpipe();
+    s.pause();
+    s.on('close', () => silent.delete(s));
+  };
   const server: Server = createServer((client) => {
-    if (!open) {
+    client.on('error', () => client.destroy());
+    if (mode === 'cut') {
       client.resetAndDestroy();
+      return;
+    }
+    if (mode === 'blackhole') {
+      hold(client);
       return;
     }
     const upstream = createConnection({ host: hostname, port: Number(port) });
@@ -37,15 +55,22 @@ export async function startProxy(target: string): Promise<CuttableProxy> {
   const listenPort = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `http://127.0.0.1:${listenPort}`,
+    port: listenPort,
     cut() {
-      open = false;
+      mode = 'cut';
       for (const s of sockets) s.destroy();
+    },
+    blackhole() {
+      mode = 'blackhole';
+      for (const s of sockets) hold(s);
+      sockets.clear();
     },
     restore() {
-      open = true;
+      mode = 'open';
+      for (const s of silent) s.destroy();
     },
     close() {
-      for (const s of sockets) s.destroy();
+      for (const s of [...sockets, ...silent]) s.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
