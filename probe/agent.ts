@@ -5,6 +5,8 @@
  * handed-out canary at its send_at (collector clock → probe clock), and uploads the
  * outbox in the background. `stop()` shuts down gracefully: cron off, timers off, the
  * send in flight finished, adapters closed, the outbox flushed as far as it goes.
+ * A full data folder (storage.ts) is reported at check-in and in status.json; hand-outs
+ * the journal refused are held here and taken once space returns.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,6 +32,7 @@ import { SlidingLimiter } from './limits.ts';
 import { createProbeLogger } from './logger.ts';
 import { collectorFetch, describeRoute } from './proxy.ts';
 import { QuarantineBook } from './quarantine.ts';
+import type { StorageReport } from './storage.ts';
 import { openProbeStore, type ProbeStore } from './store.ts';
 import { SOFTWARE_VERSION } from './version.ts';
 
@@ -45,6 +48,8 @@ export interface StartProbeOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** Backoff for registration and for a failed check-in (default 2 s doubling to 5 min). */
   retry?: { baseMs: number; maxMs: number };
+  /** How often a full data folder is checked for space (default 5 s). */
+  storageRetryMs?: number;
   fetch?: typeof fetch;
 }
 
@@ -69,6 +74,10 @@ export interface ProbeStatus {
   accounts: { platform: string; handle: string; state: string }[];
   lastCheckinAt?: string;
   lastCheckinError?: string;
+  /** Whether the data folder takes writes. */
+  storage: StorageReport;
+  /** Canaries handed out that the journal refused, waiting for space. */
+  deferredCanaries: number;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -117,8 +126,9 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     logger: log.child({ component: 'outbox' }),
     upload: (events) => client.uploadEvents(events),
     ...(options.backoff ? { backoff: options.backoff } : {}),
+    ...(options.storageRetryMs ? { storageRetryMs: options.storageRetryMs } : {}),
   });
-  const { outbox, ledger } = store;
+  const { outbox, ledger, storage } = store;
   const quarantine = await QuarantineBook.open(config.dataDir);
   const budget = config.budgetPerDay ? SlidingLimiter.daily(config.budgetPerDay) : undefined;
 
@@ -136,6 +146,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       quarantineMs: config.quarantine,
       ...(budget ? { budget } : {}),
       clock,
+      storage,
     });
     runners.set(runner.key, runner);
   }
@@ -165,7 +176,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     detail: string,
   ) => {
     const runner = runnerFor(a);
-    await outbox.add(
+    const recorded = outbox.add(
       failedEvent(
         {
           platform: a.platform,
@@ -180,6 +191,9 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       ),
     );
     log.warn({ canary: a.canary_id, campaign: a.campaign_id, failure, detail }, 'canary recorded as failed');
+    await recorded.catch((err: unknown) =>
+      log.error({ err, canary: a.canary_id }, 'canary failure could not be recorded; it stays in the ledger'),
+    );
   };
 
   const track = (p: Promise<void>) => {
@@ -216,27 +230,54 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     arm();
   };
 
+  /**
+   * Hand-outs the journal could not take (data folder full), by canary id: never sent before
+   * their record is on disk; taken when space returns (the collector hands them out again
+   * too, until it has their send report). Bounded: beyond it, the collector's next hand-outs do.
+   */
+  const deferred = new Map<string, CanaryAssignment>();
+  const MAX_DEFERRED = 10_000;
   const accept = async (a: CanaryAssignment) => {
-    if (!(await ledger.assign(a))) return; // handed out before: never send twice
+    if (ledger.state(a.canary_id) !== undefined) return; // handed out before: never send twice
+    const defer = () => {
+      if (deferred.size < MAX_DEFERRED) deferred.set(a.canary_id, a);
+      log.warn(
+        { canary: a.canary_id, deferred: deferred.size },
+        'canary not taken yet: the data folder is full',
+      );
+    };
+    if (storage.full) return defer();
+    try {
+      if (!(await ledger.assign(a))) return;
+    } catch (err) {
+      if (storage.noteFailure(err)) return defer();
+      throw err;
+    }
+    deferred.delete(a.canary_id);
     log.debug({ canary: a.canary_id, campaign: a.campaign_id, send_at: a.send_at }, 'canary scheduled');
     schedule(a);
   };
 
   // Resume what a previous run left: never re-send an interrupted send.
   const { waiting, interrupted } = ledger.unfinished();
+  // Tracked, not awaited: on a full disk they wait for space, and the probe must still start.
   for (const a of interrupted) {
-    await recordWithoutSend(
-      a,
-      'send_timeout',
-      'the probe stopped during the send; unknown whether the message left',
+    track(
+      recordWithoutSend(
+        a,
+        'send_timeout',
+        'the probe stopped during the send; unknown whether the message left',
+      ),
     );
   }
   for (const a of waiting) {
     if (clock.toCollector(Date.now()) > Date.parse(a.deadline_at)) {
-      await recordWithoutSend(
-        a,
-        'deadline_missed',
-        'not sent: the probe was not running until after the deadline',
+      track(
+        recordWithoutSend(
+          a,
+          'deadline_missed',
+          'not sent: the probe was not running until after the deadline',
+        ),
       );
     } else {
       schedule(a);
@@ -278,6 +319,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
         outbox_backlog: outbox.backlog(),
         dead_letters: outbox.deadLetters(),
         ...(estimate ? { clock: estimate } : {}),
+        storage: storage.report(),
       });
       res = checkedAnswer(answer);
     } catch (err) {
@@ -364,6 +406,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       dead_letters: s.deadLetters,
       scheduled: s.scheduled,
       accounts: s.accounts,
+      storage: s.storage,
+      deferred_canaries: s.deferredCanaries,
     };
     await atomicWriteFile(statusPath, `${JSON.stringify(file, null, 2)}\n`).catch((err) =>
       log.warn({ err }, 'cannot write the status file'),
@@ -400,6 +444,18 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     extraCheckin = setTimeout(() => void checkin(), Math.max(1000, local - Date.now()));
   };
 
+  // Space back: take the hand-outs the journal refused, and say so in status.json.
+  storage.onChange = (report) => {
+    if (report.state === 'ok')
+      for (const a of [...deferred.values()])
+        track(
+          accept(a).catch((err: unknown) =>
+            log.error({ err, canary: a.canary_id }, 'deferred canary not taken'),
+          ),
+        );
+    void writeStatus();
+  };
+
   if (options.checkinOnStart !== false) await checkin();
   else await writeStatus();
   log.info(
@@ -426,6 +482,10 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       timers.clear();
       scheduledBy.clear();
       await checkinRunning?.catch(() => undefined);
+      // A full folder: one last look for space, then the sends waiting for it give up.
+      if (storage.full) await storage.check();
+      storage.stop();
+      outbox.releaseHeld();
       await Promise.all([...runners.values()].map((r) => r.stop()));
       await Promise.all([...inflight]);
       const empty = await outbox.flush(options.flushTimeoutMs ?? 5000);
@@ -461,6 +521,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       })),
       lastCheckinAt,
       lastCheckinError,
+      storage: storage.report(),
+      deferredCanaries: deferred.size,
     };
   }
 
@@ -494,6 +556,9 @@ export interface ProbeStatusFile {
   dead_letters: number;
   scheduled: number;
   accounts: { platform: string; handle: string; state: string }[];
+  /** Absent in files written before it existed. */
+  storage?: StorageReport;
+  deferred_canaries?: number;
 }
 
 class BadAnswerError extends Error {
