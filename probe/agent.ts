@@ -307,6 +307,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     const conversations: ConversationReport[] = [];
     for (const r of runners.values()) conversations.push(...r.conversationReports());
     const estimate = clock.estimate();
+    const mark = clock.mark();
     const t0 = Date.now();
     let res: CheckinResponse;
     try {
@@ -352,10 +353,11 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     }
     const t3 = Date.now();
     outbox.noteCollectorUp();
-    const est = clock.add(t0, res.t1, res.t2, t3);
-    await atomicWriteFile(clockPath, `${JSON.stringify(est)}\n`).catch((err) =>
-      log.warn({ err }, 'cannot save the clock estimate'),
-    );
+    const est = clock.add(t0, res.t1, res.t2, t3, mark);
+    if (est)
+      await atomicWriteFile(clockPath, `${JSON.stringify(est)}\n`).catch((err) =>
+        log.warn({ err }, 'cannot save the clock estimate'),
+      );
     lastCheckinAt = new Date(t3).toISOString();
     lastCheckinError = undefined;
     checkinFailures = 0;
@@ -363,8 +365,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     log.info(
       {
         canaries: res.canaries?.length ?? 0,
-        offset_ms: est.offset_ms,
-        rtt_ms: est.rtt_ms,
+        offset_ms: est?.offset_ms,
+        rtt_ms: est?.rtt_ms,
         backlog: outbox.backlog(),
       },
       'checked in',
@@ -444,6 +446,18 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     extraCheckin = setTimeout(() => void checkin(), Math.max(1000, local - Date.now()));
   };
 
+  // The probe's clock stepped: the estimate is shifted already (clock.ts); measure afresh now.
+  clock.onStep = (stepMs) => {
+    log.warn(
+      { step_ms: Math.round(stepMs), offset_ms: clock.offsetMs() },
+      'probe clock stepped; offset shifted, checking in',
+    );
+    clearTimeout(extraCheckin);
+    if (!stopping) extraCheckin = setTimeout(() => void checkin(), 0);
+  };
+  const stepWatch = setInterval(() => clock.followSteps(), 1000);
+  stepWatch.unref();
+
   // Space back: take the hand-outs the journal refused, and say so in status.json.
   storage.onChange = (report) => {
     if (report.state === 'ok')
@@ -476,6 +490,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   const stop = (): Promise<void> => {
     stopping$ ??= (async () => {
       stopping = true;
+      clearInterval(stepWatch);
       await task?.destroy();
       clearTimeout(extraCheckin);
       for (const t of timers.values()) clearTimeout(t);
