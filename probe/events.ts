@@ -126,8 +126,7 @@ export function receivedEvent(ctx: EventContext, m: ObservedMessage, now: Date):
   if (!nonce) return undefined;
   const t = m.at.getTime();
   const collectorNow = now.getTime() + ctx.clockOffsetMs;
-  const plausible =
-    Number.isFinite(t) && t <= collectorNow + 5_000 && t >= collectorNow - 7 * 24 * 3600_000;
+  const plausible = Number.isFinite(t) && t <= collectorNow + 5_000 && t >= collectorNow - 7 * 24 * 3600_000;
   const at = plausible ? new Date(Math.min(t, collectorNow) - ctx.clockOffsetMs) : now;
   const identity = m.platformMessageId
     ? `received|${ctx.platform}|${ctx.account}|${m.conversation}|${m.platformMessageId}`
