@@ -160,7 +160,7 @@ export class AccountRunner {
    * time has not come yet (the agent holds their timers) plus those in its send queue.
    */
   report(scheduled = 0): AccountReport {
-    const now = Date.now();
+    const now = this.d.clock.steady();
     const { pacing, rateLimits: l } = this.d.config;
     const [minute = 0, hour = 0, day = 0] = this.limiter.remaining(now);
     const budget = this.d.budget?.remaining(now)[0];
@@ -232,19 +232,22 @@ export class AccountRunner {
       );
       return;
     }
+    // Pauses and rate windows run on the steady clock (clock.ts): a step of the wall clock
+    // neither stalls the queue nor empties a window; quiet hours are wall-clock time of day.
+    const steady = this.d.clock.steady();
     const waits = {
-      'quiet hours': this.quiet.nextAllowedAt(now),
-      pacing: this.pacer.nextAllowedAt(now),
-      'the account rate limit': this.limiter.nextAllowedAt(now),
-      "the probe's daily budget": this.d.budget?.nextAllowedAt(now) ?? now,
+      'quiet hours': this.quiet.nextAllowedAt(now) - now,
+      pacing: this.pacer.nextAllowedAt(steady) - steady,
+      'the account rate limit': this.limiter.nextAllowedAt(steady) - steady,
+      "the probe's daily budget": (this.d.budget?.nextAllowedAt(steady) ?? steady) - steady,
     };
-    const [cause, earliest] = Object.entries(waits).reduce((a, b) => (b[1] > a[1] ? b : a));
-    if (earliest >= deadline) {
+    const [cause, waitMs] = Object.entries(waits).reduce((a, b) => (b[1] > a[1] ? b : a));
+    if (now + waitMs >= deadline) {
       await this.fail(a, 'deadline_missed', `${cause} would delay the send past its deadline`, log);
       return;
     }
-    if (earliest > now) {
-      await this.sleep(earliest - now);
+    if (waitMs > 0) {
+      await this.sleep(waitMs);
       if (this.stopping) return; // still `assigned`: resumed after a restart
     }
     await this.connect();
@@ -290,7 +293,7 @@ export class AccountRunner {
       }
       await this.maybeQuarantine(failure, (err as { retryAfterMs?: number }).retryAfterMs, log);
     } finally {
-      const t = Date.now();
+      const t = this.d.clock.steady();
       this.pacer.sent(t);
       if (reachedPlatform) {
         this.limiter.record(t);

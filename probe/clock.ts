@@ -55,6 +55,8 @@ export class ClockOffset {
   private readonly mono: () => number;
   private lastWall: number;
   private lastMono: number;
+  private readonly startWall: number;
+  private readonly startMono: number;
   /** Steps seen so far (a check-in compares it before and after its exchange). */
   private steps = 0;
   /** Told about each step of the probe's clock, in ms (positive: the clock jumped ahead). */
@@ -67,8 +69,8 @@ export class ClockOffset {
   ) {
     this.wall = sources.wall ?? Date.now;
     this.mono = sources.mono ?? (() => performance.now());
-    this.lastWall = this.wall();
-    this.lastMono = this.mono();
+    this.lastWall = this.startWall = this.wall();
+    this.lastMono = this.startMono = this.mono();
     if (initial) {
       this.best = { offsetMs: initial.offset_ms, rttMs: initial.rtt_ms, at: Date.parse(initial.measured_at) };
     }
@@ -92,6 +94,15 @@ export class ClockOffset {
     this.steps += 1;
     this.onStep?.(step);
     return step;
+  }
+
+  /**
+   * Epoch ms that no step of the wall clock moves: the wall clock when this was made, plus
+   * monotonic time since. For pauses and rate windows (pacing must not stall for the
+   * length of a backward step, nor let a forward step empty a window).
+   */
+  steady(): number {
+    return this.startWall + (this.mono() - this.startMono);
   }
 
   /** A mark to pass to add(): a check-in exchange that straddles a step is no sample. */

@@ -37,6 +37,7 @@
  * while full gives the held events up (like a kill -9 before their fsync).
  */
 import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { type EventResult, LIMITS, type ProbeEvent } from '../protocol/index.ts';
 import { appendDurably } from './fsutil.ts';
@@ -140,7 +141,8 @@ export class Outbox {
     this.maxBatch = Math.min(opts.maxBatch ?? LIMITS.eventsPerBatch, LIMITS.eventsPerBatch);
     this.maxBodyBytes = opts.maxBodyBytes ?? LIMITS.probeBodyBytes - 4096;
     this.random = opts.random ?? Math.random;
-    this.now = opts.now ?? Date.now;
+    // Backoff waits on the steady clock: a backward step of the wall clock must not hold events.
+    this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
   }
 
   private entry(ev: ProbeEvent, durable: boolean): Pending {
