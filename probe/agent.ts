@@ -453,7 +453,13 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       'probe clock stepped; offset shifted, checking in',
     );
     clearTimeout(extraCheckin);
-    if (!stopping) extraCheckin = setTimeout(() => void checkin(), 0);
+    if (stopping) return;
+    extraCheckin = setTimeout(() => void checkin(), 0);
+    // node-cron waits for the slot it planned on the old clock: after a backward step that is
+    // minutes away. Started again, it plans from the clock as it is now.
+    void Promise.resolve(task?.stop())
+      .then(() => (stopping ? undefined : task?.start()))
+      .catch((err: unknown) => log.error({ err }, 'cannot restart the check-in schedule'));
   };
   const stepWatch = setInterval(() => clock.followSteps(), 1000);
   stepWatch.unref();
