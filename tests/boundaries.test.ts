@@ -28,12 +28,13 @@ interface Import {
 }
 type Graph = Map<string, Import[]>;
 
-/** Test code: test files, the test helpers' folders and the end-to-end harness. */
+/** Test code: test files, the test helpers' folders, the end-to-end and fault-suite harnesses. */
 function isTestCode(file: string): boolean {
   return (
     /\.test\.ts$/.test(file) ||
     /(^|\/)(test-support|testing)\//.test(file) ||
     file.startsWith('e2e/') ||
+    file.startsWith('faults/') ||
     file.startsWith('tests/')
   );
 }
