@@ -16,7 +16,7 @@ import { ensurePrivateDir } from './fsutil.ts';
 import { Journal } from './journal.ts';
 import { CanaryLedger } from './ledger.ts';
 import { Outbox, type OutboxOptions } from './outbox.ts';
-import { StorageGate } from './storage.ts';
+import { StorageGate, storageFullCode } from './storage.ts';
 
 export interface ProbeStore {
   outbox: Outbox;
@@ -66,10 +66,12 @@ export async function openProbeStore(dir: string, opts: OpenStoreOptions): Promi
   outbox.onEventAdded = (ev) => ledger.noteEvent(ev);
 
   const snapshot = () => [...ledger.snapshot(), ...outbox.snapshot()];
-  // Compact now: drops acknowledged events and stale ledger entries. A full disk keeps the
-  // log as it is (the probe still starts; the gate finds the folder full at the first write).
+  // Compact now: drops acknowledged events and stale ledger entries. A disk without room for
+  // a second copy keeps the log as it is: the probe still starts, and appends decide whether
+  // the folder is full (a failed compaction alone does not stop the probe taking canaries).
   await journal.rewrite(snapshot()).catch((err: unknown) => {
-    if (!storage.noteFailure(err)) throw err;
+    if (!storageFullCode(err)) throw err;
+    opts.logger.warn({ err }, 'journal not compacted: no room for a new copy');
   });
 
   const compactAfter = opts.compactAfter ?? 2000;
@@ -81,10 +83,7 @@ export async function openProbeStore(dir: string, opts: OpenStoreOptions): Promi
     compacting = true;
     journal
       .rewrite(snapshot())
-      .catch((err) => {
-        storage.noteFailure(err);
-        opts.logger.error({ err }, 'journal compaction failed; the log keeps growing');
-      })
+      .catch((err) => opts.logger.error({ err }, 'journal compaction failed; the log keeps growing'))
       .finally(() => {
         compacting = false;
       });
