@@ -122,9 +122,29 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   client.setIdentity(identity);
   const log = root.child({ probe: identity.probeId });
 
+  /**
+   * A 401 whose Date header shows the probe's clock far from the collector's (beyond what the
+   * offset explains): signed requests would keep falling outside the window, so take a
+   * rough offset from the header now. True when it did.
+   */
+  const resyncFrom = (err: unknown): boolean => {
+    if (!(err instanceof CollectorError) || err.status !== 401 || err.serverDate === undefined) return false;
+    const drift = err.serverDate - clock.toCollector(Date.now());
+    if (Math.abs(drift) <= 60_000) return false;
+    clock.seedRough(err.serverDate, Date.now());
+    log.warn({ drift_ms: drift }, 'probe clock is far from the collector clock; re-estimating');
+    return true;
+  };
+
   const store: ProbeStore = await openProbeStore(join(config.dataDir, 'outbox'), {
     logger: log.child({ component: 'outbox' }),
-    upload: (events) => client.uploadEvents(events),
+    // An upload refused for the clock re-seeds it and checks in (which measures afresh): the
+    // outbox's next try is signed right, without waiting for the check-in schedule.
+    upload: (events) =>
+      client.uploadEvents(events).catch((err: unknown) => {
+        if (resyncFrom(err)) void checkin();
+        throw err;
+      }),
     ...(options.backoff ? { backoff: options.backoff } : {}),
     ...(options.storageRetryMs ? { storageRetryMs: options.storageRetryMs } : {}),
   });
@@ -333,17 +353,9 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       }
       // A clock far off makes every signed request fall outside the collector's window:
       // take a rough offset from its Date header so the next check-in gets through.
-      const serverDate = err instanceof CollectorError ? err.serverDate : undefined;
-      if (err instanceof CollectorError && err.status === 401 && serverDate !== undefined) {
-        const drift = serverDate - clock.toCollector(Date.now());
-        if (Math.abs(drift) > 60_000) {
-          clock.seedRough(serverDate, Date.now());
-          log.warn({ drift_ms: drift }, 'probe clock is far from the collector clock; re-estimating');
-          if (!retriedAfterClock) {
-            retriedAfterClock = true;
-            return doCheckin();
-          }
-        }
+      if (resyncFrom(err) && !retriedAfterClock) {
+        retriedAfterClock = true;
+        return doCheckin();
       }
       log.warn({ err }, 'check-in failed; trying again with backoff');
       await failedCheckin();
