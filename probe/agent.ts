@@ -256,7 +256,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
    * too, until it has their send report). Bounded: beyond it, the collector's next hand-outs do.
    */
   const deferred = new Map<string, CanaryAssignment>();
-  const MAX_DEFERRED = 10_000;
+  const MAX_DEFERRED = 1000;
   const accept = async (a: CanaryAssignment) => {
     if (ledger.state(a.canary_id) !== undefined) return; // handed out before: never send twice
     const defer = () => {
