@@ -292,6 +292,30 @@ describeEachDb('probe API', (getDb) => {
       const cn = await checkin(app, w.cn, [], []);
       expect(cn.json().canaries).toEqual([]);
     });
+
+    it('hands nothing to a probe whose data folder is full, and the same canary once it has space', async () => {
+      const c = await w.makeCanary({ sendAt: new Date(Date.now() + 10_000) });
+      const accounts = [account('testbed', w.handles.alice, 'US')];
+      const full = { state: 'full', since: new Date().toISOString(), code: 'ENOSPC' };
+      const res = await signedPost(app, w.us, '/probe/v1/checkin', {
+        ...checkinBody(accounts, []),
+        storage: full,
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().canaries).toEqual([]);
+      // A storage value out of the protocol is refused as a whole request, naming the field.
+      const bad = await signedPost(app, w.us, '/probe/v1/checkin', {
+        ...checkinBody(accounts, []),
+        storage: { ...full, code: 'EIO' },
+      });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.body).toContain('storage');
+      const ok = await signedPost(app, w.us, '/probe/v1/checkin', {
+        ...checkinBody(accounts, []),
+        storage: { state: 'ok' },
+      });
+      expect(ok.json().canaries.map((x: { canary_id: string }) => x.canary_id)).toContain(c.id);
+    });
   });
 });
 

@@ -273,6 +273,7 @@ function hostileCheckin(ctx: CollectorContext): fc.Arbitrary<FuzzRequest> {
     outbox_backlog: 0,
     dead_letters: 0,
     clock: { offset_ms: 0, rtt_ms: 1, measured_at: new Date().toISOString() },
+    storage: { state: 'full', since: new Date().toISOString(), code: 'ENOSPC' },
   };
   return fc
     .oneof(
@@ -285,7 +286,9 @@ function hostileCheckin(ctx: CollectorContext): fc.Arbitrary<FuzzRequest> {
         'outbox_backlog',
         'dead_letters',
         'clock',
+        'storage',
       ]),
+      mutate(valid.storage, ['state', 'since', 'code']).map((storage) => ({ ...valid, storage })),
       mutate(acc, ['platform', 'handle', 'region', 'adapter', 'state']).map((a) => ({
         ...valid,
         accounts: [a],

@@ -3,7 +3,8 @@
  * check-in after a failure), its conversations, and its send queue with pacing, rate
  * limits, the probe-wide budget and quarantine. Every canary handed to it ends as
  * exactly one sent / rejected / failed event in the outbox, or stays in the ledger to
- * be resumed after a restart; it is never sent twice.
+ * be resumed after a restart; it is never sent twice. While the data folder is full
+ * (storage.ts) the queue waits before each send: nothing is sent without its `sending` record.
  */
 import type { Logger } from 'pino';
 import type { AccountReport, CanaryAssignment, ConversationReport, FailureCode } from '../protocol/index.ts';
@@ -16,6 +17,7 @@ import type { CanaryLedger } from './ledger.ts';
 import { Pacer, QuietHours, SlidingLimiter } from './limits.ts';
 import type { Outbox } from './outbox.ts';
 import { QuarantineBook } from './quarantine.ts';
+import type { StorageGate } from './storage.ts';
 
 export interface AccountDeps {
   config: ProbeAccountConfig;
@@ -28,6 +30,8 @@ export interface AccountDeps {
   quarantineMs: { bannedMs: number; rateLimitedMs: number };
   budget?: SlidingLimiter;
   clock: ClockOffset;
+  /** Whether the data folder takes writes; sends wait while it does not. */
+  storage?: StorageGate;
   random?: () => number;
 }
 
@@ -156,7 +160,7 @@ export class AccountRunner {
    * time has not come yet (the agent holds their timers) plus those in its send queue.
    */
   report(scheduled = 0): AccountReport {
-    const now = Date.now();
+    const now = this.d.clock.steady();
     const { pacing, rateLimits: l } = this.d.config;
     const [minute = 0, hour = 0, day = 0] = this.limiter.remaining(now);
     const budget = this.d.budget?.remaining(now)[0];
@@ -203,6 +207,10 @@ export class AccountRunner {
 
   private async sendOne(a: CanaryAssignment, queuedAt: number): Promise<void> {
     const log = this.log.child({ campaign: a.campaign_id, canary: a.canary_id });
+    if (this.d.storage?.full) {
+      log.info('data folder full: the send waits until space returns');
+      await this.waitFor(this.d.storage.whenWritable());
+    }
     if (this.stopping || this.d.ledger.state(a.canary_id) !== 'assigned') return;
     const deadline = this.d.clock.toLocal(Date.parse(a.deadline_at));
 
@@ -224,19 +232,22 @@ export class AccountRunner {
       );
       return;
     }
+    // Pauses and rate windows run on the steady clock (clock.ts): a step of the wall clock
+    // neither stalls the queue nor empties a window; quiet hours are wall-clock time of day.
+    const steady = this.d.clock.steady();
     const waits = {
-      'quiet hours': this.quiet.nextAllowedAt(now),
-      pacing: this.pacer.nextAllowedAt(now),
-      'the account rate limit': this.limiter.nextAllowedAt(now),
-      "the probe's daily budget": this.d.budget?.nextAllowedAt(now) ?? now,
+      'quiet hours': this.quiet.nextAllowedAt(now) - now,
+      pacing: this.pacer.nextAllowedAt(steady) - steady,
+      'the account rate limit': this.limiter.nextAllowedAt(steady) - steady,
+      "the probe's daily budget": (this.d.budget?.nextAllowedAt(steady) ?? steady) - steady,
     };
-    const [cause, earliest] = Object.entries(waits).reduce((a, b) => (b[1] > a[1] ? b : a));
-    if (earliest >= deadline) {
+    const [cause, waitMs] = Object.entries(waits).reduce((a, b) => (b[1] > a[1] ? b : a));
+    if (now + waitMs >= deadline) {
       await this.fail(a, 'deadline_missed', `${cause} would delay the send past its deadline`, log);
       return;
     }
-    if (earliest > now) {
-      await this.sleep(earliest - now);
+    if (waitMs > 0) {
+      await this.sleep(waitMs);
       if (this.stopping) return; // still `assigned`: resumed after a restart
     }
     await this.connect();
@@ -246,7 +257,13 @@ export class AccountRunner {
       return;
     }
 
-    await this.d.ledger.markSending(a.canary_id);
+    try {
+      await this.d.ledger.markSending(a.canary_id);
+    } catch (err) {
+      // The disk refused the `sending` record: not sent; tried again once space returns.
+      if (!this.d.storage?.noteFailure(err)) throw err;
+      return this.sendOne(a, queuedAt);
+    }
     let reachedPlatform = true;
     try {
       const res = await adapter.send(a.conversation, a.text);
@@ -276,7 +293,7 @@ export class AccountRunner {
       }
       await this.maybeQuarantine(failure, (err as { retryAfterMs?: number }).retryAfterMs, log);
     } finally {
-      const t = Date.now();
+      const t = this.d.clock.steady();
       this.pacer.sent(t);
       if (reachedPlatform) {
         this.limiter.record(t);
@@ -303,6 +320,18 @@ export class AccountRunner {
         : Math.max(retryAfterMs ?? 0, this.d.quarantineMs.rateLimitedMs);
     const e = await this.d.quarantine.put(this.key, failure, ms);
     log.warn({ failure, until: new Date(e.until).toISOString() }, 'account quarantined');
+  }
+
+  /** Waits for `p`, or until stop() is called. */
+  private waitFor(p: Promise<void>): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.wakers.delete(done);
+        resolve();
+      };
+      this.wakers.add(done);
+      void p.then(done);
+    });
   }
 
   private sleep(ms: number): Promise<void> {

@@ -177,4 +177,22 @@ describe('probe agent', () => {
       failure: 'adapter_error',
     });
   });
+
+  it('an upload refused for a clock far off re-seeds the clock and gets through without waiting for the schedule', async () => {
+    const opts = { skewMs: 0 };
+    fc = await startFakeCollector(opts);
+    probe = await startProbe(config(), { logger, backoff: { baseMs: 20, maxMs: 100 } });
+    // The clocks part by 10 minutes where the probe cannot see it (its own clock did not
+    // step): its next signed request falls outside the collector's ±5 min window.
+    opts.skewMs = 600_000;
+    const checkinsBefore = fc.checkins.length;
+    const net = loopbackNetwork(network);
+    net.login('spy', 'x');
+    net.post(net.conversation('g1')!, 'ann', 'a receipt sdqqqqqqqqqqqq');
+    // The schedule never checks in ("0 0 1 1 *"): only the refused upload can bring the re-seed.
+    await until(() => fc.stored.some((e) => e.type === 'received' && e.nonce === 'sdqqqqqqqqqqqq'));
+    expect(fc.signatureFailures).toBeGreaterThanOrEqual(1);
+    expect(fc.checkins.length).toBeGreaterThan(checkinsBefore);
+    expect(Math.abs((probe.status().clock?.offset_ms ?? 0) - 600_000)).toBeLessThan(2000);
+  });
 });

@@ -5,6 +5,8 @@
  * handed-out canary at its send_at (collector clock → probe clock), and uploads the
  * outbox in the background. `stop()` shuts down gracefully: cron off, timers off, the
  * send in flight finished, adapters closed, the outbox flushed as far as it goes.
+ * A full data folder (storage.ts) is reported at check-in and in status.json; hand-outs
+ * the journal refused are held here and taken once space returns.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,6 +32,7 @@ import { SlidingLimiter } from './limits.ts';
 import { createProbeLogger } from './logger.ts';
 import { collectorFetch, describeRoute } from './proxy.ts';
 import { QuarantineBook } from './quarantine.ts';
+import type { StorageReport } from './storage.ts';
 import { openProbeStore, type ProbeStore } from './store.ts';
 import { SOFTWARE_VERSION } from './version.ts';
 
@@ -45,6 +48,8 @@ export interface StartProbeOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** Backoff for registration and for a failed check-in (default 2 s doubling to 5 min). */
   retry?: { baseMs: number; maxMs: number };
+  /** How often a full data folder is checked for space (default 5 s). */
+  storageRetryMs?: number;
   fetch?: typeof fetch;
 }
 
@@ -69,6 +74,10 @@ export interface ProbeStatus {
   accounts: { platform: string; handle: string; state: string }[];
   lastCheckinAt?: string;
   lastCheckinError?: string;
+  /** Whether the data folder takes writes. */
+  storage: StorageReport;
+  /** Canaries handed out that the journal refused, waiting for space. */
+  deferredCanaries: number;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -113,12 +122,33 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   client.setIdentity(identity);
   const log = root.child({ probe: identity.probeId });
 
+  /**
+   * A 401 whose Date header shows the probe's clock far from the collector's (beyond what the
+   * offset explains): signed requests would keep falling outside the window, so take a
+   * rough offset from the header now. True when it did.
+   */
+  const resyncFrom = (err: unknown): boolean => {
+    if (!(err instanceof CollectorError) || err.status !== 401 || err.serverDate === undefined) return false;
+    const drift = err.serverDate - clock.toCollector(Date.now());
+    if (Math.abs(drift) <= 60_000) return false;
+    clock.seedRough(err.serverDate, Date.now());
+    log.warn({ drift_ms: drift }, 'probe clock is far from the collector clock; re-estimating');
+    return true;
+  };
+
   const store: ProbeStore = await openProbeStore(join(config.dataDir, 'outbox'), {
     logger: log.child({ component: 'outbox' }),
-    upload: (events) => client.uploadEvents(events),
+    // An upload refused for the clock re-seeds it and checks in (which measures afresh): the
+    // outbox's next try is signed right, without waiting for the check-in schedule.
+    upload: (events) =>
+      client.uploadEvents(events).catch((err: unknown) => {
+        if (resyncFrom(err)) void checkin();
+        throw err;
+      }),
     ...(options.backoff ? { backoff: options.backoff } : {}),
+    ...(options.storageRetryMs ? { storageRetryMs: options.storageRetryMs } : {}),
   });
-  const { outbox, ledger } = store;
+  const { outbox, ledger, storage } = store;
   const quarantine = await QuarantineBook.open(config.dataDir);
   const budget = config.budgetPerDay ? SlidingLimiter.daily(config.budgetPerDay) : undefined;
 
@@ -136,6 +166,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       quarantineMs: config.quarantine,
       ...(budget ? { budget } : {}),
       clock,
+      storage,
     });
     runners.set(runner.key, runner);
   }
@@ -165,7 +196,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     detail: string,
   ) => {
     const runner = runnerFor(a);
-    await outbox.add(
+    const recorded = outbox.add(
       failedEvent(
         {
           platform: a.platform,
@@ -180,6 +211,9 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       ),
     );
     log.warn({ canary: a.canary_id, campaign: a.campaign_id, failure, detail }, 'canary recorded as failed');
+    await recorded.catch((err: unknown) =>
+      log.error({ err, canary: a.canary_id }, 'canary failure could not be recorded; it stays in the ledger'),
+    );
   };
 
   const track = (p: Promise<void>) => {
@@ -216,27 +250,54 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     arm();
   };
 
+  /**
+   * Hand-outs the journal could not take (data folder full), by canary id: never sent before
+   * their record is on disk; taken when space returns (the collector hands them out again
+   * too, until it has their send report). Bounded: beyond it, the collector's next hand-outs do.
+   */
+  const deferred = new Map<string, CanaryAssignment>();
+  const MAX_DEFERRED = 1000;
   const accept = async (a: CanaryAssignment) => {
-    if (!(await ledger.assign(a))) return; // handed out before: never send twice
+    if (ledger.state(a.canary_id) !== undefined) return; // handed out before: never send twice
+    const defer = () => {
+      if (deferred.size < MAX_DEFERRED) deferred.set(a.canary_id, a);
+      log.warn(
+        { canary: a.canary_id, deferred: deferred.size },
+        'canary not taken yet: the data folder is full',
+      );
+    };
+    if (storage.full) return defer();
+    try {
+      if (!(await ledger.assign(a))) return;
+    } catch (err) {
+      if (storage.noteFailure(err)) return defer();
+      throw err;
+    }
+    deferred.delete(a.canary_id);
     log.debug({ canary: a.canary_id, campaign: a.campaign_id, send_at: a.send_at }, 'canary scheduled');
     schedule(a);
   };
 
   // Resume what a previous run left: never re-send an interrupted send.
   const { waiting, interrupted } = ledger.unfinished();
+  // Tracked, not awaited: on a full disk they wait for space, and the probe must still start.
   for (const a of interrupted) {
-    await recordWithoutSend(
-      a,
-      'send_timeout',
-      'the probe stopped during the send; unknown whether the message left',
+    track(
+      recordWithoutSend(
+        a,
+        'send_timeout',
+        'the probe stopped during the send; unknown whether the message left',
+      ),
     );
   }
   for (const a of waiting) {
     if (clock.toCollector(Date.now()) > Date.parse(a.deadline_at)) {
-      await recordWithoutSend(
-        a,
-        'deadline_missed',
-        'not sent: the probe was not running until after the deadline',
+      track(
+        recordWithoutSend(
+          a,
+          'deadline_missed',
+          'not sent: the probe was not running until after the deadline',
+        ),
       );
     } else {
       schedule(a);
@@ -266,6 +327,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     const conversations: ConversationReport[] = [];
     for (const r of runners.values()) conversations.push(...r.conversationReports());
     const estimate = clock.estimate();
+    const mark = clock.mark();
     const t0 = Date.now();
     let res: CheckinResponse;
     try {
@@ -278,6 +340,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
         outbox_backlog: outbox.backlog(),
         dead_letters: outbox.deadLetters(),
         ...(estimate ? { clock: estimate } : {}),
+        storage: storage.report(),
       });
       res = checkedAnswer(answer);
     } catch (err) {
@@ -290,17 +353,9 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       }
       // A clock far off makes every signed request fall outside the collector's window:
       // take a rough offset from its Date header so the next check-in gets through.
-      const serverDate = err instanceof CollectorError ? err.serverDate : undefined;
-      if (err instanceof CollectorError && err.status === 401 && serverDate !== undefined) {
-        const drift = serverDate - clock.toCollector(Date.now());
-        if (Math.abs(drift) > 60_000) {
-          clock.seedRough(serverDate, Date.now());
-          log.warn({ drift_ms: drift }, 'probe clock is far from the collector clock; re-estimating');
-          if (!retriedAfterClock) {
-            retriedAfterClock = true;
-            return doCheckin();
-          }
-        }
+      if (resyncFrom(err) && !retriedAfterClock) {
+        retriedAfterClock = true;
+        return doCheckin();
       }
       log.warn({ err }, 'check-in failed; trying again with backoff');
       await failedCheckin();
@@ -310,10 +365,11 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     }
     const t3 = Date.now();
     outbox.noteCollectorUp();
-    const est = clock.add(t0, res.t1, res.t2, t3);
-    await atomicWriteFile(clockPath, `${JSON.stringify(est)}\n`).catch((err) =>
-      log.warn({ err }, 'cannot save the clock estimate'),
-    );
+    const est = clock.add(t0, res.t1, res.t2, t3, mark);
+    if (est)
+      await atomicWriteFile(clockPath, `${JSON.stringify(est)}\n`).catch((err) =>
+        log.warn({ err }, 'cannot save the clock estimate'),
+      );
     lastCheckinAt = new Date(t3).toISOString();
     lastCheckinError = undefined;
     checkinFailures = 0;
@@ -321,8 +377,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     log.info(
       {
         canaries: res.canaries?.length ?? 0,
-        offset_ms: est.offset_ms,
-        rtt_ms: est.rtt_ms,
+        offset_ms: est?.offset_ms,
+        rtt_ms: est?.rtt_ms,
         backlog: outbox.backlog(),
       },
       'checked in',
@@ -364,9 +420,14 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       dead_letters: s.deadLetters,
       scheduled: s.scheduled,
       accounts: s.accounts,
+      storage: s.storage,
+      deferred_canaries: s.deferredCanaries,
     };
     await atomicWriteFile(statusPath, `${JSON.stringify(file, null, 2)}\n`).catch((err) =>
-      log.warn({ err }, 'cannot write the status file'),
+      // While the folder is full this fails at every check-in; the gate said so once.
+      storage.full
+        ? log.debug({ err }, 'cannot write the status file')
+        : log.warn({ err }, 'cannot write the status file'),
     );
   };
 
@@ -400,6 +461,36 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     extraCheckin = setTimeout(() => void checkin(), Math.max(1000, local - Date.now()));
   };
 
+  // The probe's clock stepped: the estimate is shifted already (clock.ts); measure afresh now.
+  clock.onStep = (stepMs) => {
+    log.warn(
+      { step_ms: Math.round(stepMs), offset_ms: clock.offsetMs() },
+      'probe clock stepped; offset shifted, checking in',
+    );
+    clearTimeout(extraCheckin);
+    if (stopping) return;
+    extraCheckin = setTimeout(() => void checkin(), 0);
+    // node-cron waits for the slot it planned on the old clock: after a backward step that is
+    // minutes away. Started again, it plans from the clock as it is now.
+    void Promise.resolve(task?.stop())
+      .then(() => (stopping ? undefined : task?.start()))
+      .catch((err: unknown) => log.error({ err }, 'cannot restart the check-in schedule'));
+  };
+  const stepWatch = setInterval(() => clock.followSteps(), 1000);
+  stepWatch.unref();
+
+  // Space back: take the hand-outs the journal refused, and say so in status.json.
+  storage.onChange = (report) => {
+    if (report.state === 'ok')
+      for (const a of [...deferred.values()])
+        track(
+          accept(a).catch((err: unknown) =>
+            log.error({ err, canary: a.canary_id }, 'deferred canary not taken'),
+          ),
+        );
+    void writeStatus();
+  };
+
   if (options.checkinOnStart !== false) await checkin();
   else await writeStatus();
   log.info(
@@ -420,12 +511,17 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   const stop = (): Promise<void> => {
     stopping$ ??= (async () => {
       stopping = true;
+      clearInterval(stepWatch);
       await task?.destroy();
       clearTimeout(extraCheckin);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
       scheduledBy.clear();
       await checkinRunning?.catch(() => undefined);
+      // A full folder: one last look for space, then the sends waiting for it give up.
+      if (storage.full) await storage.check();
+      storage.stop();
+      outbox.releaseHeld();
       await Promise.all([...runners.values()].map((r) => r.stop()));
       await Promise.all([...inflight]);
       const empty = await outbox.flush(options.flushTimeoutMs ?? 5000);
@@ -461,6 +557,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       })),
       lastCheckinAt,
       lastCheckinError,
+      storage: storage.report(),
+      deferredCanaries: deferred.size,
     };
   }
 
@@ -494,6 +592,9 @@ export interface ProbeStatusFile {
   dead_letters: number;
   scheduled: number;
   accounts: { platform: string; handle: string; state: string }[];
+  /** Absent in files written before it existed. */
+  storage?: StorageReport;
+  deferred_canaries?: number;
 }
 
 class BadAnswerError extends Error {

@@ -47,4 +47,52 @@ describe('clock offset', () => {
     const c = new ClockOffset(8, { offset_ms: 250, rtt_ms: 10, measured_at: new Date().toISOString() });
     expect(c.offsetMs()).toBe(250);
   });
+
+  it('shifts the estimate by a step of the probe clock at once, in either direction', () => {
+    for (const step of [420_000, -420_000]) {
+      let wall = 5_000_000;
+      let mono = 1000;
+      const steps: number[] = [];
+      const c = new ClockOffset(8, undefined, { wall: () => wall, mono: () => mono });
+      c.onStep = (s) => steps.push(s);
+      c.add(...exchange(2500, 10, 1, 10, wall));
+      expect(c.offsetMs()).toBe(2500);
+      const collectorAt = c.toCollector(wall);
+      // 30 s pass, and the clock is stepped: the collector's time of "now" stays the same.
+      wall += 30_000 + step;
+      mono += 30_000;
+      expect(c.offsetMs()).toBe(2500 - step);
+      expect(c.toCollector(wall)).toBe(collectorAt + 30_000);
+      expect(steps).toEqual([step]);
+      expect(c.estimate()?.offset_ms).toBe(2500 - step);
+    }
+  });
+
+  it('takes slewing and small jitter for no step', () => {
+    let wall = 5_000_000;
+    let mono = 0;
+    const c = new ClockOffset(8, undefined, { wall: () => wall, mono: () => mono });
+    c.add(...exchange(100, 10, 1, 10, wall));
+    // 500 ppm over an hour (1.8 s), looked at once: within what slewing does.
+    wall += 3_600_000 + 1800;
+    mono += 3_600_000;
+    expect(c.followSteps()).toBe(0);
+    wall += 1000 + 400;
+    mono += 1000;
+    expect(c.followSteps()).toBe(0);
+    expect(c.offsetMs()).toBe(100);
+  });
+
+  it('uses no sample from a check-in whose exchange straddles a step', () => {
+    let wall = 5_000_000;
+    let mono = 0;
+    const c = new ClockOffset(8, undefined, { wall: () => wall, mono: () => mono });
+    c.add(...exchange(100, 10, 1, 10, wall));
+    const mark = c.mark();
+    const t0 = wall;
+    wall += 20 + 60_000; // stepped during the request
+    mono += 20;
+    expect(c.add(t0, t0 + 110, t0 + 111, wall, mark)?.offset_ms).toBe(100 - 60_000);
+    expect(c.estimate()?.rtt_ms).toBe(20);
+  });
 });

@@ -164,3 +164,29 @@ describe('hostile text in events', () => {
     );
   });
 });
+
+describe('receipt time', () => {
+  it("reads the platform's delivery time on the collector's clock, whichever way the probe's clock is off", () => {
+    const delivered = new Date(Date.parse('2026-03-01T12:00:00.000Z'));
+    for (const offset of [0, 420_000, -420_000]) {
+      // The probe's clock is `offset` behind the collector's (offset = collector − probe).
+      const probeNow = new Date(delivered.getTime() + 300 - offset);
+      const ev = receivedEvent(
+        { ...ctx, clockOffsetMs: offset },
+        observed('hello sdabcdef123456', { at: delivered }),
+        probeNow,
+      )!;
+      expect(Date.parse(ev.at) + ev.clock_offset_ms, `offset ${offset}`).toBe(delivered.getTime());
+    }
+  });
+
+  it('takes now for a delivery time that is not plausible on the collector clock', () => {
+    const probeNow = new Date();
+    const ev = receivedEvent(
+      { ...ctx, clockOffsetMs: 0 },
+      observed('hello sdabcdef123456', { at: new Date(probeNow.getTime() + 3_600_000) }),
+      probeNow,
+    )!;
+    expect(ev.at).toBe(probeNow.toISOString());
+  });
+});

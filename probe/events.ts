@@ -117,14 +117,17 @@ export function failedEvent(
  * A `received` event for a message carrying a canary nonce, or undefined when it
  * carries none. `at` is the platform's delivery time as the client showed it when
  * plausible (so a catch-up after downtime is not mistaken for a delay), else now.
+ * The platform's time is on the platform's clock, which is taken to agree with the
+ * collector's (both are servers that keep time; the probe's clock may be minutes off or
+ * stepped, decision 020): it is turned into probe clock with the offset, like every `at`.
  */
 export function receivedEvent(ctx: EventContext, m: ObservedMessage, now: Date): ReceivedEvent | undefined {
   const nonce = findNonce(m.text);
   if (!nonce) return undefined;
   const t = m.at.getTime();
-  const plausible =
-    Number.isFinite(t) && t <= now.getTime() + 5_000 && t >= now.getTime() - 7 * 24 * 3600_000;
-  const at = plausible ? new Date(Math.min(t, now.getTime())) : now;
+  const collectorNow = now.getTime() + ctx.clockOffsetMs;
+  const plausible = Number.isFinite(t) && t <= collectorNow + 5_000 && t >= collectorNow - 7 * 24 * 3600_000;
+  const at = plausible ? new Date(Math.min(t, collectorNow) - ctx.clockOffsetMs) : now;
   const identity = m.platformMessageId
     ? `received|${ctx.platform}|${ctx.account}|${m.conversation}|${m.platformMessageId}`
     : `received|${ctx.platform}|${ctx.account}|${m.conversation}|${m.from ?? ''}|${m.at.toISOString()}|${m.text}`;

@@ -8,7 +8,8 @@
  * corrupt line is copied to `<log>.corrupt.ndjson` for the operator and the log is
  * rewritten without it, so a crash never stops the probe. `rewrite()` compacts the
  * log atomically (temp file, fsync, rename): after a crash it is either the old log
- * or the new one.
+ * or the new one. An append that fails (ENOSPC part-way through) is cut back to the last
+ * whole record and rejected, so the log stays readable and the next append starts clean.
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, readFile } from 'node:fs/promises';
@@ -170,7 +171,11 @@ export class Journal {
     try {
       if (data.length > 0) {
         const bytes = Buffer.from(data, 'utf8');
-        await this.fh.write(bytes, 0, bytes.length, null);
+        // A write can be short (the disk filled up part-way): write the rest, which then
+        // fails with ENOSPC and is cut off below, rather than leave a torn record behind.
+        let off = 0;
+        while (off < bytes.length)
+          off += (await this.fh.write(bytes, off, bytes.length - off, null)).bytesWritten;
         await this.fh.datasync();
         this.size += bytes.length;
       }

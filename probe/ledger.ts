@@ -105,7 +105,13 @@ export class CanaryLedger {
       at,
       sent: false,
     });
-    await this.append([{ k: 'canary', a, at }]);
+    try {
+      await this.append([{ k: 'canary', a, at }]);
+    } catch (err) {
+      // Not on disk: not taken (a later hand-out of the same canary is taken then).
+      this.entries.delete(a.canary_id);
+      throw err;
+    }
     return true;
   }
 
@@ -114,7 +120,13 @@ export class CanaryLedger {
     const e = this.entries.get(canaryId);
     if (e?.state !== 'assigned') throw new Error(`canary ${canaryId} is not waiting to be sent`);
     e.state = 'sending';
-    await this.append([{ k: 'sending', id: canaryId }]);
+    try {
+      await this.append([{ k: 'sending', id: canaryId }]);
+    } catch (err) {
+      // Not on disk: the send must not happen, and may be tried again.
+      e.state = 'assigned';
+      throw err;
+    }
   }
 
   /** Canaries still to send, and those whose send was interrupted by a crash. */

@@ -32,12 +32,19 @@
  *   only back off;
  * - events an answer left out are kept and retried a backoff step later, behind new ones.
  * Retry state lives in memory: after a restart an event starts its strikes again.
+ *
+ * A full data folder (storage.ts): an event whose journal record the disk refuses with
+ * ENOSPC/EDQUOT/EROFS is held in memory, never uploaded, and journaled first when the
+ * storage gate finds space again; add() resolves only then, so a sender waits. Stopping
+ * while full gives the held events up (like a kill -9 before their fsync).
  */
 import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { type EventResult, LIMITS, type ProbeEvent } from '../protocol/index.ts';
 import { appendDurably } from './fsutil.ts';
 import type { JournalRecord } from './journal.ts';
+import type { StorageGate } from './storage.ts';
 
 export type UploadFn = (events: ProbeEvent[]) => Promise<EventResult[]>;
 
@@ -75,6 +82,8 @@ interface Pending {
   firstStrikeAt?: number;
   /** The outbox's success count at its last failed upload. */
   successesAtFailure: number;
+  /** Set while the disk refused its journal record: settles when it is journaled (or given up). */
+  held?: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 }
 
 export interface DeadLetter {
@@ -120,6 +129,10 @@ export class Outbox {
   onEventAdded?: (ev: ProbeEvent) => void;
   /** Called after acknowledged events were removed (the store compacts). */
   onAcked?: () => void;
+  /** Whether the data folder takes writes (the store sets it). */
+  storage?: StorageGate;
+  /** Events the disk refused, in the order they were added. */
+  private held: Pending[] = [];
 
   constructor(
     private readonly append: (records: JournalRecord[]) => Promise<void>,
@@ -130,7 +143,8 @@ export class Outbox {
     this.maxBatch = Math.min(opts.maxBatch ?? LIMITS.eventsPerBatch, LIMITS.eventsPerBatch);
     this.maxBodyBytes = opts.maxBodyBytes ?? LIMITS.probeBodyBytes - 4096;
     this.random = opts.random ?? Math.random;
-    this.now = opts.now ?? Date.now;
+    // Backoff waits on the steady clock: a backward step of the wall clock must not hold events.
+    this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
   }
 
   private entry(ev: ProbeEvent, durable: boolean): Pending {
@@ -181,19 +195,80 @@ export class Outbox {
 
   /** Stores an event durably; resolves once it is on disk. Adding a pending event_id again is a no-op. */
   async add(ev: ProbeEvent): Promise<void> {
-    if (this.pending.has(ev.event_id)) return;
+    const known = this.pending.get(ev.event_id);
+    if (known) return known.held?.promise;
     const entry = this.entry(ev, false);
     this.pending.set(ev.event_id, entry);
     this.onEventAdded?.(ev);
+    if (this.storage?.full) return this.hold(entry);
     try {
       await this.append([{ k: 'ev', ev }]);
     } catch (err) {
+      if (this.storage?.noteFailure(err)) return this.hold(entry);
       this.pending.delete(ev.event_id);
       throw err;
     }
     entry.durable = true;
     // Wake an uploader waiting for work; a backoff wait after a failure is not cut short.
     if (this.loopIdle) this.wakeLoop?.();
+  }
+
+  /** Keeps an event the disk refused in memory until journalHeld() writes it. */
+  private hold(entry: Pending): Promise<void> {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    entry.held = { promise, resolve, reject };
+    this.held.push(entry);
+    this.opts.logger.warn(
+      { event_id: entry.ev.event_id, type: entry.ev.type, held: this.held.length },
+      'event held in memory: the data folder is full',
+    );
+    return promise;
+  }
+
+  /** Events held in memory because the disk refused them. */
+  heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Journals the held events (the storage gate calls this once space returned); throws when it cannot. */
+  async journalHeld(): Promise<void> {
+    if (this.held.length === 0) return;
+    const list = this.held.splice(0);
+    try {
+      await this.append(list.map((p) => ({ k: 'ev', ev: p.ev })));
+    } catch (err) {
+      this.held.unshift(...list);
+      throw err;
+    }
+    for (const p of list) {
+      p.durable = true;
+      p.held?.resolve();
+      p.held = undefined;
+    }
+    this.opts.logger.info(
+      { events: list.length },
+      'events held while the data folder was full are journaled',
+    );
+    if (this.loopIdle) this.wakeLoop?.();
+  }
+
+  /** Gives up the held events (at shutdown while full): they were never on disk. */
+  releaseHeld(): void {
+    const list = this.held.splice(0);
+    for (const p of list) {
+      this.pending.delete(p.ev.event_id);
+      p.held?.reject(new Error('not journaled: the data folder stayed full until shutdown'));
+    }
+    if (list.length > 0)
+      this.opts.logger.error(
+        { events: list.length, event_ids: list.slice(0, 20).map((p) => p.ev.event_id) },
+        'events held in memory are lost at shutdown: the data folder is full',
+      );
   }
 
   /**

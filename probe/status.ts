@@ -3,9 +3,11 @@
  * without taking anything the running probe holds. The running probe rewrites
  * `status.json` whole (temp file + rename) at each check-in; the outbox backlog and dead
  * letters are counted from the journal and the dead-letter file as they are on disk now
- * (the same replay the outbox does on open, into a copy that never writes).
+ * (the same replay the outbox does on open, into a copy that never writes). Free space
+ * in the data folder is read here too (statfs): a full folder may keep the running probe
+ * from rewriting status.json, and the operator must still be told.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { ProbeStatusFile } from './agent.ts';
@@ -13,6 +15,7 @@ import { STATUS_FILE } from './agent.ts';
 import { identityPath } from './identity.ts';
 import { decodeRecord } from './journal.ts';
 import { Outbox } from './outbox.ts';
+import { CHECK_BYTES } from './storage.ts';
 
 export interface LocalProbeStatus {
   dataDir: string;
@@ -27,6 +30,8 @@ export interface LocalProbeStatus {
   deadLetters: number;
   /** Journal lines that could not be read (torn by a write in progress, or corrupt). */
   unreadableRecords: number;
+  /** Bytes this user may still write in the data folder's file system (statfs); absent when unknown. */
+  freeBytes?: number;
 }
 
 async function readText(path: string): Promise<string | undefined> {
@@ -80,6 +85,12 @@ export async function readLocalStatus(dataDir: string): Promise<LocalProbeStatus
   await outbox.loadDeadLetters();
   out.backlog = outbox.backlog();
   out.deadLetters = outbox.deadLetters();
+  try {
+    const fs = await statfs(dataDir);
+    out.freeBytes = fs.bavail * fs.bsize;
+  } catch {
+    // a folder that does not exist yet, or a file system without statfs
+  }
   return out;
 }
 
@@ -101,6 +112,27 @@ function proxyLines(r: ProbeStatusFile | undefined): string[] {
   return ['proxy:', ...routes.map((p) => `  ${p.collector_url}: ${p.route}`)];
 }
 
+const kib = (n: number) => `${Math.floor(n / 1024)} KiB`;
+
+/**
+ * `full` when the running probe said so, or when the folder has less free space than the
+ * probe needs before it takes new canaries (it may not have been able to say so).
+ */
+function storageLine(s: LocalProbeStatus): string {
+  const said = s.running?.storage;
+  const free = s.freeBytes === undefined ? '' : `, ${kib(s.freeBytes)} free`;
+  if (said?.state === 'full') {
+    return (
+      `storage:          FULL since ${said.since ?? '?'} (${said.code ?? 'write refused'}${free}): ` +
+      `no new canaries until space returns${s.running?.deferred_canaries ? `; ${s.running.deferred_canaries} canary(ies) waiting` : ''}`
+    );
+  }
+  if (s.freeBytes !== undefined && s.freeBytes < CHECK_BYTES) {
+    return `storage:          FULL (${kib(s.freeBytes)} free, under ${kib(CHECK_BYTES)}): the probe takes no new canaries until space returns`;
+  }
+  return `storage:          ok${free}`;
+}
+
 /** Plain lines for a terminal. */
 export function formatLocalStatus(s: LocalProbeStatus, now = Date.now()): string {
   const r = s.running;
@@ -116,6 +148,7 @@ export function formatLocalStatus(s: LocalProbeStatus, now = Date.now()): string
   if (r?.last_checkin_error) lines.push(`last error:       ${r.last_checkin_error}`);
   lines.push(
     `clock offset:     ${r?.clock ? `${r.clock.offset_ms} ms (rtt ${r.clock.rtt_ms} ms)` : 'not measured yet'}`,
+    storageLine(s),
     `outbox backlog:   ${s.backlog} event(s)`,
     `dead letters:     ${s.deadLetters} (outbox/dead-letter.ndjson)`,
   );

@@ -90,6 +90,24 @@ export const ClockEstimate = Type.Object(
 );
 export type ClockEstimate = Static<typeof ClockEstimate>;
 
+/**
+ * Whether the probe's data folder takes writes (docs/decisions/020). `full`: a write was
+ * refused (no space, quota, read-only folder); the probe takes no new canaries until it has
+ * space again, and the collector hands it none. Added to protocol 1 without a version bump:
+ * optional, and a collector that does not know it drops it.
+ */
+export const ProbeStorage = Type.Object(
+  {
+    state: Type.Union([Type.Literal('ok'), Type.Literal('full')]),
+    /** When the probe found it full (probe clock). */
+    since: Type.Optional(Timestamp),
+    /** The refused write's error code. */
+    code: Type.Optional(Type.Union([Type.Literal('ENOSPC'), Type.Literal('EDQUOT'), Type.Literal('EROFS')])),
+  },
+  { additionalProperties: false },
+);
+export type ProbeStorage = Static<typeof ProbeStorage>;
+
 /** POST /probe/v1/checkin (signed). */
 export const CheckinRequest = Type.Object(
   {
@@ -103,6 +121,7 @@ export const CheckinRequest = Type.Object(
     outbox_backlog: Type.Integer({ minimum: 0 }),
     dead_letters: Type.Integer({ minimum: 0 }),
     clock: Type.Optional(ClockEstimate),
+    storage: Type.Optional(ProbeStorage),
   },
   { additionalProperties: false },
 );

@@ -93,6 +93,8 @@ export interface LocalNetworkOptions {
   probeCollectorUrl?: (collectorUrl: string) => string | Promise<string>;
   /** Log level of the collector, testbed and probes; logs go to `<data>/logs/` and probe folders. */
   logLevel?: string;
+  /** Extra environment per region's probe process (e.g. libfaketime in the fault tests). */
+  probeEnv?: Readonly<Record<string, NodeJS.ProcessEnv>>;
   /** How long the probes may take to register and check in (default 60 s). */
   startupTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
@@ -308,6 +310,7 @@ export async function startLocalFleet(
         asn: asn++,
         logLevel: level,
         ...(options.adapterSettings ? { settings: options.adapterSettings } : {}),
+        ...(options.probeEnv?.[region] ? { env: options.probeEnv[region] } : {}),
       };
       let token: string | undefined;
       if (!hasIdentity(spec.dir)) {

@@ -42,6 +42,8 @@ export interface ProbeSpec {
   /** Adapter settings merged into every account's `settings`. */
   settings?: Record<string, unknown>;
   logLevel?: string;
+  /** Extra environment for a separate probe process (e.g. libfaketime in the fault tests). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export const configPath = (dir: string) => join(dir, 'probe.yaml');
@@ -143,12 +145,20 @@ export async function runProbe(spec: ProbeSpec, mode: ProbeMode): Promise<Runnin
   const log = createWriteStream(join(spec.dir, 'probe.log'), { flags: 'a', mode: 0o600 });
   const child = spawn(process.execPath, [BIN, 'probe', '--config', file], {
     cwd: spec.dir,
-    env: { ...process.env, SILENTDROP_DEBUG: '' },
+    env: { ...process.env, SILENTDROP_DEBUG: '', ...spec.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child);
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
+  // A log the disk no longer takes (the probe's folder full) must not stop the probe, nor
+  // this process: its output is then dropped.
+  log.on('error', () => {
+    for (const out of [child.stdout, child.stderr]) {
+      out?.unpipe(log);
+      out?.resume();
+    }
+  });
   const exited = new Promise<number | null>((res) =>
     child.once('exit', (code) => {
       log.end();

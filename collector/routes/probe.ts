@@ -128,7 +128,17 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
       }
       if (refused.length > 0) req.log.warn({ probe: auth.probeId, refused }, 'check-in items refused');
       await opts.beforeAssign?.(new Date(t1));
-      const canaries = await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
+      // A probe whose data folder is full cannot journal a hand-out (decision 020): it gets
+      // none, and the canaries stay unassigned until a check-in says it has space again.
+      const full = req.body.storage?.state === 'full';
+      if (full)
+        req.log.warn(
+          { probe: auth.probeId, storage: req.body.storage },
+          'probe data folder full; no canaries',
+        );
+      const canaries = full
+        ? []
+        : await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
       const t2 = now().getTime();
       return {
         t1,
