@@ -2,7 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * `npm run test:faults`: whole networks (an owned Postgres server, the collector and two
- * probes as processes) broken and repaired, one case at a time (faults/README.md).
+ * probes as processes) broken and repaired (faults/README.md). Two cases at a time: each
+ * owns its Postgres server, ports and folders, and mostly waits (on a cut, a restart, a
+ * deadline), so two fit on two cores; the deadlines leave room for it.
  */
 export default defineConfig({
   test: {
@@ -11,7 +13,8 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    fileParallelism: false,
+    fileParallelism: true,
+    maxWorkers: 2,
     globalSetup: ['faults/support/summary.ts'],
     reporters: ['default'],
   },
