@@ -3,6 +3,7 @@
  * from, the bulk upsert, and the deadline sweep. The rules live in collector/outcomes.ts.
  */
 import { sql } from 'drizzle-orm';
+import { copiesKey } from './events.ts';
 import { type Queryable, rows } from './open.ts';
 
 export interface CanaryRef {
@@ -13,23 +14,15 @@ export interface CanaryRef {
   deadlineMs: number;
 }
 
-export async function canariesByIds(q: Queryable, ids: string[]): Promise<CanaryRef[]> {
-  if (ids.length === 0) return [];
+/** The canaries a batch names: by id (sends, refusals, failures) or by nonce (receipts), in one query. */
+export async function findCanaries(q: Queryable, ids: string[], nonces: string[]): Promise<CanaryRef[]> {
+  if (ids.length === 0 && nonces.length === 0) return [];
   return rows<CanaryRef>(
     q,
     sql`select id, nonce, sender_account_id as "senderAccountId", text,
           (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs"
-        from canaries where id = any(${sql.param(ids)}::uuid[])`,
-  );
-}
-
-export async function canariesByNonces(q: Queryable, nonces: string[]): Promise<CanaryRef[]> {
-  if (nonces.length === 0) return [];
-  return rows<CanaryRef>(
-    q,
-    sql`select id, nonce, sender_account_id as "senderAccountId", text,
-          (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs"
-        from canaries where nonce = any(${sql.param(nonces)}::text[])`,
+        from canaries
+        where id = any(${sql.param(ids)}::uuid[]) or nonce = any(${sql.param(nonces)}::text[])`,
   );
 }
 
@@ -61,7 +54,7 @@ export interface FactEvent {
 
 export interface StoredFacts {
   /** The canaries whose events are kept (not pruned by the retention job). */
-  canaries: CanaryRef[];
+  canaries: (CanaryRef & { conversationRef: string | null })[];
   /**
    * Canaries whose events the retention job deleted (collector/retention.ts): their outcomes
    * are final and must not be derived again from what little arrived since.
@@ -70,46 +63,82 @@ export interface StoredFacts {
   /** Expected recipients: conversation members that are known accounts, minus the sender. */
   members: { canaryId: string; accountId: string }[];
   existing: { canaryId: string; accountId: string; status: string }[];
+  /** The events of the canaries in `canaries`. */
   events: FactEvent[];
+  /**
+   * Events kept per canary, account and type (copiesKey), pruned canaries' late events
+   * included: what the bound on copies counts (collector/ingest.ts).
+   */
+  kept: Map<string, number>;
 }
 
+/**
+ * Everything an outcome of these canaries is derived from, in two queries (the canaries
+ * with their expected recipients and stored outcomes; their events). Call with the
+ * canaries locked (lockCanaries), so no other transaction adds to it meanwhile.
+ */
 export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<StoredFacts> {
+  const out: StoredFacts = {
+    canaries: [],
+    pruned: [],
+    members: [],
+    existing: [],
+    events: [],
+    kept: new Map(),
+  };
+  if (canaryIds.length === 0) return out;
   const ids = sql.param(canaryIds);
-  const found = await rows<CanaryRef & { pruned: boolean }>(
+  const found = await rows<
+    CanaryRef & {
+      conversationRef: string | null;
+      pruned: boolean;
+      members: string[];
+      outcomeAccounts: string[];
+      outcomeStatuses: string[];
+    }
+  >(
     q,
-    sql`select id, nonce, sender_account_id as "senderAccountId", text,
-          (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs",
-          events_pruned_at is not null as pruned
-        from canaries where id = any(${ids}::uuid[])`,
+    sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
+          c.events_pruned_at is not null as pruned, cv.ref as "conversationRef",
+          array(select a.id::text from conversation_members m
+                join accounts a on a.platform = cv.platform and a.handle = m.handle
+                where m.conversation_id = c.conversation_id and a.id <> c.sender_account_id) as members,
+          array(select o.recipient_account_id::text from outcomes o where o.canary_id = c.id
+                order by o.recipient_account_id) as "outcomeAccounts",
+          array(select o.status from outcomes o where o.canary_id = c.id
+                order by o.recipient_account_id) as "outcomeStatuses"
+        from canaries c left join conversations cv on cv.id = c.conversation_id
+        where c.id = any(${ids}::uuid[])`,
   );
-  const canaries = found.filter((c) => !c.pruned).map(({ pruned: _, ...c }) => c);
-  const pruned = found.filter((c) => c.pruned).map((c) => c.id);
-  const members = await rows<{ canaryId: string; accountId: string }>(
-    q,
-    sql`select c.id as "canaryId", a.id as "accountId"
-        from canaries c
-        join conversations cv on cv.id = c.conversation_id
-        join conversation_members m on m.conversation_id = c.conversation_id
-        join accounts a on a.platform = cv.platform and a.handle = m.handle
-        where c.id = any(${ids}::uuid[]) and a.id <> c.sender_account_id`,
-  );
-  const existing = await rows<{ canaryId: string; accountId: string; status: string }>(
-    q,
-    sql`select canary_id as "canaryId", recipient_account_id as "accountId", status
-        from outcomes where canary_id = any(${ids}::uuid[])`,
-  );
-  const events = await rows<FactEvent>(
+  const live = new Map<string, string | null>();
+  for (const { pruned, members, outcomeAccounts, outcomeStatuses, ...c } of found) {
+    if (pruned) {
+      out.pruned.push(c.id);
+      continue;
+    }
+    out.canaries.push(c);
+    live.set(c.id, c.conversationRef);
+    for (const accountId of members) out.members.push({ canaryId: c.id, accountId });
+    outcomeAccounts.forEach((accountId, i) => {
+      out.existing.push({ canaryId: c.id, accountId, status: outcomeStatuses[i]! });
+    });
+  }
+  const events = await rows<FactEvent & { conversation: string }>(
     q,
     sql`select e.event_id as "eventId", e.canary_id as "canaryId", e.type, e.account_id as "accountId",
           (extract(epoch from e.at) * 1000)::float8 as "atMs", e.clock_offset_ms as "clockOffsetMs",
           e.raw->>'text' as text, e.raw->>'failure' as failure, e.raw->>'notice' as notice,
-          (e.conversation is not distinct from cv.ref) as "inConversation"
-        from events e
-        join canaries c on c.id = e.canary_id
-        join conversations cv on cv.id = c.conversation_id
-        where e.canary_id = any(${ids}::uuid[]) and c.events_pruned_at is null`,
+          e.conversation
+        from events e where e.canary_id = any(${ids}::uuid[])`,
   );
-  return { canaries, pruned, members, existing, events };
+  for (const { conversation, ...e } of events) {
+    const key = copiesKey(e.canaryId, e.accountId, e.type);
+    out.kept.set(key, (out.kept.get(key) ?? 0) + 1);
+    if (!live.has(e.canaryId)) continue;
+    out.events.push({ ...e, inConversation: conversation === live.get(e.canaryId) });
+  }
+  return out;
 }
 
 export interface OutcomeWrite {
@@ -127,6 +156,7 @@ export interface OutcomeWrite {
   dataFormatVersion: number;
 }
 
+/** Writes these outcomes; a row already as derived is left alone (its updated_at too). */
 export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promise<void> {
   if (list.length === 0) return;
   const col = <K extends keyof OutcomeWrite>(k: K) => sql.param(list.map((o) => o[k]));
@@ -148,7 +178,13 @@ export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promis
       sent_event_id = excluded.sent_event_id, received_event_id = excluded.received_event_id,
       received_at = excluded.received_at, received_text = excluded.received_text,
       failure = excluded.failure, notice = excluded.notice,
-      data_format_version = excluded.data_format_version, updated_at = now()`);
+      data_format_version = excluded.data_format_version, updated_at = now()
+    where (outcomes.status, outcomes.deadline_at, outcomes.latency_ms, outcomes.sent_event_id,
+        outcomes.received_event_id, outcomes.received_at, outcomes.received_text, outcomes.failure,
+        outcomes.notice, outcomes.data_format_version)
+      is distinct from (excluded.status, excluded.deadline_at, excluded.latency_ms, excluded.sent_event_id,
+        excluded.received_event_id, excluded.received_at, excluded.received_text, excluded.failure,
+        excluded.notice, excluded.data_format_version)`);
 }
 
 /** Pending outcomes whose deadline has passed become missing; returns how many. */
