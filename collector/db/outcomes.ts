@@ -73,8 +73,8 @@ export interface StoredFacts {
 }
 
 /**
- * Everything an outcome of these canaries is derived from, in two queries (the canaries
- * with their expected recipients and stored outcomes; their events). Call with the
+ * Everything an outcome of these canaries is derived from, in three queries (the canaries
+ * with their conversations' members; their outcomes; their events). Call with the
  * canaries locked (lockCanaries), so no other transaction adds to it meanwhile.
  */
 export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<StoredFacts> {
@@ -87,50 +87,54 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
     kept: new Map(),
   };
   if (canaryIds.length === 0) return out;
-  const ids = sql.param(canaryIds);
+  const ids = sql.param([...new Set(canaryIds)]);
+  // Members per conversation, not per canary: a batch's canaries share a few conversations.
   const found = await rows<
-    CanaryRef & {
-      conversationRef: string | null;
-      pruned: boolean;
-      members: string[];
-      outcomeAccounts: string[];
-      outcomeStatuses: string[];
-    }
+    CanaryRef & { conversationRef: string | null; pruned: boolean; members: string[] }
   >(
     q,
-    sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
+    sql`with c as (
+          select c.id, c.nonce, c.sender_account_id, c.text, c.deadline_at, c.events_pruned_at,
+            c.conversation_id
+          from canaries c where c.id = any(${ids}::uuid[])),
+        m as (
+          select m.conversation_id, array_agg(a.id::text) as members
+          from conversation_members m
+          join conversations cv on cv.id = m.conversation_id
+          join accounts a on a.platform = cv.platform and a.handle = m.handle
+          where m.conversation_id in (select conversation_id from c)
+          group by m.conversation_id)
+        select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
           (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
           c.events_pruned_at is not null as pruned, cv.ref as "conversationRef",
-          array(select a.id::text from conversation_members m
-                join accounts a on a.platform = cv.platform and a.handle = m.handle
-                where m.conversation_id = c.conversation_id and a.id <> c.sender_account_id) as members,
-          array(select o.recipient_account_id::text from outcomes o where o.canary_id = c.id
-                order by o.recipient_account_id) as "outcomeAccounts",
-          array(select o.status from outcomes o where o.canary_id = c.id
-                order by o.recipient_account_id) as "outcomeStatuses"
-        from canaries c left join conversations cv on cv.id = c.conversation_id
-        where c.id = any(${ids}::uuid[])`,
+          coalesce(m.members, '{}') as members
+        from c left join conversations cv on cv.id = c.conversation_id
+        left join m on m.conversation_id = c.conversation_id`,
+  );
+  const existing = await rows<{ canaryId: string; accountId: string; status: string }>(
+    q,
+    sql`select canary_id as "canaryId", recipient_account_id as "accountId", status
+        from outcomes where canary_id = any(${ids}::uuid[])`,
   );
   const live = new Map<string, string | null>();
-  for (const { pruned, members, outcomeAccounts, outcomeStatuses, ...c } of found) {
+  for (const { pruned, members, ...c } of found) {
     if (pruned) {
       out.pruned.push(c.id);
       continue;
     }
     out.canaries.push(c);
     live.set(c.id, c.conversationRef);
-    for (const accountId of members) out.members.push({ canaryId: c.id, accountId });
-    outcomeAccounts.forEach((accountId, i) => {
-      out.existing.push({ canaryId: c.id, accountId, status: outcomeStatuses[i]! });
-    });
+    for (const accountId of members)
+      if (accountId !== c.senderAccountId) out.members.push({ canaryId: c.id, accountId });
   }
+  out.existing = existing.filter((o) => live.has(o.canaryId));
   const events = await rows<FactEvent & { conversation: string }>(
     q,
     sql`select e.event_id as "eventId", e.canary_id as "canaryId", e.type, e.account_id as "accountId",
           (extract(epoch from e.at) * 1000)::float8 as "atMs", e.clock_offset_ms as "clockOffsetMs",
           e.raw->>'text' as text, e.raw->>'failure' as failure, e.raw->>'notice' as notice,
           e.conversation
-        from events e where e.canary_id = any(${ids}::uuid[])`,
+        from unnest(${ids}::uuid[]) as k(id) join events e on e.canary_id = k.id`,
   );
   for (const { conversation, ...e } of events) {
     const key = copiesKey(e.canaryId, e.accountId, e.type);
