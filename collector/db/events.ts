@@ -23,30 +23,42 @@ export interface EventRow {
 
 /**
  * Inserts the events whose id is new for their probe; returns the ids actually stored.
- * All rows of one call belong to one probe (one signed batch). One statement per batch:
- * the columns go as arrays, zipped by `rows from`; the events' JSON texts go as one JSON
- * array (parsed once, no per-element array quoting), so a batch costs one parse of its
- * JSON instead of an array literal of escaped texts and a parse per event (decision 023).
+ * All rows of one call belong to one probe (one signed batch). One statement per batch,
+ * its rows sent as one JSON document (each event's JSON text spliced in as it is), read by
+ * json_to_recordset: no array literal of escaped texts to build here and parse there, and
+ * each event's JSON parsed once (decision 023).
  */
 export async function insertEvents(q: Queryable, events: EventRow[]): Promise<Set<string>> {
   if (events.length === 0) return new Set();
-  const col = <K extends keyof EventRow>(k: K) => sql.param(events.map((e) => e[k]));
-  const raws = `[${events.map((e) => e.raw).join(',')}]`;
+  const doc = `[${events
+    .map((e) => {
+      const cols = JSON.stringify({
+        event_id: e.eventId,
+        probe_id: e.probeId,
+        request_id: e.requestId,
+        signature: e.signature,
+        type: e.type,
+        platform: e.platform,
+        account_id: e.accountId,
+        conversation: e.conversation,
+        canary_id: e.canaryId,
+        nonce: e.nonce,
+        at: e.at,
+        clock_offset_ms: e.clockOffsetMs,
+      });
+      return `${cols.slice(0, -1)},"raw":${e.raw}}`;
+    })
+    .join(',')}]`;
   const stored = await rows<{ event_id: string }>(
     q,
     sql`insert into events (event_id, probe_id, request_id, signature, type, platform, account_id,
           conversation, canary_id, nonce, at, clock_offset_ms, raw)
         select e.event_id, e.probe_id, e.request_id, e.signature, e.type, e.platform, e.account_id,
           e.conversation, e.canary_id, e.nonce, e.at, e.clock_offset_ms, e.raw
-        from rows from (unnest(${col('eventId')}::uuid[]), unnest(${col('probeId')}::uuid[]),
-          unnest(${col('requestId')}::uuid[]), unnest(${col('signature')}::text[]),
-          unnest(${col('type')}::text[]), unnest(${col('platform')}::text[]),
-          unnest(${col('accountId')}::uuid[]), unnest(${col('conversation')}::text[]),
-          unnest(${col('canaryId')}::uuid[]), unnest(${col('nonce')}::text[]),
-          unnest(${col('at')}::timestamptz[]), unnest(${col('clockOffsetMs')}::float8[]),
-          jsonb_array_elements(${raws}::jsonb))
-          as e(event_id, probe_id, request_id, signature, type, platform, account_id, conversation,
-               canary_id, nonce, at, clock_offset_ms, raw)
+        from json_to_recordset(${doc}::json)
+          as e(event_id uuid, probe_id uuid, request_id uuid, signature text, type text, platform text,
+               account_id uuid, conversation text, canary_id uuid, nonce text, at timestamptz,
+               clock_offset_ms float8, raw jsonb)
         on conflict (probe_id, event_id) do nothing
         returning event_id`,
   );

@@ -73,8 +73,8 @@ export interface StoredFacts {
 }
 
 /**
- * Everything an outcome of these canaries is derived from, in three queries (the canaries
- * with their conversations' members; their outcomes; their events). Call with the
+ * Everything an outcome of these canaries is derived from, in four queries (the canaries;
+ * their conversations' members; their outcomes; their events). Call with the
  * canaries locked (lockCanaries), so no other transaction adds to it meanwhile.
  */
 export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<StoredFacts> {
@@ -88,43 +88,47 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
   };
   if (canaryIds.length === 0) return out;
   const ids = sql.param([...new Set(canaryIds)]);
-  // Members per conversation, not per canary: a batch's canaries share a few conversations.
   const found = await rows<
-    CanaryRef & { conversationRef: string | null; pruned: boolean; members: string[] }
+    CanaryRef & { conversationId: string; conversationRef: string | null; pruned: boolean }
   >(
     q,
-    sql`with c as (
-          select c.id, c.nonce, c.sender_account_id, c.text, c.deadline_at, c.events_pruned_at,
-            c.conversation_id
-          from canaries c where c.id = any(${ids}::uuid[])),
-        m as (
-          select m.conversation_id, array_agg(a.id::text) as members
-          from conversation_members m
-          join conversations cv on cv.id = m.conversation_id
-          join accounts a on a.platform = cv.platform and a.handle = m.handle
-          where m.conversation_id in (select conversation_id from c)
-          group by m.conversation_id)
-        select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
+    sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
           (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
-          c.events_pruned_at is not null as pruned, cv.ref as "conversationRef",
-          coalesce(m.members, '{}') as members
-        from c left join conversations cv on cv.id = c.conversation_id
-        left join m on m.conversation_id = c.conversation_id`,
+          c.events_pruned_at is not null as pruned, c.conversation_id as "conversationId",
+          cv.ref as "conversationRef"
+        from canaries c left join conversations cv on cv.id = c.conversation_id
+        where c.id = any(${ids}::uuid[])`,
   );
+  // Members per conversation, not per canary: a batch's canaries share a few conversations.
+  const conversations = [...new Set(found.map((c) => c.conversationId))];
+  const memberRows =
+    conversations.length === 0
+      ? []
+      : await rows<{ conversationId: string; accountId: string }>(
+          q,
+          sql`select m.conversation_id as "conversationId", a.id as "accountId"
+              from conversation_members m
+              join conversations cv on cv.id = m.conversation_id
+              join accounts a on a.platform = cv.platform and a.handle = m.handle
+              where m.conversation_id = any(${sql.param(conversations)}::uuid[])`,
+        );
+  const membersOf = new Map<string, string[]>();
+  for (const m of memberRows)
+    membersOf.set(m.conversationId, [...(membersOf.get(m.conversationId) ?? []), m.accountId]);
   const existing = await rows<{ canaryId: string; accountId: string; status: string }>(
     q,
     sql`select canary_id as "canaryId", recipient_account_id as "accountId", status
         from outcomes where canary_id = any(${ids}::uuid[])`,
   );
   const live = new Map<string, string | null>();
-  for (const { pruned, members, ...c } of found) {
+  for (const { pruned, conversationId, ...c } of found) {
     if (pruned) {
       out.pruned.push(c.id);
       continue;
     }
     out.canaries.push(c);
     live.set(c.id, c.conversationRef);
-    for (const accountId of members)
+    for (const accountId of membersOf.get(conversationId) ?? [])
       if (accountId !== c.senderAccountId) out.members.push({ canaryId: c.id, accountId });
   }
   out.existing = existing.filter((o) => live.has(o.canaryId));
@@ -163,7 +167,23 @@ export interface OutcomeWrite {
 /** Writes these outcomes; a row already as derived is left alone (its updated_at too). */
 export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promise<void> {
   if (list.length === 0) return;
-  const col = <K extends keyof OutcomeWrite>(k: K) => sql.param(list.map((o) => o[k]));
+  // One JSON document for the rows (as insertEvents): no array literals to escape and parse.
+  const doc = JSON.stringify(
+    list.map((o) => ({
+      canary_id: o.canaryId,
+      recipient_account_id: o.recipientAccountId,
+      status: o.status,
+      deadline_ms: o.deadlineMs,
+      latency_ms: o.latencyMs,
+      sent_event_id: o.sentEventId,
+      received_event_id: o.receivedEventId,
+      received_ms: o.receivedAtMs,
+      received_text: o.receivedText,
+      failure: o.failure,
+      notice: o.notice,
+      dfv: o.dataFormatVersion,
+    })),
+  );
   await q.execute(sql`
     insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms, sent_event_id,
       received_event_id, received_at, received_text, failure, notice, data_format_version, updated_at)
@@ -171,12 +191,10 @@ export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promis
       o.sent_event_id, o.received_event_id,
       case when o.received_ms is null then null else to_timestamp(o.received_ms / 1000.0) end,
       o.received_text, o.failure, o.notice, o.dfv, now()
-    from unnest(${col('canaryId')}::uuid[], ${col('recipientAccountId')}::uuid[], ${col('status')}::text[],
-      ${col('deadlineMs')}::float8[], ${col('latencyMs')}::int[], ${col('sentEventId')}::uuid[],
-      ${col('receivedEventId')}::uuid[], ${col('receivedAtMs')}::float8[], ${col('receivedText')}::text[],
-      ${col('failure')}::text[], ${col('notice')}::text[], ${col('dataFormatVersion')}::int[])
-      as o(canary_id, recipient_account_id, status, deadline_ms, latency_ms, sent_event_id,
-           received_event_id, received_ms, received_text, failure, notice, dfv)
+    from json_to_recordset(${doc}::json)
+      as o(canary_id uuid, recipient_account_id uuid, status text, deadline_ms float8, latency_ms int,
+           sent_event_id uuid, received_event_id uuid, received_ms float8, received_text text,
+           failure text, notice text, dfv int)
     on conflict (canary_id, recipient_account_id) do update set
       status = excluded.status, deadline_at = excluded.deadline_at, latency_ms = excluded.latency_ms,
       sent_event_id = excluded.sent_event_id, received_event_id = excluded.received_event_id,
