@@ -73,8 +73,7 @@ export interface StoredFacts {
 }
 
 /**
- * Everything an outcome of these canaries is derived from, in four queries (the canaries;
- * their conversations' members; their outcomes; their events). Call with the
+ * Everything an outcome of these canaries is derived from, in one query. Call with the
  * canaries locked (lockCanaries), so no other transaction adds to it meanwhile.
  */
 export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<StoredFacts> {
@@ -88,38 +87,50 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
   };
   if (canaryIds.length === 0) return out;
   const ids = sql.param([...new Set(canaryIds)]);
-  const found = await rows<
-    CanaryRef & { conversationId: string; conversationRef: string | null; pruned: boolean }
-  >(
+  // One round trip: the canaries, their conversations' members (per conversation, not per
+  // canary: a batch's canaries share a few), their outcomes and their events, as one JSON
+  // value (decision 023). Numbers keep their exact double values through JSON.
+  const [row] = await rows<{
+    facts: {
+      canaries: (CanaryRef & { conversationId: string; conversationRef: string | null; pruned: boolean })[];
+      members: { conversationId: string; accountId: string }[];
+      existing: { canaryId: string; accountId: string; status: string }[];
+      events: (FactEvent & { conversation: string })[];
+    };
+  }>(
     q,
-    sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
-          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
-          c.events_pruned_at is not null as pruned, c.conversation_id as "conversationId",
-          cv.ref as "conversationRef"
-        from canaries c left join conversations cv on cv.id = c.conversation_id
-        where c.id = any(${ids}::uuid[])`,
+    sql`with c as (
+          select c.id, c.nonce, c.sender_account_id, c.text, c.deadline_at, c.events_pruned_at,
+            c.conversation_id, cv.ref
+          from canaries c left join conversations cv on cv.id = c.conversation_id
+          where c.id = any(${ids}::uuid[]))
+        select json_build_object(
+          'canaries', (select coalesce(json_agg(json_build_object('id', c.id, 'nonce', c.nonce,
+              'senderAccountId', c.sender_account_id, 'text', c.text,
+              'deadlineMs', (extract(epoch from c.deadline_at) * 1000)::float8,
+              'pruned', c.events_pruned_at is not null, 'conversationId', c.conversation_id,
+              'conversationRef', c.ref)), '[]') from c),
+          'members', (select coalesce(json_agg(json_build_object('conversationId', m.conversation_id,
+              'accountId', a.id)), '[]')
+            from conversation_members m
+            join conversations cv on cv.id = m.conversation_id
+            join accounts a on a.platform = cv.platform and a.handle = m.handle
+            where m.conversation_id in (select conversation_id from c)),
+          'existing', (select coalesce(json_agg(json_build_object('canaryId', o.canary_id,
+              'accountId', o.recipient_account_id, 'status', o.status)), '[]')
+            from outcomes o where o.canary_id in (select id from c)),
+          'events', (select coalesce(json_agg(json_build_object('eventId', e.event_id,
+              'canaryId', e.canary_id, 'type', e.type, 'accountId', e.account_id,
+              'atMs', (extract(epoch from e.at) * 1000)::float8, 'clockOffsetMs', e.clock_offset_ms,
+              'text', e.raw->>'text', 'failure', e.raw->>'failure', 'notice', e.raw->>'notice',
+              'conversation', e.conversation)), '[]')
+            from unnest(${ids}::uuid[]) as k(id) join events e on e.canary_id = k.id)
+        ) as facts`,
   );
-  // Members per conversation, not per canary: a batch's canaries share a few conversations.
-  const conversations = [...new Set(found.map((c) => c.conversationId))];
-  const memberRows =
-    conversations.length === 0
-      ? []
-      : await rows<{ conversationId: string; accountId: string }>(
-          q,
-          sql`select m.conversation_id as "conversationId", a.id as "accountId"
-              from conversation_members m
-              join conversations cv on cv.id = m.conversation_id
-              join accounts a on a.platform = cv.platform and a.handle = m.handle
-              where m.conversation_id = any(${sql.param(conversations)}::uuid[])`,
-        );
+  const { canaries: found, members: memberRows, existing, events } = row!.facts;
   const membersOf = new Map<string, string[]>();
   for (const m of memberRows)
     membersOf.set(m.conversationId, [...(membersOf.get(m.conversationId) ?? []), m.accountId]);
-  const existing = await rows<{ canaryId: string; accountId: string; status: string }>(
-    q,
-    sql`select canary_id as "canaryId", recipient_account_id as "accountId", status
-        from outcomes where canary_id = any(${ids}::uuid[])`,
-  );
   const live = new Map<string, string | null>();
   for (const { pruned, conversationId, ...c } of found) {
     if (pruned) {
@@ -132,14 +143,6 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
       if (accountId !== c.senderAccountId) out.members.push({ canaryId: c.id, accountId });
   }
   out.existing = existing.filter((o) => live.has(o.canaryId));
-  const events = await rows<FactEvent & { conversation: string }>(
-    q,
-    sql`select e.event_id as "eventId", e.canary_id as "canaryId", e.type, e.account_id as "accountId",
-          (extract(epoch from e.at) * 1000)::float8 as "atMs", e.clock_offset_ms as "clockOffsetMs",
-          e.raw->>'text' as text, e.raw->>'failure' as failure, e.raw->>'notice' as notice,
-          e.conversation
-        from unnest(${ids}::uuid[]) as k(id) join events e on e.canary_id = k.id`,
-  );
   for (const { conversation, ...e } of events) {
     const key = copiesKey(e.canaryId, e.accountId, e.type);
     out.kept.set(key, (out.kept.get(key) ?? 0) + 1);
