@@ -19,10 +19,13 @@ export async function findCanaries(q: Queryable, ids: string[], nonces: string[]
   if (ids.length === 0 && nonces.length === 0) return [];
   return rows<CanaryRef>(
     q,
-    sql`select id, nonce, sender_account_id as "senderAccountId", text,
-          (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs"
-        from canaries
-        where id = any(${sql.param(ids)}::uuid[]) or nonce = any(${sql.param(nonces)}::text[])`,
+    sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+        from canaries c where c.id = any(${sql.param(ids)}::uuid[])
+        union
+        select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+        from canaries c where c.nonce = any(${sql.param(nonces)}::text[])`,
   );
 }
 
@@ -102,8 +105,9 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
     sql`with c as (
           select c.id, c.nonce, c.sender_account_id, c.text, c.deadline_at, c.events_pruned_at,
             c.conversation_id, cv.ref
-          from canaries c left join conversations cv on cv.id = c.conversation_id
-          where c.id = any(${ids}::uuid[]))
+          from unnest(${ids}::uuid[]) as k(id)
+          join canaries c on c.id = k.id
+          left join conversations cv on cv.id = c.conversation_id)
         select json_build_object(
           'canaries', (select coalesce(json_agg(json_build_object('id', c.id, 'nonce', c.nonce,
               'senderAccountId', c.sender_account_id, 'text', c.text,
@@ -118,7 +122,7 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
             where m.conversation_id in (select conversation_id from c)),
           'existing', (select coalesce(json_agg(json_build_object('canaryId', o.canary_id,
               'accountId', o.recipient_account_id, 'status', o.status)), '[]')
-            from outcomes o where o.canary_id in (select id from c)),
+            from c join outcomes o on o.canary_id = c.id),
           'events', (select coalesce(json_agg(json_build_object('eventId', e.event_id,
               'canaryId', e.canary_id, 'type', e.type, 'accountId', e.account_id,
               'atMs', (extract(epoch from e.at) * 1000)::float8, 'clockOffsetMs', e.clock_offset_ms,
