@@ -6,6 +6,11 @@
  * stored), and re-derives the outcomes of the canaries they touch. Idempotent by
  * (probe, event_id): one probe cannot claim another's event ids.
  *
+ * The database work is set-based (decision 023): the batch's canaries are looked up once,
+ * locked, and everything their outcomes are derived from is read in one query before the
+ * insert; the outcomes are derived from that plus the events just stored (not read back)
+ * and written in one statement. About ten statements a batch, whatever its size.
+ *
  * A receipt whose nonce is no canary of ours (a look-alike word in someone's message) is
  * no evidence; it is kept only as a bounded trace: its text cut to
  * UNKNOWN_NONCE_BOUND.textBytes, and at most UNKNOWN_NONCE_BOUND.perProbe of them per
