@@ -21,13 +21,11 @@ export async function findCanaries(q: Queryable, ids: string[], nonces: string[]
     q,
     sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
           (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
-        from unnest(${sql.param(ids)}::uuid[]) as k(id)
-        cross join lateral (select * from canaries c where c.id = k.id offset 0) c
+        from canaries c where c.id = any(${sql.param(ids)}::uuid[])
         union
         select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
           (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
-        from unnest(${sql.param(nonces)}::text[]) as k(nonce)
-        cross join lateral (select * from canaries c where c.nonce = k.nonce offset 0) c`,
+        from canaries c where c.nonce = any(${sql.param(nonces)}::text[])`,
   );
 }
 
@@ -92,9 +90,6 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
   };
   if (canaryIds.length === 0) return out;
   const ids = sql.param([...new Set(canaryIds)]);
-  // Each lookup by id is a lateral subquery kept as one (`offset 0`), so it is an index scan
-  // per id whatever the planner's statistics say (a fresh or unanalysed table otherwise
-  // gets a scan of the whole table per batch).
   // One round trip: the canaries, their conversations' members (per conversation, not per
   // canary: a batch's canaries share a few), their outcomes and their events, as one JSON
   // value (decision 023). Numbers keep their exact double values through JSON.
@@ -111,7 +106,7 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
           select c.id, c.nonce, c.sender_account_id, c.text, c.deadline_at, c.events_pruned_at,
             c.conversation_id, cv.ref
           from unnest(${ids}::uuid[]) as k(id)
-          cross join lateral (select * from canaries c where c.id = k.id offset 0) c
+          join canaries c on c.id = k.id
           left join conversations cv on cv.id = c.conversation_id)
         select json_build_object(
           'canaries', (select coalesce(json_agg(json_build_object('id', c.id, 'nonce', c.nonce,
@@ -127,14 +122,13 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
             where m.conversation_id in (select conversation_id from c)),
           'existing', (select coalesce(json_agg(json_build_object('canaryId', o.canary_id,
               'accountId', o.recipient_account_id, 'status', o.status)), '[]')
-            from c cross join lateral (select * from outcomes o where o.canary_id = c.id offset 0) o),
+            from c join outcomes o on o.canary_id = c.id),
           'events', (select coalesce(json_agg(json_build_object('eventId', e.event_id,
               'canaryId', e.canary_id, 'type', e.type, 'accountId', e.account_id,
               'atMs', (extract(epoch from e.at) * 1000)::float8, 'clockOffsetMs', e.clock_offset_ms,
               'text', e.raw->>'text', 'failure', e.raw->>'failure', 'notice', e.raw->>'notice',
               'conversation', e.conversation)), '[]')
-            from unnest(${ids}::uuid[]) as k(id)
-            cross join lateral (select * from events e where e.canary_id = k.id offset 0) e)
+            from unnest(${ids}::uuid[]) as k(id) join events e on e.canary_id = k.id)
         ) as facts`,
   );
   const { canaries: found, members: memberRows, existing, events } = row!.facts;
