@@ -21,6 +21,9 @@
  * things does not blur as it blurs the wall-clock one (ingest's half includes the HTTP
  * clients', so it is the harsher of the two).
  *
+ * Before each run the tables are analysed, as a collector in service has planner statistics
+ * (autovacuum; on PGlite the collector's own job).
+ *
  * On a server a scratch database is created and dropped (the URL names a maintenance
  * database the role may create databases from).
  */
@@ -30,7 +33,7 @@ import { buildApp } from '../collector/app.ts';
 import { findAccounts, findConversationId } from '../collector/db/accounts.ts';
 import { insertCanaries } from '../collector/db/canaries.ts';
 import { insertEvents } from '../collector/db/events.ts';
-import { copyEvents, createScratchDatabase } from '../collector/db/ingest-bench.ts';
+import { analyzeTables, copyEvents, createScratchDatabase } from '../collector/db/ingest-bench.ts';
 import { type Database, openDatabase } from '../collector/db/open.ts';
 import { createLogger } from '../collector/logger.ts';
 import { signedHeaders, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from '../collector/test-support/probe.ts';
@@ -269,6 +272,7 @@ async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
     for (const clients of clientCounts) {
       const canaries = await canariesFor(database.db, w, eventsPerRun);
       const batches = batchesFor(w, canaries, eventsPerRun);
+      await analyzeTables(database.db);
       const latencies: number[] = [];
       const queue = [...batches];
       const cpu0 = cpuMs();

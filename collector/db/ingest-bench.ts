@@ -7,8 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import type { Db } from './open.ts';
 
 export interface ScratchDatabase {
   name: string;
@@ -95,4 +97,13 @@ export async function copyEvents(
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Planner statistics for every table, as a collector in service has them (autovacuum on a
+ * server; refreshPlannerStatistics on PGlite). Without them a fresh database plans lookups
+ * of a few hundred ids as scans of the whole table.
+ */
+export async function analyzeTables(db: Db): Promise<void> {
+  await db.execute(sql`analyze`);
 }
