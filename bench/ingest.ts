@@ -15,7 +15,14 @@
  * STDIN on a server; on PGlite `insert … select from unnest(…)` (COPY needs a blob, which
  * cannot cross to PGlite's thread). Printed: events/s, the ratio ingest / bulk, batch
  * p50/p95, and where the time went: this process's CPU and, on a server, the CPU of the
- * Postgres backends serving this database (read from /proc, so only on the same machine).
+ * Postgres backends serving this database (read from /proc, so only on the same machine);
+ * then the CPU the bulk load took (both halves again) and the CPU ratio, bulk CPU / ingest
+ * CPU for the same rows: the ratio of the work itself, which a machine busy with other
+ * things does not blur as it blurs the wall-clock one (ingest's half includes the HTTP
+ * clients', so it is the harsher of the two).
+ *
+ * Before each run the tables are analysed, as a collector in service has planner statistics
+ * (autovacuum; on PGlite the collector's own job).
  *
  * On a server a scratch database is created and dropped (the URL names a maintenance
  * database the role may create databases from).
@@ -26,7 +33,7 @@ import { buildApp } from '../collector/app.ts';
 import { findAccounts, findConversationId } from '../collector/db/accounts.ts';
 import { insertCanaries } from '../collector/db/canaries.ts';
 import { insertEvents } from '../collector/db/events.ts';
-import { copyEvents, createScratchDatabase } from '../collector/db/ingest-bench.ts';
+import { analyzeTables, copyEvents, createScratchDatabase } from '../collector/db/ingest-bench.ts';
 import { type Database, openDatabase } from '../collector/db/open.ts';
 import { createLogger } from '../collector/logger.ts';
 import { signedHeaders, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from '../collector/test-support/probe.ts';
@@ -145,8 +152,17 @@ async function post(url: string, b: Batch): Promise<void> {
     throw new Error(`ingest did not store ${notStored.length} events: ${text.slice(0, 300)}`);
 }
 
-/** The bulk baseline: `n` event rows of the same shape, straight into the events table. */
-async function bulkLoad(database: Database, w: World, url: string | undefined, n: number): Promise<number> {
+/**
+ * The bulk baseline: `n` event rows of the same shape, straight into the events table.
+ * Returns its rate and the CPU (s) it took: this process's, and the COPY backend's (null on
+ * PGlite, whose CPU is this process's).
+ */
+async function bulkLoad(
+  database: Database,
+  w: World,
+  url: string | undefined,
+  n: number,
+): Promise<{ rate: number; cpu: number; pgCpu: number | null }> {
   const canaries = await canariesFor(database.db, w, n);
   const accounts = await findAccounts(
     database.db,
@@ -166,9 +182,11 @@ async function bulkLoad(database: Database, w: World, url: string | undefined, n
       ] as const;
     })
     .slice(0, n);
+  const cpu0 = cpuMs();
+  let copyCpuMs: number | null = null;
   const started = performance.now();
   if (url) {
-    await copyEvents(
+    copyCpuMs = await copyEvents(
       url,
       rows.map((r) => [
         r[0],
@@ -208,7 +226,9 @@ async function bulkLoad(database: Database, w: World, url: string | undefined, n
       );
     }
   }
-  return rows.length / ((performance.now() - started) / 1000);
+  const rate = rows.length / ((performance.now() - started) / 1000);
+  const cpu = (cpuMs() - cpu0) / 1000;
+  return { rate, cpu, pgCpu: copyCpuMs === null ? null : copyCpuMs / 1000 };
 }
 
 async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
@@ -247,11 +267,12 @@ async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
       `\n${target === 'pg' ? `Postgres server (${dbName})` : 'PGlite (in memory, worker thread)'}: ${eventsPerRun} events per run, batches of ${BATCH}`,
     );
     out(
-      `${'clients'.padEnd(8)}${'ingest ev/s'.padStart(13)}${'bulk ev/s'.padStart(12)}${'ratio'.padStart(8)}${'batch p50'.padStart(11)}${'p95'.padStart(9)}${'process CPU'.padStart(13)}${'Postgres CPU'.padStart(14)}`,
+      `${'clients'.padEnd(8)}${'ingest ev/s'.padStart(13)}${'bulk ev/s'.padStart(12)}${'ratio'.padStart(8)}${'batch p50'.padStart(11)}${'p95'.padStart(9)}${'process CPU'.padStart(13)}${'Postgres CPU'.padStart(14)}${'bulk CPU'.padStart(10)}${'CPU ratio'.padStart(11)}`,
     );
     for (const clients of clientCounts) {
       const canaries = await canariesFor(database.db, w, eventsPerRun);
       const batches = batchesFor(w, canaries, eventsPerRun);
+      await analyzeTables(database.db);
       const latencies: number[] = [];
       const queue = [...batches];
       const cpu0 = cpuMs();
@@ -270,10 +291,15 @@ async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
       const cpu = (cpuMs() - cpu0) / 1000;
       const pg1 = cpuOfBackends ? await cpuOfBackends() : null;
       const rate = eventsPerRun / wall;
+      const pgCpuS = pg0 !== null && pg1 !== null ? (pg1 - pg0) / 1000 : null;
       const bulk = await bulkLoad(database, w, url, eventsPerRun);
-      const pgCpu = pg0 !== null && pg1 !== null ? `${((pg1 - pg0) / 1000).toFixed(1)} s` : '—';
+      const pgCpu = pgCpuS !== null ? `${pgCpuS.toFixed(1)} s` : '—';
+      // CPU per event of the bulk load over that of ingest (both halves: this process and
+      // the server's backends): the ratio without the machine's other load in it.
+      const bulkCpu = bulk.cpu + (bulk.pgCpu ?? 0);
+      const cpuRatio = bulkCpu / (cpu + (pgCpuS ?? 0));
       out(
-        `${String(clients).padEnd(8)}${rate.toFixed(0).padStart(13)}${bulk.toFixed(0).padStart(12)}${(rate / bulk).toFixed(2).padStart(8)}${`${median(latencies).toFixed(0)} ms`.padStart(11)}${`${quantile(latencies, 0.95).toFixed(0)} ms`.padStart(9)}${`${cpu.toFixed(1)} s`.padStart(13)}${pgCpu.padStart(14)}   (wall ${wall.toFixed(1)} s)`,
+        `${String(clients).padEnd(8)}${rate.toFixed(0).padStart(13)}${bulk.rate.toFixed(0).padStart(12)}${(rate / bulk.rate).toFixed(2).padStart(8)}${`${median(latencies).toFixed(0)} ms`.padStart(11)}${`${quantile(latencies, 0.95).toFixed(0)} ms`.padStart(9)}${`${cpu.toFixed(1)} s`.padStart(13)}${pgCpu.padStart(14)}${`${bulkCpu.toFixed(1)} s`.padStart(10)}${cpuRatio.toFixed(2).padStart(11)}   (wall ${wall.toFixed(1)} s)`,
       );
     }
     await app.close();

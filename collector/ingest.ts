@@ -6,6 +6,11 @@
  * stored), and re-derives the outcomes of the canaries they touch. Idempotent by
  * (probe, event_id): one probe cannot claim another's event ids.
  *
+ * The database work is set-based (decision 023): the batch's canaries are looked up once,
+ * locked, and everything their outcomes are derived from is read in one query before the
+ * insert; the outcomes are derived from that plus the events just stored (not read back)
+ * and written in one statement. About ten statements a batch, whatever its size.
+ *
  * A receipt whose nonce is no canary of ours (a look-alike word in someone's message) is
  * no evidence; it is kept only as a bounded trace: its text cut to
  * UNKNOWN_NONCE_BOUND.textBytes, and at most UNKNOWN_NONCE_BOUND.perProbe of them per
@@ -24,16 +29,15 @@ import type { EventResult, ProbeEvent } from '../protocol/index.ts';
 import { findAccounts } from './db/accounts.ts';
 import {
   copiesKey,
-  countCanaryEvents,
   countUnknownNonceReceipts,
   type EventRow,
   insertEventsBisecting,
   lockUnknownNonceBound,
 } from './db/events.ts';
 import type { Db } from './db/open.ts';
-import { canariesByIds, canariesByNonces, lockCanaries } from './db/outcomes.ts';
+import { type FactEvent, findCanaries, loadFacts, lockCanaries } from './db/outcomes.ts';
 import { claimRequestId } from './db/probes.ts';
-import { refreshOutcomes } from './outcomes.ts';
+import { storeOutcomes } from './outcomes.ts';
 import { validateEvent } from './validation.ts';
 
 export interface SignedRequest {
@@ -127,22 +131,13 @@ export async function ingestEvents(
         throw new Abort({ kind: 'forbidden', accounts: foreign.map((a) => `${a.platform}/${a.handle}`) });
       }
 
-      const byId = new Map(
-        (
-          await canariesByIds(
-            tx,
-            candidates.flatMap((c) => (c.event.type === 'received' ? [] : [c.event.canary_id])),
-          )
-        ).map((c) => [c.id, c]),
+      const found = await findCanaries(
+        tx,
+        candidates.flatMap((c) => (c.event.type === 'received' ? [] : [c.event.canary_id])),
+        candidates.flatMap((c) => (c.event.type === 'received' ? [c.event.nonce] : [])),
       );
-      const byNonce = new Map(
-        (
-          await canariesByNonces(
-            tx,
-            candidates.flatMap((c) => (c.event.type === 'received' ? [c.event.nonce] : [])),
-          )
-        ).map((c) => [c.nonce, c]),
-      );
+      const byId = new Map(found.map((c) => [c.id, c]));
+      const byNonce = new Map(found.map((c) => [c.nonce, c]));
 
       // Room left under the bound on look-alike receipts (counted only when a batch has one).
       let unknownRoom = 0;
@@ -153,15 +148,20 @@ export async function ingestEvents(
           UNKNOWN_NONCE_BOUND.perProbe - (await countUnknownNonceReceipts(tx, req.probeId, since));
       }
 
-      // Events already kept per canary, account and type, for COPIES_BOUND. The canaries are
-      // locked first (as outcome derivation below locks them, in the same order), so two
-      // batches cannot both take the last place.
-      const touchedCanaries = [...byId.keys(), ...[...byNonce.values()].map((c) => c.id)];
-      await lockCanaries(tx, touchedCanaries);
-      const kept = await countCanaryEvents(tx, touchedCanaries);
+      // The canaries are locked (as refreshOutcomes and the retention job lock them, in the
+      // same order), then everything their outcomes are derived from is read once: the events
+      // already kept per canary, account and type count against COPIES_BOUND (two batches
+      // cannot both take the last place), and the outcomes below are derived from these facts
+      // plus the events this batch stores, without reading those back (decision 023).
+      const foundIds = found.map((c) => c.id);
+      await lockCanaries(tx, foundIds);
+      const facts = await loadFacts(tx, foundIds);
+      const conversationOf = new Map(facts.canaries.map((c) => [c.id, c.conversationRef]));
+      const kept = new Map(facts.kept);
 
       const rows: EventRow[] = [];
       const rowIndex: number[] = [];
+      const rowEvent: ProbeEvent[] = [];
       for (const { index, event } of candidates) {
         const result = results[index]!;
         if (isForeign(event)) {
@@ -232,10 +232,12 @@ export async function ingestEvents(
           raw: JSON.stringify(raw),
         });
         rowIndex.push(index);
+        rowEvent.push(event);
       }
 
       const inserted = await insertEventsBisecting(tx, rows);
       const touched: string[] = [];
+      const storedFacts: FactEvent[] = [];
       rows.forEach((row, i) => {
         const index = rowIndex[i]!;
         const result = results[index]!;
@@ -245,16 +247,40 @@ export async function ingestEvents(
           return;
         }
         result.status = outcome.status;
-        if (outcome.status === 'stored' && row.canaryId) touched.push(row.canaryId);
+        if (outcome.status === 'stored' && row.canaryId) {
+          touched.push(row.canaryId);
+          // The event as loadFacts would read it back (raw->>'text' etc. of the stored JSON).
+          const e = rowEvent[i]!;
+          storedFacts.push({
+            eventId: row.eventId,
+            canaryId: row.canaryId,
+            type: row.type,
+            accountId: row.accountId,
+            atMs: Date.parse(row.at),
+            clockOffsetMs: row.clockOffsetMs,
+            text: stringField(e, 'text'),
+            failure: stringField(e, 'failure'),
+            notice: stringField(e, 'notice'),
+            inConversation: row.conversation === conversationOf.get(row.canaryId),
+          });
+        }
         if (outcome.status === 'stored' && row.type === 'received' && !row.canaryId) unknownNonce.kept++;
       });
-      await refreshOutcomes(tx, touched, now);
+      // Facts of live canaries only (loadFacts leaves pruned canaries' events out too).
+      facts.events.push(...storedFacts.filter((e) => conversationOf.has(e.canaryId)));
+      await storeOutcomes(tx, facts, touched, now);
     });
   } catch (err) {
     if (err instanceof Abort) return err.outcome;
     throw err;
   }
   return { kind: 'ok', results, unknownNonce };
+}
+
+/** A string field of an event as `raw->>'field'` reads it (the schema allows strings only). */
+function stringField(event: ProbeEvent, field: 'text' | 'failure' | 'notice'): string | null {
+  const v = (event as Partial<Record<typeof field, unknown>>)[field];
+  return typeof v === 'string' ? v : null;
 }
 
 /** A look-alike receipt as kept: its text cut to UNKNOWN_NONCE_BOUND.textBytes of UTF-8. */

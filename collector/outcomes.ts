@@ -30,6 +30,7 @@ import {
   lockCanaries,
   markOverdueMissing,
   type OutcomeWrite,
+  type StoredFacts,
   upsertOutcomes,
 } from './db/outcomes.ts';
 import { flagLateEvents } from './db/retention.ts';
@@ -123,18 +124,48 @@ export async function refreshOutcomes(tx: Queryable, canaryIds: string[], now: D
   const ids = [...new Set(canaryIds)];
   if (ids.length === 0) return;
   await lockCanaries(tx, ids);
-  const stored = await loadFacts(tx, ids);
-  if (stored.pruned.length > 0) await flagLateEvents(tx, stored.pruned, now);
+  await storeOutcomes(tx, await loadFacts(tx, ids), ids, now);
+}
+
+/**
+ * The second half of refreshOutcomes, for a caller that already holds the canaries' locks
+ * and has their facts (collector/ingest.ts loads them before its insert, for the bound on
+ * copies, and adds the events it stored): derives the outcomes of `canaryIds` from `facts`
+ * and writes them in one statement. Flags pruned ones as refreshOutcomes does.
+ */
+export async function storeOutcomes(
+  tx: Queryable,
+  facts: StoredFacts,
+  canaryIds: readonly string[],
+  now: Date,
+): Promise<void> {
+  const wanted = new Set(canaryIds);
+  const pruned = facts.pruned.filter((id) => wanted.has(id));
+  if (pruned.length > 0) await flagLateEvents(tx, pruned, now);
+  const group = <T extends { canaryId: string }>(list: T[]) => {
+    const by = new Map<string, T[]>();
+    for (const x of list) {
+      if (!wanted.has(x.canaryId)) continue;
+      const l = by.get(x.canaryId);
+      if (l) l.push(x);
+      else by.set(x.canaryId, [x]);
+    }
+    return by;
+  };
+  const members = group(facts.members);
+  const existing = group(facts.existing);
+  const events = group(facts.events);
   const writes: OutcomeWrite[] = [];
-  for (const canary of stored.canaries) {
-    const existing = stored.existing.filter((m) => m.canaryId === canary.id);
+  for (const canary of facts.canaries) {
+    if (!wanted.has(canary.id)) continue;
+    const stored = existing.get(canary.id) ?? [];
     const recipients = [
-      ...stored.members.filter((m) => m.canaryId === canary.id).map((m) => m.accountId),
-      ...existing.map((m) => m.accountId),
+      ...(members.get(canary.id) ?? []).map((m) => m.accountId),
+      ...stored.map((m) => m.accountId),
     ];
-    const previous = new Map(existing.map((m) => [m.accountId, m.status]));
-    const events = stored.events.filter((e) => e.canaryId === canary.id);
-    writes.push(...deriveOutcomes({ canary, recipients, events, previous }, now.getTime()));
+    const previous = new Map(stored.map((m) => [m.accountId, m.status]));
+    const canaryEvents = events.get(canary.id) ?? [];
+    writes.push(...deriveOutcomes({ canary, recipients, events: canaryEvents, previous }, now.getTime()));
   }
   await upsertOutcomes(tx, writes);
 }

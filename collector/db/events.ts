@@ -23,24 +23,42 @@ export interface EventRow {
 
 /**
  * Inserts the events whose id is new for their probe; returns the ids actually stored.
- * All rows of one call belong to one probe (one signed batch).
+ * All rows of one call belong to one probe (one signed batch). One statement per batch,
+ * its rows sent as one JSON document (each event's JSON text spliced in as it is), read by
+ * json_to_recordset: no array literal of escaped texts to build here and parse there, and
+ * each event's JSON parsed once (decision 023).
  */
 export async function insertEvents(q: Queryable, events: EventRow[]): Promise<Set<string>> {
   if (events.length === 0) return new Set();
-  const col = <K extends keyof EventRow>(k: K) => sql.param(events.map((e) => e[k]));
+  const doc = `[${events
+    .map((e) => {
+      const cols = JSON.stringify({
+        event_id: e.eventId,
+        probe_id: e.probeId,
+        request_id: e.requestId,
+        signature: e.signature,
+        type: e.type,
+        platform: e.platform,
+        account_id: e.accountId,
+        conversation: e.conversation,
+        canary_id: e.canaryId,
+        nonce: e.nonce,
+        at: e.at,
+        clock_offset_ms: e.clockOffsetMs,
+      });
+      return `${cols.slice(0, -1)},"raw":${e.raw}}`;
+    })
+    .join(',')}]`;
   const stored = await rows<{ event_id: string }>(
     q,
     sql`insert into events (event_id, probe_id, request_id, signature, type, platform, account_id,
           conversation, canary_id, nonce, at, clock_offset_ms, raw)
         select e.event_id, e.probe_id, e.request_id, e.signature, e.type, e.platform, e.account_id,
-          e.conversation, e.canary_id, e.nonce, e.at, e.clock_offset_ms, e.raw::jsonb
-        from unnest(${col('eventId')}::uuid[], ${col('probeId')}::uuid[], ${col('requestId')}::uuid[],
-          ${col('signature')}::text[], ${col('type')}::text[], ${col('platform')}::text[],
-          ${col('accountId')}::uuid[], ${col('conversation')}::text[], ${col('canaryId')}::uuid[],
-          ${col('nonce')}::text[], ${col('at')}::timestamptz[], ${col('clockOffsetMs')}::float8[],
-          ${col('raw')}::text[])
-          as e(event_id, probe_id, request_id, signature, type, platform, account_id, conversation,
-               canary_id, nonce, at, clock_offset_ms, raw)
+          e.conversation, e.canary_id, e.nonce, e.at, e.clock_offset_ms, e.raw
+        from json_to_recordset(${doc}::json)
+          as e(event_id uuid, probe_id uuid, request_id uuid, signature text, type text, platform text,
+               account_id uuid, conversation text, canary_id uuid, nonce text, at timestamptz,
+               clock_offset_ms float8, raw jsonb)
         on conflict (probe_id, event_id) do nothing
         returning event_id`,
   );
@@ -101,26 +119,9 @@ export async function countUnknownNonceReceipts(q: Queryable, probeId: string, s
   return row?.n ?? 0;
 }
 
-/** The key of countCanaryEvents' map. */
+/** The key of StoredFacts.kept (collector/db/outcomes.ts loadFacts): events per canary, account and type. */
 export const copiesKey = (canaryId: string, accountId: string, type: string) =>
   `${canaryId} ${accountId} ${type}`;
-
-/** Events kept per (canary, account, type) for these canaries (bounded by the copies bound). */
-export async function countCanaryEvents(
-  q: Queryable,
-  canaryIds: readonly string[],
-): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  if (canaryIds.length === 0) return out;
-  const found = await rows<{ canaryId: string; accountId: string; type: string; n: number }>(
-    q,
-    sql`select canary_id as "canaryId", account_id as "accountId", type, count(*)::int as n
-        from events where canary_id = any(${sql.param([...new Set(canaryIds)])}::uuid[])
-        group by 1, 2, 3`,
-  );
-  for (const r of found) out.set(copiesKey(r.canaryId, r.accountId, r.type), r.n);
-  return out;
-}
 
 export async function countEvents(q: Queryable): Promise<number> {
   const [row] = await rows<{ n: number }>(q, sql`select count(*)::int as n from events`);

@@ -7,8 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import type { Db } from './open.ts';
 
 export interface ScratchDatabase {
   name: string;
@@ -34,16 +36,7 @@ export async function createScratchDatabase(baseUrl: string, prefix: string): Pr
         'select pid from pg_stat_activity where datname = $1',
         [name],
       );
-      let ticks = 0;
-      try {
-        for (const { pid } of rows) {
-          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-          ticks += Number(fields[11]) + Number(fields[12]); // utime + stime (stat fields 14, 15)
-        }
-      } catch {
-        return null;
-      }
-      return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+      return cpuOfPids(rows.map((r) => r.pid));
     },
     async drop() {
       await admin.query(`drop database if exists ${name} with (force)`);
@@ -52,11 +45,29 @@ export async function createScratchDatabase(baseUrl: string, prefix: string): Pr
   };
 }
 
+/** CPU (ms) these processes used so far, from /proc (same machine only), or null. */
+function cpuOfPids(pids: number[]): number | null {
+  let ticks = 0;
+  try {
+    for (const pid of pids) {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime (stat fields 14, 15)
+    }
+  } catch {
+    return null;
+  }
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
 /**
  * COPY rows into events (event_id, probe_id, request_id, signature, type, platform,
  * account_id, conversation, canary_id, nonce, at, clock_offset_ms, raw), in one transaction.
+ * Returns the CPU (ms) its backend used, read before it exits (null where /proc cannot tell).
  */
-export async function copyEvents(url: string, rows: readonly (readonly (string | null)[])[]): Promise<void> {
+export async function copyEvents(
+  url: string,
+  rows: readonly (readonly (string | null)[])[],
+): Promise<number | null> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const esc = (v: string | null) =>
@@ -67,6 +78,9 @@ export async function copyEvents(url: string, rows: readonly (readonly (string |
     for (const r of rows) yield `${r.map(esc).join('\t')}\n`;
   }
   try {
+    const { rows: me } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+    const pid = me[0]!.pid;
+    const before = cpuOfPids([pid]);
     await client.query('begin');
     await pipeline(
       Readable.from(lines()),
@@ -78,7 +92,18 @@ export async function copyEvents(url: string, rows: readonly (readonly (string |
       ),
     );
     await client.query('commit');
+    const after = cpuOfPids([pid]);
+    return before !== null && after !== null ? after - before : null;
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Planner statistics for every table, as a collector in service has them (autovacuum on a
+ * server; refreshPlannerStatistics on PGlite). Without them a fresh database plans lookups
+ * of a few hundred ids as scans of the whole table.
+ */
+export async function analyzeTables(db: Db): Promise<void> {
+  await db.execute(sql`analyze`);
 }

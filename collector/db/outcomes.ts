@@ -3,6 +3,7 @@
  * from, the bulk upsert, and the deadline sweep. The rules live in collector/outcomes.ts.
  */
 import { sql } from 'drizzle-orm';
+import { copiesKey } from './events.ts';
 import { type Queryable, rows } from './open.ts';
 
 export interface CanaryRef {
@@ -13,23 +14,18 @@ export interface CanaryRef {
   deadlineMs: number;
 }
 
-export async function canariesByIds(q: Queryable, ids: string[]): Promise<CanaryRef[]> {
-  if (ids.length === 0) return [];
+/** The canaries a batch names: by id (sends, refusals, failures) or by nonce (receipts), in one query. */
+export async function findCanaries(q: Queryable, ids: string[], nonces: string[]): Promise<CanaryRef[]> {
+  if (ids.length === 0 && nonces.length === 0) return [];
   return rows<CanaryRef>(
     q,
-    sql`select id, nonce, sender_account_id as "senderAccountId", text,
-          (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs"
-        from canaries where id = any(${sql.param(ids)}::uuid[])`,
-  );
-}
-
-export async function canariesByNonces(q: Queryable, nonces: string[]): Promise<CanaryRef[]> {
-  if (nonces.length === 0) return [];
-  return rows<CanaryRef>(
-    q,
-    sql`select id, nonce, sender_account_id as "senderAccountId", text,
-          (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs"
-        from canaries where nonce = any(${sql.param(nonces)}::text[])`,
+    sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+        from canaries c where c.id = any(${sql.param(ids)}::uuid[])
+        union
+        select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+        from canaries c where c.nonce = any(${sql.param(nonces)}::text[])`,
   );
 }
 
@@ -61,7 +57,7 @@ export interface FactEvent {
 
 export interface StoredFacts {
   /** The canaries whose events are kept (not pruned by the retention job). */
-  canaries: CanaryRef[];
+  canaries: (CanaryRef & { conversationRef: string | null })[];
   /**
    * Canaries whose events the retention job deleted (collector/retention.ts): their outcomes
    * are final and must not be derived again from what little arrived since.
@@ -70,46 +66,94 @@ export interface StoredFacts {
   /** Expected recipients: conversation members that are known accounts, minus the sender. */
   members: { canaryId: string; accountId: string }[];
   existing: { canaryId: string; accountId: string; status: string }[];
+  /** The events of the canaries in `canaries`. */
   events: FactEvent[];
+  /**
+   * Events kept per canary, account and type (copiesKey), pruned canaries' late events
+   * included: what the bound on copies counts (collector/ingest.ts).
+   */
+  kept: Map<string, number>;
 }
 
+/**
+ * Everything an outcome of these canaries is derived from, in one query. Call with the
+ * canaries locked (lockCanaries), so no other transaction adds to it meanwhile.
+ */
 export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<StoredFacts> {
-  const ids = sql.param(canaryIds);
-  const found = await rows<CanaryRef & { pruned: boolean }>(
+  const out: StoredFacts = {
+    canaries: [],
+    pruned: [],
+    members: [],
+    existing: [],
+    events: [],
+    kept: new Map(),
+  };
+  if (canaryIds.length === 0) return out;
+  const ids = sql.param([...new Set(canaryIds)]);
+  // One round trip: the canaries, their conversations' members (per conversation, not per
+  // canary: a batch's canaries share a few), their outcomes and their events, as one JSON
+  // value (decision 023). Numbers keep their exact double values through JSON.
+  const [row] = await rows<{
+    facts: {
+      canaries: (CanaryRef & { conversationId: string; conversationRef: string | null; pruned: boolean })[];
+      members: { conversationId: string; accountId: string }[];
+      existing: { canaryId: string; accountId: string; status: string }[];
+      events: (FactEvent & { conversation: string })[];
+    };
+  }>(
     q,
-    sql`select id, nonce, sender_account_id as "senderAccountId", text,
-          (extract(epoch from deadline_at) * 1000)::float8 as "deadlineMs",
-          events_pruned_at is not null as pruned
-        from canaries where id = any(${ids}::uuid[])`,
+    sql`with c as (
+          select c.id, c.nonce, c.sender_account_id, c.text, c.deadline_at, c.events_pruned_at,
+            c.conversation_id, cv.ref
+          from unnest(${ids}::uuid[]) as k(id)
+          join canaries c on c.id = k.id
+          left join conversations cv on cv.id = c.conversation_id)
+        select json_build_object(
+          'canaries', (select coalesce(json_agg(json_build_object('id', c.id, 'nonce', c.nonce,
+              'senderAccountId', c.sender_account_id, 'text', c.text,
+              'deadlineMs', (extract(epoch from c.deadline_at) * 1000)::float8,
+              'pruned', c.events_pruned_at is not null, 'conversationId', c.conversation_id,
+              'conversationRef', c.ref)), '[]') from c),
+          'members', (select coalesce(json_agg(json_build_object('conversationId', m.conversation_id,
+              'accountId', a.id)), '[]')
+            from conversation_members m
+            join conversations cv on cv.id = m.conversation_id
+            join accounts a on a.platform = cv.platform and a.handle = m.handle
+            where m.conversation_id in (select conversation_id from c)),
+          'existing', (select coalesce(json_agg(json_build_object('canaryId', o.canary_id,
+              'accountId', o.recipient_account_id, 'status', o.status)), '[]')
+            from c join outcomes o on o.canary_id = c.id),
+          'events', (select coalesce(json_agg(json_build_object('eventId', e.event_id,
+              'canaryId', e.canary_id, 'type', e.type, 'accountId', e.account_id,
+              'atMs', (extract(epoch from e.at) * 1000)::float8, 'clockOffsetMs', e.clock_offset_ms,
+              'text', e.raw->>'text', 'failure', e.raw->>'failure', 'notice', e.raw->>'notice',
+              'conversation', e.conversation)), '[]')
+            from unnest(${ids}::uuid[]) as k(id) join events e on e.canary_id = k.id)
+        ) as facts`,
   );
-  const canaries = found.filter((c) => !c.pruned).map(({ pruned: _, ...c }) => c);
-  const pruned = found.filter((c) => c.pruned).map((c) => c.id);
-  const members = await rows<{ canaryId: string; accountId: string }>(
-    q,
-    sql`select c.id as "canaryId", a.id as "accountId"
-        from canaries c
-        join conversations cv on cv.id = c.conversation_id
-        join conversation_members m on m.conversation_id = c.conversation_id
-        join accounts a on a.platform = cv.platform and a.handle = m.handle
-        where c.id = any(${ids}::uuid[]) and a.id <> c.sender_account_id`,
-  );
-  const existing = await rows<{ canaryId: string; accountId: string; status: string }>(
-    q,
-    sql`select canary_id as "canaryId", recipient_account_id as "accountId", status
-        from outcomes where canary_id = any(${ids}::uuid[])`,
-  );
-  const events = await rows<FactEvent>(
-    q,
-    sql`select e.event_id as "eventId", e.canary_id as "canaryId", e.type, e.account_id as "accountId",
-          (extract(epoch from e.at) * 1000)::float8 as "atMs", e.clock_offset_ms as "clockOffsetMs",
-          e.raw->>'text' as text, e.raw->>'failure' as failure, e.raw->>'notice' as notice,
-          (e.conversation is not distinct from cv.ref) as "inConversation"
-        from events e
-        join canaries c on c.id = e.canary_id
-        join conversations cv on cv.id = c.conversation_id
-        where e.canary_id = any(${ids}::uuid[]) and c.events_pruned_at is null`,
-  );
-  return { canaries, pruned, members, existing, events };
+  const { canaries: found, members: memberRows, existing, events } = row!.facts;
+  const membersOf = new Map<string, string[]>();
+  for (const m of memberRows)
+    membersOf.set(m.conversationId, [...(membersOf.get(m.conversationId) ?? []), m.accountId]);
+  const live = new Map<string, string | null>();
+  for (const { pruned, conversationId, ...c } of found) {
+    if (pruned) {
+      out.pruned.push(c.id);
+      continue;
+    }
+    out.canaries.push(c);
+    live.set(c.id, c.conversationRef);
+    for (const accountId of membersOf.get(conversationId) ?? [])
+      if (accountId !== c.senderAccountId) out.members.push({ canaryId: c.id, accountId });
+  }
+  out.existing = existing.filter((o) => live.has(o.canaryId));
+  for (const { conversation, ...e } of events) {
+    const key = copiesKey(e.canaryId, e.accountId, e.type);
+    out.kept.set(key, (out.kept.get(key) ?? 0) + 1);
+    if (!live.has(e.canaryId)) continue;
+    out.events.push({ ...e, inConversation: conversation === live.get(e.canaryId) });
+  }
+  return out;
 }
 
 export interface OutcomeWrite {
@@ -127,9 +171,26 @@ export interface OutcomeWrite {
   dataFormatVersion: number;
 }
 
+/** Writes these outcomes; a row already as derived is left alone (its updated_at too). */
 export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promise<void> {
   if (list.length === 0) return;
-  const col = <K extends keyof OutcomeWrite>(k: K) => sql.param(list.map((o) => o[k]));
+  // One JSON document for the rows (as insertEvents): no array literals to escape and parse.
+  const doc = JSON.stringify(
+    list.map((o) => ({
+      canary_id: o.canaryId,
+      recipient_account_id: o.recipientAccountId,
+      status: o.status,
+      deadline_ms: o.deadlineMs,
+      latency_ms: o.latencyMs,
+      sent_event_id: o.sentEventId,
+      received_event_id: o.receivedEventId,
+      received_ms: o.receivedAtMs,
+      received_text: o.receivedText,
+      failure: o.failure,
+      notice: o.notice,
+      dfv: o.dataFormatVersion,
+    })),
+  );
   await q.execute(sql`
     insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms, sent_event_id,
       received_event_id, received_at, received_text, failure, notice, data_format_version, updated_at)
@@ -137,18 +198,22 @@ export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promis
       o.sent_event_id, o.received_event_id,
       case when o.received_ms is null then null else to_timestamp(o.received_ms / 1000.0) end,
       o.received_text, o.failure, o.notice, o.dfv, now()
-    from unnest(${col('canaryId')}::uuid[], ${col('recipientAccountId')}::uuid[], ${col('status')}::text[],
-      ${col('deadlineMs')}::float8[], ${col('latencyMs')}::int[], ${col('sentEventId')}::uuid[],
-      ${col('receivedEventId')}::uuid[], ${col('receivedAtMs')}::float8[], ${col('receivedText')}::text[],
-      ${col('failure')}::text[], ${col('notice')}::text[], ${col('dataFormatVersion')}::int[])
-      as o(canary_id, recipient_account_id, status, deadline_ms, latency_ms, sent_event_id,
-           received_event_id, received_ms, received_text, failure, notice, dfv)
+    from json_to_recordset(${doc}::json)
+      as o(canary_id uuid, recipient_account_id uuid, status text, deadline_ms float8, latency_ms int,
+           sent_event_id uuid, received_event_id uuid, received_ms float8, received_text text,
+           failure text, notice text, dfv int)
     on conflict (canary_id, recipient_account_id) do update set
       status = excluded.status, deadline_at = excluded.deadline_at, latency_ms = excluded.latency_ms,
       sent_event_id = excluded.sent_event_id, received_event_id = excluded.received_event_id,
       received_at = excluded.received_at, received_text = excluded.received_text,
       failure = excluded.failure, notice = excluded.notice,
-      data_format_version = excluded.data_format_version, updated_at = now()`);
+      data_format_version = excluded.data_format_version, updated_at = now()
+    where (outcomes.status, outcomes.deadline_at, outcomes.latency_ms, outcomes.sent_event_id,
+        outcomes.received_event_id, outcomes.received_at, outcomes.received_text, outcomes.failure,
+        outcomes.notice, outcomes.data_format_version)
+      is distinct from (excluded.status, excluded.deadline_at, excluded.latency_ms, excluded.sent_event_id,
+        excluded.received_event_id, excluded.received_at, excluded.received_text, excluded.failure,
+        excluded.notice, excluded.data_format_version)`);
 }
 
 /** Pending outcomes whose deadline has passed become missing; returns how many. */

@@ -366,7 +366,8 @@ export const events = pgTable(
     primaryKey({ name: 'events_probe_event_pk', columns: [t.probeId, t.eventId] }),
     check('events_type_check', sql`${t.type} in ('sent', 'rejected', 'failed', 'received')`),
     index('events_canary_idx').on(t.canaryId),
-    index('events_nonce_idx').on(t.nonce),
+    // No index on nonce: receipts are matched to canaries by canaries.nonce, and nothing
+    // looks events up by nonce; its upkeep was a cost of every ingest (decision 023).
     // The bound on receipts of nonces that are no canary of ours (collector/ingest.ts).
     index('events_unknown_nonce_idx')
       .on(t.probeId, t.receivedAt)
