@@ -1,8 +1,8 @@
 /**
  * Harness for the probe-side fault cases (issue 15): a local network (cli/local/network.ts)
  * with two probe processes (CN, US; one account each, a direct chat and a group), a
- * campaign of rounds every two seconds, the collector on the TEST_DATABASE_URL server (a
- * fresh database) or on PGlite, and the closing account every case ends with: from the
+ * campaign of rounds every two seconds, the collector on a Postgres server the case owns
+ * (support/postgres.ts; PGlite where this machine has no Postgres binaries), and the closing account every case ends with: from the
  * probes' journals (read all along, so compaction hides nothing) and acknowledgements
  * against the database, every event a probe produced is stored exactly once and every
  * canary handed out has exactly one send report.
@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { type LocalNetwork, startLocalNetwork } from '../../cli/local/network.ts';
 import { rows } from '../../collector/db/open.ts';
-import { freshDatabase } from '../../e2e/support/db.ts';
 import { decodeRecord } from '../../probe/journal.ts';
+import { findPostgres, type OwnedPostgres, startOwnedPostgres } from './postgres.ts';
 
 export const REGIONS = ['CN', 'US'] as const;
 export type Region = (typeof REGIONS)[number];
@@ -116,7 +116,7 @@ export interface CaseNetwork {
   dataDir: string;
   dirs: Map<Region, string>;
   watch: JournalWatch;
-  /** Where the database is: `server` (TEST_DATABASE_URL) or `pglite`. */
+  /** Where the database is: `server` (a Postgres server the case owns) or `pglite` (no Postgres binaries here). */
   database: 'server' | 'pglite';
   stop(): Promise<void>;
 }
@@ -141,8 +141,18 @@ export async function startCase(o: CaseOptions): Promise<CaseNetwork> {
   const dataDir = mkdtempSync(join(tmpdir(), `sd-fault-${o.name}-`));
   const dirs = new Map(REGIONS.map((r) => [r, probeDir(dataDir, r)] as const));
   for (const [r, d] of dirs) o.prepare?.(r, d);
-  const server = process.env.TEST_DATABASE_URL;
-  const db = server ? await freshDatabase({ name: 'postgres', url: server }) : undefined;
+  // A Postgres server of the case's own, as the other fault cases (support/postgres.ts); where
+  // this machine has no Postgres binaries, the collector's embedded PGlite.
+  const bin = await findPostgres();
+  let owned: OwnedPostgres | undefined;
+  let databaseUrl: string | undefined;
+  if (typeof bin !== 'string') {
+    owned = await startOwnedPostgres(bin);
+    databaseUrl = await owned.createDatabase('silentdrop').catch(async (err) => {
+      await owned?.destroy();
+      throw err;
+    });
+  }
   let net: LocalNetwork;
   try {
     net = await startLocalNetwork({
@@ -161,7 +171,7 @@ export async function startCase(o: CaseOptions): Promise<CaseNetwork> {
       collector: {
         checkinIntervalMs: 3000,
         sweepIntervalMs: 250,
-        ...(db?.url ? { databaseUrl: db.url } : {}),
+        ...(databaseUrl ? { databaseUrl } : {}),
       },
       probeCheckinCron: '* * * * * *',
       testbed: { seed: 15, rateLimit: false },
@@ -169,7 +179,7 @@ export async function startCase(o: CaseOptions): Promise<CaseNetwork> {
       env: {},
     });
   } catch (err) {
-    await db?.cleanup();
+    await owned?.destroy();
     throw err;
   }
   const watch = new JournalWatch(dirs);
@@ -179,11 +189,11 @@ export async function startCase(o: CaseOptions): Promise<CaseNetwork> {
     dataDir,
     dirs,
     watch,
-    database: server ? 'server' : 'pglite',
+    database: owned ? 'server' : 'pglite',
     async stop() {
       watch.stop();
       await net.stop();
-      await db?.cleanup();
+      await owned?.destroy();
       for (const [r, d] of dirs) o.release?.(r, d);
       if (process.env.SILENTDROP_KEEP_E2E === '1') say(`[fault ${o.name}] kept ${dataDir}`);
       else rmSync(dataDir, { recursive: true, force: true });
