@@ -100,6 +100,9 @@ export interface RollupRun {
   watermark: string;
 }
 
+/** Above this many minute cells a run joins whole tables (hash joins) rather than looking cells up. */
+const MANY_CELLS = 2000;
+
 /** Arbitrary constant: one rollup job at a time across collectors sharing a database. */
 const ROLLUP_LOCK = 0x5d_2022;
 
@@ -107,6 +110,7 @@ const ROLLUP_LOCK = 0x5d_2022;
 export async function rollUpOutcomes(db: Db): Promise<RollupRun> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${ROLLUP_LOCK})`);
+    await tx.execute(sql`set local jit = off`);
     const [prev] = await rows<{ w: string }>(
       tx,
       sql`select ${isoMicros(sql`watermark`)} as w from rollup_watermark where id = 1`,
@@ -133,9 +137,12 @@ export async function rollUpOutcomes(db: Db): Promise<RollupRun> {
     );
     await tx.execute(sql`analyze rollup_dirty`);
     if (dirty!.n > 0) {
-      await recomputeMinutes(tx);
-      await recomputeFromFiner(tx, 'hour', 'minute');
-      await recomputeFromFiner(tx, 'day', 'hour');
+      // Many cells: hash joins over everything; a few: index lookups per cell.
+      const many = dirty!.n > MANY_CELLS;
+      await recomputeMinutes(tx, many);
+      if (many) await tx.execute(sql`analyze outcome_rollups`);
+      await recomputeFromFiner(tx, 'hour', 'minute', many);
+      await recomputeFromFiner(tx, 'day', 'hour', many);
     }
     await tx.execute(sql`insert into rollup_watermark (id, watermark, updated_at)
       values (1, ${watermark}::timestamptz, now())
@@ -158,7 +165,7 @@ const ROW_COLUMNS = [
   'latency',
 ];
 
-async function recomputeMinutes(q: Queryable): Promise<void> {
+async function recomputeMinutes(q: Queryable, many: boolean): Promise<void> {
   await q.execute(sql`delete from outcome_rollups r using rollup_dirty d
     where r.grain = 'minute' and r.campaign_id = d.campaign_id and r.bucket = d.bucket`);
   const counts = STATUSES.map((s) => sql.raw(`count(*) filter (where o.status = '${s}') as ${s}`));
@@ -175,8 +182,13 @@ async function recomputeMinutes(q: Queryable): Promise<void> {
         ${LATENCY_BUCKET} as lb, ${sql.join(counts, sql`, `)},
         count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
       from rollup_dirty d
-        join canaries c on c.campaign_id = d.campaign_id
-          and c.send_at >= d.bucket and c.send_at < d.bucket + interval '1 minute'
+        ${
+          many
+            ? sql`join canaries c on c.campaign_id = d.campaign_id and ${bucketOf('minute', sql`c.send_at`)} = d.bucket`
+            : // offset 0 keeps the subquery per cell: an index range scan of canaries (send_at, id)
+              sql`cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
+                and c.send_at >= d.bucket and c.send_at < d.bucket + interval '1 minute' offset 0) c`
+        }
         join outcomes o on o.canary_id = c.id
         join accounts s on s.id = c.sender_account_id
         join accounts r on r.id = o.recipient_account_id
@@ -185,7 +197,7 @@ async function recomputeMinutes(q: Queryable): Promise<void> {
     group by grouping sets ((bucket, campaign_id, kind, platform, ck, sr, rr), (bucket, campaign_id, kind))`);
 }
 
-async function recomputeFromFiner(q: Queryable, grain: Grain, finer: Grain): Promise<void> {
+async function recomputeFromFiner(q: Queryable, grain: Grain, finer: Grain, many: boolean): Promise<void> {
   const cells = sql`(select distinct campaign_id, ${bucketOf(grain, sql`bucket`)} as bucket from rollup_dirty)`;
   await q.execute(sql`delete from outcome_rollups r using ${cells} h
     where r.grain = ${grain} and r.campaign_id = h.campaign_id and r.bucket = h.bucket`);
@@ -194,8 +206,14 @@ async function recomputeFromFiner(q: Queryable, grain: Grain, finer: Grain): Pro
     select ${grain}, h.bucket, r.campaign_id, r.scoped, r.kind, r.platform, r.conversation_kind,
       r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')}
     from ${cells} h
-      join outcome_rollups r on r.grain = ${finer} and r.campaign_id = h.campaign_id
-        and r.bucket >= h.bucket and r.bucket < h.bucket + ${STEP[grain]}
+      ${
+        many
+          ? sql`join outcome_rollups r on r.grain = ${finer} and r.campaign_id = h.campaign_id
+              and ${bucketOf(grain, sql`r.bucket`)} = h.bucket`
+          : sql`cross join lateral (select * from outcome_rollups r where r.grain = ${finer}
+              and r.campaign_id = h.campaign_id and r.bucket >= h.bucket and r.bucket < h.bucket + ${STEP[grain]}
+              offset 0) r`
+      }
     group by h.bucket, r.campaign_id, r.scoped, r.kind, r.platform, r.conversation_kind,
       r.sender_region, r.recipient_region`);
 }
@@ -247,9 +265,8 @@ export function rollupPlan(filter: OutcomeFilter, axes: readonly AggregationAxis
   return null;
 }
 
-/** The outcomes joined to what the rollups group by (no sealing: no rollup query needs it). */
-const RAW_FROM = sql`canaries c
-  join outcomes o on o.canary_id = c.id
+/** Canaries `c` joined to their outcomes and what the rollups group by (no sealing: no rollup query needs it). */
+const RAW_JOINS = sql`join outcomes o on o.canary_id = c.id
   join accounts s on s.id = c.sender_account_id
   join accounts r on r.id = o.recipient_account_id
   join conversations cv on cv.id = c.conversation_id`;
@@ -297,6 +314,9 @@ export async function countByAxesFromRollups(
   const rawHistogram = sql.raw(
     `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `coalesce(sum(arrived) filter (where lb = ${i}), 0)`).join(', ')}]::int[]`,
   );
+  // The histogram sums make a long expression: compiling it (JIT) costs seconds, reading rows
+  // milliseconds. Inside a transaction (research reads are) this holds for this read only.
+  await q.execute(sql`set local jit = off`);
   const found = await rows<Record<string, unknown> & { latency: number[] }>(
     q,
     sql`with wm as (select coalesce(max(watermark), '-infinity'::timestamptz) as w from rollup_watermark),
@@ -316,8 +336,11 @@ export async function countByAxesFromRollups(
           sql`, `,
         )}, ${LATENCY_BUCKET} as lb, ${sql.join(rawCounts, sql`, `)},
           count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
-        from ${RAW_FROM}
-          join dirty d on d.campaign_id = c.campaign_id and d.bucket = ${bucketOf(grain, sql`c.send_at`)}
+        -- offset 0 keeps the subquery per cell: nothing is read when no cell is dirty
+        from dirty d
+          cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
+            and c.send_at >= d.bucket and c.send_at < d.bucket + ${STEP[grain]} offset 0) c
+          ${RAW_JOINS}
         where ${whereClause(outcomeConditions(filter))}
         group by ${keys}, lb),
       fresh as (select ${keys}, ${sumAll('')}, ${rawHistogram} as latency from fresh_lb group by ${keys}),
