@@ -106,8 +106,11 @@ const MANY_CELLS = 2000;
 /** Arbitrary constant: one rollup job at a time across collectors sharing a database. */
 const ROLLUP_LOCK = 0x5d_2022;
 
-/** Brings the rollups up to date with every outcome written before the new watermark. */
-export async function rollUpOutcomes(db: Db): Promise<RollupRun> {
+/**
+ * Brings the rollups up to date with every outcome written before the new watermark.
+ * `manyCells`: above this many minute cells a run joins whole tables (default MANY_CELLS).
+ */
+export async function rollUpOutcomes(db: Db, options: { manyCells?: number } = {}): Promise<RollupRun> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${ROLLUP_LOCK})`);
     await tx.execute(sql`set local jit = off`);
@@ -138,7 +141,7 @@ export async function rollUpOutcomes(db: Db): Promise<RollupRun> {
     await tx.execute(sql`analyze rollup_dirty`);
     if (dirty!.n > 0) {
       // Many cells: hash joins over everything; a few: index lookups per cell.
-      const many = dirty!.n > MANY_CELLS;
+      const many = dirty!.n > (options.manyCells ?? MANY_CELLS);
       await recomputeMinutes(tx, many);
       if (many) await tx.execute(sql`analyze outcome_rollups`);
       await recomputeFromFiner(tx, 'hour', 'minute', many);
@@ -250,8 +253,9 @@ export function rollupPlan(filter: OutcomeFilter, axes: readonly AggregationAxis
   if (axes.some((a) => !ROLLUP_AXIS[a])) return null;
   const st = filter.statuses;
   if (st?.length && st.includes('delivered') !== st.includes('delayed')) return null;
-  const time = axes.find((a): a is Grain => (GRAINS as readonly string[]).includes(a));
-  const finest = time ? GRAINS.indexOf(time) : GRAINS.length - 1;
+  // The finest time axis asked (group_by=day,minute reads minute rows).
+  const times = axes.map((a) => GRAINS.indexOf(a as Grain)).filter((i) => i >= 0);
+  const finest = times.length > 0 ? Math.min(...times) : GRAINS.length - 1;
   const scoped =
     axes.some((a) => SCOPE_AXES.includes(a)) ||
     !!filter.platform ||
