@@ -12,6 +12,7 @@ import { buildApp } from './app.ts';
 import type { CollectorConfig } from './config.ts';
 import { type Database, openDatabase, reclaimEventSpace, refreshPlannerStatistics } from './db/open.ts';
 import { pruneRequestIds } from './db/probes.ts';
+import { rollUpOutcomes } from './db/rollups.ts';
 import { SdError } from './errors.ts';
 import { type FindingsOptions, recomputeFindings } from './findings.ts';
 import { advanceFollowups, type FollowupOptions } from './followups.ts';
@@ -121,6 +122,24 @@ export async function startCollector(
   };
   const timer = setInterval(() => void sweep(), config.sweepIntervalMs);
   timer.unref();
+  // Rollups of outcomes (collector/db/rollups.ts, decision 022): on their own timer, since
+  // the first run on a big database reads every outcome, and the sweep must not wait for it.
+  let rollingUp = false;
+  const rollUp = async () => {
+    if (rollingUp) return;
+    rollingUp = true;
+    try {
+      const started = Date.now();
+      const run = await rollUpOutcomes(db);
+      if (run.cells > 0) logger.debug({ ...run, ms: Date.now() - started }, 'rollups updated');
+    } catch (err) {
+      logger.error({ err }, 'rollup failed');
+    } finally {
+      rollingUp = false;
+    }
+  };
+  const rollupTimer = setInterval(() => void rollUp(), config.sweepIntervalMs);
+  rollupTimer.unref();
   // Not in the sweep: a run may take minutes on a big database, and the sweep must not wait.
   const retentionJob = startRetentionJob(retention, logger.child({ job: 'retention' }), {
     ...(retentionNow ? { now: retentionNow } : {}),
@@ -133,6 +152,7 @@ export async function startCollector(
     address = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     clearInterval(timer);
+    clearInterval(rollupTimer);
     await retentionJob.stop();
     await retention.stop();
     await app.close();
@@ -151,11 +171,12 @@ export async function startCollector(
   const close = () => {
     closing ??= (async () => {
       clearInterval(timer);
+      clearInterval(rollupTimer);
       await retentionJob.stop();
       await app.close();
       // After the server: an admin request's run has finished or stops at its next batch.
       await retention.stop();
-      while (sweeping) await new Promise((r) => setTimeout(r, 20));
+      while (sweeping || rollingUp) await new Promise((r) => setTimeout(r, 20));
       await database.close();
       logger.info('collector stopped');
     })();

@@ -3,35 +3,19 @@
  * histogram of tests against controls, and per-term-set summaries. Rates and intervals
  * are computed by the caller from these counts.
  */
-import { type SQL, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { AggregationAxis } from '../../protocol/research.ts';
 import { type Queryable, rows } from './open.ts';
 import {
+  AXIS_SQL,
   isoMillis,
   OUTCOME_FROM,
   type OutcomeFilter,
   outcomeConditions,
-  PUBLIC_TERM_SET,
   SEALED,
   whereClause,
 } from './research-filters.ts';
-
-/** Whitelisted axis expressions; values are text (a term set stays an array: the caller keys it). */
-const AXIS_SQL: Record<AggregationAxis, SQL> = {
-  minute: sql`to_char(date_trunc('minute', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:MI:00.000"Z"')`,
-  hour: sql`to_char(date_trunc('hour', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:00:00.000"Z"')`,
-  day: sql`to_char(date_trunc('day', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"00:00:00.000"Z"')`,
-  // null for sealed canaries: the group of canaries whose term sets are not public yet
-  term_set: PUBLIC_TERM_SET,
-  sender_region: sql`s.region`,
-  recipient_region: sql`r.region`,
-  conversation_kind: sql`cv.kind`,
-  probe: sql`r.probe_id::text`,
-  sender_probe: sql`s.probe_id::text`,
-  platform: sql`cv.platform`,
-  kind: sql`c.kind`,
-  campaign: sql`c.campaign_id::text`,
-};
+import { countByAxesFromRollups, rollupPlan } from './rollups.ts';
 
 export interface StatusCounts {
   delivered: number;
@@ -62,7 +46,21 @@ const COUNTS = sql`count(*) filter (where o.status = 'delivered')::int as delive
   (percentile_cont(0.95) within group (order by o.latency_ms)
      filter (where o.status in ('delivered', 'delayed')))::float8 as latency_p95_ms`;
 
+/**
+ * Counts by one or two axes: from the rollups (collector/db/rollups.ts) when they can answer
+ * the question exactly, from the outcomes otherwise (decision 022).
+ */
 export async function countByAxes(
+  q: Queryable,
+  filter: OutcomeFilter,
+  axes: readonly AggregationAxis[],
+): Promise<GroupedCounts[]> {
+  const plan = rollupPlan(filter, axes);
+  return plan ? countByAxesFromRollups(q, filter, axes, plan) : countByAxesRaw(q, filter, axes);
+}
+
+/** Counts by one or two axes read from the outcomes themselves (exact latency quantiles). */
+export async function countByAxesRaw(
   q: Queryable,
   filter: OutcomeFilter,
   axes: readonly AggregationAxis[],

@@ -4,6 +4,7 @@
  * aggregation, latency and term-set summaries. Every value is a bound parameter.
  */
 import { type SQL, sql } from 'drizzle-orm';
+import type { AggregationAxis } from '../../protocol/research.ts';
 
 export interface OutcomeFilter {
   campaign?: string | undefined;
@@ -50,6 +51,23 @@ export const SEALED = sql`sl.sealed`;
 export const unsealed = (col: SQL) => sql`(case when sl.sealed then null else ${col} end)`;
 /** The term set as the public may see it (null while sealed). */
 export const PUBLIC_TERM_SET = unsealed(sql`c.term_set`);
+
+/** Axes of aggregation over OUTCOME_FROM's aliases, whitelisted; values are text (a term set stays an array: the caller keys it). */
+export const AXIS_SQL: Record<AggregationAxis, SQL> = {
+  minute: sql`to_char(date_trunc('minute', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:MI:00.000"Z"')`,
+  hour: sql`to_char(date_trunc('hour', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:00:00.000"Z"')`,
+  day: sql`to_char(date_trunc('day', c.send_at at time zone 'UTC'), 'YYYY-MM-DD"T"00:00:00.000"Z"')`,
+  // null for sealed canaries: the group of canaries whose term sets are not public yet
+  term_set: PUBLIC_TERM_SET,
+  sender_region: sql`s.region`,
+  recipient_region: sql`r.region`,
+  conversation_kind: sql`cv.kind`,
+  probe: sql`r.probe_id::text`,
+  sender_probe: sql`s.probe_id::text`,
+  platform: sql`cv.platform`,
+  kind: sql`c.kind`,
+  campaign: sql`c.campaign_id::text`,
+};
 
 /** A text[] parameter built from JSON, so terms with quotes, braces or commas survive both drivers. */
 export function textArray(values: readonly string[]): SQL {

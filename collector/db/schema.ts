@@ -407,11 +407,75 @@ export const outcomes = pgTable(
   (t) => [
     primaryKey({ columns: [t.canaryId, t.recipientAccountId] }),
     index('outcomes_status_deadline_idx').on(t.status, t.deadlineAt),
+    // Outcomes written since the rollup watermark (collector/db/rollups.ts, decision 022).
+    index('outcomes_updated_at_idx').on(t.updatedAt),
     check(
       'outcomes_status_check',
       sql`${t.status} in ('pending', 'delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed')`,
     ),
   ],
+);
+
+/**
+ * Outcome counts per time bucket (minute, hour, day of the send time, UTC), campaign, arm and
+ * scope, with a latency histogram of arrived outcomes in fixed log buckets (decision 022).
+ * Written only by collector/db/rollups.ts: minute rows from outcomes, hour rows from minute
+ * rows, day rows from hour rows. `scoped` false: the row totals every scope of its campaign,
+ * arm and bucket (platform, conversation kind and regions are '').
+ */
+export const outcomeRollups = pgTable(
+  'outcome_rollups',
+  {
+    grain: text('grain').notNull(),
+    bucket: tstz('bucket').notNull(),
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    scoped: boolean('scoped').notNull(),
+    kind: text('kind').notNull(),
+    platform: text('platform').notNull(),
+    conversationKind: text('conversation_kind').notNull(),
+    senderRegion: text('sender_region').notNull(),
+    recipientRegion: text('recipient_region').notNull(),
+    delivered: integer('delivered').notNull(),
+    delayed: integer('delayed').notNull(),
+    missing: integer('missing').notNull(),
+    altered: integer('altered').notNull(),
+    rejected: integer('rejected').notNull(),
+    failed: integer('failed').notNull(),
+    pending: integer('pending').notNull(),
+    /** Delivered and delayed outcomes with a latency, per bucket of rollups.ts LATENCY_BUCKETS. */
+    latency: integer('latency').array().notNull(),
+  },
+  (t) => [
+    primaryKey({
+      name: 'outcome_rollups_pk',
+      columns: [
+        t.grain,
+        t.scoped,
+        t.bucket,
+        t.campaignId,
+        t.kind,
+        t.platform,
+        t.conversationKind,
+        t.senderRegion,
+        t.recipientRegion,
+      ],
+    }),
+    index('outcome_rollups_campaign_idx').on(t.campaignId, t.grain, t.bucket),
+    check('outcome_rollups_grain_check', sql`${t.grain} in ('minute', 'hour', 'day')`),
+  ],
+);
+
+/** The rollup job's watermark: outcomes written before it are in outcome_rollups (one row, id 1). */
+export const rollupWatermark = pgTable(
+  'rollup_watermark',
+  {
+    id: integer('id').primaryKey(),
+    watermark: tstz('watermark').notNull(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('rollup_watermark_one_row', sql`${t.id} = 1`)],
 );
 
 /**

@@ -1,0 +1,210 @@
+/**
+ * Research queries on synthetic outcomes, each against the naive query on the same data
+ * (issue 14):
+ *
+ *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:query            # 1M outcomes
+ *   BENCH_DATABASE_URL=… npm run bench:query -- --full                                            # 50M outcomes
+ *   BENCH_DATABASE_URL=… npm run bench:query -- --outcomes 200000 --runs 9 --no-export
+ *
+ * A scratch database on the server is created, migrated and seeded in SQL
+ * (collector/db/query-bench.ts: 4 campaigns, 4 regions, 20 conversations, `--days` of send
+ * times), the rollups are built by the collector's own job, and then per query: the median
+ * of the naive query (`countByAxesRaw`: the aggregation over outcomes as it was; the outcome
+ * page without the keyset bound on c.send_at) and of the current one (what the route calls
+ * now), their ratio, whether both gave the same counts, and where the current one's time
+ * goes: over HTTP (app.inject, the whole route), in the repository call, and the CPU of the
+ * Postgres backends per call (read from /proc, so only with the server on this machine).
+ * Exports: rows/s of GET /api/v1/export's reader against COPY (the same select) TO STDOUT.
+ * The scratch database is dropped at the end (`--keep` keeps it and prints its URL).
+ */
+import { parseArgs } from 'node:util';
+import { buildApp } from '../collector/app.ts';
+import { createScratchDatabase } from '../collector/db/ingest-bench.ts';
+import { openDatabase } from '../collector/db/open.ts';
+import {
+  analyzeAll,
+  copyExport,
+  keyAt,
+  naiveOutcomePage,
+  rollupRowCounts,
+  seededCampaigns,
+  seedOutcomes,
+} from '../collector/db/query-bench.ts';
+import { countByAxes, countByAxesRaw, type GroupedCounts } from '../collector/db/research-aggregation.ts';
+import type { OutcomeFilter } from '../collector/db/research-filters.ts';
+import { readOutcomes } from '../collector/db/research-outcomes.ts';
+import { rollUpOutcomes } from '../collector/db/rollups.ts';
+import { createLogger } from '../collector/logger.ts';
+import { exportChunks } from '../collector/routes/research-outcomes.ts';
+import { encodeOutcomeCursor, researchReader } from '../collector/routes/research-query.ts';
+import { TEST_ADMIN_TOKEN, TEST_HASH_KEY } from '../collector/test-support/probe.ts';
+import type { AggregationAxis } from '../protocol/research.ts';
+
+const { values } = parseArgs({
+  options: {
+    full: { type: 'boolean', default: false },
+    outcomes: { type: 'string' },
+    days: { type: 'string', default: '30' },
+    runs: { type: 'string', default: '7' },
+    'naive-runs': { type: 'string' },
+    'no-export': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const outcomes = Number(values.outcomes ?? (values.full ? 50_000_000 : 1_000_000));
+const days = Number(values.days);
+const runs = Number(values.runs);
+const naiveRuns = Number(values['naive-runs'] ?? (values.full ? 1 : 3));
+if (!Number.isInteger(outcomes) || outcomes < 1000) throw new Error('--outcomes: an integer ≥ 1000');
+if (!(days > 0) || !Number.isInteger(runs) || runs < 1) throw new Error('--days > 0, --runs ≥ 1');
+const base = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
+if (!base)
+  throw new Error('BENCH_DATABASE_URL: a Postgres server and a database to create scratch databases from');
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const fmt = (ms: number) =>
+  ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
+
+async function timeIt(n: number, f: () => Promise<unknown>): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await f();
+    times.push(performance.now() - t);
+  }
+  return times;
+}
+
+const counts = (rs: GroupedCounts[]) =>
+  JSON.stringify(
+    rs.map((r) => [r.k, r.delivered, r.delayed, r.missing, r.altered, r.rejected, r.failed, r.pending]),
+  );
+
+const scratch = await createScratchDatabase(base, 'sd_bench_query');
+const database = await openDatabase({ databaseUrl: scratch.url, dataDir: '', poolSize: 4 });
+try {
+  await database.migrate();
+  const { db } = database;
+  out(
+    `Postgres server (${scratch.name}): seeding ~${outcomes.toLocaleString('en')} outcomes over ${days} days`,
+  );
+  let t = performance.now();
+  const made = await seedOutcomes(db, { outcomes, days });
+  await analyzeAll(db);
+  out(`  seeded ${made.toLocaleString('en')} outcomes in ${fmt(performance.now() - t)}`);
+  t = performance.now();
+  const run = await rollUpOutcomes(db);
+  await analyzeAll(db);
+  out(
+    `  rollups built by the job in ${fmt(performance.now() - t)} (${run.cells.toLocaleString('en')} minute cells)`,
+  );
+  const rollupRows = await countRollupRows();
+  out(`  rollup rows: ${rollupRows}`);
+
+  const unlimited = { max: 1e9, timeWindowMs: 60_000 };
+  const app = await buildApp({
+    db,
+    config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
+    logger: createLogger({ level: 'silent' }),
+    rateLimit: unlimited,
+    probeRateLimit: unlimited,
+    adminRateLimit: unlimited,
+    authFailureLimit: unlimited,
+  });
+  const get = async (url: string) => {
+    const res = await app.inject({ method: 'GET', url });
+    if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body.slice(0, 200)}`);
+    return res.body;
+  };
+
+  // Every query as the routes run them: in a read-only transaction under the statement timeout.
+  const read = researchReader(db, 3_600_000);
+  const [campaign] = await seededCampaigns(db);
+  const key = await keyAt(db, 0.8);
+  const agg = (name: string, filter: OutcomeFilter, axes: AggregationAxis[], query: string) => ({
+    name,
+    naive: () => read((q) => countByAxesRaw(q, filter, axes)),
+    current: () => read((q) => countByAxes(q, filter, axes)),
+    same: async () =>
+      counts(await read((q) => countByAxesRaw(q, filter, axes))) ===
+      counts(await read((q) => countByAxes(q, filter, axes))),
+    http: `/api/v1/aggregation?group_by=${axes.join(',')}${query}`,
+  });
+  const cases = [
+    agg('aggregation hour × kind, all (dashboard default)', {}, ['hour', 'kind'], ''),
+    agg('aggregation day × kind, all (dashboard, > 14 days)', {}, ['day', 'kind'], ''),
+    agg('aggregation hour × kind, one campaign', { campaign }, ['hour', 'kind'], `&campaign=${campaign}`),
+    agg(
+      'aggregation sender × recipient region, tests in groups (regions view)',
+      { kind: 'test', conversationKind: 'group' },
+      ['sender_region', 'recipient_region'],
+      '&kind=test&conversation_kind=group',
+    ),
+    agg('aggregation by campaign (filter bar)', {}, ['campaign'], ''),
+    agg('aggregation by recipient region (filter bar)', {}, ['recipient_region'], ''),
+    {
+      name: 'outcomes page of 100, 80 % in (keyset)',
+      naive: () => read((q) => naiveOutcomePage(q, key, 101)),
+      current: () => read((q) => readOutcomes(q, {}, { after: key, order: 'asc', limit: 101 })),
+      same: async () =>
+        JSON.stringify(await read((q) => naiveOutcomePage(q, key, 101))) ===
+        JSON.stringify(await read((q) => readOutcomes(q, {}, { after: key, order: 'asc', limit: 101 }))),
+      http: `/api/v1/outcomes?limit=100&cursor=${encodeOutcomeCursor(key, 'asc')}`,
+    },
+  ];
+
+  out(
+    `\nmedians: current ${runs} runs, naive ${naiveRuns}; Postgres CPU: the backends' CPU per current call`,
+  );
+  out(
+    `${'query'.padEnd(72)}${'naive'.padStart(10)}${'current'.padStart(10)}${'ratio'.padStart(9)}${'same'.padStart(6)}${'HTTP'.padStart(10)}${'Postgres CPU'.padStart(14)}`,
+  );
+  for (const c of cases) {
+    await c.current();
+    const pg0 = await scratch.backendCpuMs();
+    const cur = median(await timeIt(runs, c.current));
+    const pg1 = await scratch.backendCpuMs();
+    await get(c.http);
+    const http = median(await timeIt(runs, () => get(c.http)));
+    const naive = median(await timeIt(naiveRuns, c.naive));
+    const same = await c.same();
+    const pgCpu = pg0 !== null && pg1 !== null ? fmt((pg1 - pg0) / runs) : '—';
+    out(
+      `${c.name.padEnd(72)}${fmt(naive).padStart(10)}${fmt(cur).padStart(10)}${`${(naive / cur).toFixed(0)}×`.padStart(9)}${(same ? 'yes' : 'NO').padStart(6)}${fmt(http).padStart(10)}${pgCpu.padStart(14)}`,
+    );
+  }
+
+  if (!values['no-export']) {
+    out(`\nexport (NDJSON) against COPY (the same select) TO STDOUT`);
+    out(
+      `${'rows'.padEnd(40)}${'export rows/s'.padStart(15)}${'COPY rows/s'.padStart(14)}${'ratio'.padStart(8)}`,
+    );
+    for (const [name, filter] of [
+      ['one campaign', { campaign }],
+      ['all', {}],
+    ] as const) {
+      let lines = 0;
+      const t0 = performance.now();
+      for await (const chunk of exportChunks(read, filter, false)) {
+        for (let i = chunk.indexOf('\n'); i !== -1; i = chunk.indexOf('\n', i + 1)) lines++;
+      }
+      const exportRate = lines / ((performance.now() - t0) / 1000);
+      const copy = await copyExport(scratch.url, filter.campaign);
+      const copyRate = copy.rows / copy.s;
+      out(
+        `${`${name} (${lines.toLocaleString('en')} rows)`.padEnd(40)}${exportRate.toFixed(0).padStart(15)}${copyRate.toFixed(0).padStart(14)}${(exportRate / copyRate).toFixed(2).padStart(8)}`,
+      );
+    }
+  }
+  await app.close();
+} finally {
+  await database.close();
+  if (values.keep) out(`kept: ${scratch.url}`);
+  else await scratch.drop();
+}
+
+async function countRollupRows(): Promise<string> {
+  const found = await rollupRowCounts(database.db);
+  return found.map((r) => `${r.grain} ${r.n.toLocaleString('en')}`).join(', ');
+}
