@@ -8,7 +8,9 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
-    include: ['faults/**/*.test.ts'],
+    // The PGlite folder lock is a fault case too (a second process on one data folder): its
+    // test lives beside the lock, in collector/db/, and runs here as well as in `npm test`.
+    include: ['faults/**/*.test.ts', 'collector/db/pglite-lock.test.ts'],
     exclude: ['**/node_modules/**'],
     testTimeout: 600_000,
     hookTimeout: 120_000,
