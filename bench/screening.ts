@@ -31,6 +31,7 @@ import {
   suppressedAlone,
   usableCombinations,
 } from '../collector/analysis/simulate-screening.ts';
+import { SCREEN_OPTIONS } from '../collector/followups.ts';
 
 const { values } = parseArgs({
   options: {
@@ -156,15 +157,16 @@ async function screeningTable(inputOrder: boolean, isolate: boolean): Promise<vo
 
 /**
  * The screen as the collector runs it (collector/followups.ts, `screen` mode): every pack goes
- * out with its own matched control (void when the control does not arrive), one positive is
- * enough to split (`confirmSet: 1`), and every set the screen flags is then judged by the rounds
+ * out with its own matched control (void when the control does not arrive), with the collector's
+ * options (SCREEN_OPTIONS: two positives to split a pack or flag a set, a pass only after enough
+ * deliveries to rule out a partial drop), and every set the screen flags is then judged by the rounds
  * one per message with paired controls and the sequential design (a look every 4 pairs) until
  * it settles. Reported: the screen's messages, the rounds' messages for flagged sets, and the
  * precision and recall of the final verdicts.
  */
 async function collectorTable(): Promise<void> {
   console.log(
-    '\nas the collector runs it: matched control per pack, confirmSet 1, flagged sets judged by the rounds',
+    '\nas the collector runs it: matched control per pack, two positives to split or flag, a pass as strong as a sequential none (margin 0.2, beta 0.1), flagged sets judged by the rounds',
   );
   console.log(
     'seed  truth  flagged  screen-msgs  round-msgs  messages  one-per-set  saving  precision  recall  (one-per-set: precision  recall)',
@@ -184,7 +186,7 @@ async function collectorTable(): Promise<void> {
         return pair.test === 'delivered' ? 'negative' : 'positive';
       });
     };
-    const r = await screen(scenario.sets, probe, { shuffleSeed: seed, confirmSet: 1 });
+    const r = await screen(scenario.sets, probe, { ...SCREEN_OPTIONS(''), shuffleSeed: seed });
     // flagged: suppressed alone, or members of a cross-set group (their union goes to isolation;
     // here each member set is judged alone, as the rounds do with listed sets the screen did not clear)
     const flagged = [...new Set([...r.suppressed, ...r.crossSet.flat(), ...r.unresolved.flat()])];

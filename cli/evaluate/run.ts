@@ -96,7 +96,12 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
       campaign: { name: 'evaluate', mode, termSetsPerRound: termSets.length, seed },
       collector: { checkinIntervalMs: 5000, sweepIntervalMs: 2000 },
       probeCheckinCron: '*/2 * * * * *',
-      ...(o.testbedSeed === undefined ? {} : { testbed: { seed: o.testbedSeed, rateLimit: false } }),
+      // A temporary folder is removed afterwards: the testbed keeps no state file there (it is
+      // written whole, synchronously, after changes, and stalled the event loop as messages grew).
+      testbed: {
+        ...(o.testbedSeed === undefined ? {} : { seed: o.testbedSeed, rateLimit: false as const }),
+        ...(ownDir ? { persist: false as const } : {}),
+      },
       logLevel: level,
     });
     net = { db: local.collector.database.db, campaignId: local.campaign.id, stop: () => local.stop() };
