@@ -11,7 +11,8 @@
  *
  * `--why` lists every verdict that differs from the policy (term set, scope, verdict, pairs) and
  * every verdict left open, after each size's row. `--data DIR` keeps each size's network (Postgres
- * included) in DIR/<size> for inspection instead of a temporary folder.
+ * included) in DIR/<size> for inspection instead of a temporary folder. `--clearance` runs the
+ * screens with the clearance rule of decision 024 (not yet the collector's default).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     progress: { type: 'boolean', default: false },
     why: { type: 'boolean', default: false },
     data: { type: 'string' },
+    clearance: { type: 'boolean', default: false },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [20, 100, 500] : [20, 100];
@@ -53,6 +55,7 @@ for (const size of sizes) {
     timeoutMs: minutes * 60_000,
     seed: `${values.seed}-${size}`,
     ...(values.data ? { dataDir: `${values.data}/${size}` } : {}),
+    ...(values.clearance ? { screenClearance: true } : {}),
     testbedSeed: 7,
     ...(values.progress ? { onProgress: (line: string) => console.error(line) } : {}),
   });

@@ -46,6 +46,8 @@ export interface EvaluationOptions {
   /** Progress lines (the CLI prints them). */
   onProgress?: (line: string) => void;
   logLevel?: string;
+  /** Screens clear a set only with the clearance rule of decision 024 (testbed only). */
+  screenClearance?: boolean;
 }
 
 export interface EvaluationResult {
@@ -94,7 +96,11 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
       deadlineSeconds,
       probeMode: 'in-process',
       campaign: { name: 'evaluate', mode, termSetsPerRound: termSets.length, seed },
-      collector: { checkinIntervalMs: 5000, sweepIntervalMs: 2000 },
+      collector: {
+        checkinIntervalMs: 5000,
+        sweepIntervalMs: 2000,
+        ...(o.screenClearance ? { screenClearance: true } : {}),
+      },
       probeCheckinCron: '*/2 * * * * *',
       // A temporary folder is removed afterwards: the testbed keeps no state file there (it is
       // written whole, synchronously, after changes, and stalled the event loop as messages grew).

@@ -64,6 +64,8 @@ export interface LocalNetworkOptions {
     endsAt?: Date | ((now: Date) => Date);
   };
   collector?: {
+    /** Screens clear a set only with the clearance rule of decision 024 (FollowupOptions.screenClearance). */
+    screenClearance?: boolean;
     /** Default 0 (any free port). */
     port?: number;
     host?: string;
@@ -186,6 +188,7 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
         level,
         destination: pino.destination({ dest: join(logDir, 'collector.log'), sync: false }),
       }),
+      ...(options.collector?.screenClearance ? { followups: { screenClearance: true } } : {}),
     });
     cleanups.push(() => collector.close());
     const admin = new AdminClient(collector.url, config.adminToken);
