@@ -7,11 +7,16 @@
  * precision and recall of the report's findings against the policy (a finding is any verdict
  * but `none`; right when it is the verdict the policy implies in that scope).
  *
- *   npm run bench:evaluate [-- --full] [-- --sizes 20,100] [-- --minutes 10]
+ *   npm run bench:evaluate [-- --full] [-- --sizes 20,100] [-- --minutes 10] [-- --why]
+ *
+ * `--why` lists every verdict that differs from the policy (term set, scope, verdict, pairs) and
+ * every verdict left open, after each size's row. `--data DIR` keeps each size's network (Postgres
+ * included) in DIR/<size> for inspection instead of a temporary folder. `--clearance` runs the
+ * screens with the clearance rule of decision 024 (not yet the collector's default).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { expectedVerdict } from '../cli/evaluate/expect.ts';
+import { expectedVerdict, reportMismatches } from '../cli/evaluate/expect.ts';
 import { generatePolicy } from '../cli/evaluate/generate.ts';
 import { runEvaluation } from '../cli/evaluate/run.ts';
 
@@ -22,6 +27,9 @@ const { values } = parseArgs({
     minutes: { type: 'string' },
     seed: { type: 'string', default: 'bench' },
     progress: { type: 'boolean', default: false },
+    why: { type: 'boolean', default: false },
+    data: { type: 'string' },
+    clearance: { type: 'boolean', default: false },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [20, 100, 500] : [20, 100];
@@ -46,6 +54,8 @@ for (const size of sizes) {
     accountsPerRegion: 2,
     timeoutMs: minutes * 60_000,
     seed: `${values.seed}-${size}`,
+    ...(values.data ? { dataDir: `${values.data}/${size}` } : {}),
+    ...(values.clearance ? { screenClearance: true } : {}),
     testbedSeed: 7,
     ...(values.progress ? { onProgress: (line: string) => console.error(line) } : {}),
   });
@@ -82,6 +92,14 @@ for (const size of sizes) {
   ].join('');
   rows.push(line);
   console.log(line);
+  if (values.why) {
+    for (const m of reportMismatches(g.rules, findings, g.termSets)) console.log(`  ${m}`);
+    for (const f of findings.filter((x) => !x.settled)) {
+      console.log(
+        `  open: ${f.terms.join(' + ')} ${f.scope.conversation} ${f.scope.sender_region}→${f.scope.recipient_region} ${f.verdict} (n=${f.n_test}/${f.n_control})`,
+      );
+    }
+  }
 }
 console.log(
   'precision/recall over term set × scope: a finding is any verdict but none; the policy implies ' +

@@ -31,6 +31,7 @@ import {
   suppressedAlone,
   usableCombinations,
 } from '../collector/analysis/simulate-screening.ts';
+import { SCREEN_OPTIONS } from '../collector/followups.ts';
 
 const { values } = parseArgs({
   options: {
@@ -158,15 +159,18 @@ async function screeningTable(inputOrder: boolean, isolate: boolean): Promise<vo
 
 /**
  * The screen as the collector runs it (collector/followups.ts, `screen` mode): every pack goes
- * out with its own matched control (void when the control does not arrive), one positive is
- * enough to split (`confirmSet: 1`), and every set the screen flags is then judged by the rounds
+ * out with its own matched control (void when the control does not arrive), with the collector's
+ * options (SCREEN_OPTIONS: one positive is enough to split, `confirmSet: 1`; with `clearance` the
+ * second pass of decision 024), and every set the screen flags is then judged by the rounds
  * one per message with paired controls and the sequential design (a look every 4 pairs) until
  * it settles. Reported: the screen's messages, the rounds' messages for flagged sets, and the
  * precision and recall of the final verdicts.
  */
-async function collectorTable(): Promise<void> {
+async function collectorTable(clearance: boolean): Promise<void> {
   console.log(
-    '\nas the collector runs it: matched control per pack, confirmSet 1, flagged sets judged by the rounds',
+    clearance
+      ? '\nwith the clearance of decision 024 (FollowupOptions.screenClearance): a second pass asks every group that passed until 11 intact packs rule out a drop of 20 % or more (beta 0.1)'
+      : '\nas the collector runs it: matched control per pack, confirmSet 1, flagged sets judged by the rounds',
   );
   console.log(
     'seed  truth  flagged  screen-msgs  round-msgs  messages  one-per-set  saving  precision  recall  (one-per-set: precision  recall)',
@@ -186,7 +190,10 @@ async function collectorTable(): Promise<void> {
         return pair.test === 'delivered' ? 'negative' : 'positive';
       });
     };
-    const r = await screen(scenario.sets, probe, { shuffleSeed: seed, confirmSet: 1 });
+    const r = await screen(scenario.sets, probe, {
+      ...SCREEN_OPTIONS('', { clearance }),
+      shuffleSeed: seed,
+    });
     // flagged: suppressed alone, or members of a cross-set group (their union goes to isolation;
     // here each member set is judged alone, as the rounds do with listed sets the screen did not clear)
     const flagged = [...new Set([...r.suppressed, ...r.crossSet.flat(), ...r.unresolved.flat()])];
@@ -249,7 +256,8 @@ async function collectorTable(): Promise<void> {
 
 await screeningTable(false, true);
 await screeningTable(true, false);
-await collectorTable();
+await collectorTable(false);
+await collectorTable(true);
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 console.log(

@@ -54,6 +54,7 @@ import {
 import { type FollowupStep, testSendTimes } from './db/followups.ts';
 import type { Db, Queryable } from './db/open.ts';
 import { canonicalTermSet, findingKey, scopeKey } from './keys.ts';
+import { yielder } from './yield.ts';
 
 export interface FindingsOptions {
   /**
@@ -101,20 +102,28 @@ export function groupPairs(pairs: readonly PairedOutcome[]): Group[] {
 const subsetOf = (a: readonly string[], b: readonly string[]) =>
   a.length < b.length && a.every((t) => b.includes(t));
 
-/** Pure: a finding is minimal unless a proper subset has the same finding verdict in the same scope. */
+/**
+ * Pure: a finding is minimal unless a proper subset has the same finding verdict in the same
+ * scope. Compared within scope × verdict only, so the work grows with the findings of one scope
+ * and verdict, not with the square of the campaign's findings.
+ */
 export function markMinimal<T extends { termSet: string[]; scope: FindingScope; verdict: string }>(
   list: T[],
 ): (T & { minimal: boolean })[] {
+  const byScopeVerdict = new Map<string, T[]>();
+  for (const f of list) {
+    if (!isFindingVerdict(f.verdict)) continue;
+    const k = `${scopeKey(f.scope)}\u0000${f.verdict}`;
+    const same = byScopeVerdict.get(k);
+    if (same) same.push(f);
+    else byScopeVerdict.set(k, [f]);
+  }
   return list.map((f) => ({
     ...f,
     minimal:
       !isFindingVerdict(f.verdict) ||
-      !list.some(
-        (g) =>
-          g !== f &&
-          g.verdict === f.verdict &&
-          scopeKey(g.scope) === scopeKey(f.scope) &&
-          subsetOf(g.termSet, f.termSet),
+      !(byScopeVerdict.get(`${scopeKey(f.scope)}\u0000${f.verdict}`) ?? []).some(
+        (g) => g !== f && subsetOf(g.termSet, f.termSet),
       ),
   }));
 }
@@ -184,10 +193,11 @@ export function holdUncorroborated(
 /**
  * Findings for the listed sets a done screen cleared in its scope: `none`, settled, from the
  * packs that carried the set and arrived intact at the scope's recipients while their matched
- * controls arrived too. Under the screen's assumptions (monotone, deterministic rules: a set
- * that triggers the censor triggers it in any message that carries it; README) one such pack
- * clears the set. n_test counts those packs and rate_test is 0 by construction, so this is not
- * a comparison of rates: `detail.source` says `screen`, with the packs that carried the set.
+ * controls arrived too. The screen clears a set only once its packs' answers rule out a
+ * suppression rate of the sequential design's margin at its beta (followups.ts SCREEN_OPTIONS,
+ * `clearance`; 11 intact packs without a positive; decision 024), so a rule that fires only
+ * sometimes is not cleared by the one pack it missed. n_test counts the packs that arrived and
+ * rate_test is 0, so this is not a comparison of rates: `detail.source` says `screen`, with the packs that carried the set.
  * A set cleared without a pack that arrived (none expected) gets no finding and is left to
  * the rounds. Written when the screen is done (collector/followups.ts calls this), so the
  * rounds planned in the same sweep already see the sets settled.
@@ -280,100 +290,125 @@ export async function recomputeCampaignFindings(
 ): Promise<CampaignFindingsResult> {
   const design = { ...DEFAULT_SEQUENTIAL_DESIGN, ...options.design };
   const lookEvery = options.lookEvery ?? 4;
+  // Read and judge outside a transaction, giving the event loop a turn every 20 ms (the work
+  // grows with the campaign's pairs); a transaction held across those turns would hold PGlite's
+  // one connection, and every check-in and upload with it. The write below takes the
+  // campaign's lock and writes only if the sequential states it started from are still stored.
+  const tick = yielder();
+  const groups = groupPairs(
+    await pairedOutcomes(db, campaign.id, now, options.graceMs ?? campaign.deadlineSeconds * 1000),
+  );
+  if (groups.length === 0) return { ran: true, findings: 0, settled: 0 };
+  const built = [];
+  for (const g of groups) {
+    built.push({ ...g, ...pairedEvidence(g.rows) });
+    await tick();
+  }
+  const current = judgeAll(
+    built.map((b) => b.evidence),
+    design.judge,
+  );
+
+  const stored = new Map((await sequentialStates(db, campaign.id)).map((s) => [s.key, s]));
+  const cleared = await screenClearedKeys(db, campaign.id);
+  const changedStates: StoredSequentialState[] = [];
+  const writes: Omit<FindingWrite, 'minimal'>[] = [];
+  for (const [i, b] of built.entries()) {
+    await tick();
+    const f = current[i];
+    if (!f) continue;
+    // A screen's clearance stands against incidental round pairs (a set sent for another
+    // recipient region of the same conversation) unless they point to a finding.
+    if (cleared.has(b.key) && !isFindingVerdict(f.verdict)) continue;
+    let state = stored.get(b.key)?.state;
+    if (campaign.mode !== 'monitor') {
+      const before = state ?? INITIAL_SEQUENTIAL_STATE;
+      const s = reviseSettled(before, f.verdict);
+      const pairs = Math.min(f.n_test, f.n_control);
+      const next =
+        !s.settled && pairs - s.lastPairs >= lookEvery ? sequentialLook(s, b.evidence, design).state : s;
+      if (next !== before) {
+        state = next;
+        changedStates.push({
+          key: b.key,
+          termSet: b.termSet,
+          scope: b.scope,
+          state,
+          settledVerdict: state.settled?.verdict ?? null,
+        });
+      }
+    }
+    const support = { test: corroboration(b.counted), control: corroboration(b.counted) };
+    const d = holdUncorroborated(
+      decide(campaign.mode, f, state, design.judge.alpha),
+      support,
+      campaign.minIndependentProbes ?? 1,
+    );
+    const changes = detectChanges(b.windows, { judge: design.judge });
+    const lastAdverse = [...changes.segments].reverse().find((s) => isFindingVerdict(s.verdict));
+    const currentVerdict = changes.current?.verdict;
+    const sendTimes = b.rows.map((r) => r.sendMs);
+    writes.push({
+      key: b.key,
+      termSet: b.termSet,
+      scope: b.scope,
+      windowStart: new Date(Math.min(...sendTimes)),
+      windowEnd: new Date(Math.max(...sendTimes)),
+      verdict: d.verdict,
+      kind: d.finding.kind,
+      testTrials: d.finding.n_test,
+      controlTrials: d.finding.n_control,
+      testRate: d.finding.rate_test,
+      controlRate: d.finding.rate_control,
+      pValue: d.finding.p,
+      qValue: d.finding.q,
+      ciLow: d.finding.ci[0],
+      ciHigh: d.finding.ci[1],
+      diffCiLow: d.finding.ci_diff[0],
+      diffCiHigh: d.finding.ci_diff[1],
+      settled: d.settled,
+      since: changes.current ? new Date(changes.current.since) : null,
+      endedAt:
+        lastAdverse && currentVerdict !== undefined && !isFindingVerdict(currentVerdict)
+          ? new Date(lastAdverse.to)
+          : null,
+      detail: {
+        segments: changes.segments.map((s) => ({
+          from: new Date(s.from).toISOString(),
+          to: new Date(s.to).toISOString(),
+          verdict: s.verdict,
+        })),
+        outage_windows: changes.outages.length,
+        ...(d.finding.latency ? { latency: d.finding.latency } : {}),
+        ...(state?.settled
+          ? { sequential: { verdict: state.settled.verdict, pairs: state.settled.atPairs } }
+          : {}),
+      },
+      independentProbes: support,
+    });
+  }
+  const final = markMinimal(writes);
   return db.transaction(async (tx) => {
     if (!(await tryLockCampaign(tx, campaign.id, 'findings'))) return { ran: false, findings: 0, settled: 0 };
-    const groups = groupPairs(
-      await pairedOutcomes(tx, campaign.id, now, options.graceMs ?? campaign.deadlineSeconds * 1000),
-    );
-    if (groups.length === 0) return { ran: true, findings: 0, settled: 0 };
-    const built = groups.map((g) => ({ ...g, ...pairedEvidence(g.rows) }));
-    const current = judgeAll(
-      built.map((b) => b.evidence),
-      design.judge,
-    );
-
-    const stored = new Map((await sequentialStates(tx, campaign.id)).map((s) => [s.key, s]));
-    const cleared = await screenClearedKeys(tx, campaign.id);
-    const changedStates: StoredSequentialState[] = [];
-    const writes: Omit<FindingWrite, 'minimal'>[] = [];
-    built.forEach((b, i) => {
-      const f = current[i];
-      if (!f) return;
-      // A screen's clearance stands against incidental round pairs (a set sent for another
-      // recipient region of the same conversation) unless they point to a finding.
-      if (cleared.has(b.key) && !isFindingVerdict(f.verdict)) return;
-      let state = stored.get(b.key)?.state;
-      if (campaign.mode !== 'monitor') {
-        const before = state ?? INITIAL_SEQUENTIAL_STATE;
-        const s = reviseSettled(before, f.verdict);
-        const pairs = Math.min(f.n_test, f.n_control);
-        const next =
-          !s.settled && pairs - s.lastPairs >= lookEvery ? sequentialLook(s, b.evidence, design).state : s;
-        if (next !== before) {
-          state = next;
-          changedStates.push({
-            key: b.key,
-            termSet: b.termSet,
-            scope: b.scope,
-            state,
-            settledVerdict: state.settled?.verdict ?? null,
-          });
-        }
-      }
-      const support = { test: corroboration(b.counted), control: corroboration(b.counted) };
-      const d = holdUncorroborated(
-        decide(campaign.mode, f, state, design.judge.alpha),
-        support,
-        campaign.minIndependentProbes ?? 1,
-      );
-      const changes = detectChanges(b.windows, { judge: design.judge });
-      const lastAdverse = [...changes.segments].reverse().find((s) => isFindingVerdict(s.verdict));
-      const currentVerdict = changes.current?.verdict;
-      const sendTimes = b.rows.map((r) => r.sendMs);
-      writes.push({
-        key: b.key,
-        termSet: b.termSet,
-        scope: b.scope,
-        windowStart: new Date(Math.min(...sendTimes)),
-        windowEnd: new Date(Math.max(...sendTimes)),
-        verdict: d.verdict,
-        kind: d.finding.kind,
-        testTrials: d.finding.n_test,
-        controlTrials: d.finding.n_control,
-        testRate: d.finding.rate_test,
-        controlRate: d.finding.rate_control,
-        pValue: d.finding.p,
-        qValue: d.finding.q,
-        ciLow: d.finding.ci[0],
-        ciHigh: d.finding.ci[1],
-        diffCiLow: d.finding.ci_diff[0],
-        diffCiHigh: d.finding.ci_diff[1],
-        settled: d.settled,
-        since: changes.current ? new Date(changes.current.since) : null,
-        endedAt:
-          lastAdverse && currentVerdict !== undefined && !isFindingVerdict(currentVerdict)
-            ? new Date(lastAdverse.to)
-            : null,
-        detail: {
-          segments: changes.segments.map((s) => ({
-            from: new Date(s.from).toISOString(),
-            to: new Date(s.to).toISOString(),
-            verdict: s.verdict,
-          })),
-          outage_windows: changes.outages.length,
-          ...(d.finding.latency ? { latency: d.finding.latency } : {}),
-          ...(state?.settled
-            ? { sequential: { verdict: state.settled.verdict, pairs: state.settled.atPairs } }
-            : {}),
-        },
-        independentProbes: support,
-      });
-    });
+    // another collector looked since this one read: its states are newer, skip this sweep
+    if (!sameStates(stored, await sequentialStates(tx, campaign.id))) {
+      return { ran: false, findings: 0, settled: 0 };
+    }
     await saveSequentialStates(tx, campaign.id, changedStates);
-    const final = markMinimal(writes);
     await upsertFindings(tx, campaign.id, final);
     return { ran: true, findings: final.length, settled: final.filter((w) => w.settled).length };
   });
+}
+
+/** Whether the stored sequential states are still those a recomputation read. */
+function sameStates(
+  read: ReadonlyMap<string, StoredSequentialState>,
+  now: readonly StoredSequentialState[],
+): boolean {
+  return (
+    now.length === read.size &&
+    now.every((s) => JSON.stringify(read.get(s.key)?.state) === JSON.stringify(s.state))
+  );
 }
 
 /** The sweep's step: recompute the findings of every active (or just ended) campaign. */

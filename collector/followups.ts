@@ -25,11 +25,13 @@
 
 import type { Logger } from 'pino';
 import {
+  DEFAULT_SEQUENTIAL_DESIGN,
   type IsolationResult,
   isolationStep,
   type MessageRequest,
   type ProbeResult,
   type RoundRecord,
+  type ScreeningOptions,
   type ScreeningResult,
   screeningStep,
 } from './analysis/index.ts';
@@ -76,6 +78,19 @@ export interface FollowupOptions {
    * of a short-deadline campaign stall its isolation run for 20 deadlines.)
    */
   lostAfterMs?: number;
+  /**
+   * A step's first message is due this long after it is planned (default 0): probes hear of
+   * their canaries at check-in, so a message due at once can pass its deadline before its probe
+   * knows of it. The collector passes its check-in interval, the horizon rounds are planned
+   * ahead by (decision 024).
+   */
+  leadMs?: number;
+  /**
+   * Screens clear a set only with the second pass's evidence (`SCREEN_CLEARANCE`, decision 024):
+   * as strong as a sequential `none`, so a partial drop is not cleared by the one pack it missed.
+   * Default false (see SCREEN_CLEARANCE).
+   */
+  screenClearance?: boolean;
 }
 
 /** The sweep's step: start isolations and screens, read results, send the next rounds. */
@@ -85,6 +100,7 @@ export async function advanceFollowups(
   options: FollowupOptions = {},
   log?: Logger,
 ): Promise<void> {
+  const began = performance.now();
   for (const c of await campaignsToJudge(db, now, 24 * 3600_000)) {
     if (c.mode === 'monitor') continue;
     try {
@@ -94,7 +110,16 @@ export async function advanceFollowups(
         if (!info) return;
         await startRuns(tx, info);
         for (const run of await runningFollowupRuns(tx, info.id)) {
-          await advanceRun(tx, info, run, now, options, log);
+          // each run plans from `now` plus the time the runs before it took, so a step planned
+          // late in a long sweep does not hand out canaries already due or past their deadline
+          await advanceRun(
+            tx,
+            info,
+            run,
+            new Date(now.getTime() + (performance.now() - began)),
+            options,
+            log,
+          );
         }
       });
     } catch (err) {
@@ -208,7 +233,11 @@ async function advanceRun(
     step =
       run.procedure === 'isolate'
         ? await isolationStep(run.input as string[], logRecords)
-        : await screeningStep(run.input as string[][], logRecords, SCREEN_OPTIONS(c.seed));
+        : await screeningStep(
+            run.input as string[][],
+            logRecords,
+            SCREEN_OPTIONS(c.seed, { clearance: options.screenClearance === true }),
+          );
   } catch (err) {
     log?.warn({ err, followup: run.id }, 'follow-up run failed');
     await failFollowup(tx, run.id, (err as Error).message);
@@ -218,7 +247,14 @@ async function advanceRun(
     await finish(tx, c, run, step.result, steps);
     return;
   }
-  const pairIds = await sendMessages(tx, c, run, step.round, step.messages, now);
+  const pairIds = await sendMessages(
+    tx,
+    c,
+    run,
+    step.round,
+    step.messages,
+    new Date(now.getTime() + (options.leadMs ?? 0)),
+  );
   if (pairIds === 'wait') {
     log?.debug({ followup: run.id, scope: run.scope }, "follow-up step waits for the senders' send budget");
     return;
@@ -235,10 +271,30 @@ async function advanceRun(
  * The screen here is triage, not the verdict: a set it calls suppressed is judged again by the
  * rounds (single sets, as derived sets) or isolated (multi-term sets and cross-set groups), each
  * with controls and the sequential design. So one positive is enough to split down to a set
- * (`confirmSet: 1`; a lost message only costs that set a round of paired tests), while a
- * clearance, which is published as a `none` finding, needs a pack that arrived intact.
+ * (`confirmSet: 1`; a lost message only costs that set a round of paired tests). What it
+ * publishes, a clearance, is a settled `none` finding, so it must be as strong as the sequential
+ * design's `none`: a rule that fires with probability p escapes one intact pack with probability
+ * 1 − p, so the sets the first pass cleared are packed again and cleared only once their packs'
+ * deliveries make a suppression rate of the design's margin or more as unlikely as its beta
+ * (`clearance`: 11 intact packs without a positive at margin 0.2 and beta 0.1; decision 024).
  */
-const SCREEN_OPTIONS = (seed: string) => ({ shuffleSeed: seedNumber(seed), confirmSet: 1 });
+export const SCREEN_OPTIONS = (seed: string, o: { clearance?: boolean } = {}) =>
+  ({
+    shuffleSeed: seedNumber(seed),
+    confirmSet: 1,
+    ...(o.clearance ? { clearance: SCREEN_CLEARANCE } : {}),
+  }) satisfies Partial<ScreeningOptions>;
+
+/**
+ * The clearance rule of the sequential design's `none` (decision 024). Not yet the collector's
+ * default: under load the in-process probes of `silentdrop evaluate` could not send the second
+ * pass's copies before their deadlines, the questions went void and the 40-set evaluate test ran
+ * out of time. Campaigns get it with `FollowupOptions.screenClearance`.
+ */
+export const SCREEN_CLEARANCE = {
+  margin: DEFAULT_SEQUENTIAL_DESIGN.margin,
+  beta: DEFAULT_SEQUENTIAL_DESIGN.beta,
+};
 
 const seedNumber = (seed: string) =>
   [...seed].reduce((h, ch) => (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0, 7);
@@ -256,10 +312,13 @@ async function finish(
   else {
     const r = result as ScreeningResult;
     const sets = run.input as string[][];
-    // sets suppressed alone with more than one term, and cross-set groups, go on to isolation
+    const listed = new Set(sets.map(termSetKey));
+    // sets suppressed alone with more than one term, and cross-set groups, go on to isolation;
+    // a set whose subsets one term smaller are all listed is not: the rounds judge it and those
+    // subsets anyway, and isolation starts from its finding if it is still needed (`isolationNeed`)
     for (const i of r.suppressed) {
       const set = sets[i];
-      if (set && set.length > 1)
+      if (set && set.length > 1 && isolationNeed(set, run.scope, listed, new Map()) === 'run')
         await insertFollowup(tx, {
           campaignId: c.id,
           procedure: 'isolate',
@@ -267,7 +326,7 @@ async function finish(
           scope: run.scope,
           key: isolateKey(set, run.scope),
         });
-      else if (set) derived.push(set);
+      else if (set && set.length === 1) derived.push(set);
     }
     for (const group of r.crossSet) {
       const terms = [...new Set(group.flatMap((i) => sets[i] ?? []))];

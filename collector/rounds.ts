@@ -36,6 +36,7 @@ import type { Db } from './db/open.ts';
 import { findingKey, scopeKey, screenKey, termSetKey } from './keys.ts';
 import { type PlanConversation, planRound, type RoundPlan, roundSeed } from './planning/canaries.ts';
 import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
+import { yielder } from './yield.ts';
 
 /** Longest window a round's sends are spread over. */
 const MAX_SPREAD_SECONDS = 3600;
@@ -147,7 +148,13 @@ async function materialiseCampaign(
     if (campaign.mode === 'screen') {
       for (const k of await screenedKeys(db, campaign.id, listed, conversations)) settled.add(k);
     }
-    const needs = new Map(allSets.map((t) => [t, openSenders(t, conversations, active, settled)] as const));
+    // planning grows with term sets × conversations: give the event loop a turn every 20 ms
+    const tick = yielder();
+    const needs = new Map<string[], Map<string, string[]>>();
+    for (const t of allSets) {
+      needs.set(t, openSenders(t, conversations, active, settled));
+      await tick();
+    }
     const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
     const spread = spreadSeconds(campaign.cadenceCron, roundAt);
     const budget = await roundBudget(db, conversations, roundAt, spread, campaign.deadlineSeconds);
@@ -177,8 +184,9 @@ async function materialiseCampaign(
     // senders cannot send more before the round's deadlines (docs/decisions/014).
     const parts: RoundPlan[] = [];
     let capped = 0;
-    termSets.forEach((t, i) => {
+    for (const [i, t] of termSets.entries()) {
       for (const [ref, handles] of needs.get(t) ?? []) {
+        await tick();
         const conv = conversations.find((c) => c.ref === ref);
         if (!conv) continue;
         const idOf = new Map(conv.members.map((m) => [m.handle, m.accountId]));
@@ -198,7 +206,7 @@ async function materialiseCampaign(
         }
         parts.push(part);
       }
-    });
+    }
     if (capped > 0) {
       log?.debug(
         { campaign: campaign.id, roundAt, open: open.length, planned: parts.length, capped },

@@ -97,8 +97,11 @@ export async function startCollector(
       const missing = await finaliseOutcomes(db, now);
       if (missing > 0) logger.info({ missing }, 'outcomes finalised as missing');
       await recomputeFindings(db, now, options.findings, logger);
-      await advanceFollowups(db, now, options.followups, logger);
-      await plan(now);
+      // Follow-ups and rounds plan canaries from the clock as it is now, not as it was when the
+      // sweep began: judging a large campaign takes seconds, and a step planned from a stale
+      // `now` handed the probes canaries whose deadline had passed (decision 024).
+      await advanceFollowups(db, new Date(), options.followups, logger);
+      await plan(new Date());
       try {
         await runAlerts(
           db,

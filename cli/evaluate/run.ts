@@ -50,6 +50,8 @@ export interface EvaluationOptions {
   /** Progress lines (the CLI prints them). */
   onProgress?: (line: string) => void;
   logLevel?: string;
+  /** Screens clear a set only with the clearance rule of decision 024 (testbed only). */
+  screenClearance?: boolean;
 }
 
 export interface EvaluationResult {
@@ -105,9 +107,15 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
         sweepIntervalMs: 2000,
         ...(o.databaseUrl === undefined ? {} : { databaseUrl: o.databaseUrl }),
         ...(o.collectors === undefined ? {} : { count: o.collectors }),
+        ...(o.screenClearance ? { screenClearance: true } : {}),
       },
       probeCheckinCron: '*/2 * * * * *',
-      ...(o.testbedSeed === undefined ? {} : { testbed: { seed: o.testbedSeed, rateLimit: false } }),
+      // A temporary folder is removed afterwards: the testbed keeps no state file there (it is
+      // written whole, synchronously, after changes, and stalled the event loop as messages grew).
+      testbed: {
+        ...(o.testbedSeed === undefined ? {} : { seed: o.testbedSeed, rateLimit: false as const }),
+        ...(ownDir ? { persist: false as const } : {}),
+      },
       logLevel: level,
     });
     net = { db: local.collector.database.db, campaignId: local.campaign.id, stop: () => local.stop() };

@@ -66,6 +66,8 @@ export interface LocalNetworkOptions {
     endsAt?: Date | ((now: Date) => Date);
   };
   collector?: {
+    /** Screens clear a set only with the clearance rule of decision 024 (FollowupOptions.screenClearance). */
+    screenClearance?: boolean;
     /** Default 0 (any free port). */
     port?: number;
     host?: string;
@@ -84,7 +86,11 @@ export interface LocalNetworkOptions {
   };
   /** node-cron for the probes' check-ins (default every 5 s). */
   probeCheckinCron?: string;
-  testbed?: { port?: number; seed?: number; rateLimit?: false };
+  /**
+   * `persist: false`: no testbed state file (a run in a folder removed afterwards). The state file
+   * is the whole store written synchronously after changes, which grows with every message.
+   */
+  testbed?: { port?: number; seed?: number; rateLimit?: false; persist?: false };
   /** Extra adapter settings for every account (e.g. browser pacing). */
   adapterSettings?: Record<string, unknown>;
   /** Prefix for account handles (default none: `cn-1`, `us-1`, …). */
@@ -223,6 +229,7 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
             level,
             destination: pino.destination({ dest: join(logDir, `${name}.log`), sync: false }),
           }),
+          ...(options.collector?.screenClearance ? { followups: { screenClearance: true } } : {}),
         }),
       );
     }
@@ -275,7 +282,7 @@ export async function startLocalFleet(
     const testbed = await startTestbed({
       policy: options.policy,
       port: options.testbed?.port ?? 0,
-      stateFile: join(dataDir, 'testbed', 'state.json'),
+      ...(options.testbed?.persist === false ? {} : { stateFile: join(dataDir, 'testbed', 'state.json') }),
       logger: fileLogger(logDir, 'testbed', level),
       ...(options.testbed?.seed === undefined ? {} : { seed: options.testbed.seed }),
       ...(options.testbed?.rateLimit === false ? { rateLimit: false } : {}),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { citizenLabAvailable, loadCitizenLab } from './citizenlab-data.ts';
-import { hwangGroupSize, packTermSets, screen } from './screening.ts';
+import { answersToPass, hwangGroupSize, packTermSets, passedAt, screen } from './screening.ts';
 import { type CensorConfig, createCensor, type SimRule } from './simulate.ts';
 import { US_TO_CN_GROUP } from './simulate-evidence.ts';
 import { simRoundProbe } from './simulate-probes.ts';
@@ -113,5 +113,56 @@ describe('screen', () => {
         expect(r.unresolved).toEqual([]);
       },
     );
+  });
+});
+
+describe('clearance as strong as a sequential none', () => {
+  const rule = { margin: 0.2, beta: 0.1 };
+
+  it('needs ceil(ln beta / ln(1 - margin)) deliveries without a positive, more after one', () => {
+    expect(answersToPass(0, rule)).toBe(11);
+    expect(passedAt(0, 10, rule)).toBe(false);
+    expect(passedAt(0, 11, rule)).toBe(true);
+    expect(answersToPass(1, rule)).toBe(18);
+    // without a rule one delivery passes (deterministic rules)
+    expect(answersToPass(0, undefined)).toBe(1);
+  });
+
+  it('a partial drop (p = 0.5) that one delivery would clear is found by the second pass', async () => {
+    const innocent = [
+      '天气',
+      '公园',
+      '咖啡',
+      '足球',
+      '熊猫',
+      '图书馆',
+      '火车站',
+      '音乐会',
+      '电影院',
+      '博物馆',
+    ];
+    const sets = [...innocent.map((t) => [t]), ['律师']];
+    const rules: SimRule[] = [{ id: 'partial', all: ['律师'], action: 'drop', probability: 0.5 }];
+    let clearedByOne = 0;
+    let innocentCleared = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const once = await screen(sets, probeFor({ rules, backgroundLoss: 0.03 }, seed).probe, {
+        shuffleSeed: seed,
+        confirmSet: 1,
+      });
+      if (once.status[10] === 'clear') clearedByOne++;
+      const r = await screen(sets, probeFor({ rules, backgroundLoss: 0.03 }, seed).probe, {
+        shuffleSeed: seed,
+        confirmSet: 1,
+        clearance: rule,
+      });
+      expect(r.status[10], `seed ${seed}`).not.toBe('clear');
+      // and most innocent sets are still cleared (some that shared the partly dropped set's
+      // group may be left to the rounds)
+      innocentCleared += r.status.slice(0, 10).filter((x) => x === 'clear').length;
+    }
+    expect(innocentCleared).toBeGreaterThanOrEqual(0.8 * 200);
+    // the first pass alone clears the partly dropped set about half the time
+    expect(clearedByOne).toBeGreaterThan(3);
   });
 });

@@ -6,6 +6,7 @@
 import { findMinimalSubsets } from './isolation.ts';
 import { type ProbeResult, robustOracle } from './oracle.ts';
 import { seededPermutation } from './prng.ts';
+import { logChoose } from './stats.ts';
 
 /**
  * One round: every message (a list of terms) goes out once in the same window, with the round's
@@ -24,12 +25,27 @@ export interface ScreeningOptions {
   /** Upper bound on term sets per pack. Default 64. */
   maxSetsPerPack: number;
   /**
-   * Consecutive positives to call a pack (more than one set) suppressed and split it. Default 1:
+   * What a clearance must show (default undefined: one delivery, under the assumption of
+   * deterministic rules). A rule that fires with probability p escapes one delivery with
+   * probability 1 − p. With `{ margin, beta }` the screen runs a second pass over the sets the
+   * first (one delivery a pass) cleared: the groups that passed are asked again (no new packs,
+   * which could hold a combination no first-pass group held), and pass only once their deliveries
+   * make a suppression rate of `margin` or more unlikely: after n answers with x positives,
+   * P(X ≤ x | n, margin) ≤ beta (`passedAt`; 0 positives need ⌈ln beta / ln(1 − margin)⌉
+   * answers, 11 for margin 0.2 and beta 0.1, the error rates of the sequential design's `none`).
+   * The answers still needed go out at once, in one round; a group with `clearanceConfirm`
+   * positives is split as in the first pass, with the same rule for every question.
+   */
+  clearance?: { margin: number; beta: number };
+  /** Positives that stop a second-pass question (`clearance`) and call the group suppressed. Default 2. */
+  clearanceConfirm: number;
+  /**
+   * Positives to call a pack (more than one set) suppressed and split it. Default 1:
    * a lost message only costs a split whose halves both pass (then re-tested), while every
    * reported set or combination is confirmed with `confirmSet`.
    */
   confirmPack: number;
-  /** Consecutive positives to call a single term set or a cross-set combination suppressed. Default 3. */
+  /** Positives to call a single term set or a cross-set combination suppressed. Default 3. */
   confirmSet: number;
   /** Void results tolerated per question. Default 6. */
   maxVoids: number;
@@ -62,6 +78,7 @@ export const DEFAULT_SCREENING_OPTIONS: ScreeningOptions = {
   maxVoids: 6,
   inferSecondHalf: true,
   crossSetsPerGroup: 1,
+  clearanceConfirm: 2,
 };
 
 export type ScreenStatus = 'suppressed' | 'clear' | 'cross-set' | 'unresolved';
@@ -79,6 +96,34 @@ export interface ScreeningResult {
   tests: number;
   rounds: number;
   packs: number;
+}
+
+/** P(X ≤ x) for X ~ Binomial(n, p). */
+function binomialCdf(x: number, n: number, p: number): number {
+  if (x >= n) return 1;
+  if (p <= 0) return 1;
+  if (p >= 1) return x >= n ? 1 : 0;
+  let sum = 0;
+  for (let k = 0; k <= x; k++) {
+    sum += Math.exp(logChoose(n, k) + k * Math.log(p) + (n - k) * Math.log(1 - p));
+  }
+  return Math.min(1, sum);
+}
+
+/**
+ * Whether n answers with x positives make a suppression rate of `margin` or more unlikely enough
+ * for a pass: P(X ≤ x | n, margin) ≤ beta. Without a clearance rule one delivery passes.
+ */
+export function passedAt(x: number, n: number, clearance: ScreeningOptions['clearance']): boolean {
+  if (!clearance) return n - x >= 1;
+  return binomialCdf(x, n, clearance.margin) <= clearance.beta;
+}
+
+/** Answers (deliveries and positives) a group with x positives needs before it passes. */
+export function answersToPass(x: number, clearance: ScreeningOptions['clearance']): number {
+  let n = x + 1;
+  while (!passedAt(x, n, clearance)) n++;
+  return n;
 }
 
 /** Group size of Hwang's generalised binary splitting: 2^floor(log2((n − d + 1) / d)). */
@@ -174,16 +219,40 @@ export async function screen(
   const unresolved: number[][] = [];
   const termsOf = (group: readonly number[]) => [...new Set(group.flatMap((i) => sets[i] ?? []))];
 
-  /** A delivery is a definite negative; a positive needs `need` in a row (background loss). */
-  const ask = async (group: readonly number[], need: number): Promise<Answer> => {
+  /** The second pass's rule (`clearance`) while it runs; the first pass passes on one delivery. */
+  let rule: ScreeningOptions['clearance'];
+  /** Groups that passed in the first pass, in the order they did. */
+  const passedOnce: number[][] = [];
+
+  /**
+   * A group is positive after `need` positives (background loss removes messages too). It passes
+   * on one delivery, or in the second pass once enough deliveries rule out a partial
+   * suppression (`rule`). The first pass sends one message a round; the second every answer
+   * still needed to pass, at once.
+   */
+  const ask = async (group: readonly number[], firstNeed: number): Promise<Answer> => {
+    const need = rule ? Math.max(firstNeed, o.clearanceConfirm) : firstNeed;
     let positives = 0;
+    let answers = 0;
     let voids = 0;
     while (positives < need) {
-      const r = await batcher.send(termsOf(group));
-      if (r === 'negative') return 'negative';
-      if (r === 'void') {
-        if (++voids > o.maxVoids) return 'unresolved';
-      } else positives++;
+      const batch = rule ? Math.max(1, answersToPass(positives, rule) - answers) : 1;
+      const rs = await Promise.all(Array.from({ length: batch }, () => batcher.send(termsOf(group))));
+      for (const r of rs) {
+        if (r === 'void') voids++;
+        else {
+          answers++;
+          if (r === 'positive') positives++;
+        }
+      }
+      if (positives >= need) break;
+      if (passedAt(positives, answers, rule)) {
+        if (!rule) passedOnce.push([...group]);
+        return 'negative';
+      }
+      // the second pass sends many copies at once: it gives up on a question whose voids
+      // outnumber its answers by `maxVoids` (a burst of lost controls), not on `maxVoids` voids
+      if (voids > o.maxVoids + (rule ? answers : 0)) return 'unresolved';
     }
     return 'positive';
   };
@@ -259,7 +328,7 @@ export async function screen(
   /** Both halves pass but the whole is suppressed: terms from several sets trigger together. */
   const crossSetCombination = async (group: readonly number[]): Promise<boolean> => {
     // re-test the whole once more so a doubly lost message is not reported as a combination
-    const again = await ask(group, 1);
+    const again = await ask(group, o.confirmPack);
     if (again === 'negative') return false;
     if (again === 'unresolved') {
       markUnresolved(group);
@@ -288,14 +357,35 @@ export async function screen(
     return true;
   };
 
+  const pass = (packs: number[][]) =>
+    Promise.all(
+      packs.map(async (pack) => {
+        const a = await ask(pack, needFor(pack));
+        if (a === 'positive') await resolve(pack, false);
+        else if (a === 'unresolved') markUnresolved(pack);
+      }),
+    );
   const packs = packTermSets(sets, o);
-  await Promise.all(
-    packs.map(async (pack) => {
-      const a = await ask(pack, needFor(pack));
-      if (a === 'positive') await resolve(pack, false);
-      else if (a === 'unresolved') markUnresolved(pack);
-    }),
-  );
+  await pass(packs);
+  if (o.clearance) {
+    // Second pass: the groups that passed once are asked again until a partial drop is ruled
+    // out. The same groups, not new packs: cleared sets packed anew could hold a combination
+    // that no first-pass group held (a set and its combination's other part). A subset of a
+    // passed group cannot trigger a monotone rule, so each set goes with the first group that
+    // passed with it; a set cleared otherwise (inside a cross-set search) goes alone.
+    rule = o.clearance;
+    const placed = new Set<number>();
+    const groups: number[][] = [];
+    for (const g of passedOnce) {
+      const mine = g.filter((i) => status[i] === 'clear' && !placed.has(i));
+      for (const i of mine) placed.add(i);
+      if (mine.length > 0) groups.push(mine);
+    }
+    status.forEach((x, i) => {
+      if (x === 'clear' && !placed.has(i)) groups.push([i]);
+    });
+    await pass(groups);
+  }
   return {
     status,
     suppressed: status.flatMap((s, i) => (s === 'suppressed' ? [i] : [])),
