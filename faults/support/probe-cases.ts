@@ -14,6 +14,7 @@ import { sql } from 'drizzle-orm';
 import { type LocalNetwork, startLocalNetwork } from '../../cli/local/network.ts';
 import { rows } from '../../collector/db/open.ts';
 import { decodeRecord } from '../../probe/journal.ts';
+import { until } from './network.ts';
 import { findPostgres, type OwnedPostgres, startOwnedPostgres } from './postgres.ts';
 
 export const REGIONS = ['CN', 'US'] as const;
@@ -24,21 +25,7 @@ export function say(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  everyMs = 250,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end)
-      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting until ${what}`);
-    await sleep(everyMs);
-  }
-}
+export { until };
 
 interface JournalEvent {
   type: string;
