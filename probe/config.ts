@@ -5,7 +5,7 @@
  * Secrets may be given as `env:NAME` (enrollment_token and any credentials value):
  * the value is read from the environment at start, so the file can be shared.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Static, Type } from 'typebox';
@@ -169,10 +169,19 @@ export const DEFAULTS = {
   quarantine: { bannedHours: 48, rateLimitedMinutes: 30 },
 } as const;
 
+/** The largest probe config read: 200 accounts with their settings fit in far less. */
+export const MAX_PROBE_CONFIG_BYTES = 1024 * 1024;
+
 /** Reads and validates a config file. Relative `data_dir` is relative to the file. */
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ProbeConfig> {
   let text: string;
   try {
+    const { size } = await stat(file);
+    if (size > MAX_PROBE_CONFIG_BYTES) {
+      throw new Error(
+        `${size} bytes, more than the ${MAX_PROBE_CONFIG_BYTES / 1024} KiB a probe config may have`,
+      );
+    }
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new ConfigError(`cannot read probe config ${file}: ${(err as Error).message}`);
@@ -185,6 +194,11 @@ export function parseConfig(
   opts: { file?: string; baseDir?: string; env?: NodeJS.ProcessEnv } = {},
 ): ProbeConfig {
   const where = opts.file ?? 'probe config';
+  if (Buffer.byteLength(text) > MAX_PROBE_CONFIG_BYTES) {
+    throw new ConfigError(
+      `${where}: more than the ${MAX_PROBE_CONFIG_BYTES / 1024} KiB a probe config may have`,
+    );
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -192,7 +206,13 @@ export function parseConfig(
     const { line, col } = lineCounter.linePos(e.pos[0]);
     throw new ConfigError(`${where}:${line}:${col}: ${e.message.split('\n')[0]}`);
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    // An alias that names no anchor, or aliases that multiply (a "billion laughs"), throw here.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(`${where}: ${(err as Error).message.split('\n')[0]}`);
+  }
 
   const lineOf = (path: (string | number)[]): string => {
     for (let n = path.length; n >= 0; n--) {

@@ -9,7 +9,7 @@
  * `probability: 1.0`, no `active` window (always active). `active` may leave out
  * `from` or `to` for a window open on that side; outages need both.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Document, isMap, LineCounter, parseDocument } from 'yaml';
 import { join, type PolicyIssue, Reader } from './policy-reader.ts';
@@ -62,16 +62,25 @@ export interface Policy {
   source: string;
 }
 
+const MAX_ISSUES_SHOWN = 20;
+const MAX_ISSUE_TEXT = 300;
+const clip = (text: string) =>
+  text.length <= MAX_ISSUE_TEXT
+    ? text
+    : `${text.slice(0, MAX_ISSUE_TEXT / 2)} … ${text.slice(-MAX_ISSUE_TEXT / 2)}`;
+
 export class PolicyError extends Error {
   readonly code = 'SD_ERR_TESTBED_POLICY';
   constructor(
     readonly source: string,
     readonly issues: readonly PolicyIssue[],
   ) {
+    // A hostile file can make thousands of problems with paths as long as the file: the
+    // message lists the first few, each cut short (`issues` keeps them all).
+    const shown = issues.slice(0, MAX_ISSUES_SHOWN).map((i) => `  ${clip(formatIssue(source, i))}`);
+    if (issues.length > MAX_ISSUES_SHOWN) shown.push(`  … and ${issues.length - MAX_ISSUES_SHOWN} more`);
     super(
-      `invalid testbed policy ${source}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${issues
-        .map((i) => `  ${formatIssue(source, i)}`)
-        .join('\n')}`,
+      `invalid testbed policy ${source}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${shown.join('\n')}`,
     );
     this.name = 'PolicyError';
   }
@@ -89,8 +98,16 @@ export function isValidatedPolicy(x: unknown): x is Policy {
   return typeof x === 'object' && x !== null && validated.has(x);
 }
 
+/** The largest policy read (hundreds of rules with their term lists fit in far less). */
+export const MAX_POLICY_BYTES = 4 * 1024 * 1024;
+
 /** Parse and validate policy text (YAML, or JSON, which is YAML too). */
 export function parsePolicy(text: string, source = 'policy'): Policy {
+  if (Buffer.byteLength(text) > MAX_POLICY_BYTES) {
+    throw new PolicyError(source, [
+      { path: '(file)', message: `larger than ${MAX_POLICY_BYTES / 1024 / 1024} MiB` },
+    ]);
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -116,8 +133,14 @@ export function policyFromObject(input: unknown, source = 'policy object'): Poli
 export function loadPolicyFile(path: string): Policy {
   let text: string;
   try {
+    if (statSync(path).size > MAX_POLICY_BYTES) {
+      throw new PolicyError(basename(path), [
+        { path: '(file)', message: `larger than ${MAX_POLICY_BYTES / 1024 / 1024} MiB` },
+      ]);
+    }
     text = readFileSync(path, 'utf8');
   } catch (err) {
+    if (err instanceof PolicyError) throw err;
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new PolicyError(path, [{ path: '(file)', message: `cannot read the policy file (${reason})` }]);
   }

@@ -5,9 +5,10 @@
  * term sets in TERMS until every verdict is settled or the time is up, and writes the
  * report (issue 4). Exit code 0 when every verdict settled, 3 when time ran out.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { MAX_TERM_FILE_BYTES } from '../../collector/planning/terms.ts';
 import { CliError } from '../errors.ts';
 import { runEvaluation } from '../evaluate/run.ts';
 
@@ -64,7 +65,14 @@ export function register(program: Command): void {
       if (opts.mode !== 'isolate' && opts.mode !== 'screen') {
         throw new CliError(`--mode must be isolate or screen, got "${opts.mode}"`, 'SD_ERR_CLI');
       }
-      const terms = readFileSync(resolve(opts.terms), 'utf8');
+      const termsFile = resolve(opts.terms);
+      if (statSync(termsFile).size > MAX_TERM_FILE_BYTES) {
+        throw new CliError(
+          `--terms: ${termsFile} is larger than ${MAX_TERM_FILE_BYTES / 1024 / 1024} MiB`,
+          'SD_ERR_CLI',
+        );
+      }
+      const terms = readFileSync(termsFile, 'utf8');
       const result = await runEvaluation({
         ...(opts.policy ? { policy: resolve(opts.policy) } : {}),
         ...(opts.accounts ? { accounts: resolve(opts.accounts) } : {}),

@@ -12,16 +12,19 @@
  *   groups: [{ room: g1@conference.localhost, members: [cn1@localhost, …] }]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { parse, stringify } from 'yaml';
+import { type Static, Type } from 'typebox';
+import { Value } from 'typebox/value';
+import { parseDocument, stringify } from 'yaml';
 import { loadConfig as loadCollectorConfig } from '../../collector/config.ts';
 import type { Db } from '../../collector/db/open.ts';
 import { createLogger } from '../../collector/logger.ts';
 import { startCollector } from '../../collector/server.ts';
 import { type ProbeHandle, startProbe } from '../../probe/agent.ts';
 import { loadConfig as loadProbeConfig } from '../../probe/config.ts';
+import { Region } from '../../protocol/index.ts';
 import { AdminClient } from '../local/admin-client.ts';
 import type { EvaluationMode } from './run.ts';
 
@@ -32,36 +35,96 @@ export interface AccountsFile {
   groups?: { room: string; members: string[] }[];
 }
 
+/** The largest accounts file read (a few hundred accounts fit in a few kB). */
+export const MAX_ACCOUNTS_FILE_BYTES = 256 * 1024;
+
+/** A bad accounts file: the message names the file and the field. */
+export class AccountsFileError extends Error {
+  readonly code = 'SD_ERR_ACCOUNTS_FILE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'AccountsFileError';
+  }
+}
+
+const Jid = Type.String({ minLength: 3, maxLength: 320, pattern: '^[^\\s@/"&\'<>:]+@[A-Za-z0-9.-]+$' });
+const AccountsFileSchema = Type.Object(
+  {
+    platform: Type.Literal('xmpp'),
+    server: Type.Object(
+      {
+        host: Type.String({ minLength: 1, maxLength: 253 }),
+        port: Type.Integer({ minimum: 1, maximum: 65_535 }),
+        domain: Type.String({ minLength: 1, maxLength: 253 }),
+        tls: Type.Optional(Type.Union([Type.Boolean(), Type.String({ maxLength: 16 })])),
+      },
+      // Further adapter settings (timeouts, resource) pass through; the adapter validates them.
+      { maxProperties: 32 },
+    ),
+    accounts: Type.Array(
+      Type.Object(
+        { handle: Jid, password: Type.String({ minLength: 1, maxLength: 1024 }), region: Region },
+        { additionalProperties: false },
+      ),
+      { minItems: 2, maxItems: 200 },
+    ),
+    groups: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { room: Jid, members: Type.Array(Jid, { minItems: 1, maxItems: 200 }) },
+          { additionalProperties: false },
+        ),
+        { maxItems: 100 },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Reads and validates an accounts file (YAML or JSON); throws AccountsFileError naming the field. */
 export function parseAccountsFile(text: string, source = 'accounts file'): AccountsFile {
-  const doc = parse(text) as unknown;
   const bad = (what: string): never => {
-    throw new Error(`${source}: ${what}`);
+    throw new AccountsFileError(`${source}: ${what}`);
   };
-  if (typeof doc !== 'object' || doc === null) return bad('not a YAML/JSON mapping');
-  const d = doc as Record<string, unknown>;
-  if (d.platform !== 'xmpp') bad(`platform must be xmpp (got ${JSON.stringify(d.platform)})`);
-  if (typeof d.server !== 'object' || d.server === null)
-    bad('server must be a mapping { host, port, domain, tls }');
-  if (!Array.isArray(d.accounts) || d.accounts.length < 2) bad('accounts must list at least two accounts');
-  const accounts = (d.accounts as unknown[]).map((a, i) => {
-    const x = (a ?? {}) as Record<string, unknown>;
-    if (typeof x.handle !== 'string' || typeof x.password !== 'string' || typeof x.region !== 'string') {
-      return bad(`accounts[${i}] needs handle, password and region`);
-    }
-    return { handle: x.handle, password: x.password, region: x.region };
-  });
-  const groups = Array.isArray(d.groups)
-    ? (d.groups as unknown[]).map((g, i) => {
-        const x = (g ?? {}) as Record<string, unknown>;
-        if (typeof x.room !== 'string' || !Array.isArray(x.members))
-          return bad(`groups[${i}] needs room and members`);
-        return { room: x.room, members: x.members.map(String) };
-      })
-    : [];
-  return { platform: 'xmpp', server: d.server as Record<string, unknown>, accounts, groups };
+  if (Buffer.byteLength(text) > MAX_ACCOUNTS_FILE_BYTES)
+    bad(`larger than ${MAX_ACCOUNTS_FILE_BYTES / 1024} KiB; an accounts file lists accounts, not data`);
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) bad(`not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    bad(`not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('not a YAML/JSON mapping');
+  if (!Value.Check(AccountsFileSchema, raw)) {
+    const first = [...Value.Errors(AccountsFileSchema, raw)][0];
+    const field = first?.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(top level)';
+    bad(`${field}: ${first?.message ?? 'invalid'}`);
+  }
+  const d = raw as Static<typeof AccountsFileSchema>;
+  const handles = new Set<string>();
+  for (const a of d.accounts) {
+    if (handles.has(a.handle.toLowerCase())) bad(`accounts: ${a.handle} is listed twice`);
+    handles.add(a.handle.toLowerCase());
+  }
+  return {
+    platform: 'xmpp',
+    server: d.server,
+    accounts: d.accounts.map((a) => ({ handle: a.handle, password: a.password, region: a.region })),
+    groups: (d.groups ?? []).map((g) => ({ room: g.room, members: [...g.members] })),
+  };
 }
 
 export function readAccountsFile(path: string): AccountsFile {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    throw new AccountsFileError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (size > MAX_ACCOUNTS_FILE_BYTES)
+    throw new AccountsFileError(`${path}: larger than ${MAX_ACCOUNTS_FILE_BYTES / 1024} KiB`);
   return parseAccountsFile(readFileSync(path, 'utf8'), path);
 }
 

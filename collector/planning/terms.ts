@@ -20,6 +20,12 @@ export interface LineError {
 export const MAX_LINE_CODE_POINTS = 1000;
 /** Most terms in one set. The Citizen Lab lists have at most 6. */
 export const MAX_TERMS_PER_SET = 16;
+/** The largest term list read (the Citizen Lab files are a few hundred kB). */
+export const MAX_TERM_FILE_BYTES = 16 * 1024 * 1024;
+const OVERSIZE: LineError = {
+  line: 1,
+  message: `the file is larger than ${MAX_TERM_FILE_BYTES / 1024 / 1024} MiB; nothing was read`,
+};
 
 /** NFC, surrounding whitespace removed; nothing else changes. */
 export function normalizeTerm(term: string): string {
@@ -79,6 +85,7 @@ export function splitTermSet(
 }
 
 export function parseTermFile(text: string): { termSets: string[][]; errors: LineError[] } {
+  if (Buffer.byteLength(text) > MAX_TERM_FILE_BYTES) return { termSets: [], errors: [OVERSIZE] };
   const src = text.startsWith('\uFEFF') ? text.slice(1) : text;
   const termSets: string[][] = [];
   const errors: LineError[] = [];
@@ -145,6 +152,7 @@ export function importCitizenLabCsv(
   text: string,
   options: { file?: string } = {},
 ): { termSets: ImportedTermSet[]; errors: LineError[]; format?: CitizenLabFormat } {
+  if (Buffer.byteLength(text) > MAX_TERM_FILE_BYTES) return { termSets: [], errors: [OVERSIZE] };
   const { records, errors } = parseCsv(text);
   const header = records[0];
   if (!header) return { termSets: [], errors: [...errors, { line: 1, message: 'empty file' }] };

@@ -45,7 +45,7 @@ import type { AuthFailureLimiter } from '../http/auth-failures.ts';
 import { throwBodyError } from '../http/body.ts';
 import { type RateLimitOptions, registerRateLimit } from '../http/rate-limit.ts';
 import { controlUnsupported } from '../planning/controls.ts';
-import { parseTermFile } from '../planning/terms.ts';
+import { MAX_TERM_FILE_BYTES, parseTermFile } from '../planning/terms.ts';
 import type { RetentionRunner } from '../retention.ts';
 import { generateToken, keyedHash } from '../secrets.ts';
 import { DEFAULT_PROBE_SILENT_AFTER_MS, fleetRoutes, probeHealth } from './fleet.ts';
@@ -68,7 +68,6 @@ export interface AdminRoutesOptions {
 export const DEFAULT_ADMIN_RATE_LIMIT: RateLimitOptions = { max: 300, timeWindowMs: 60_000 };
 
 /** Term files may be large (the Citizen Lab lists are a few hundred kB). */
-const TERM_FILE_BYTES = 16 * 1024 * 1024;
 
 const iso = (d: Date) => d.toISOString();
 
@@ -210,10 +209,10 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
   app.post(
     '/term-lists',
     {
-      bodyLimit: TERM_FILE_BYTES,
+      bodyLimit: MAX_TERM_FILE_BYTES,
       schema: {
         querystring: UploadTermListQuery,
-        body: Type.String({ maxLength: TERM_FILE_BYTES }),
+        body: Type.String({ maxLength: MAX_TERM_FILE_BYTES }),
         response: { 201: UploadTermListResponse },
       },
     },
