@@ -132,8 +132,8 @@ try {
     http: `/api/v1/aggregation?group_by=${axes.join(',')}${query}`,
   });
   const cases = [
-    agg('aggregation hour × kind, all (dashboard default)', {}, ['hour', 'kind'], ''),
-    agg('aggregation day × kind, all (dashboard, > 14 days)', {}, ['day', 'kind'], ''),
+    agg('aggregation hour × kind, all (dashboard, hour grain)', {}, ['hour', 'kind'], ''),
+    agg('aggregation day × kind, all (dashboard default)', {}, ['day', 'kind'], ''),
     agg('aggregation hour × kind, one campaign', { campaign }, ['hour', 'kind'], `&campaign=${campaign}`),
     agg(
       'aggregation sender × recipient region, tests in groups (regions view)',

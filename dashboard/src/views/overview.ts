@@ -2,7 +2,7 @@
  * Overview: suppression (missing rate) over time, tests against controls, with 95%
  * Wilson bands and markers where findings start and end.
  */
-import { api } from '../api.ts';
+import { type AggregationResponse, api } from '../api.ts';
 import { chartPanel, type PanelData } from '../charts.ts';
 import { escapeHtml, h } from '../dom.ts';
 import { interval, pct, terms } from '../format.ts';
@@ -14,19 +14,21 @@ export async function overview(root: HTMLElement, route: Route): Promise<void> {
   const asked = route.params.get('grain');
   const filters = apiFilters(route.params);
   const byGrain = (g: string) => api.aggregation(withParams(filters, { group_by: `${g},kind` }));
-  let grain: 'minute' | 'hour' | 'day' = asked === 'day' || asked === 'minute' ? asked : 'hour';
+  const points = (a: AggregationResponse) => new Set(a.rows.map((r) => r.keys[0])).size;
+  const picked = asked === 'day' || asked === 'minute' || asked === 'hour' ? asked : undefined;
+  let grain: 'minute' | 'hour' | 'day' = picked ?? 'day';
+  // No grain asked: days first (one cheap query however long the data), and only for a span
+  // of two weeks or less hours, or minutes when hours give one or two points.
   const [first, findings] = await Promise.all([
     byGrain(grain),
     api.findings(withParams(filters, { limit: '1000' })),
   ]);
   let agg = first;
-  if (asked !== 'hour' && asked !== 'day' && asked !== 'minute') {
-    // No grain asked: hours, unless that gives a chart of one or two points (a short run) or
-    // more than two weeks of hours.
-    const points = new Set(first.rows.map((r) => r.keys[0])).size;
-    const better = points < 3 ? 'minute' : points > 14 * 24 ? 'day' : undefined;
-    if (better) {
-      grain = better;
+  if (!picked && points(first) <= 14) {
+    grain = 'hour';
+    agg = await byGrain(grain);
+    if (points(agg) < 3) {
+      grain = 'minute';
       agg = await byGrain(grain);
     }
   }
