@@ -176,6 +176,7 @@ function expectSame(fromRollups: GroupedCounts[], raw: GroupedCounts[]): void {
 
 async function reset(db: Db): Promise<void> {
   await db.execute(sql`delete from outcome_rollups`);
+  await db.execute(sql`delete from outcome_rollup_totals`);
   await db.execute(sql`delete from rollup_watermark`);
   await db.execute(sql`delete from outcomes`);
   await db.execute(sql`delete from canaries`);
@@ -263,6 +264,23 @@ describeEachDb('rollups', (getDb) => {
     ).rows;
     expect(totals).toHaveLength(6);
     for (const t of totals) expect(t.n).toBe(200);
+    // The totals over campaigns: every row equals the sum of the campaigns' rows of its bucket and scope.
+    const mismatched = (
+      (await db.execute(sql`select count(*)::int as n from outcome_rollup_totals t
+        full join (select grain, bucket, scoped, kind, platform, conversation_kind, sender_region, recipient_region,
+            sum(delivered)::int as delivered
+          from outcome_rollups group by 1, 2, 3, 4, 5, 6, 7, 8) r
+        using (grain, bucket, scoped, kind, platform, conversation_kind, sender_region, recipient_region)
+        where t.delivered is distinct from r.delivered`)) as unknown as { rows: { n: number }[] }
+    ).rows[0]!.n;
+    expect(mismatched).toBe(0);
+    expect(
+      (
+        (await db.execute(sql`select count(*)::int as n from outcome_rollup_totals`)) as unknown as {
+          rows: { n: number }[];
+        }
+      ).rows[0]!.n,
+    ).toBeGreaterThan(0);
     // Nothing written since: a second run recomputes nothing.
     expect((await rollUpOutcomes(db)).cells).toBe(0);
   }, 120_000);

@@ -18,6 +18,11 @@
  *   LATENCY_RELATIVE_ERROR (9.05 %) of the exact percentile_cont for latencies from 1 ms
  *   to 2^30 ms (12.4 days; above, the quantile reads 2^30 ms); below 1 ms (clock skew can make them negative) they count as 0.
  *
+ * - Totals over campaigns (outcome_rollup_totals): the job sums each recomputed bucket's rows
+ *   over campaigns at every grain, so a read with no campaign filter and no campaign axis reads
+ *   one row per bucket and scope however many campaigns there are (the histogram sums are what
+ *   a read costs: about 100 ns per row and bucket).
+ *
  * Not in the rollups (the outcomes answer): the term_set, probe and sender_probe axes and the
  * terms, verdict and probe filters (sealing and findings depend on the moment of reading), a
  * status filter naming only one of delivered/delayed, and from/to off the grain.
@@ -146,6 +151,7 @@ export async function rollUpOutcomes(db: Db, options: { manyCells?: number } = {
       if (many) await tx.execute(sql`analyze outcome_rollups`);
       await recomputeFromFiner(tx, 'hour', 'minute', many);
       await recomputeFromFiner(tx, 'day', 'hour', many);
+      for (const grain of GRAINS) await recomputeTotals(tx, grain, many);
     }
     await tx.execute(sql`insert into rollup_watermark (id, watermark, updated_at)
       values (1, ${watermark}::timestamptz, now())
@@ -221,6 +227,26 @@ async function recomputeFromFiner(q: Queryable, grain: Grain, finer: Grain, many
       r.sender_region, r.recipient_region`);
 }
 
+/** The rows over every campaign of the grain's buckets holding a dirty minute, from the per-campaign rows. */
+async function recomputeTotals(q: Queryable, grain: Grain, many: boolean): Promise<void> {
+  const cells = sql`(select distinct ${bucketOf(grain, sql`bucket`)} as bucket from rollup_dirty)`;
+  await q.execute(sql`delete from outcome_rollup_totals t using ${cells} h
+    where t.grain = ${grain} and t.bucket = h.bucket`);
+  const sums = STATUSES.map((s) => sql.raw(`sum(r.${s})::int`));
+  await q.execute(sql`insert into outcome_rollup_totals (${ids(ROW_COLUMNS.filter((c) => c !== 'campaign_id'))})
+    select ${grain}, h.bucket, r.scoped, r.kind, r.platform, r.conversation_kind,
+      r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')}
+    from ${cells} h
+      ${
+        many
+          ? sql`join outcome_rollups r on r.grain = ${grain} and r.bucket = h.bucket`
+          : // both values of scoped: the primary key (grain, scoped, bucket, …) is then an index range per bucket
+            sql`cross join lateral (select * from outcome_rollups r where r.grain = ${grain}
+              and r.scoped = any(array[false, true]) and r.bucket = h.bucket offset 0) r`
+      }
+    group by h.bucket, r.scoped, r.kind, r.platform, r.conversation_kind, r.sender_region, r.recipient_region`);
+}
+
 /** How the rollups answer a query: the grain of the rows read, and whether per scope. */
 export interface RollupPlan {
   grain: Grain;
@@ -287,6 +313,9 @@ export async function countByAxesFromRollups(
   const keys = ids(k);
   const from = filter.from?.toISOString();
   const to = filter.to?.toISOString();
+  // Over every campaign, not grouped by campaign: the totals (one row per bucket and scope,
+  // whatever the number of campaigns); a bucket with any dirty cell is read from the outcomes.
+  const totals = !filter.campaign && !axes.includes('campaign');
   const dirtyWhere: SQL[] = [sql`o.updated_at >= (select w from wm)`];
   if (filter.campaign) dirtyWhere.push(sql`c.campaign_id = ${filter.campaign}::uuid`);
   if (from) dirtyWhere.push(sql`c.send_at >= ${from}::timestamptz`);
@@ -304,7 +333,9 @@ export async function countByAxesFromRollups(
   if (from) rollWhere.push(sql`r.bucket >= ${from}::timestamptz`);
   if (to) rollWhere.push(sql`r.bucket < ${to}::timestamptz`);
   rollWhere.push(
-    sql`not exists (select 1 from dirty d where d.campaign_id = r.campaign_id and d.bucket = r.bucket)`,
+    totals
+      ? sql`not exists (select 1 from dirty d where d.bucket = r.bucket)`
+      : sql`not exists (select 1 from dirty d where d.campaign_id = r.campaign_id and d.bucket = r.bucket)`,
   );
 
   const wanted = (s: string) => !filter.statuses?.length || filter.statuses.includes(s);
@@ -326,14 +357,15 @@ export async function countByAxesFromRollups(
     q,
     sql`with wm as (select coalesce(max(watermark), '-infinity'::timestamptz) as w from rollup_watermark),
       dirty as materialized (
-        select distinct c.campaign_id, ${bucketOf(grain, sql`c.send_at`)} as bucket
+        select distinct ${totals ? sql`null::uuid` : sql`c.campaign_id`} as campaign_id,
+          ${bucketOf(grain, sql`c.send_at`)} as bucket
         from outcomes o join canaries c on c.id = o.canary_id where ${whereClause(dirtyWhere)}),
       roll as (
         select ${sql.join(
           axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
           sql`, `,
         )}, ${sql.join(rollCounts, sql`, `)}, ${rollLatency} as latency
-        from outcome_rollups r where ${whereClause(rollWhere)}
+        from ${totals ? sql`outcome_rollup_totals` : sql`outcome_rollups`} r where ${whereClause(rollWhere)}
         group by ${keys}),
       fresh_lb as (
         select ${sql.join(
@@ -343,8 +375,8 @@ export async function countByAxesFromRollups(
           count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
         -- offset 0 keeps the subquery per cell: nothing is read when no cell is dirty
         from dirty d
-          cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
-            and c.send_at >= d.bucket and c.send_at < d.bucket + ${STEP[grain]} offset 0) c
+          cross join lateral (select * from canaries c where ${totals ? sql`` : sql`c.campaign_id = d.campaign_id and`}
+            c.send_at >= d.bucket and c.send_at < d.bucket + ${STEP[grain]} offset 0) c
           ${RAW_JOINS}
         where ${whereClause(outcomeConditions(filter))}
         group by ${keys}, lb),

@@ -467,6 +467,50 @@ export const outcomeRollups = pgTable(
   ],
 );
 
+/**
+ * outcome_rollups summed over campaigns, per grain, bucket, arm and scope: what a read with no
+ * campaign filter and no campaign axis (the dashboard's views over every campaign) sums, so
+ * that it reads buckets × scopes rows however many campaigns there are. Written only by
+ * collector/db/rollups.ts, from outcome_rollups of the same grain, in the job's transaction.
+ */
+export const outcomeRollupTotals = pgTable(
+  'outcome_rollup_totals',
+  {
+    grain: text('grain').notNull(),
+    bucket: tstz('bucket').notNull(),
+    scoped: boolean('scoped').notNull(),
+    kind: text('kind').notNull(),
+    platform: text('platform').notNull(),
+    conversationKind: text('conversation_kind').notNull(),
+    senderRegion: text('sender_region').notNull(),
+    recipientRegion: text('recipient_region').notNull(),
+    delivered: integer('delivered').notNull(),
+    delayed: integer('delayed').notNull(),
+    missing: integer('missing').notNull(),
+    altered: integer('altered').notNull(),
+    rejected: integer('rejected').notNull(),
+    failed: integer('failed').notNull(),
+    pending: integer('pending').notNull(),
+    latency: integer('latency').array().notNull(),
+  },
+  (t) => [
+    primaryKey({
+      name: 'outcome_rollup_totals_pk',
+      columns: [
+        t.grain,
+        t.scoped,
+        t.bucket,
+        t.kind,
+        t.platform,
+        t.conversationKind,
+        t.senderRegion,
+        t.recipientRegion,
+      ],
+    }),
+    check('outcome_rollup_totals_grain_check', sql`${t.grain} in ('minute', 'hour', 'day')`),
+  ],
+);
+
 /** The rollup job's watermark: outcomes written before it are in outcome_rollups (one row, id 1). */
 export const rollupWatermark = pgTable(
   'rollup_watermark',
