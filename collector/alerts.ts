@@ -66,6 +66,8 @@ function summary(kind: AlertKind, p: Record<string, unknown>): string {
       return `silentdrop: probe ${String(p.probe_id)} (${String(p.country)}, AS${String(p.asn)}) silent since ${String(p.silent_since)}`;
     case 'dead_letters':
       return `silentdrop: probe ${String(p.probe_id)} (${String(p.country)}) has ${String(p.dead_letters)} dead-lettered events`;
+    case 'probe_storage_full':
+      return `silentdrop: probe ${String(p.probe_id)} (${String(p.country)}, AS${String(p.asn)}) has reported its data folder full (${String(p.code ?? 'no code')}) since ${String(p.storage_full_since)}; it takes no canaries until it has space`;
   }
 }
 

@@ -70,6 +70,7 @@ export async function recordProbeState(
         rttMs: ok.clock.rtt_ms,
         measuredAt: new Date(ok.clock.measured_at),
       },
+      storage: body.storage && { full: body.storage.state === 'full', code: body.storage.code },
     });
   });
   return { refused: ok.refused };

@@ -106,6 +106,54 @@ describeEachDb('fleet operations', (getDb) => {
     ).toBe(404);
   });
 
+  it('a probe that reports its data folder full shows storage_full and raises one alert until it has space', async () => {
+    const p = await enrollProbe(app, { country: 'KZ' });
+    const accounts = [account('testbed', `kim-${randomBytes(3).toString('hex')}`, 'KZ')];
+    const report = (storage?: object) =>
+      signedPost(app, p, '/probe/v1/checkin', {
+        ...checkinBody(accounts, []),
+        ...(storage ? { storage } : {}),
+      });
+    const fullAlerts = async () =>
+      (
+        await rows<{ since: string }>(
+          getDb().db,
+          sql`select payload->>'storage_full_since' as since from alerts
+            where kind = 'probe_storage_full' and payload->>'probe_id' = ${p.id} order by created_at`,
+        )
+      ).map((r) => r.since);
+    expect((await report()).statusCode).toBe(200);
+    expect(await probeInfo(p.id)).toMatchObject({ health: 'ok', storage_full_since: null });
+
+    const full = { state: 'full', since: new Date().toISOString(), code: 'ENOSPC' };
+    expect((await report(full)).statusCode).toBe(200);
+    const first = await probeInfo(p.id);
+    expect(first?.health).toBe('storage_full');
+    expect(typeof first?.storage_full_since).toBe('string');
+    // Still full at the next check-ins: the same since, one alert however often the sweep runs.
+    await report(full);
+    expect((await probeInfo(p.id))?.storage_full_since).toBe(first?.storage_full_since);
+    await runAlerts(getDb().db, new Date(), {});
+    await runAlerts(getDb().db, new Date(), {});
+    expect(await fullAlerts()).toHaveLength(1);
+    // A check-in without the field (an older probe) keeps the state; `ok` clears it.
+    await report();
+    expect((await probeInfo(p.id))?.health).toBe('storage_full');
+    await report({ state: 'ok' });
+    expect(await probeInfo(p.id)).toMatchObject({ health: 'ok', storage_full_since: null });
+    await runAlerts(getDb().db, new Date(), {});
+    expect(await fullAlerts()).toHaveLength(1);
+    // Full again later: a new episode, a new alert.
+    await report(full);
+    await runAlerts(getDb().db, new Date(), {});
+    expect(await fullAlerts()).toHaveLength(2);
+    // The research API shows it too (country and ASN only, as for every probe field).
+    const research = await app.inject({ url: '/api/v1/probes' });
+    expect(research.statusCode, research.body).toBe(200);
+    const mine = (research.json().probes as Record<string, unknown>[]).find((x) => x.id === p.id);
+    expect(typeof mine?.storage_full_since).toBe('string');
+  });
+
   it('a replacement enrolled with the revocation token takes over the accounts, keeping their ids', async () => {
     const old = await enrollProbe(app, { country: 'CN' });
     const handle = `frank-${randomBytes(3).toString('hex')}`;

@@ -110,6 +110,7 @@ if (!available) {
           outbox_backlog: 17,
           dead_letters: 2,
           clock: { offset_ms: -412.5, rtt_ms: 38, measured_at: new Date().toISOString() },
+          storage: { state: 'full', since: new Date().toISOString(), code: 'ENOSPC' },
         }),
       );
       expect(res.statusCode, res.body).toBe(200);
@@ -385,7 +386,7 @@ if (!available) {
       await page.close();
     });
 
-    it('Probes shows check-in, clock offset, accounts and backlog as reported', async () => {
+    it('Probes shows check-in, clock offset, accounts, backlog and a full data folder as reported', async () => {
       const { page, problems } = await open('#/probes', 'probes');
       const body = await api<ProbesHealthResponse>('/api/v1/probes');
       const rows = await page.$$eval('#probe-table tbody tr', (trs) =>
@@ -398,7 +399,12 @@ if (!available) {
       expect(cn[2]).toContain('-412 ms');
       expect(cn[3]).toBe('17');
       expect(cn[4]).toBe('2');
-      expect(cn[5]).toContain('testbed CN: active');
+      expect(cn[5]).toMatch(/^full since /);
+      expect(cn[6]).toContain('testbed CN: active');
+      const us = await page.$eval(`#probe-table tr[data-probe="${w.probes.us.id}"]`, (tr) =>
+        [...(tr as HTMLTableRowElement).cells].map((td) => td.textContent ?? ''),
+      );
+      expect(us[5]).toBe('ok');
       const chart = await panelTable(page, 'probes');
       expect(chart.find((r) => r[0] === w.probes.cn.id)?.[6]).toBe('17');
       expect(await inkedPixels(page, 'probes')).toBeGreaterThan(200);

@@ -184,6 +184,8 @@ export const ProbeInfo = Type.Object(
     clock_rtt_ms: Type.Union([Type.Number(), Type.Null()]),
     outbox_backlog: Type.Union([Type.Integer(), Type.Null()]),
     dead_letters: Type.Union([Type.Integer(), Type.Null()]),
+    /** Since when (collector clock) the probe has reported its data folder full; null: not full. */
+    storage_full_since: Type.Union([Timestamp, Type.Null()]),
     /** Seconds since the last check-in (null: never). */
     last_checkin_age_s: Type.Union([Type.Integer(), Type.Null()]),
     health: ProbeHealthState,

@@ -13,6 +13,8 @@ export const ProbeHealthState = Type.Union([
   Type.Literal('silent'),
   Type.Literal('backlog'),
   Type.Literal('dead_letters'),
+  /** The probe reports its data folder full: it takes no canaries until it has space (decision 020). */
+  Type.Literal('storage_full'),
   Type.Literal('revoked'),
 ]);
 export type ProbeHealthState = Static<typeof ProbeHealthState>;
@@ -77,6 +79,7 @@ export const AlertKind = Type.Union([
   Type.Literal('finding_ended'),
   Type.Literal('probe_silent'),
   Type.Literal('dead_letters'),
+  Type.Literal('probe_storage_full'),
 ]);
 export type AlertKind = Static<typeof AlertKind>;
 
@@ -94,7 +97,7 @@ export const CreateWebhookRequest = Type.Object(
     /** json (default): the alert as JSON; slack: { text }; matrix: { text, html } (hookshot). */
     format: Type.Optional(WebhookFormat),
     /** Alert kinds to deliver (default: all). */
-    kinds: Type.Optional(Type.Array(AlertKind, { maxItems: 4, uniqueItems: true })),
+    kinds: Type.Optional(Type.Array(AlertKind, { maxItems: 5, uniqueItems: true })),
     label: Type.Optional(Type.String({ maxLength: 64 })),
   },
   { additionalProperties: false },

@@ -399,6 +399,8 @@ export const ProbeHealth = Type.Object(
     clock_measured_at: Nullable(Timestamp),
     outbox_backlog: Nullable(Type.Integer()),
     dead_letters: Nullable(Type.Integer()),
+    /** Since when (collector clock) the probe has reported its data folder full: it takes no canaries meanwhile. */
+    storage_full_since: Nullable(Timestamp),
     accounts: Type.Array(
       Type.Object(
         {

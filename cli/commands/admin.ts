@@ -300,6 +300,7 @@ function registerVerbs(admin: Command): void {
             offset_ms: p.clock_offset_ms === null ? null : Math.round(p.clock_offset_ms),
             backlog: p.outbox_backlog,
             dead: p.dead_letters,
+            storage_full_since: p.storage_full_since,
           })),
         ),
       );
@@ -388,7 +389,7 @@ function registerVerbs(admin: Command): void {
     .option('--format <format>', 'json | slack | matrix', 'json')
     .option(
       '--kind <kind>',
-      'finding_settled | finding_ended | probe_silent | dead_letters (repeatable; default all)',
+      'finding_settled | finding_ended | probe_silent | dead_letters | probe_storage_full (repeatable; default all)',
       collect,
     )
     .option('--label <text>', 'a note for yourself')

@@ -48,6 +48,12 @@ export async function detectAlerts(q: Queryable, now: Date, probeSilentAfterMs: 
           'dead_letters', p.dead_letters, 'reported_at', p.last_checkin_at)
       from probes p
       where p.revoked_at is null and p.dead_letters > 0
+      union all
+      select 'probe_storage_full', 'probe_storage_full:' || p.id || ':' || p.storage_full_since::text,
+        jsonb_build_object('probe_id', p.id, 'country', p.country, 'asn', p.asn, 'label', p.label,
+          'storage_full_since', p.storage_full_since, 'code', p.storage_code)
+      from probes p
+      where p.revoked_at is null and p.storage_full_since is not null
     ),
     fresh as (
       insert into alerts (kind, dedupe_key, payload)

@@ -157,6 +157,8 @@ export async function recordCheckin(
     outboxBacklog?: number | undefined;
     deadLetters?: number | undefined;
     clock?: { offsetMs: number; rttMs: number; measuredAt: Date } | undefined;
+    /** Undefined: not reported (an older probe); the stored state is kept. */
+    storage?: { full: boolean; code?: string | undefined } | undefined;
   },
 ): Promise<void> {
   await q
@@ -172,6 +174,14 @@ export async function recordCheckin(
             clockRttMs: input.clock.rttMs,
             clockMeasuredAt: input.clock.measuredAt,
           }
+        : {}),
+      ...(input.storage
+        ? input.storage.full
+          ? {
+              storageFullSince: sql`coalesce(${probes.storageFullSince}, ${input.at.toISOString()}::timestamptz)`,
+              storageCode: input.storage.code ?? null,
+            }
+          : { storageFullSince: null, storageCode: null }
         : {}),
     })
     .where(eq(probes.id, probeId));
@@ -189,6 +199,7 @@ export interface ProbeSummary {
   clockRttMs: number | null;
   outboxBacklog: number | null;
   deadLetters: number | null;
+  storageFullSince: Date | null;
   revokedAt: Date | null;
   replacedBy: string | null;
 }
@@ -207,6 +218,7 @@ export async function listProbes(q: Queryable): Promise<ProbeSummary[]> {
       clockRttMs: probes.clockRttMs,
       outboxBacklog: probes.outboxBacklog,
       deadLetters: probes.deadLetters,
+      storageFullSince: probes.storageFullSince,
       revokedAt: probes.revokedAt,
       replacedBy: probes.replacedBy,
     })

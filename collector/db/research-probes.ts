@@ -18,6 +18,7 @@ export interface ProbeHealthRow {
   clock_measured_at: string | null;
   outbox_backlog: number | null;
   dead_letters: number | null;
+  storage_full_since: string | null;
 }
 
 export interface ProbeAccountRow {
@@ -38,7 +39,8 @@ export async function readProbeHealth(
     q,
     sql`select id, country, asn::float8 as asn, software_version, ${isoMillis(sql`registered_at`)} as registered_at,
           ${isoMillis(sql`last_checkin_at`)} as last_checkin_at, clock_offset_ms, clock_rtt_ms,
-          ${isoMillis(sql`clock_measured_at`)} as clock_measured_at, outbox_backlog, dead_letters
+          ${isoMillis(sql`clock_measured_at`)} as clock_measured_at, outbox_backlog, dead_letters,
+          ${isoMillis(sql`storage_full_since`)} as storage_full_since
         from probes order by registered_at, id`,
   );
   const accounts = await rows<ProbeAccountRow>(

@@ -55,6 +55,10 @@ export const probes = pgTable('probes', {
   clockMeasuredAt: tstz('clock_measured_at'),
   outboxBacklog: integer('outbox_backlog'),
   deadLetters: integer('dead_letters'),
+  /** First check-in (collector clock) of the run of check-ins reporting the data folder full; null: not full. */
+  storageFullSince: tstz('storage_full_since'),
+  /** The refused write's error code the probe reported with `full` (ENOSPC, EDQUOT, EROFS). */
+  storageCode: text('storage_code'),
   /** Revoked probes' signed requests get 401 from then on (fleet.ts). */
   revokedAt: tstz('revoked_at'),
   /** The probe that took over this one's accounts (an enrollment token with replaces_probe_id). */
@@ -103,7 +107,7 @@ export const alerts = pgTable(
   (t) => [
     check(
       'alerts_kind_check',
-      sql`${t.kind} in ('finding_settled', 'finding_ended', 'probe_silent', 'dead_letters')`,
+      sql`${t.kind} in ('finding_settled', 'finding_ended', 'probe_silent', 'dead_letters', 'probe_storage_full')`,
     ),
   ],
 );

@@ -297,6 +297,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       clock_rtt_ms: p.clockRttMs,
       outbox_backlog: p.outboxBacklog,
       dead_letters: p.deadLetters,
+      storage_full_since: p.storageFullSince ? iso(p.storageFullSince) : null,
       revoked_at: p.revokedAt ? iso(p.revokedAt) : null,
       replaced_by: p.replacedBy,
     })),

@@ -36,7 +36,7 @@ export interface FleetRoutesOptions {
 
 /** A probe's health from what it reported at its last check-in. */
 export function probeHealth(
-  p: Pick<ProbeSummary, 'lastCheckinAt' | 'revokedAt' | 'outboxBacklog' | 'deadLetters'>,
+  p: Pick<ProbeSummary, 'lastCheckinAt' | 'revokedAt' | 'outboxBacklog' | 'deadLetters' | 'storageFullSince'>,
   now: Date,
   silentAfterMs: number,
 ): { last_checkin_age_s: number | null; health: ProbeHealthState } {
@@ -47,6 +47,8 @@ export function probeHealth(
   if (p.revokedAt) health = 'revoked';
   else if (age === null) health = 'never_checked_in';
   else if (age * 1000 > silentAfterMs) health = 'silent';
+  // It takes no canaries: the operator must free space on its machine.
+  else if (p.storageFullSince) health = 'storage_full';
   else if ((p.deadLetters ?? 0) > 0) health = 'dead_letters';
   // More than ten batches waiting: the probe cannot upload as fast as it measures.
   else if ((p.outboxBacklog ?? 0) > 5_000) health = 'backlog';

@@ -1,4 +1,4 @@
-/** Probes: last check-in, clock offset, accounts and their state, outbox backlog. */
+/** Probes: last check-in, clock offset, accounts and their state, outbox backlog, a full data folder. */
 import { api } from '../api.ts';
 import { chartPanel } from '../charts.ts';
 import { escapeHtml, h } from '../dom.ts';
@@ -23,6 +23,7 @@ export async function probes(root: HTMLElement): Promise<void> {
         'clock_rtt_ms',
         'outbox_backlog',
         'dead_letters',
+        'storage_full_since',
         'accounts',
       ],
       rows: list.map((p) => [
@@ -34,6 +35,7 @@ export async function probes(root: HTMLElement): Promise<void> {
         p.clock_rtt_ms,
         p.outbox_backlog,
         p.dead_letters,
+        p.storage_full_since,
         p.accounts.length,
       ]),
     },
@@ -74,6 +76,11 @@ export async function probes(root: HTMLElement): Promise<void> {
       h('td', {}, p.dead_letters ?? '—'),
       h(
         'td',
+        { class: p.storage_full_since ? 'state-storage-full' : '', title: p.storage_full_since ?? '' },
+        p.storage_full_since ? `full since ${ago(p.storage_full_since)}` : 'ok',
+      ),
+      h(
+        'td',
         {},
         h(
           'ul',
@@ -100,9 +107,16 @@ export async function probes(root: HTMLElement): Promise<void> {
         h(
           'tr',
           {},
-          ['Probe', 'Last check-in', 'Clock offset', 'Outbox', 'Dead letters', 'Accounts', 'Registered'].map(
-            (c) => h('th', { scope: 'col' }, c),
-          ),
+          [
+            'Probe',
+            'Last check-in',
+            'Clock offset',
+            'Outbox',
+            'Dead letters',
+            'Storage',
+            'Accounts',
+            'Registered',
+          ].map((c) => h('th', { scope: 'col' }, c)),
         ),
       ),
       h('tbody', {}, rows),
