@@ -20,7 +20,7 @@
  *   the one it read before reading anything (`finishJudging`), so two sweeps never both
  *   consume work that only one of them judged.
  */
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import type { PairedOutcome } from './findings.ts';
 import { type Queryable, rows } from './open.ts';
 
@@ -112,23 +112,9 @@ export async function markChanges(
   const { outTo, dlTo } = ends!;
   const [marked] = await rows<{ n: number }>(
     tx,
-    sql`with changed as (
-          select o.canary_id, o.recipient_account_id, o.updated_at as at from outcomes o
-            where o.updated_at >= ${ob}::timestamptz and o.updated_at < ${outTo}::timestamptz
-          union all
-          select o.canary_id, o.recipient_account_id, c.deadline_at from canaries c
-            join outcomes o on o.canary_id = c.id
-            where c.campaign_id = ${campaignId}::uuid and c.deadline_at >= ${db}::timestamptz
-              and c.deadline_at < ${dlTo}::timestamptz),
-        m as (insert into judging_backlog (campaign_id, term_set, platform, conversation_kind, sender_region,
+    sql`with m as (insert into judging_backlog (campaign_id, term_set, platform, conversation_kind, sender_region,
                 recipient_region, first_change)
-              select ${campaignId}::uuid, x.term_set, cv.platform, cv.kind, sa.region, ra.region, min(ch.at)
-              from changed ch
-              join canaries x on x.id = ch.canary_id and x.campaign_id = ${campaignId}::uuid
-              join conversations cv on cv.id = x.conversation_id
-              join accounts sa on sa.id = x.sender_account_id
-              join accounts ra on ra.id = ch.recipient_account_id
-              group by x.term_set, cv.platform, cv.kind, sa.region, ra.region
+              ${changedCellsQuery(campaignId, { ob, outTo, db, dlTo })}
               on conflict on constraint judging_backlog_pk do update set
                 first_change = least(judging_backlog.first_change, excluded.first_change), mark = excluded.mark
               returning 1)
@@ -142,6 +128,29 @@ export async function markChanges(
     sql`select (${outTo}::timestamptz < ${bound}::timestamptz or ${dlTo}::timestamptz < ${iso}::timestamptz) as more`,
   );
   return { marked: marked!.n, more: more!.more, reset };
+}
+
+/**
+ * The cells of outcomes written in [ob, outTo) and of the campaign's canaries whose deadline is
+ * in [db, dlTo), with their earliest change (timestamps as text, exact to the microsecond).
+ */
+export function changedCellsQuery(
+  campaignId: string,
+  r: { ob: string; outTo: string; db: string; dlTo: string },
+): SQL {
+  return sql`select ${campaignId}::uuid, x.term_set, cv.platform, cv.kind, sa.region, ra.region, min(ch.at)
+    from (select o.canary_id, o.recipient_account_id, o.updated_at as at from outcomes o
+            where o.updated_at >= ${r.ob}::timestamptz and o.updated_at < ${r.outTo}::timestamptz
+          union all
+          select o.canary_id, o.recipient_account_id, c.deadline_at from canaries c
+            join outcomes o on o.canary_id = c.id
+            where c.campaign_id = ${campaignId}::uuid and c.deadline_at >= ${r.db}::timestamptz
+              and c.deadline_at < ${r.dlTo}::timestamptz) ch
+    join canaries x on x.id = ch.canary_id and x.campaign_id = ${campaignId}::uuid
+    join conversations cv on cv.id = x.conversation_id
+    join accounts sa on sa.id = x.sender_account_id
+    join accounts ra on ra.id = ch.recipient_account_id
+    group by x.term_set, cv.platform, cv.kind, sa.region, ra.region`;
 }
 
 /** Marks cells to judge again now (a screen's clearance was written over their findings). */
@@ -202,11 +211,14 @@ export async function pairedOutcomesOfCells(
   before: Date,
 ): Promise<PairedOutcome[]> {
   if (cells.length === 0) return [];
+  return rows<PairedOutcome>(q, pairsOfCellsQuery(campaignId, cells, before));
+}
+
+/** The select of `pairedOutcomesOfCells`. */
+export function pairsOfCellsQuery(campaignId: string, cells: readonly BacklogCell[], before: Date): SQL {
   const at = before.toISOString();
   const col = (f: (c: BacklogCell) => unknown) => sql.param(cells.map(f));
-  return rows<PairedOutcome>(
-    q,
-    sql`with k as (select distinct array(select jsonb_array_elements_text(x.ts::jsonb)) as term_set, x.platform,
+  return sql`with k as (select distinct array(select jsonb_array_elements_text(x.ts::jsonb)) as term_set, x.platform,
                      x.kind, x.sr, x.rr
                    from unnest(${col((c) => JSON.stringify(c.termSet))}::text[], ${col((c) => c.platform)}::text[],
                      ${col((c) => c.kind)}::text[], ${col((c) => c.senderRegion)}::text[],
@@ -232,8 +244,7 @@ export async function pairedOutcomesOfCells(
         where t.deadline_at < ${at}::timestamptz and c.deadline_at < ${at}::timestamptz
           and ot.status not in ('pending', 'failed') and oc.status not in ('pending', 'failed')
           and not exists (select 1 from followup_steps s where s.pair_ids @> array[t.pair_id])
-        order by "windowMs"`,
-  );
+        order by "windowMs"`;
 }
 
 export interface StoredJudgment {
