@@ -654,6 +654,10 @@ export async function recomputeFindings(
     try {
       const r = await recomputeCampaignFindings(db, c, now, options);
       total += r.findings;
+      if (r.keysJudged > 0) {
+        const { keysJudged, pairsRead, backlog, findings } = r;
+        log?.debug({ campaign: c.id, keysJudged, pairsRead, backlog, findings }, 'findings judged');
+      }
     } catch (err) {
       log?.error({ err, campaign: c.id }, 'findings recomputation failed');
     }
