@@ -71,7 +71,9 @@ try {
     return { ms: performance.now() - s, r };
   };
   const counts = (r: Result) =>
-    r.keysJudged === undefined ? '' : `, ${r.keysJudged} cells judged, ${r.pairsRead} pair rows read`;
+    r.keysJudged === undefined
+      ? `, ${r.findings} findings written`
+      : `, ${r.keysJudged} cells judged, ${r.pairsRead} pair rows read, ${r.findings} findings written`;
 
   t = performance.now();
   let sweeps = 0;
