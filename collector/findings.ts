@@ -349,10 +349,19 @@ const decode = <T>(s: string): T =>
       : v,
   ) as T;
 
-/** Pure: a group's judgment (everything of its finding that does not depend on the rest of the family). */
-function judgeGroup(g: Group, design: SequentialDesign): { judged: Judged; evidence: Evidence } {
+/**
+ * A group's judgment (everything of its finding that does not depend on the rest of the family),
+ * giving the event loop a turn between its steps (a cell can hold months of pairs).
+ */
+async function judgeGroup(
+  g: Group,
+  design: SequentialDesign,
+  tick: () => Promise<void>,
+): Promise<{ judged: Judged; evidence: Evidence }> {
   const { windows, evidence, counted } = pairedEvidence(g.rows);
+  await tick();
   const changes = detectChanges(windows, { judge: design.judge });
+  await tick();
   const lastAdverse = [...changes.segments].reverse().find((s) => isFindingVerdict(s.verdict));
   const currentVerdict = changes.current?.verdict;
   let windowStart = Number.POSITIVE_INFINITY;
@@ -362,6 +371,7 @@ function judgeGroup(g: Group, design: SequentialDesign): { judged: Judged; evide
     windowEnd = Math.max(windowEnd, r.sendMs);
   }
   const c = corroboration(counted);
+  await tick();
   return {
     evidence,
     judged: {
@@ -579,7 +589,7 @@ export async function recomputeCampaignFindings(
     for (const g of groupPairs(pairs)) {
       seen.add(g.key);
       for (const r of g.rows) addSpelling(g.key, r.termSet);
-      const { judged, evidence } = judgeGroup(g, design);
+      const { judged, evidence } = await judgeGroup(g, design, tick);
       members.set(g.key, { key: g.key, judged, evidence });
       fresh.add(g.key);
       gone.delete(g.key);
