@@ -4,8 +4,11 @@
  * together with Benjamini–Hochberg across the campaign (collector/analysis `judgeAll`), with
  * adaptive stopping (`sequentialLook`, state in Postgres) and onset/end (`detectChanges`).
  *
- * Recomputed from the stored outcomes on every sweep (idempotent upsert by campaign × key),
- * under a per-campaign advisory lock that a second collector skips instead of waiting for.
+ * Judged incrementally (decision 028): each sweep judges again only the term set × scopes whose
+ * outcomes changed or whose deadlines passed since the last sweep, and runs the campaign-wide
+ * step (BH, sequential looks, minimality) over those and the stored judgments of the rest;
+ * idempotent upserts by campaign × key, under a per-campaign advisory lock that a second
+ * collector skips instead of waiting for.
  *
  * Evidence is built per recipient of a pair: the test's outcome and its own control's outcome
  * for the same recipient, counted only when both are final and their deadlines passed more
@@ -27,9 +30,12 @@ import { type Corroboration, corroboration } from './analysis/corroboration.ts';
 import {
   DEFAULT_SEQUENTIAL_DESIGN,
   detectChanges,
+  type Evidence,
+  type FamilyMember,
   type Finding,
   INITIAL_SEQUENTIAL_STATE,
-  judgeAll,
+  judgeFamily,
+  judgeMember,
   newcombeDifference,
   pairedEvidence,
   type ScreeningResult,
@@ -43,7 +49,6 @@ import {
   type FindingScope,
   type FindingWrite,
   type PairedOutcome,
-  pairedOutcomes,
   type StoredSequentialState,
   saveSequentialStates,
   screenClearedKeys,
@@ -52,8 +57,19 @@ import {
   upsertFindings,
 } from './db/findings.ts';
 import { type FollowupStep, testSendTimes } from './db/followups.ts';
+import {
+  type BacklogCell,
+  finishJudging,
+  judgingVersion,
+  markChanges,
+  markedCount,
+  markForJudging,
+  oldestMarked,
+  pairedOutcomesOfCells,
+  storedJudgments,
+} from './db/judging.ts';
 import type { Db, Queryable } from './db/open.ts';
-import { canonicalTermSet, findingKey, scopeKey } from './keys.ts';
+import { canonicalTermSet, findingKey, parseFindingKey, scopeKey } from './keys.ts';
 import { yielder } from './yield.ts';
 
 export interface FindingsOptions {
@@ -66,7 +82,14 @@ export interface FindingsOptions {
   design?: Partial<SequentialDesign>;
   /** New pairs between two sequential looks (default 4, as the design was simulated). */
   lookEvery?: number;
+  /** Term set × scope cells judged at most per sweep and campaign, oldest change first (default 500). */
+  maxKeys?: number;
+  /** Changed outcomes (and passed deadlines) marked at most per sweep and campaign (default 20,000). */
+  scanRows?: number;
 }
+
+const DEFAULT_MAX_KEYS = 500;
+const DEFAULT_SCAN_ROWS = 20_000;
 
 export const FINDING_VERDICTS: readonly Verdict[] = ['suppressed', 'delayed', 'rejected', 'altered'];
 export const isFindingVerdict = (v: string) => (FINDING_VERDICTS as readonly string[]).includes(v);
@@ -211,10 +234,19 @@ export async function writeScreenClearances(
   steps: readonly FollowupStep[],
 ): Promise<void> {
   const pairs = steps.flatMap((s) => s.pairIds);
-  await upsertFindings(
+  const written = screenClearances(run, sets, result, steps, await testSendTimes(q, pairs));
+  await upsertFindings(q, campaignId, written);
+  // Judged again at the next sweep: round pairs that point to a finding overwrite a clearance.
+  await markForJudging(
     q,
     campaignId,
-    screenClearances(run, sets, result, steps, await testSendTimes(q, pairs)),
+    written.map((w) => ({
+      termSet: w.termSet,
+      platform: w.scope.platform,
+      kind: w.scope.conversation_kind,
+      senderRegion: w.scope.sender_region,
+      recipientRegion: w.scope.recipient_region,
+    })),
   );
 }
 
@@ -275,62 +307,144 @@ export function screenClearances(
 }
 
 export interface CampaignFindingsResult {
-  /** False when another collector held the campaign's lock. */
+  /** False when another collector held the campaign's lock, or wrote since this sweep read. */
   ran: boolean;
+  /** Findings written (new or changed). */
   findings: number;
+  /** Of the campaign's term set × scopes with evidence, how many are settled (0 when none was judged). */
   settled: number;
+  /** Term set × scopes whose pairs this sweep read and judged again. */
+  keysJudged: number;
+  /** Paired outcome rows this sweep read. */
+  pairsRead: number;
+  /** Marked cells left for later sweeps. */
+  backlog: number;
 }
 
-/** Recomputes and stores the findings of one campaign. */
-export async function recomputeCampaignFindings(
-  db: Db,
-  campaign: { id: string; mode: CampaignMode; deadlineSeconds: number; minIndependentProbes?: number },
-  now: Date,
-  options: FindingsOptions = {},
-): Promise<CampaignFindingsResult> {
-  const design = { ...DEFAULT_SEQUENTIAL_DESIGN, ...options.design };
-  const lookEvery = options.lookEvery ?? 4;
-  // Read and judge outside a transaction, giving the event loop a turn every 20 ms (the work
-  // grows with the campaign's pairs); a transaction held across those turns would hold PGlite's
-  // one connection, and every check-in and upload with it. The write below takes the
-  // campaign's lock and writes only if the sequential states it started from are still stored.
-  const tick = yielder();
-  const groups = groupPairs(
-    await pairedOutcomes(db, campaign.id, now, options.graceMs ?? campaign.deadlineSeconds * 1000),
-  );
-  if (groups.length === 0) return { ran: true, findings: 0, settled: 0 };
-  const built = [];
-  for (const g of groups) {
-    built.push({ ...g, ...pairedEvidence(g.rows) });
-    await tick();
+/**
+ * What the campaign-wide step needs of one term set × scope, kept (table judgments) so that a
+ * sweep reads only the pairs of cells that changed: the finding with and without the family's
+ * rejection (`judgeMember`), the times, change-points and corroboration of its evidence.
+ */
+interface Judged {
+  member: FamilyMember;
+  termSet: string[];
+  scope: FindingScope;
+  windowStart: number;
+  windowEnd: number;
+  since: number | null;
+  endedAt: number | null;
+  segments: { from: string; to: string; verdict: string }[];
+  outages: number;
+  support: { test: Corroboration; control: Corroboration };
+}
+
+// JSON without losing NaN and ±Infinity (a finding's intervals and p can be either).
+const encode = (x: unknown) =>
+  JSON.stringify(x, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? { $n: String(v) } : v));
+const decode = <T>(s: string): T =>
+  JSON.parse(s, (_k, v) =>
+    v !== null && typeof v === 'object' && typeof v.$n === 'string' && Object.keys(v).length === 1
+      ? Number(v.$n)
+      : v,
+  ) as T;
+
+/**
+ * A group's judgment (everything of its finding that does not depend on the rest of the family),
+ * giving the event loop a turn between its steps (a cell can hold months of pairs).
+ */
+async function judgeGroup(
+  g: Group,
+  design: SequentialDesign,
+  tick: () => Promise<void>,
+): Promise<{ judged: Judged; evidence: Evidence }> {
+  const { windows, evidence, counted } = pairedEvidence(g.rows);
+  await tick();
+  const changes = detectChanges(windows, { judge: design.judge });
+  await tick();
+  const lastAdverse = [...changes.segments].reverse().find((s) => isFindingVerdict(s.verdict));
+  const currentVerdict = changes.current?.verdict;
+  let windowStart = Number.POSITIVE_INFINITY;
+  let windowEnd = Number.NEGATIVE_INFINITY;
+  for (const r of g.rows) {
+    windowStart = Math.min(windowStart, r.sendMs);
+    windowEnd = Math.max(windowEnd, r.sendMs);
   }
-  const current = judgeAll(
-    built.map((b) => b.evidence),
+  const c = corroboration(counted);
+  await tick();
+  return {
+    evidence,
+    judged: {
+      member: judgeMember(evidence, design.judge),
+      termSet: g.termSet,
+      scope: g.scope,
+      windowStart,
+      windowEnd,
+      since: changes.current ? changes.current.since : null,
+      endedAt:
+        lastAdverse && currentVerdict !== undefined && !isFindingVerdict(currentVerdict)
+          ? lastAdverse.to
+          : null,
+      segments: changes.segments.map((s) => ({
+        from: new Date(s.from).toISOString(),
+        to: new Date(s.to).toISOString(),
+        verdict: s.verdict,
+      })),
+      outages: changes.outages.length,
+      support: { test: c, control: c },
+    },
+  };
+}
+
+interface Member {
+  key: string;
+  judged: Judged;
+  /** Present when this sweep read the pairs. */
+  evidence?: Evidence;
+}
+
+/**
+ * Pure: the campaign-wide step over every term set × scope with evidence. BH over the family,
+ * the sequential look where new pairs allow one, the stored decision, corroboration, minimality.
+ * A member whose look needs its evidence but was not read this sweep (only after `reviseSettled`
+ * dropped its decision) is returned in `needEvidence` instead.
+ */
+function judgeCampaign(
+  members: readonly Member[],
+  campaign: { mode: CampaignMode; minIndependentProbes?: number },
+  stored: ReadonlyMap<string, StoredSequentialState>,
+  cleared: ReadonlySet<string>,
+  design: SequentialDesign,
+  lookEvery: number,
+): { writes: FindingWrite[]; changedStates: StoredSequentialState[]; needEvidence: string[] } {
+  const current = judgeFamily(
+    members.map((m) => m.judged.member),
     design.judge,
   );
-
-  const stored = new Map((await sequentialStates(db, campaign.id)).map((s) => [s.key, s]));
-  const cleared = await screenClearedKeys(db, campaign.id);
   const changedStates: StoredSequentialState[] = [];
+  const needEvidence: string[] = [];
   const writes: Omit<FindingWrite, 'minimal'>[] = [];
-  for (const [i, b] of built.entries()) {
-    await tick();
+  for (const [i, m] of members.entries()) {
     const f = current[i];
     if (!f) continue;
+    const b = m.judged;
     // A screen's clearance stands against incidental round pairs (a set sent for another
     // recipient region of the same conversation) unless they point to a finding.
-    if (cleared.has(b.key) && !isFindingVerdict(f.verdict)) continue;
-    let state = stored.get(b.key)?.state;
+    if (cleared.has(m.key) && !isFindingVerdict(f.verdict)) continue;
+    let state = stored.get(m.key)?.state;
     if (campaign.mode !== 'monitor') {
       const before = state ?? INITIAL_SEQUENTIAL_STATE;
       const s = reviseSettled(before, f.verdict);
       const pairs = Math.min(f.n_test, f.n_control);
-      const next =
-        !s.settled && pairs - s.lastPairs >= lookEvery ? sequentialLook(s, b.evidence, design).state : s;
+      let next = s;
+      if (!s.settled && pairs - s.lastPairs >= lookEvery) {
+        if (m.evidence) next = sequentialLook(s, m.evidence, design).state;
+        else if (pairs >= design.minPairs && pairs > s.lastPairs) needEvidence.push(m.key);
+      }
       if (next !== before) {
         state = next;
         changedStates.push({
-          key: b.key,
+          key: m.key,
           termSet: b.termSet,
           scope: b.scope,
           state,
@@ -338,22 +452,17 @@ export async function recomputeCampaignFindings(
         });
       }
     }
-    const support = { test: corroboration(b.counted), control: corroboration(b.counted) };
     const d = holdUncorroborated(
       decide(campaign.mode, f, state, design.judge.alpha),
-      support,
+      b.support,
       campaign.minIndependentProbes ?? 1,
     );
-    const changes = detectChanges(b.windows, { judge: design.judge });
-    const lastAdverse = [...changes.segments].reverse().find((s) => isFindingVerdict(s.verdict));
-    const currentVerdict = changes.current?.verdict;
-    const sendTimes = b.rows.map((r) => r.sendMs);
     writes.push({
-      key: b.key,
+      key: m.key,
       termSet: b.termSet,
       scope: b.scope,
-      windowStart: new Date(Math.min(...sendTimes)),
-      windowEnd: new Date(Math.max(...sendTimes)),
+      windowStart: new Date(b.windowStart),
+      windowEnd: new Date(b.windowEnd),
       verdict: d.verdict,
       kind: d.finding.kind,
       testTrials: d.finding.n_test,
@@ -367,48 +476,180 @@ export async function recomputeCampaignFindings(
       diffCiLow: d.finding.ci_diff[0],
       diffCiHigh: d.finding.ci_diff[1],
       settled: d.settled,
-      since: changes.current ? new Date(changes.current.since) : null,
-      endedAt:
-        lastAdverse && currentVerdict !== undefined && !isFindingVerdict(currentVerdict)
-          ? new Date(lastAdverse.to)
-          : null,
+      since: b.since === null ? null : new Date(b.since),
+      endedAt: b.endedAt === null ? null : new Date(b.endedAt),
       detail: {
-        segments: changes.segments.map((s) => ({
-          from: new Date(s.from).toISOString(),
-          to: new Date(s.to).toISOString(),
-          verdict: s.verdict,
-        })),
-        outage_windows: changes.outages.length,
+        segments: b.segments,
+        outage_windows: b.outages,
         ...(d.finding.latency ? { latency: d.finding.latency } : {}),
         ...(state?.settled
           ? { sequential: { verdict: state.settled.verdict, pairs: state.settled.atPairs } }
           : {}),
       },
-      independentProbes: support,
+      independentProbes: b.support,
     });
   }
-  const final = markMinimal(writes);
-  return db.transaction(async (tx) => {
-    if (!(await tryLockCampaign(tx, campaign.id, 'findings'))) return { ran: false, findings: 0, settled: 0 };
-    // another collector looked since this one read: its states are newer, skip this sweep
-    if (!sameStates(stored, await sequentialStates(tx, campaign.id))) {
-      return { ran: false, findings: 0, settled: 0 };
-    }
-    await saveSequentialStates(tx, campaign.id, changedStates);
-    await upsertFindings(tx, campaign.id, final);
-    return { ran: true, findings: final.length, settled: final.filter((w) => w.settled).length };
-  });
+  return { writes: markMinimal(writes), changedStates, needEvidence };
 }
 
-/** Whether the stored sequential states are still those a recomputation read. */
-function sameStates(
-  read: ReadonlyMap<string, StoredSequentialState>,
-  now: readonly StoredSequentialState[],
-): boolean {
-  return (
-    now.length === read.size &&
-    now.every((s) => JSON.stringify(read.get(s.key)?.state) === JSON.stringify(s.state))
-  );
+/** The cells (as the canaries spell them) whose pairs make up these keys' evidence. */
+function cellsOf(keys: Iterable<string>, spellings: ReadonlyMap<string, readonly string[][]>): BacklogCell[] {
+  const out: BacklogCell[] = [];
+  for (const key of keys) {
+    const { scope } = parseFindingKey(key);
+    for (const termSet of spellings.get(key) ?? []) {
+      out.push({
+        termSet,
+        platform: scope.platform,
+        kind: scope.conversation_kind,
+        senderRegion: scope.sender_region,
+        recipientRegion: scope.recipient_region,
+      });
+    }
+  }
+  return out;
+}
+
+const cellKey = (c: BacklogCell) =>
+  findingKey(c.termSet, {
+    platform: c.platform,
+    conversation_kind: c.kind,
+    sender_region: c.senderRegion,
+    recipient_region: c.recipientRegion,
+  });
+
+/**
+ * Judges what changed in one campaign since its last sweep and stores its findings (decision
+ * 028): marks the term set × scope cells whose outcomes were written or whose deadlines passed
+ * since then (collector/db/judging.ts), reads the pairs of at most `maxKeys` of them (oldest
+ * first; the rest the next sweep), judges those, and runs the campaign-wide step (BH, sequential
+ * looks, minimality) over them and the stored judgments of the others. A sweep with nothing
+ * marked reads no pairs and writes nothing. Findings come out as one recomputation from all
+ * pairs would make them once the marked cells are judged (collector/judging.test.ts).
+ *
+ * Reads and judges outside a transaction, giving the event loop a turn every 20 ms; the write
+ * takes the campaign's lock and happens only if no other sweep wrote since this one read.
+ */
+export async function recomputeCampaignFindings(
+  db: Db,
+  campaign: { id: string; mode: CampaignMode; deadlineSeconds: number; minIndependentProbes?: number },
+  now: Date,
+  options: FindingsOptions = {},
+): Promise<CampaignFindingsResult> {
+  const design = { ...DEFAULT_SEQUENTIAL_DESIGN, ...options.design };
+  const lookEvery = options.lookEvery ?? 4;
+  const graceMs = options.graceMs ?? campaign.deadlineSeconds * 1000;
+  const before = new Date(now.getTime() - graceMs);
+  const skipped = { ran: false, findings: 0, settled: 0, keysJudged: 0, pairsRead: 0, backlog: 0 };
+  // The rules the stored judgments were made with: other rules judge everything again.
+  const rules = JSON.stringify({
+    mode: campaign.mode,
+    minIndependentProbes: campaign.minIndependentProbes ?? 1,
+    graceMs,
+    design,
+    lookEvery,
+  });
+  const marked = await db.transaction(async (tx) => {
+    if (!(await tryLockCampaign(tx, campaign.id, 'findings'))) return false;
+    await markChanges(tx, campaign.id, rules, before, options.scanRows ?? DEFAULT_SCAN_ROWS);
+    return true;
+  });
+  if (!marked) return skipped;
+  // Read first: any write after it moves the version on, and this sweep's write is skipped.
+  const version = await judgingVersion(db, campaign.id);
+  const taken = await oldestMarked(db, campaign.id, options.maxKeys ?? DEFAULT_MAX_KEYS);
+  if (taken.length === 0) return { ...skipped, ran: true };
+
+  const tick = yielder();
+  const members = new Map<string, Member>();
+  const spellings = new Map<string, string[][]>();
+  const written = new Map<string, string | null>();
+  for (const j of await storedJudgments(db, campaign.id)) {
+    members.set(j.key, { key: j.key, judged: decode<Judged>(j.judged) });
+    spellings.set(j.key, j.termSets);
+    written.set(j.key, j.written);
+    await tick();
+  }
+  const addSpelling = (key: string, termSet: string[]) => {
+    const list = spellings.get(key) ?? [];
+    if (!list.some((t) => t.length === termSet.length && t.every((x, i) => x === termSet[i])))
+      list.push(termSet);
+    spellings.set(key, list);
+  };
+  for (const c of taken) addSpelling(cellKey(c), c.termSet);
+
+  const fresh = new Set<string>();
+  const gone = new Set<string>();
+  let pairsRead = 0;
+  /** Reads and judges these keys' pairs. */
+  const judgeKeys = async (keys: readonly string[]) => {
+    const pairs = await pairedOutcomesOfCells(db, campaign.id, cellsOf(keys, spellings), before);
+    pairsRead += pairs.length;
+    const seen = new Set<string>();
+    for (const g of groupPairs(pairs)) {
+      seen.add(g.key);
+      for (const r of g.rows) addSpelling(g.key, r.termSet);
+      const { judged, evidence } = await judgeGroup(g, design, tick);
+      members.set(g.key, { key: g.key, judged, evidence });
+      fresh.add(g.key);
+      gone.delete(g.key);
+      await tick();
+    }
+    for (const key of keys) {
+      if (seen.has(key)) continue;
+      // no pairs (yet, or a follow-up's cell): not in the family
+      if (members.delete(key)) gone.add(key);
+    }
+  };
+  await judgeKeys([...new Set(taken.map(cellKey))]);
+
+  const stored = new Map((await sequentialStates(db, campaign.id)).map((s) => [s.key, s]));
+  const cleared = await screenClearedKeys(db, campaign.id);
+  let step = judgeCampaign([...members.values()], campaign, stored, cleared, design, lookEvery);
+  // A dropped decision looks again at once, from evidence this sweep did not read: read it.
+  while (step.needEvidence.length > 0) {
+    await judgeKeys(step.needEvidence);
+    await tick();
+    step = judgeCampaign([...members.values()], campaign, stored, cleared, design, lookEvery);
+  }
+  // Unchanged findings are not written again (BH moves many q-values, not all).
+  const changed = step.writes
+    .map((w) => ({ w, text: encode(w) }))
+    .filter(({ w, text }) => fresh.has(w.key) || written.get(w.key) !== text);
+  const result = await db.transaction(async (tx) => {
+    if (!(await tryLockCampaign(tx, campaign.id, 'findings'))) return false;
+    // a clearance written since this sweep read stands as before (see judgeCampaign)
+    const clearedNow = await screenClearedKeys(tx, campaign.id);
+    const writes = changed.filter(({ w }) => !clearedNow.has(w.key) || isFindingVerdict(w.verdict));
+    const ok = await finishJudging(tx, campaign.id, version, {
+      judgments: [...fresh].map((key) => ({
+        key,
+        termSets: spellings.get(key) ?? [],
+        judged: encode(members.get(key)?.judged),
+        written: null,
+      })),
+      gone: [...gone],
+      written: writes.map(({ w, text }) => ({ key: w.key, written: text })),
+      marks: taken.map((t) => t.mark),
+    });
+    if (!ok) return false;
+    await saveSequentialStates(tx, campaign.id, step.changedStates);
+    await upsertFindings(
+      tx,
+      campaign.id,
+      writes.map(({ w }) => w),
+    );
+    return { findings: writes.length, backlog: await markedCount(tx, campaign.id) };
+  });
+  if (!result) return skipped;
+  return {
+    ran: true,
+    findings: result.findings,
+    settled: step.writes.filter((w) => w.settled).length,
+    keysJudged: fresh.size + gone.size,
+    pairsRead,
+    backlog: result.backlog,
+  };
 }
 
 /** The sweep's step: recompute the findings of every active (or just ended) campaign. */
@@ -423,6 +664,10 @@ export async function recomputeFindings(
     try {
       const r = await recomputeCampaignFindings(db, c, now, options);
       total += r.findings;
+      if (r.keysJudged > 0) {
+        const { keysJudged, pairsRead, backlog, findings } = r;
+        log?.debug({ campaign: c.id, keysJudged, pairsRead, backlog, findings }, 'findings judged');
+      }
     } catch (err) {
       log?.error({ err, campaign: c.id }, 'findings recomputation failed');
     }

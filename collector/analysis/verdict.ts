@@ -241,10 +241,42 @@ export function judge(evidence: Evidence, options: Partial<JudgeOptions> = {}): 
  * family, verdicts at FDR `alpha`. Output order = input order.
  */
 export function judgeAll(evidences: readonly Evidence[], options: Partial<JudgeOptions> = {}): Finding[] {
+  return judgeFamily(
+    evidences.map((e) => judgeMember(e, options)),
+    options,
+  );
+}
+
+/**
+ * One member of a family judged apart from the others: its p and the finding it gets when the
+ * family's BH rejects its null and when it does not (q still to be filled in). `judgeFamily`
+ * over members equals `judgeAll` over their evidence, so a member can be stored and the family
+ * judged again when another member changes, without this member's evidence.
+ */
+export interface FamilyMember {
+  p: number;
+  rejected: Finding;
+  kept: Finding;
+}
+
+export function judgeMember(evidence: Evidence, options: Partial<JudgeOptions> = {}): FamilyMember {
   const o = { ...DEFAULT_JUDGE_OPTIONS, ...options };
-  const assessments = evidences.map((e) => assess(e, o));
-  const q = benjaminiHochberg(assessments.map((a) => a.pFamily));
-  return evidences.map((e, i) => decide(e, assessments[i]!, q[i]! <= o.alpha, q[i]!, o, o.confidence));
+  const a = assess(evidence, o);
+  return {
+    p: a.pFamily,
+    rejected: decide(evidence, a, true, a.pFamily, o, o.confidence),
+    kept: decide(evidence, a, false, a.pFamily, o, o.confidence),
+  };
+}
+
+/** Findings of a family of members: q by Benjamini–Hochberg over their p, verdicts at FDR `alpha`. */
+export function judgeFamily(
+  members: readonly FamilyMember[],
+  options: Partial<JudgeOptions> = {},
+): Finding[] {
+  const o = { ...DEFAULT_JUDGE_OPTIONS, ...options };
+  const q = benjaminiHochberg(members.map((m) => m.p));
+  return members.map((m, i) => ({ ...(q[i]! <= o.alpha ? m.rejected : m.kept), q: q[i]! }));
 }
 
 /**

@@ -77,7 +77,7 @@ export async function pairedOutcomes(
         where t.campaign_id = ${campaignId}::uuid and t.kind = 'test'
           and t.deadline_at < ${before}::timestamptz and c.deadline_at < ${before}::timestamptz
           and ot.status not in ('pending', 'failed') and oc.status not in ('pending', 'failed')
-          and not exists (select 1 from followup_steps s where t.pair_id = any(s.pair_ids))
+          and not exists (select 1 from followup_steps s where s.pair_ids @> array[t.pair_id])
         order by "windowMs"`,
   );
 }

@@ -9,6 +9,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  bigserial,
   boolean,
   check,
   doublePrecision,
@@ -336,6 +337,10 @@ export const canaries = pgTable(
     // pruned canaries that received events since (collector/db/retention.ts).
     index('canaries_unpruned_deadline_idx').on(t.deadlineAt).where(sql`${t.eventsPrunedAt} is null`),
     index('canaries_late_events_idx').on(t.lateEventsAt).where(sql`${t.lateEventsAt} is not null`),
+    // Incremental judging (collector/db/judging.ts, decision 028): a campaign's canaries whose
+    // deadline passed since the last sweep, and the pairs of one term set.
+    index('canaries_campaign_deadline_idx').on(t.campaignId, t.deadlineAt),
+    index('canaries_campaign_term_set_idx').on(t.campaignId, t.termSet, t.kind),
   ],
 );
 
@@ -607,6 +612,75 @@ export const sequentialStates = pgTable(
 );
 
 /**
+ * Incremental judging (collector/findings.ts, collector/db/judging.ts, decision 028), per
+ * campaign: outcomes written before `outcomesBefore` and canaries whose deadline is before
+ * `deadlinesBefore` have been put into judging_backlog; `version` grows with every write of
+ * judgments, so a sweep writes only if no other sweep wrote since it read; `options` are the
+ * judging options the judgments were made with (other options: judge everything again).
+ */
+export const judgingState = pgTable('judging_state', {
+  campaignId: uuid('campaign_id')
+    .primaryKey()
+    .references(() => campaigns.id, { onDelete: 'cascade' }),
+  outcomesBefore: tstz('outcomes_before'),
+  deadlinesBefore: tstz('deadlines_before'),
+  version: bigint('version', { mode: 'number' }).notNull().default(0),
+  options: text('options').notNull(),
+  updatedAt: tstz('updated_at').notNull().defaultNow(),
+});
+
+/**
+ * Term set × scope cells with outcomes to judge again (one row per term set as the canaries
+ * spell it and scope). `firstChange`: the earliest change seen (oldest first); `mark` is new on
+ * every marking, so a sweep deletes only the markings it judged.
+ */
+export const judgingBacklog = pgTable(
+  'judging_backlog',
+  {
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    termSet: text('term_set').array().notNull(),
+    platform: text('platform').notNull(),
+    conversationKind: text('conversation_kind').notNull(),
+    senderRegion: text('sender_region').notNull(),
+    recipientRegion: text('recipient_region').notNull(),
+    firstChange: tstz('first_change').notNull(),
+    mark: bigserial('mark', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    primaryKey({
+      name: 'judging_backlog_pk',
+      columns: [t.campaignId, t.termSet, t.platform, t.conversationKind, t.senderRegion, t.recipientRegion],
+    }),
+    index('judging_backlog_oldest_idx').on(t.campaignId, t.firstChange),
+  ],
+);
+
+/**
+ * The latest judgment of each term set × scope (findings.key) with paired evidence: what the
+ * campaign-wide step (Benjamini–Hochberg, sequential looks, minimality) needs without reading
+ * the pairs again. `termSets`: the spellings of the term set its canaries carry; `judged`: the
+ * finding with and without the family's rejection, change-points and corroboration (JSON);
+ * `written`: the finding last written for it (JSON), so unchanged findings are not rewritten.
+ */
+export const judgments = pgTable(
+  'judgments',
+  {
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    termSets: jsonb('term_sets').notNull(),
+    /** JSON text, not jsonb: the numbers come back exactly as written. */
+    judged: text('judged').notNull(),
+    written: text('written'),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.campaignId, t.key] })],
+);
+
+/**
  * Screening and isolation runs (collector/followups.ts): the input, in which scope, and the
  * result once the stateless stepper is done. Each round it asked for is a followup_steps row.
  */
@@ -651,7 +725,11 @@ export const followupSteps = pgTable(
     results: jsonb('results'),
     createdAt: createdAt(),
   },
-  (t) => [primaryKey({ columns: [t.followupId, t.step] })],
+  (t) => [
+    primaryKey({ columns: [t.followupId, t.step] }),
+    // Whether a pair is a follow-up's (judging leaves those out): `pair_ids @> array[pair]`.
+    index('followup_steps_pair_ids_idx').using('gin', t.pairIds),
+  ],
 );
 
 /** Term sets a campaign tests beyond its lists: minimal combinations found by isolation. */
