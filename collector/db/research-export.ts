@@ -263,6 +263,15 @@ export async function copyExportStream(
     await client.query(
       `set local statement_timeout = ${Math.max(0, Math.floor(options.statementTimeoutMs))}`,
     );
+    // A plan that streams in key order from the first row: the merge of the outcomes and
+    // canaries primary keys. Left to itself the planner sorts (the whole export computed,
+    // its lines spilled to disk, before the first row) in parallel workers, after compiling
+    // the expressions (JIT). Measured on 300k outcomes, one campaign of four: first row after
+    // 40 ms instead of 2.3-5 s, the whole no slower. The cost: a narrow export (from/to)
+    // walks the whole primary key too (decision 026).
+    await client.query('set local jit = off');
+    await client.query('set local enable_sort = off');
+    await client.query('set local max_parallel_workers_per_gather = 0');
   } catch (err) {
     release(err as Error);
     throw err;

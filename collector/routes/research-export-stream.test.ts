@@ -199,6 +199,25 @@ describeEachDb('research API: streamed export', (getDb) => {
     expect(csv.body).toBe(want.csv);
   });
 
+  it('filters by hostile values written into the COPY as literals (quotes, backslashes, JSON)', async () => {
+    for (const i of [0, 4, 8, 11, 14, 18, 19]) {
+      const termSet = [HOSTILE[(i + 3) % HOSTILE.length]!, `t${i}`];
+      const want = await reference({ campaign: w.campaignId, termSet, statuses: ['altered', 'rejected'] });
+      const got = await fetchAll(
+        base,
+        `/api/v1/export?campaign=${w.campaignId}&status=altered,rejected&terms=${encodeURIComponent(JSON.stringify(termSet))}`,
+      );
+      expect(got.status, JSON.stringify(termSet)).toBe(200);
+      expect(got.body, JSON.stringify(termSet)).toBe(want.ndjson);
+    }
+    // Something matched: the final hostile canaries (every fifth is sealed and matches no terms).
+    const some = await reference({
+      campaign: w.campaignId,
+      termSet: [HOSTILE[(8 + 3) % HOSTILE.length]!, 't8'],
+    });
+    expect(some.records.length).toBe(2);
+  });
+
   it('writes random text as the API renders it (property)', async () => {
     const db = getDb().db;
     // Any Unicode text (NUL aside, which Postgres cannot store): the SQL renderer against
