@@ -17,7 +17,7 @@
  * Exports: rows/s of GET /api/v1/export over HTTP (a client reading as fast as it can)
  * against COPY (the same select) TO STDOUT on the same data; then on PGlite (`--pglite-outcomes`,
  * 0 skips it) against one plain select of the same lines.
- * The scratch database is dropped at the end (`--keep` keeps it and prints its URL).
+ * `--export-only` skips the rollups and the queries. The scratch database is dropped at the end (`--keep` keeps it and prints its URL).
  */
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,6 +53,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '7' },
     'naive-runs': { type: 'string' },
     'no-export': { type: 'boolean', default: false },
+    'export-only': { type: 'boolean', default: false },
     'pglite-outcomes': { type: 'string', default: '200000' },
     keep: { type: 'boolean', default: false },
   },
@@ -101,7 +102,7 @@ try {
   await analyzeAll(db);
   out(`  seeded ${made.toLocaleString('en')} outcomes in ${fmt(performance.now() - t)}`);
   t = performance.now();
-  const run = await rollUpOutcomes(db);
+  const run = values['export-only'] ? { cells: 0 } : await rollUpOutcomes(db);
   await analyzeAll(db);
   out(
     `  rollups built by the job in ${fmt(performance.now() - t)} (${run.cells.toLocaleString('en')} minute cells)`,
@@ -167,7 +168,7 @@ try {
   out(
     `${'query'.padEnd(72)}${'naive'.padStart(10)}${'current'.padStart(10)}${'ratio'.padStart(9)}${'same'.padStart(6)}${'HTTP'.padStart(10)}${'Postgres CPU'.padStart(14)}`,
   );
-  for (const c of cases) {
+  for (const c of values['export-only'] ? [] : cases) {
     await c.current();
     const pg0 = await scratch.backendCpuMs();
     const cur = median(await timeIt(runs, c.current));

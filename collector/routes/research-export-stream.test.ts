@@ -101,7 +101,7 @@ function howItEnds(res: IncomingMessage): Promise<'complete' | 'cut'> {
   });
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await check()) return;
