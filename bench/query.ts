@@ -14,9 +14,13 @@
  * now), their ratio, whether both gave the same counts, and where the current one's time
  * goes: over HTTP (app.inject, the whole route), in the repository call, and the CPU of the
  * Postgres backends per call (read from /proc, so only with the server on this machine).
- * Exports: rows/s of GET /api/v1/export's reader against COPY (the same select) TO STDOUT.
- * The scratch database is dropped at the end (`--keep` keeps it and prints its URL).
+ * Exports: rows/s of GET /api/v1/export over HTTP (a client reading as fast as it can)
+ * against COPY (the same select) TO STDOUT on the same data; then on PGlite (`--pglite-outcomes`,
+ * 0 skips it) against one plain select of the same lines.
+ * `--export-only` skips the rollups and the queries. The scratch database is dropped at the end (`--keep` keeps it and prints its URL).
  */
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../collector/app.ts';
 import { createScratchDatabase } from '../collector/db/ingest-bench.ts';
@@ -29,13 +33,14 @@ import {
   rollupRowCounts,
   seededCampaigns,
   seedOutcomes,
+  selectExportLines,
 } from '../collector/db/query-bench.ts';
 import { countByAxes, countByAxesRaw, type GroupedCounts } from '../collector/db/research-aggregation.ts';
 import type { OutcomeFilter } from '../collector/db/research-filters.ts';
 import { readOutcomes } from '../collector/db/research-outcomes.ts';
 import { rollUpOutcomes } from '../collector/db/rollups.ts';
 import { createLogger } from '../collector/logger.ts';
-import { exportChunks } from '../collector/routes/research-outcomes.ts';
+
 import { encodeOutcomeCursor, researchReader } from '../collector/routes/research-query.ts';
 import { TEST_ADMIN_TOKEN, TEST_HASH_KEY } from '../collector/test-support/probe.ts';
 import type { AggregationAxis } from '../protocol/research.ts';
@@ -48,11 +53,14 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '7' },
     'naive-runs': { type: 'string' },
     'no-export': { type: 'boolean', default: false },
+    'export-only': { type: 'boolean', default: false },
+    'pglite-outcomes': { type: 'string', default: '200000' },
     keep: { type: 'boolean', default: false },
   },
 });
 const outcomes = Number(values.outcomes ?? (values.full ? 50_000_000 : 1_000_000));
 const days = Number(values.days);
+const pgliteOutcomes = Number(values['pglite-outcomes']);
 const runs = Number(values.runs);
 const naiveRuns = Number(values['naive-runs'] ?? (values.full ? 1 : 3));
 if (!Number.isInteger(outcomes) || outcomes < 1000) throw new Error('--outcomes: an integer ≥ 1000');
@@ -94,7 +102,7 @@ try {
   await analyzeAll(db);
   out(`  seeded ${made.toLocaleString('en')} outcomes in ${fmt(performance.now() - t)}`);
   t = performance.now();
-  const run = await rollUpOutcomes(db);
+  const run = values['export-only'] ? { cells: 0 } : await rollUpOutcomes(db);
   await analyzeAll(db);
   out(
     `  rollups built by the job in ${fmt(performance.now() - t)} (${run.cells.toLocaleString('en')} minute cells)`,
@@ -160,7 +168,7 @@ try {
   out(
     `${'query'.padEnd(72)}${'naive'.padStart(10)}${'current'.padStart(10)}${'ratio'.padStart(9)}${'same'.padStart(6)}${'HTTP'.padStart(10)}${'Postgres CPU'.padStart(14)}`,
   );
-  for (const c of cases) {
+  for (const c of values['export-only'] ? [] : cases) {
     await c.current();
     const pg0 = await scratch.backendCpuMs();
     const cur = median(await timeIt(runs, c.current));
@@ -176,24 +184,26 @@ try {
   }
 
   if (!values['no-export']) {
-    out(`\nexport (NDJSON) against COPY (the same select) TO STDOUT`);
+    out(
+      `\nexport over HTTP (GET /api/v1/export, NDJSON, to a reading client) against COPY (the same select) TO STDOUT`,
+    );
     out(
       `${'rows'.padEnd(40)}${'export rows/s'.padStart(15)}${'COPY rows/s'.padStart(14)}${'ratio'.padStart(8)}`,
     );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     for (const [name, filter] of [
       ['one campaign', { campaign }],
       ['all', {}],
     ] as const) {
-      let lines = 0;
-      const t0 = performance.now();
-      for await (const chunk of exportChunks(read, filter, false)) {
-        for (let i = chunk.indexOf('\n'); i !== -1; i = chunk.indexOf('\n', i + 1)) lines++;
-      }
-      const exportRate = lines / ((performance.now() - t0) / 1000);
+      const query = filter.campaign ? `?campaign=${filter.campaign}` : '';
+      const exported = await httpExport(`${origin}/api/v1/export${query}`);
       const copy = await copyExport(scratch.url, filter.campaign);
+      const exportRate = exported.rows / exported.s;
       const copyRate = copy.rows / copy.s;
+      if (exported.rows !== copy.rows) out(`  (rows differ: export ${exported.rows}, COPY ${copy.rows})`);
       out(
-        `${`${name} (${lines.toLocaleString('en')} rows)`.padEnd(40)}${exportRate.toFixed(0).padStart(15)}${copyRate.toFixed(0).padStart(14)}${(exportRate / copyRate).toFixed(2).padStart(8)}`,
+        `${`${name} (${exported.rows.toLocaleString('en')} rows)`.padEnd(40)}${exportRate.toFixed(0).padStart(15)}${copyRate.toFixed(0).padStart(14)}${(exportRate / copyRate).toFixed(2).padStart(8)}`,
       );
     }
   }
@@ -202,6 +212,71 @@ try {
   await database.close();
   if (values.keep) out(`kept: ${scratch.url}`);
   else await scratch.drop();
+}
+
+if (!values['no-export'] && pgliteOutcomes > 0) await pgliteExport();
+
+/**
+ * PGlite (no COPY to a socket: windows of the primary key, decision 026): the export of one
+ * campaign over HTTP against one plain select of the same lines in the same worker.
+ */
+async function pgliteExport(): Promise<void> {
+  const embedded = await openDatabase({ dataDir: '', inMemory: true });
+  try {
+    await embedded.migrate();
+    out(`\nPGlite (in memory, worker thread): seeding ~${pgliteOutcomes.toLocaleString('en')} outcomes`);
+    await seedOutcomes(embedded.db, { outcomes: pgliteOutcomes, days });
+    await analyzeAll(embedded.db);
+    const [campaign] = await seededCampaigns(embedded.db);
+    const unlimited = { max: 1e9, timeWindowMs: 60_000 };
+    const app = await buildApp({
+      db: embedded.db,
+      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
+      logger: createLogger({ level: 'silent' }),
+      rateLimit: unlimited,
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      const exported = await httpExport(`${origin}/api/v1/export?campaign=${campaign}`);
+      const t0 = performance.now();
+      const all = await selectExportLines(embedded.db, { campaign });
+      const selectS = (performance.now() - t0) / 1000;
+      const exportRate = exported.rows / exported.s;
+      const selectRate = all / selectS;
+      out(
+        `${'rows'.padEnd(40)}${'export rows/s'.padStart(15)}${'select rows/s'.padStart(14)}${'ratio'.padStart(8)}`,
+      );
+      out(
+        `${`one campaign (${exported.rows.toLocaleString('en')} rows)`.padEnd(40)}${exportRate.toFixed(0).padStart(15)}${selectRate.toFixed(0).padStart(14)}${(exportRate / selectRate).toFixed(2).padStart(8)}`,
+      );
+    } finally {
+      await app.close();
+    }
+  } finally {
+    await embedded.close();
+  }
+}
+
+/** GET an export with a client that reads as fast as it can; lines and seconds. */
+function httpExport(url: string): Promise<{ rows: number; s: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    request(url, (res) => {
+      if (res.statusCode !== 200) reject(new Error(`${url}: ${res.statusCode}`));
+      let lines = 0;
+      res.on('data', (chunk: Buffer) => {
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+      });
+      res.on('end', () => {
+        if (!res.complete) reject(new Error(`${url}: the export was cut`));
+        resolve({ rows: lines, s: (performance.now() - t0) / 1000 });
+      });
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
 }
 
 async function countRollupRows(): Promise<string> {

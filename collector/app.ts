@@ -44,6 +44,10 @@ export interface AppOptions {
   researchStatementTimeoutMs?: number;
   /** Research exports streaming at once (default 4). */
   maxConcurrentExports?: number;
+  /** Longest run of one research export on a server (default 1 h, decision 026). */
+  exportTimeoutMs?: number;
+  /** A research export whose client read nothing this long is cut (default 60 s, decision 026). */
+  exportStallMs?: number;
   /** Admin API rate limit per client address (HMAC; default 300 a minute). */
   adminRateLimit?: RateLimitOptions;
   /** Refused (401/403) probe and admin requests per client address (HMAC) before 429 (default 60 a minute). */
@@ -95,6 +99,8 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     dashboardDir: options.dashboardDir,
     statementTimeoutMs: options.researchStatementTimeoutMs,
     maxConcurrentExports: options.maxConcurrentExports,
+    exportTimeoutMs: options.exportTimeoutMs,
+    exportStallMs: options.exportStallMs,
     retentionTotals: retention.totals,
   });
   await app.register(healthRoutes, { db: options.db });

@@ -11,7 +11,15 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { type Queryable, rows } from './open.ts';
-import { isoMicros, isoMillis, OUTCOME_FROM, PUBLIC_TERM_SET, unsealed } from './research-filters.ts';
+import { exportSelectSql } from './research-export.ts';
+import {
+  isoMicros,
+  isoMillis,
+  OUTCOME_FROM,
+  type OutcomeFilter,
+  PUBLIC_TERM_SET,
+  unsealed,
+} from './research-filters.ts';
 import type { OutcomeKey, ResearchOutcomeRow } from './research-outcomes.ts';
 
 /** Synthetic world: 4 regions × 3 accounts (one probe per region), 20 conversations, 4 campaigns. */
@@ -166,6 +174,12 @@ export async function copyExport(
     await client.end();
   }
   return { rows: lines, s: (performance.now() - started) / 1000 };
+}
+
+/** PGlite's baseline for the export: every line of the export's select in one query; the rows. */
+export async function selectExportLines(q: Queryable, filter: OutcomeFilter): Promise<number> {
+  const found = await rows<{ line: string }>(q, exportSelectSql(filter, 'ndjson'));
+  return found.length;
 }
 
 /** Fresh planner statistics after seeding. */

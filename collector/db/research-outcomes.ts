@@ -1,11 +1,9 @@
 /**
- * Outcome rows for the research API, read in keyset order, never OFFSET. Keys never
- * change once a row exists, so a reader paging while probes report sees each existing
- * row exactly once. Two orders:
- * - `time`: (send time, canary id, recipient id), for pages people read; each page is
- *   cheap with an index on canaries (send_at, id), a full sort without it;
- * - `id`: the outcomes primary key (canary id, recipient id), for bulk export: walks
- *   the primary-key index, so every batch costs the same however large the table.
+ * Outcome rows for the research API, read in keyset order, never OFFSET: (send time,
+ * canary id, recipient id), for pages people read; each page is cheap with an index on
+ * canaries (send_at, id), at any depth. Keys never change once a row exists, so a reader
+ * paging while probes report sees each existing row exactly once. (The bulk export reads
+ * in primary-key order: research-export.ts.)
  */
 import { sql } from 'drizzle-orm';
 import { type Queryable, rows } from './open.ts';
@@ -67,40 +65,23 @@ export async function readOutcomes(
     after?: OutcomeKey | undefined;
     order: 'asc' | 'desc';
     limit: number;
-    keyset?: 'time' | 'id';
-    /** `id` keyset only: the last key of the window (inclusive). */
-    upTo?: OutcomeKey | undefined;
   },
 ): Promise<ResearchOutcomeRow[]> {
   const conds = outcomeConditions(filter);
-  if (page.upTo) {
-    conds.push(
-      sql`(o.canary_id, o.recipient_account_id) <= (${page.upTo.canaryId}::uuid, ${page.upTo.recipientId}::uuid)`,
-    );
-  }
   const desc = page.order === 'desc';
-  const byId = page.keyset === 'id';
-  const cols = byId
-    ? sql`(o.canary_id, o.recipient_account_id)`
-    : sql`(c.send_at, o.canary_id, o.recipient_account_id)`;
+  const cols = sql`(c.send_at, o.canary_id, o.recipient_account_id)`;
   if (page.after) {
     const k = page.after;
-    const key = byId
-      ? sql`(${k.canaryId}::uuid, ${k.recipientId}::uuid)`
-      : sql`(${k.sendAt}::timestamptz, ${k.canaryId}::uuid, ${k.recipientId}::uuid)`;
+    const key = sql`(${k.sendAt}::timestamptz, ${k.canaryId}::uuid, ${k.recipientId}::uuid)`;
     conds.push(desc ? sql`${cols} < ${key}` : sql`${cols} > ${key}`);
     // Implied by the row comparison, but a row comparison across two tables cannot start
     // an index scan: this bound lets canaries (send_at, id) begin at the cursor, so a page
     // deep into the table costs what the first one does.
-    if (!byId) {
-      const at = sql`${k.sendAt}::timestamptz`;
-      conds.push(desc ? sql`c.send_at <= ${at}` : sql`c.send_at >= ${at}`);
-    }
+    const at = sql`${k.sendAt}::timestamptz`;
+    conds.push(desc ? sql`c.send_at <= ${at}` : sql`c.send_at >= ${at}`);
   }
   const dir = desc ? sql`desc` : sql`asc`;
-  const order = byId
-    ? sql`o.canary_id ${dir}, o.recipient_account_id ${dir}`
-    : sql`c.send_at ${dir}, o.canary_id ${dir}, o.recipient_account_id ${dir}`;
+  const order = sql`c.send_at ${dir}, o.canary_id ${dir}, o.recipient_account_id ${dir}`;
   return rows<ResearchOutcomeRow>(
     q,
     sql`select c.id as canary_id, o.recipient_account_id, c.campaign_id, cv.platform, c.kind, c.pair_id,
@@ -115,26 +96,4 @@ export async function readOutcomes(
         order by ${order}
         limit ${page.limit}`,
   );
-}
-
-/**
- * The last primary key of the next `size` outcomes after `after` (any filter aside), or
- * null at the end of the table: one bounded walk of the primary-key index.
- */
-export async function nextKeyWindow(
-  q: Queryable,
-  after: OutcomeKey | undefined,
-  size: number,
-): Promise<OutcomeKey | null> {
-  const from = after
-    ? sql`where (canary_id, recipient_account_id) > (${after.canaryId}::uuid, ${after.recipientId}::uuid)`
-    : sql``;
-  const [last] = await rows<{ canary_id: string; recipient_account_id: string }>(
-    q,
-    sql`select canary_id, recipient_account_id from (
-          select canary_id, recipient_account_id from outcomes ${from}
-          order by canary_id, recipient_account_id limit ${size}) w
-        order by canary_id desc, recipient_account_id desc limit 1`,
-  );
-  return last ? { sendAt: '', canaryId: last.canary_id, recipientId: last.recipient_account_id } : null;
 }

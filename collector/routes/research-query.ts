@@ -16,18 +16,23 @@ export type ResearchRead = <T>(read: (q: Queryable) => Promise<T>) => Promise<T>
 /** Seconds a client is asked to wait after SD_ERR_QUERY_TIMEOUT. */
 export const QUERY_TIMEOUT_RETRY_SECONDS = 30;
 
+/** A statement stopped by its timeout → 503 SD_ERR_QUERY_TIMEOUT with retry-after; other errors as they are. */
+export function queryTimeoutAnswer(err: unknown, timeoutMs: number): unknown {
+  if (!isStatementTimeout(err)) return err;
+  return new RetryLaterError(
+    'SD_ERR_QUERY_TIMEOUT',
+    `query: ran longer than ${timeoutMs / 1000} s and was stopped; narrow it (campaign, terms, from/to) ` +
+      'or retry later',
+    QUERY_TIMEOUT_RETRY_SECONDS,
+  );
+}
+
 export function researchReader(db: Db, timeoutMs: number): ResearchRead {
   return async (read) => {
     try {
       return await withStatementTimeout(db, timeoutMs, read);
     } catch (err) {
-      if (!isStatementTimeout(err)) throw err;
-      throw new RetryLaterError(
-        'SD_ERR_QUERY_TIMEOUT',
-        `query: ran longer than ${timeoutMs / 1000} s and was stopped; narrow it (campaign, terms, from/to) ` +
-          'or retry later',
-        QUERY_TIMEOUT_RETRY_SECONDS,
-      );
+      throw queryTimeoutAnswer(err, timeoutMs);
     }
   };
 }

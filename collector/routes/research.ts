@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { isDataException, sqlState } from '../db/errors.ts';
 import type { Db } from '../db/open.ts';
+import { exportSource } from '../db/research-export.ts';
 import type { ErrorBody } from '../errors.ts';
 import { dashboardPlugin } from '../http/dashboard.ts';
 import { sendError, toErrorBody } from '../http/errors.ts';
@@ -16,6 +17,7 @@ import { RateLimitedError, type RateLimitOptions, registerRateLimit } from '../h
 import { metricsPlugin } from '../metrics.ts';
 import type { RetentionTotals } from '../retention.ts';
 import { researchAggregationRoutes } from './research-aggregation.ts';
+import { researchExportRoutes } from './research-export.ts';
 import { researchFindingRoutes } from './research-findings.ts';
 import { researchOutcomeRoutes } from './research-outcomes.ts';
 import { researchReader } from './research-query.ts';
@@ -31,6 +33,10 @@ export interface ResearchApiOptions {
   statementTimeoutMs?: number | undefined;
   /** Exports streaming at once, across clients (default 4); one more answers 503 SD_ERR_BUSY. */
   maxConcurrentExports?: number | undefined;
+  /** Statement timeout of an export's COPY on a server: the longest one export runs (default 1 h). */
+  exportTimeoutMs?: number | undefined;
+  /** An export whose client read nothing this long while the connection was full is cut (default 60 s). */
+  exportStallMs?: number | undefined;
   /** This process's retention job totals, for /metrics (sd_events_pruned_total). */
   retentionTotals?: RetentionTotals | undefined;
 }
@@ -53,6 +59,8 @@ export function researchErrorBody(err: FastifyError | Error): ErrorBody {
 
 export const DEFAULT_RESEARCH_STATEMENT_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_CONCURRENT_EXPORTS = 4;
+export const DEFAULT_EXPORT_TIMEOUT_MS = 3_600_000;
+export const DEFAULT_EXPORT_STALL_MS = 60_000;
 
 /** /api/v1: rate limited; errors as { statusCode, code, message }, 429 as SD_ERR_RATE_LIMITED. */
 async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<void> {
@@ -70,10 +78,17 @@ async function apiV1(app: FastifyInstance, opts: ResearchApiOptions): Promise<vo
     return sendError(err, req, reply);
   });
   // The routes get no database handle: only `read`, which runs under the statement timeout.
-  const read = researchReader(opts.db, opts.statementTimeoutMs ?? DEFAULT_RESEARCH_STATEMENT_TIMEOUT_MS);
-  await app.register(researchOutcomeRoutes, {
-    read,
+  const statementTimeoutMs = opts.statementTimeoutMs ?? DEFAULT_RESEARCH_STATEMENT_TIMEOUT_MS;
+  const read = researchReader(opts.db, statementTimeoutMs);
+  await app.register(researchOutcomeRoutes, { read });
+  // The export streams from the database (COPY on a server): the one route given a starter.
+  const copyTimeoutMs = opts.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS;
+  await app.register(researchExportRoutes, {
+    start: exportSource(opts.db, read, { firstLineTimeoutMs: statementTimeoutMs, copyTimeoutMs }),
+    statementTimeoutMs,
+    copyTimeoutMs,
     maxConcurrentExports: opts.maxConcurrentExports ?? DEFAULT_MAX_CONCURRENT_EXPORTS,
+    stallMs: opts.exportStallMs ?? DEFAULT_EXPORT_STALL_MS,
   });
   await app.register(researchAggregationRoutes, { read });
   await app.register(researchFindingRoutes, { read });
