@@ -236,21 +236,74 @@ async function canaries(c: CaseNetwork): Promise<{ id: string; handed: boolean; 
  */
 export async function settle(c: CaseNetwork, timeoutMs: number): Promise<void> {
   const campaignEnd = Date.parse(c.net.campaign.ends_at ?? new Date().toISOString());
-  await until(
-    'the campaign is over, every journal acknowledged and every handed-out canary reported',
-    async () => {
-      c.watch.read();
-      if (!c.watch.allAcked()) return false;
-      const list = await canaries(c);
-      const lastDeadline = Math.max(campaignEnd, ...list.map((x) => x.deadline));
-      if (Date.now() < lastDeadline + 1000) return false;
-      const stored = await storedEvents(c);
-      const reported = new Set(stored.filter((e) => e.type !== 'received').map((e) => e.canary));
-      return list.filter((x) => x.handed).every((x) => reported.has(x.id));
-    },
-    timeoutMs,
-    500,
+  // What is still missing at the last poll: the timeout says it, so a failure in CI tells
+  // which part of the network did not settle.
+  let missing = 'nothing polled yet';
+  try {
+    await until(
+      'the campaign is over, every journal acknowledged and every handed-out canary reported',
+      async () => {
+        c.watch.read();
+        if (!c.watch.allAcked()) {
+          missing = `unacknowledged journal events: ${JSON.stringify(Object.fromEntries(c.watch.unacked))}`;
+          return false;
+        }
+        const list = await canaries(c);
+        const lastDeadline = Math.max(campaignEnd, ...list.map((x) => x.deadline));
+        if (Date.now() < lastDeadline + 1000) {
+          missing = `the last deadline is ${new Date(lastDeadline).toISOString()}`;
+          return false;
+        }
+        const stored = await storedEvents(c);
+        const reported = new Set(stored.filter((e) => e.type !== 'received').map((e) => e.canary));
+        const unreported = list.filter((x) => x.handed && !reported.has(x.id)).map((x) => x.id);
+        missing = `handed-out canaries with no send report: ${JSON.stringify(await describeCanaries(c, unreported.slice(0, 10)))}`;
+        return unreported.length === 0;
+      },
+      timeoutMs,
+      500,
+    );
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}; still missing: ${missing}; the probes' status files: ${probeStatuses(c)}`,
+    );
+  }
+}
+
+/** Where each canary went and when (for a failure message). */
+async function describeCanaries(c: CaseNetwork, ids: string[]): Promise<Record<string, unknown>[]> {
+  if (ids.length === 0) return [];
+  return rows<Record<string, unknown>>(
+    c.net.collector.database.db,
+    sql`select cn.id::text, a.handle as sender, cn.send_at::text, cn.deadline_at::text, cn.handed_out_at::text
+        from canaries cn join accounts a on a.id = cn.sender_account_id
+        where cn.id::text in (${sql.join(
+          ids.map((id) => sql`${id}`),
+          sql`, `,
+        )})`,
   );
+}
+
+/** Each probe's status.json, in short (for a failure message). */
+function probeStatuses(c: CaseNetwork): string {
+  const out: Record<string, unknown> = {};
+  for (const [region, dir] of c.dirs) {
+    try {
+      const s = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
+      out[region] = {
+        written_at: s.written_at,
+        last_checkin_at: s.last_checkin_at,
+        last_checkin_error: s.last_checkin_error,
+        backlog: s.backlog,
+        storage: s.storage,
+        deferred_canaries: s.deferred_canaries,
+        scheduled: s.scheduled,
+      };
+    } catch (err) {
+      out[region] = `unreadable: ${(err as Error).message}`;
+    }
+  }
+  return JSON.stringify(out);
 }
 
 /** The closing account of a fault case; printed, and returned for the test to assert. */
