@@ -130,7 +130,7 @@ describe.skipIf(why !== undefined)(
       say(
         `[fault disk-full] full for ${Math.round((drainedAt - fullAt) / 1000)} s; ` +
           `${fullCheckins().length} check-ins said full; taking canaries again ${recoveredMs} ms after space returned; ` +
-          `probe log: ${join(cn, 'probe.log')} (dropped while full)`,
+          `probe log: ${join(cn, 'probe.log')} (output dropped while full, with a note saying how much)`,
       );
       expect(a.problems).toEqual([]);
       expect(a.duplicated).toBe(0);

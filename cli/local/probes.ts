@@ -7,7 +7,7 @@
  * in-process through `startProbe` (fast, for tests).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { type ProbeHandle, startProbe } from '../../probe/agent.ts';
 import { loadConfig } from '../../probe/config.ts';
 import type { LocalAccount } from './platform.ts';
+import { ProcessLog } from './process-log.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /**
@@ -142,29 +143,20 @@ export async function runProbe(spec: ProbeSpec, mode: ProbeMode): Promise<Runnin
     };
   }
 
-  const log = createWriteStream(join(spec.dir, 'probe.log'), { flags: 'a', mode: 0o600 });
+  // A log the disk refuses (the probe's folder full) stops neither the probe nor this
+  // process, and resumes when the disk takes writes again (process-log.ts).
+  const log = new ProcessLog(join(spec.dir, 'probe.log'));
   const child = spawn(process.execPath, [BIN, 'probe', '--config', file], {
     cwd: spec.dir,
     env: { ...process.env, SILENTDROP_DEBUG: '', ...spec.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child);
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
-  // A log the disk no longer takes (the probe's folder full) must not stop the probe, nor
-  // this process: its output is then dropped.
-  log.on('error', () => {
-    for (const out of [child.stdout, child.stderr]) {
-      out?.unpipe(log);
-      out?.resume();
-    }
-  });
-  const exited = new Promise<number | null>((res) =>
-    child.once('exit', (code) => {
-      log.end();
-      res(code);
-    }),
-  );
+  child.stdout?.on('data', (chunk: Buffer) => log.write(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
+  // Closed once the child's output has ended, not at its exit (output may still be in flight).
+  child.once('close', () => void log.close());
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
   return {
     region: spec.region,
     dir: spec.dir,
