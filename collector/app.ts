@@ -26,7 +26,14 @@ export interface AppOptions {
     Partial<
       Pick<
         CollectorConfig,
-        'probeSilentAfterMs' | 'trustProxy' | 'eventRetentionDays' | 'lookAlikeRetentionDays'
+        | 'probeSilentAfterMs'
+        | 'trustProxy'
+        | 'eventRetentionDays'
+        | 'lookAlikeRetentionDays'
+        | 'researchStatementTimeoutMs'
+        | 'exportMaxConcurrent'
+        | 'exportTimeoutMs'
+        | 'exportStallMs'
       >
     >;
   logger?: Logger;
@@ -40,13 +47,13 @@ export interface AppOptions {
   probeRateLimit?: RateLimitOptions;
   /** Built dashboard to serve at `/` (default dashboard/dist). */
   dashboardDir?: string;
-  /** Statement timeout of research API queries (default 30 s; enforced on a Postgres server). */
+  /** Statement timeout of research API queries (default: the config's, else 30 s; enforced on a Postgres server). */
   researchStatementTimeoutMs?: number;
-  /** Research exports streaming at once (default 4). */
+  /** Research exports streaming at once (default: the config's, else 4). */
   maxConcurrentExports?: number;
-  /** Longest run of one research export on a server (default 1 h, decision 026). */
+  /** Longest run of one research export on a server (default: the config's, else 1 h, decision 026). */
   exportTimeoutMs?: number;
-  /** A research export whose client read nothing this long is cut (default 60 s, decision 026). */
+  /** A research export whose client read nothing this long is cut (default: the config's, else 60 s). */
   exportStallMs?: number;
   /** Admin API rate limit per client address (HMAC; default 300 a minute). */
   adminRateLimit?: RateLimitOptions;
@@ -97,10 +104,10 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     hashKey: options.config.hashKey,
     rateLimit: options.rateLimit,
     dashboardDir: options.dashboardDir,
-    statementTimeoutMs: options.researchStatementTimeoutMs,
-    maxConcurrentExports: options.maxConcurrentExports,
-    exportTimeoutMs: options.exportTimeoutMs,
-    exportStallMs: options.exportStallMs,
+    statementTimeoutMs: options.researchStatementTimeoutMs ?? options.config.researchStatementTimeoutMs,
+    maxConcurrentExports: options.maxConcurrentExports ?? options.config.exportMaxConcurrent,
+    exportTimeoutMs: options.exportTimeoutMs ?? options.config.exportTimeoutMs,
+    exportStallMs: options.exportStallMs ?? options.config.exportStallMs,
     retentionTotals: retention.totals,
   });
   await app.register(healthRoutes, { db: options.db });

@@ -113,6 +113,52 @@ describe('loadConfig', () => {
     ).toMatchObject({ eventRetentionDays: 0, lookAlikeRetentionDays: 7 });
   });
 
+  it('reads the research query and export limits, with their defaults and bounds', () => {
+    const data = tmp();
+    expect(loadConfig({}, { SILENTDROP_DATA: data })).toMatchObject({
+      researchStatementTimeoutMs: 30_000,
+      exportMaxConcurrent: 4,
+      exportTimeoutMs: 3_600_000,
+      exportStallMs: 60_000,
+    });
+    expect(
+      loadConfig(
+        {},
+        {
+          SILENTDROP_DATA: data,
+          SILENTDROP_RESEARCH_STATEMENT_TIMEOUT_MS: '5000',
+          SILENTDROP_EXPORT_MAX_CONCURRENT: '2',
+          SILENTDROP_EXPORT_TIMEOUT_MS: '7200000',
+          SILENTDROP_EXPORT_STALL_MS: '15000',
+        },
+      ),
+    ).toMatchObject({
+      researchStatementTimeoutMs: 5000,
+      exportMaxConcurrent: 2,
+      exportTimeoutMs: 7_200_000,
+      exportStallMs: 15_000,
+    });
+    expect(() =>
+      loadConfig(
+        {},
+        {
+          SILENTDROP_DATA: data,
+          SILENTDROP_RESEARCH_STATEMENT_TIMEOUT_MS: '0',
+          SILENTDROP_EXPORT_MAX_CONCURRENT: '1000',
+          SILENTDROP_EXPORT_TIMEOUT_MS: '1h',
+          SILENTDROP_EXPORT_STALL_MS: '-5',
+        },
+      ),
+    ).toThrow(
+      [
+        'SILENTDROP_RESEARCH_STATEMENT_TIMEOUT_MS must be an integer from 1000 to 600000, got "0"',
+        'SILENTDROP_EXPORT_MAX_CONCURRENT must be an integer from 1 to 64, got "1000"',
+        'SILENTDROP_EXPORT_TIMEOUT_MS must be an integer from 60000 to 86400000, got "1h"',
+        'SILENTDROP_EXPORT_STALL_MS must be an integer from 1000 to 3600000, got "-5"',
+      ].join('\n- '),
+    );
+  });
+
   it('reports wrong retention settings together with the others', () => {
     const data = tmp();
     for (const [events, lookAlikes] of [

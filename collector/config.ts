@@ -36,6 +36,14 @@ export interface CollectorConfig {
   eventRetentionDays: number;
   /** Days a receipt of a nonce that is no canary of ours (a look-alike) is kept (0: forever). */
   lookAlikeRetentionDays: number;
+  /** Statement timeout of every research API query (enforced on a Postgres server). */
+  researchStatementTimeoutMs: number;
+  /** Research exports streaming at once; one more answers 503 SD_ERR_BUSY (decision 026). */
+  exportMaxConcurrent: number;
+  /** The longest one export runs on a Postgres server (its COPY's statement timeout). */
+  exportTimeoutMs: number;
+  /** An export whose client read nothing this long while its connection was full is cut. */
+  exportStallMs: number;
   logLevel: string;
 }
 
@@ -219,6 +227,38 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       30,
       0,
       MAX_RETENTION_DAYS,
+    ),
+    researchStatementTimeoutMs: intFrom(
+      problems,
+      'SILENTDROP_RESEARCH_STATEMENT_TIMEOUT_MS',
+      env.SILENTDROP_RESEARCH_STATEMENT_TIMEOUT_MS,
+      30_000,
+      1000,
+      600_000,
+    ),
+    exportMaxConcurrent: intFrom(
+      problems,
+      'SILENTDROP_EXPORT_MAX_CONCURRENT',
+      env.SILENTDROP_EXPORT_MAX_CONCURRENT,
+      4,
+      1,
+      64,
+    ),
+    exportTimeoutMs: intFrom(
+      problems,
+      'SILENTDROP_EXPORT_TIMEOUT_MS',
+      env.SILENTDROP_EXPORT_TIMEOUT_MS,
+      3_600_000,
+      60_000,
+      86_400_000,
+    ),
+    exportStallMs: intFrom(
+      problems,
+      'SILENTDROP_EXPORT_STALL_MS',
+      env.SILENTDROP_EXPORT_STALL_MS,
+      60_000,
+      1000,
+      3_600_000,
     ),
     logLevel,
   };

@@ -236,6 +236,10 @@ describe('fuzz: files from outside', () => {
         'SILENTDROP_PROBE_SILENT_AFTER_MS',
         'SILENTDROP_EVENT_RETENTION_DAYS',
         'SILENTDROP_LOOKALIKE_RETENTION_DAYS',
+        'SILENTDROP_RESEARCH_STATEMENT_TIMEOUT_MS',
+        'SILENTDROP_EXPORT_MAX_CONCURRENT',
+        'SILENTDROP_EXPORT_TIMEOUT_MS',
+        'SILENTDROP_EXPORT_STALL_MS',
       ];
       const value = fc.oneof(
         fc.string({ maxLength: 40 }),

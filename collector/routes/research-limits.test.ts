@@ -83,7 +83,8 @@ describeEachDb('research query limits', (getDb) => {
   });
 
   it('refuses an export beyond the concurrent cap with 503 SD_ERR_BUSY, and frees the slot after', async () => {
-    const capped = await buildApp({ db: getDb().db, config, maxConcurrentExports: 1 });
+    // The cap as an operator sets it: SILENTDROP_EXPORT_MAX_CONCURRENT, read into the config.
+    const capped = await buildApp({ db: getDb().db, config: { ...config, exportMaxConcurrent: 1 } });
     try {
       let first: ReturnType<typeof exportOf> | undefined;
       await getDb().db.transaction(async (tx) => {
