@@ -321,7 +321,12 @@ export async function countByAxesFromRollups(
   if (from) dirtyWhere.push(sql`c.send_at >= ${from}::timestamptz`);
   if (to) dirtyWhere.push(sql`c.send_at < ${to}::timestamptz`);
 
-  const rollWhere: SQL[] = [sql`r.grain = ${grain}`, sql`r.scoped = ${scoped}`];
+  // Grain and scope as literals, not parameters: both come from the plan (never from a
+  // client), and with parameters Postgres spent ~25 ms more planning this query each time.
+  const rollWhere: SQL[] = [
+    sql.raw(`r.grain = '${grain}'`),
+    sql.raw(`r.scoped = ${scoped ? 'true' : 'false'}`),
+  ];
   if (filter.campaign) rollWhere.push(sql`r.campaign_id = ${filter.campaign}::uuid`);
   if (filter.platform) rollWhere.push(sql`r.platform = ${filter.platform}`);
   if (filter.kind) rollWhere.push(sql`r.kind = ${filter.kind}`);
@@ -346,6 +351,8 @@ export async function countByAxesFromRollups(
   const rawCounts = STATUSES.map((s) => sql.raw(`count(*) filter (where o.status = '${s}') as ${s}`));
   const sumAll = (prefix: string) =>
     sql.raw(STATUSES.map((s) => `sum(${prefix}${s})::int as ${s}`).join(', '));
+  const castAll = sql.raw(STATUSES.map((s) => `${s}::int as ${s}`).join(', '));
+  const sameKeys = sql.raw(k.map((x) => `f.${x} is not distinct from r.${x}`).join(' and '));
   const rawHistogram = sql.raw(
     `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `coalesce(sum(arrived) filter (where lb = ${i}), 0)`).join(', ')}]::int[]`,
   );
@@ -381,10 +388,17 @@ export async function countByAxesFromRollups(
         where ${whereClause(outcomeConditions(filter))}
         group by ${keys}, lb),
       fresh as (select ${keys}, ${sumAll('')}, ${rawHistogram} as latency from fresh_lb group by ${keys}),
-      parts as (select * from roll union all select * from fresh)
-    select ${keys}, ${sumAll('')}, array_to_string(${sumHistograms('latency')}, ',') as latency from parts
-    group by ${keys}
-    having sum(${sql.raw(STATUSES.join(' + '))}) > 0
+      -- A key in both: its rollup and fresh parts summed. Histograms are summed only for those
+      -- keys (summing 122 buckets is the costly part): usually none, as no cell is dirty.
+      merged as (
+        select ${keys}, ${sumAll('')}, ${sumHistograms('latency')} as latency
+        from (select * from roll r where exists (select 1 from fresh f where ${sameKeys})
+              union all select * from fresh) p
+        group by ${keys})
+    select ${keys}, ${castAll}, array_to_string(latency, ',') as latency
+    from (select * from roll r where not exists (select 1 from fresh f where ${sameKeys})
+          union all select * from merged) x
+    where ${sql.raw(STATUSES.join(' + '))} > 0
     order by ${keys}`,
   );
   return found.map((row) => {
