@@ -9,7 +9,9 @@ import { countByAxes, countByAxesRaw, type GroupedCounts } from './research-aggr
 import type { OutcomeFilter } from './research-filters.ts';
 import {
   countByAxesFromRollups,
+  LATENCY_BUCKETS,
   LATENCY_RELATIVE_ERROR,
+  parseHistogram,
   quantileFromHistogram,
   rollUpOutcomes,
   rollupPlan,
@@ -188,6 +190,20 @@ it('reads percentile_cont of a histogram bucket by bucket', () => {
   expect(quantileFromHistogram([2, 1], 0.5)).toBe(0);
   expect(quantileFromHistogram([2, 1], 1)).toBeCloseTo(2 ** (1 / 8), 12);
   expect(quantileFromHistogram([1, 1], 0.5)).toBeCloseTo(2 ** (1 / 8) / 2, 12);
+});
+
+it('reads a histogram sent as text as split and Number would', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.nat({ max: 2 ** 31 - 1 }), { minLength: 1, maxLength: LATENCY_BUCKETS }),
+      (counts) => {
+        const into = new Float64Array(LATENCY_BUCKETS).fill(7);
+        const got = [...parseHistogram(counts.join(','), into)];
+        expect(got).toEqual([...counts, ...new Array<number>(LATENCY_BUCKETS - counts.length).fill(0)]);
+      },
+    ),
+  );
+  expect([...parseHistogram('', new Float64Array(3).fill(1))]).toEqual([0, 0, 0]);
 });
 
 it('answers from the rollups only what they hold exactly', () => {

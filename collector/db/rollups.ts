@@ -65,8 +65,9 @@ function bucketValue(b: number): number {
 }
 
 /** percentile_cont(q) over a histogram: interpolated between the values of two ranks. */
-export function quantileFromHistogram(counts: readonly number[], q: number): number | null {
-  const n = counts.reduce((a, c) => a + c, 0);
+export function quantileFromHistogram(counts: ArrayLike<number>, q: number): number | null {
+  let n = 0;
+  for (let b = 0; b < counts.length; b++) n += counts[b] ?? 0;
   if (n === 0) return null;
   const rank = q * (n - 1);
   const at = (k: number) => {
@@ -80,6 +81,28 @@ export function quantileFromHistogram(counts: readonly number[], q: number): num
   const lo = Math.floor(rank);
   const v = at(lo);
   return rank === lo ? v : v + (rank - lo) * (at(lo + 1) - v);
+}
+
+/**
+ * Reads a histogram sent as text (`array_to_string(…, ',')`: non-negative integers separated
+ * by commas) into `into`, without a string or a number per element: a read over every
+ * campaign at the hour grain brings ~1,400 of them, and split(',').map(Number) cost more
+ * than the query's execution. Returns `into`.
+ */
+export function parseHistogram(text: string, into: Float64Array): Float64Array {
+  into.fill(0);
+  let i = 0;
+  let v = 0;
+  for (let c = 0; c < text.length; c++) {
+    const ch = text.charCodeAt(c);
+    if (ch === 44 /* , */) {
+      if (i < into.length) into[i] = v;
+      i++;
+      v = 0;
+    } else v = v * 10 + (ch - 48);
+  }
+  if (text.length > 0 && i < into.length) into[i] = v;
+  return into;
 }
 
 /** The bucket of a send time at a grain, as timestamptz (UTC days). */
@@ -401,12 +424,13 @@ export async function countByAxesFromRollups(
     where ${sql.raw(STATUSES.join(' + '))} > 0
     order by ${keys}`,
   );
+  const histogram = new Float64Array(LATENCY_BUCKETS);
   return found.map((row) => {
     const counts = Object.fromEntries(STATUSES.map((s) => [s, Number(row[s])])) as Record<
       (typeof STATUSES)[number],
       number
     >;
-    const latency = row.latency.split(',').map(Number);
+    const latency = parseHistogram(row.latency, histogram);
     return {
       ...counts,
       latency_p50_ms: quantileFromHistogram(latency, 0.5),
