@@ -426,6 +426,29 @@ export const outcomes = pgTable(
 );
 
 /**
+ * The columns outcome_rollups and outcome_rollup_totals share after their keys: the scope (or
+ * '' when not scoped), the arm, the seven status counts and the latency histogram. A function:
+ * drizzle's column builders belong to one table each.
+ */
+const rollupCells = () => ({
+  scoped: boolean('scoped').notNull(),
+  kind: text('kind').notNull(),
+  platform: text('platform').notNull(),
+  conversationKind: text('conversation_kind').notNull(),
+  senderRegion: text('sender_region').notNull(),
+  recipientRegion: text('recipient_region').notNull(),
+  delivered: integer('delivered').notNull(),
+  delayed: integer('delayed').notNull(),
+  missing: integer('missing').notNull(),
+  altered: integer('altered').notNull(),
+  rejected: integer('rejected').notNull(),
+  failed: integer('failed').notNull(),
+  pending: integer('pending').notNull(),
+  /** Delivered and delayed outcomes with a latency, per bucket of rollups.ts LATENCY_BUCKETS. */
+  latency: integer('latency').array().notNull(),
+});
+
+/**
  * Outcome counts per time bucket (minute, hour, day of the send time, UTC), campaign, arm and
  * scope, with a latency histogram of arrived outcomes in fixed log buckets (decision 022).
  * Written only by collector/db/rollups.ts: minute rows from outcomes, hour rows from minute
@@ -440,21 +463,7 @@ export const outcomeRollups = pgTable(
     campaignId: uuid('campaign_id')
       .notNull()
       .references(() => campaigns.id, { onDelete: 'cascade' }),
-    scoped: boolean('scoped').notNull(),
-    kind: text('kind').notNull(),
-    platform: text('platform').notNull(),
-    conversationKind: text('conversation_kind').notNull(),
-    senderRegion: text('sender_region').notNull(),
-    recipientRegion: text('recipient_region').notNull(),
-    delivered: integer('delivered').notNull(),
-    delayed: integer('delayed').notNull(),
-    missing: integer('missing').notNull(),
-    altered: integer('altered').notNull(),
-    rejected: integer('rejected').notNull(),
-    failed: integer('failed').notNull(),
-    pending: integer('pending').notNull(),
-    /** Delivered and delayed outcomes with a latency, per bucket of rollups.ts LATENCY_BUCKETS. */
-    latency: integer('latency').array().notNull(),
+    ...rollupCells(),
   },
   (t) => [
     primaryKey({
@@ -487,20 +496,7 @@ export const outcomeRollupTotals = pgTable(
   {
     grain: text('grain').notNull(),
     bucket: tstz('bucket').notNull(),
-    scoped: boolean('scoped').notNull(),
-    kind: text('kind').notNull(),
-    platform: text('platform').notNull(),
-    conversationKind: text('conversation_kind').notNull(),
-    senderRegion: text('sender_region').notNull(),
-    recipientRegion: text('recipient_region').notNull(),
-    delivered: integer('delivered').notNull(),
-    delayed: integer('delayed').notNull(),
-    missing: integer('missing').notNull(),
-    altered: integer('altered').notNull(),
-    rejected: integer('rejected').notNull(),
-    failed: integer('failed').notNull(),
-    pending: integer('pending').notNull(),
-    latency: integer('latency').array().notNull(),
+    ...rollupCells(),
   },
   (t) => [
     primaryKey({
