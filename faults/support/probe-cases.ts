@@ -92,10 +92,6 @@ export class JournalWatch {
       this.unacked.set(region, [...live].filter((id) => !ackedHere.has(id)).length);
     }
   }
-
-  allAcked(): boolean {
-    return [...this.unacked.values()].every((n) => n === 0);
-  }
 }
 
 export interface CaseNetwork {
@@ -248,7 +244,8 @@ export async function settle(c: CaseNetwork, timeoutMs: number): Promise<void> {
         // is empty. (Not "every `ev` record has an `ack` record in the journal file": after a
         // full disk, a CN journal once kept one event without its ack while the probe's backlog
         // was 0 and the event was stored; that bookkeeping gap is an open finding of its own.)
-        const storedNow = new Set((await storedEvents(c)).map((e) => e.event_id));
+        const stored = await storedEvents(c);
+        const storedNow = new Set(stored.map((e) => e.event_id));
         const unstored = [...c.watch.produced.keys()].filter((id) => !storedNow.has(id));
         const backlogs = probeBacklogs(c);
         if (unstored.length > 0 || Object.values(backlogs).some((b) => b !== 0)) {
@@ -261,7 +258,6 @@ export async function settle(c: CaseNetwork, timeoutMs: number): Promise<void> {
           missing = `the last deadline is ${new Date(lastDeadline).toISOString()}`;
           return false;
         }
-        const stored = await storedEvents(c);
         const reported = new Set(stored.filter((e) => e.type !== 'received').map((e) => e.canary));
         const unreported = list.filter((x) => x.handed && !reported.has(x.id)).map((x) => x.id);
         missing = `handed-out canaries with no send report: ${JSON.stringify(await describeCanaries(c, unreported.slice(0, 10)))}`;
@@ -291,41 +287,41 @@ async function describeCanaries(c: CaseNetwork, ids: string[]): Promise<Record<s
   );
 }
 
-/** Each probe's backlog as its status.json says (undefined when unreadable). */
-function probeBacklogs(c: CaseNetwork): Record<string, number | undefined> {
-  const out: Record<string, number | undefined> = {};
+/** Each probe's status.json, parsed (an error message when unreadable). */
+function readStatuses(c: CaseNetwork): Record<string, Record<string, unknown> | string> {
+  const out: Record<string, Record<string, unknown> | string> = {};
   for (const [region, dir] of c.dirs) {
     try {
-      out[region] = (
-        JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as { backlog?: number }
-      ).backlog;
-    } catch {
-      out[region] = undefined;
+      out[region] = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      out[region] = `unreadable: ${(err as Error).message}`;
     }
   }
   return out;
 }
 
+/** Each probe's backlog as its status.json says (undefined when unreadable). */
+function probeBacklogs(c: CaseNetwork): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(readStatuses(c)).map(([r, s]) => [r, typeof s === 'string' ? undefined : s.backlog]),
+  );
+}
+
 /** Each probe's status.json, in short (for a failure message). */
 function probeStatuses(c: CaseNetwork): string {
-  const out: Record<string, unknown> = {};
-  for (const [region, dir] of c.dirs) {
-    try {
-      const s = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
-      out[region] = {
-        written_at: s.written_at,
-        last_checkin_at: s.last_checkin_at,
-        last_checkin_error: s.last_checkin_error,
-        backlog: s.backlog,
-        storage: s.storage,
-        deferred_canaries: s.deferred_canaries,
-        scheduled: s.scheduled,
-      };
-    } catch (err) {
-      out[region] = `unreadable: ${(err as Error).message}`;
-    }
-  }
-  return JSON.stringify(out);
+  const short = (s: Record<string, unknown> | string) =>
+    typeof s === 'string'
+      ? s
+      : {
+          written_at: s.written_at,
+          last_checkin_at: s.last_checkin_at,
+          last_checkin_error: s.last_checkin_error,
+          backlog: s.backlog,
+          storage: s.storage,
+          deferred_canaries: s.deferred_canaries,
+          scheduled: s.scheduled,
+        };
+  return JSON.stringify(Object.fromEntries(Object.entries(readStatuses(c)).map(([r, s]) => [r, short(s)])));
 }
 
 /** The closing account of a fault case; printed, and returned for the test to assert. */
