@@ -36,7 +36,10 @@
  * A full data folder (storage.ts): an event whose journal record the disk refuses with
  * ENOSPC/EDQUOT/EROFS is held in memory, never uploaded, and journaled first when the
  * storage gate finds space again; add() resolves only then, so a sender waits. Stopping
- * while full gives the held events up (like a kill -9 before their fsync).
+ * while full gives the held events up (like a kill -9 before their fsync). An answer the
+ * collector gave while the disk refused its `ack` record is kept in memory and journaled with
+ * the next ack or when space returns: the event is not uploaded again meanwhile, and a probe
+ * restarted before that uploads it once more (answered `duplicate`).
  */
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
@@ -133,6 +136,8 @@ export class Outbox {
   storage?: StorageGate;
   /** Events the disk refused, in the order they were added. */
   private held: Pending[] = [];
+  /** Events the collector answered for whose `ack` record the disk refused (see ack()). */
+  private readonly unjournaledAcks = new Set<string>();
 
   constructor(
     private readonly append: (records: JournalRecord[]) => Promise<void>,
@@ -237,6 +242,7 @@ export class Outbox {
 
   /** Journals the held events (the storage gate calls this once space returned); throws when it cannot. */
   async journalHeld(): Promise<void> {
+    if (this.unjournaledAcks.size > 0) await this.ack([]);
     if (this.held.length === 0) return;
     const list = this.held.splice(0);
     try {
@@ -417,9 +423,13 @@ export class Outbox {
       try {
         await this.applyResults(batch, results);
       } catch (err) {
-        // The disk refused the acks or a dead letter: the events stay pending and are
-        // uploaded again (answered `duplicate`); never stop the uploader for it.
-        log.error({ err }, 'outbox could not record the answer; retrying');
+        // The disk refused a dead letter: those events stay pending and are uploaded again.
+        // Or it refused the acks: they wait in memory for the next journal write that works
+        // (ack()). Never stop the uploader for it.
+        log.error(
+          { err, unjournaled_acks: this.unjournaledAcks.size },
+          'outbox could not record the answer; retrying',
+        );
         await this.sleep(this.backoffMs(1));
       }
     }
@@ -589,9 +599,24 @@ export class Outbox {
     await this.ack(items.map((i) => i.ev.event_id));
   }
 
+  /**
+   * Records that `ids` are done: out of the outbox at once (the collector has them, or the
+   * dead-letter file does), then one `ack` record, carrying earlier acks the disk refused. If
+   * the disk refuses this one too, its ids join those: the journal still lists the events, so
+   * a restart before the next write that works uploads them once more (answered `duplicate`).
+   */
   private async ack(ids: string[]): Promise<void> {
     for (const id of ids) this.pending.delete(id);
-    await this.append([{ k: 'ack', ids }]);
+    const carried = [...this.unjournaledAcks];
+    const all = carried.length > 0 ? [...carried, ...ids] : ids;
+    if (all.length === 0) return;
+    try {
+      await this.append([{ k: 'ack', ids: all }]);
+    } catch (err) {
+      for (const id of ids) this.unjournaledAcks.add(id);
+      throw err;
+    }
+    for (const id of carried) this.unjournaledAcks.delete(id);
     this.onAcked?.();
   }
 }

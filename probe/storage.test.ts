@@ -43,6 +43,16 @@ const evIds = (dir: string) =>
     .filter((r) => r.k === 'ev')
     .map((r) => (r.ev as ProbeEvent).event_id);
 
+/** Event ids the journal holds without an `ack` record: what a reopened probe would upload. */
+function unacked(dir: string): string[] {
+  const acked = new Set(
+    journalLines(dir)
+      .filter((r) => r.k === 'ack')
+      .flatMap((r) => r.ids as string[]),
+  );
+  return evIds(dir).filter((id) => !acked.has(id));
+}
+
 function assignment(): CanaryAssignment {
   const now = Date.now();
   return {
@@ -143,6 +153,9 @@ describe.skipIf(why !== undefined)(
       expect(await s.outbox.flush(5000)).toBe(true);
       const all = [...before, ...during].map((ev) => ev.event_id);
       expect([...uploaded].sort()).toEqual([...all].sort());
+      // Every upload the collector answered while full is acknowledged in the journal once space
+      // returned: reopened, the probe would upload nothing again.
+      await until('every acknowledgement is journaled', () => unacked(dir).length === 0);
       // A hand-out is taken again.
       expect(await s.ledger.assign(a)).toBe(true);
       await s.ledger.markSending(a.canary_id);
