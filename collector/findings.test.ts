@@ -57,7 +57,9 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
     name: `findings-${tag}`,
     mode,
     termListIds: list ? [list.id] : [],
-    conversations: { platform: 'testbed' },
+    // its own two conversations: the other worlds' campaigns of this file (still active) plan
+    // for theirs, not for these accounts, so they do not spend this world's send budget
+    conversations: { platform: 'testbed', refs: [`group-${tag}`, `direct-${tag}`] },
     cadenceCron: '* * * * *',
     deadlineSeconds: 10,
     termSetsPerRound: 10,
