@@ -205,4 +205,63 @@ describeEachDb('rounds within the send budget', (getDb) => {
     for (const o of overlaps)
       expect(o.n, `${o.handle} at ${o.roundAt}`).toBeLessThanOrEqual(limit[o.handle] ?? 0);
   });
+
+  it('campaigns that share accounts take turns at their send budget', async () => {
+    const { db } = getDb();
+    const tag = randomUUID().slice(0, 8);
+    const us = `us-${tag}`;
+    const cn = `cn-${tag}`;
+    const group = { platform: 'testbed', ref: `shared-${tag}`, kind: 'group' as const, members: [us, cn] };
+    const fast = capacity({ pacing_min_ms: 500, pacing_max_ms: 2000 });
+    await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: fast }], [group]);
+    await checkin(app, w.cn, [{ ...account('testbed', cn, 'CN'), capacity: fast }], [group]);
+    // A round every 10 s, sends spread over 5 s, deadline 2 s: a round's window is 7 s and the
+    // last round's canaries are past their deadlines when the next begins. Each account can
+    // send 4 in it: one campaign's two sets (a pair per sender each), never both campaigns'.
+    const t0 = Math.ceil(Date.now() / 10_000) * 10_000 + 20_000;
+    const names = ['first', 'second'];
+    const ids: string[] = [];
+    for (const name of names) {
+      const list = await createTermList(db, {
+        name: `shared-${name}-${tag}`,
+        termSets: [[`${name}甲`], [`${name}乙`]],
+      });
+      const c = await createCampaign(db, {
+        name: `shared-${name}-${tag}`,
+        mode: 'isolate',
+        termListIds: list ? [list.id] : [],
+        conversations: { platform: 'testbed', refs: [group.ref] },
+        cadenceCron: '*/10 * * * * *',
+        deadlineSeconds: 2,
+        termSetsPerRound: 10,
+        seed: `shared-${name}-${tag}`,
+        startsAt: new Date(t0 - 500),
+        endsAt: null,
+      });
+      ids.push(c.id);
+    }
+    const rounds = 16;
+    for (let i = 0; i < rounds; i++) await materialiseDueRounds(db, new Date(t0 + i * 10_000), 1);
+    const found = await rows<{ roundAt: string; campaign: string; n: number }>(
+      db,
+      sql`select r.round_at as "roundAt", r.campaign_id as campaign, count(c.id)::int as n
+          from rounds r left join canaries c on c.round_id = r.id
+          where r.campaign_id = any(${sql.param(ids)}::uuid[])
+          group by 1, 2`,
+    );
+    const byRound = new Map<number, Record<string, number>>();
+    for (const f of found) {
+      const at = new Date(f.roundAt).getTime();
+      byRound.set(at, { ...byRound.get(at), [f.campaign]: f.n });
+    }
+    expect(byRound.size).toBe(rounds);
+    // every round: one campaign takes the whole budget (8 canaries), the other gets nothing
+    const taker = [...byRound.values()].map((r) => {
+      const n = ids.map((id) => r[id] ?? 0);
+      expect(n.slice().sort()).toEqual([0, 8]);
+      return n[0] ? 'first' : 'second';
+    });
+    // and it is not always the same one (the order is drawn per round: both take turns)
+    expect(new Set(taker), taker.join(' ')).toEqual(new Set(names));
+  });
 });

@@ -13,9 +13,10 @@
  * Send budget (docs/decisions/014): a round plans no more canaries for a sender account than
  * it can send before the round's deadlines (its probe's pacing, limits and budget, less what
  * is planned for it and not sent yet; collector/capacity.ts), and spends that budget on
- * derived sets first, then on the sets closest to a decision.
+ * derived sets first, then on the sets closest to a decision. Campaigns due at the same time
+ * are planned in an order drawn per round, so campaigns sharing accounts take turns at them.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
 import type { Logger } from 'pino';
 import type { ConversationSelection } from '../protocol/index.ts';
@@ -103,156 +104,177 @@ export async function materialiseDueRounds(
 ): Promise<{ rounds: number; canaries: number }> {
   const total = { rounds: 0, canaries: 0 };
   const until = new Date(now.getTime() + horizonMs);
+  // Every campaign's due rounds, earliest first. Campaigns due at the same time go in an order
+  // drawn from the campaign and the time: campaigns that share accounts take turns at their
+  // send budgets, instead of the one listed first taking them every round.
+  const due: { campaign: ActiveCampaign; roundAt: Date; turn: number }[] = [];
   for (const campaign of await activeCampaigns(db, now)) {
     try {
-      await materialiseCampaign(campaign, db, now, horizonMs, until, total, log);
+      const last = await lastRoundAt(db, campaign.id);
+      const floor = new Date(Math.max(now.getTime() - horizonMs, campaign.startsAt.getTime() - 1));
+      const after = last && last > floor ? last : floor;
+      for (const roundAt of occurrences(campaign.cadenceCron, after, until)) {
+        if (campaign.endsAt && roundAt >= campaign.endsAt) break;
+        due.push({ campaign, roundAt, turn: turnOf(campaign.id, roundAt) });
+      }
     } catch (err) {
-      // One campaign that cannot be planned (e.g. a term in a script without controls) must not stop the rest.
+      log?.error({ err, campaign: campaign.id }, 'round planning failed');
+    }
+  }
+  due.sort((a, b) => a.roundAt.getTime() - b.roundAt.getTime() || a.turn - b.turn);
+  const failed = new Set<string>();
+  for (const { campaign, roundAt } of due) {
+    if (failed.has(campaign.id)) continue;
+    try {
+      await materialiseRound(campaign, db, roundAt, total, log);
+    } catch (err) {
+      // One campaign that cannot be planned (e.g. a term in a script without controls) must not
+      // stop the rest; its later rounds wait for the next sweep.
+      failed.add(campaign.id);
       log?.error({ err, campaign: campaign.id }, 'round planning failed');
     }
   }
   return total;
 }
 
-async function materialiseCampaign(
-  campaign: Awaited<ReturnType<typeof activeCampaigns>>[number],
+type ActiveCampaign = Awaited<ReturnType<typeof activeCampaigns>>[number];
+
+/** A campaign's place among the campaigns due at `roundAt`: the same on every collector. */
+function turnOf(campaignId: string, roundAt: Date): number {
+  return createHash('sha256').update(`${campaignId}|${roundAt.toISOString()}`).digest().readUInt32BE(0);
+}
+
+async function materialiseRound(
+  campaign: ActiveCampaign,
   db: Db,
-  now: Date,
-  horizonMs: number,
-  until: Date,
+  roundAt: Date,
   total: { rounds: number; canaries: number },
   log?: Logger,
 ): Promise<void> {
-  const last = await lastRoundAt(db, campaign.id);
-  const floor = new Date(Math.max(now.getTime() - horizonMs, campaign.startsAt.getTime() - 1));
-  const after = last && last > floor ? last : floor;
-  for (const roundAt of occurrences(campaign.cadenceCron, after, until)) {
-    if (campaign.endsAt && roundAt >= campaign.endsAt) break;
-    const seed = `${campaign.seed}:${roundSeed(campaign.id, roundAt)}`;
-    const listed = await termSetsOf(db, campaign.termListIds);
-    const listedKeys = new Set(listed.map(termSetKey));
-    const derived = (await derivedTermSets(db, campaign.id)).filter((t) => !listedKeys.has(termSetKey(t)));
-    const allSets = [...listed, ...derived];
-    const conversations = await selectConversations(
-      db,
-      campaign.conversationSelection as ConversationSelection,
-    );
-    const planConversations: PlanConversation[] = conversations.map((c) => ({
-      ref: c.ref,
-      kind: c.kind,
-      platform: c.platform,
-      members: c.members.map((m) => ({ handle: m.handle, region: m.region })),
-    }));
-    const active = conversations.flatMap((c) => c.members.filter((m) => m.active).map((m) => m.handle));
-    const settled = campaign.mode === 'monitor' ? new Set<string>() : await settledKeys(db, campaign.id);
-    if (campaign.mode === 'screen') {
-      for (const k of await screenedKeys(db, campaign.id, listed, conversations)) settled.add(k);
-    }
-    // planning grows with term sets × conversations: give the event loop a turn every 20 ms
-    const tick = yielder();
-    const needs = new Map<string[], Map<string, string[]>>();
-    for (const t of allSets) {
-      needs.set(t, openSenders(t, conversations, active, settled));
+  const seed = `${campaign.seed}:${roundSeed(campaign.id, roundAt)}`;
+  const listed = await termSetsOf(db, campaign.termListIds);
+  const listedKeys = new Set(listed.map(termSetKey));
+  const derived = (await derivedTermSets(db, campaign.id)).filter((t) => !listedKeys.has(termSetKey(t)));
+  const allSets = [...listed, ...derived];
+  const conversations = await selectConversations(
+    db,
+    campaign.conversationSelection as ConversationSelection,
+  );
+  const planConversations: PlanConversation[] = conversations.map((c) => ({
+    ref: c.ref,
+    kind: c.kind,
+    platform: c.platform,
+    members: c.members.map((m) => ({ handle: m.handle, region: m.region })),
+  }));
+  const active = conversations.flatMap((c) => c.members.filter((m) => m.active).map((m) => m.handle));
+  const settled = campaign.mode === 'monitor' ? new Set<string>() : await settledKeys(db, campaign.id);
+  if (campaign.mode === 'screen') {
+    for (const k of await screenedKeys(db, campaign.id, listed, conversations)) settled.add(k);
+  }
+  // planning grows with term sets × conversations: give the event loop a turn every 20 ms
+  const tick = yielder();
+  const needs = new Map<string[], Map<string, string[]>>();
+  for (const t of allSets) {
+    needs.set(t, openSenders(t, conversations, active, settled));
+    await tick();
+  }
+  const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
+  const spread = spreadSeconds(campaign.cadenceCron, roundAt);
+  const budget = await roundBudget(db, conversations, roundAt, spread, campaign.deadlineSeconds);
+  if (await followupsRunning(db, campaign.id)) {
+    // Screens and isolations first: a packed message clears many sets, a round's pair one.
+    // Their steps plan within the same budget (followups.ts), so the rounds leave them half.
+    for (const [id, n] of budget) budget.set(id, Math.floor(n / 2));
+  }
+  const pairs = await pairsSoFar(db, campaign.id);
+  const derivedKeys = new Set(derived.map(termSetKey));
+  const termSets = prioritised(open, {
+    rng: createRng(seed),
+    scopes: conversationScopes(conversations),
+    settled,
+    pairs,
+    derived: derivedKeys,
+  }).slice(0, campaign.termSetsPerRound);
+  const common = {
+    campaignId: campaign.id,
+    roundAt,
+    spreadSeconds: spread,
+    deadlineSeconds: campaign.deadlineSeconds,
+    avoid: allSets.flat(),
+  };
+  // Per term set (most promising first) and conversation, the sender regions whose scopes are
+  // still open, among the senders with budget left for a pair: the round stops growing when the
+  // senders cannot send more before the round's deadlines (docs/decisions/014).
+  const parts: RoundPlan[] = [];
+  let capped = 0;
+  for (const [i, t] of termSets.entries()) {
+    for (const [ref, handles] of needs.get(t) ?? []) {
       await tick();
+      const conv = conversations.find((c) => c.ref === ref);
+      if (!conv) continue;
+      const idOf = new Map(conv.members.map((m) => [m.handle, m.accountId]));
+      const eligible = handles.filter((h) => (budget.get(idOf.get(h) ?? '') ?? 0) >= 2);
+      if (eligible.length < handles.length) capped++;
+      if (eligible.length === 0) continue;
+      const part = planRound({
+        ...common,
+        seed: `${seed}:${i}:${ref}`,
+        termSets: [t],
+        conversations: planConversations.filter((c) => c.ref === ref),
+        senders: { eligible },
+      });
+      for (const c of part.canaries) {
+        const id = idOf.get(c.sender.handle) ?? '';
+        budget.set(id, (budget.get(id) ?? 0) - 1);
+      }
+      parts.push(part);
     }
-    const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
-    const spread = spreadSeconds(campaign.cadenceCron, roundAt);
-    const budget = await roundBudget(db, conversations, roundAt, spread, campaign.deadlineSeconds);
-    if (await followupsRunning(db, campaign.id)) {
-      // Screens and isolations first: a packed message clears many sets, a round's pair one.
-      // Their steps plan within the same budget (followups.ts), so the rounds leave them half.
-      for (const [id, n] of budget) budget.set(id, Math.floor(n / 2));
-    }
-    const pairs = await pairsSoFar(db, campaign.id);
-    const derivedKeys = new Set(derived.map(termSetKey));
-    const termSets = prioritised(open, {
-      rng: createRng(seed),
-      scopes: conversationScopes(conversations),
-      settled,
-      pairs,
-      derived: derivedKeys,
-    }).slice(0, campaign.termSetsPerRound);
-    const common = {
+  }
+  if (capped > 0) {
+    log?.debug(
+      { campaign: campaign.id, roundAt, open: open.length, planned: parts.length, capped },
+      "round capped by the senders' send budget",
+    );
+  }
+  const first = planRound({ ...common, seed, termSets: [], conversations: [] });
+  const plan: RoundPlan = {
+    ...first,
+    canaries: parts.flatMap((p) => p.canaries),
+    skipped: parts.flatMap((p) => p.skipped),
+  };
+  for (const s of plan.skipped) {
+    if (s.termSet) {
+      // A term set that cannot be planned (no control or nonce free of tested terms) is left
+      // out of this round; the rest of the round goes on.
+      log?.warn(
+        {
+          campaign: campaign.id,
+          roundAt,
+          termSet: s.termSet,
+          conversation: s.conversation,
+          reason: s.reason,
+        },
+        'term set cannot be planned; skipped in round',
+      );
+    } else log?.info({ campaign: campaign.id, ...s }, 'conversation skipped in round');
+  }
+  const roundId = randomUUID();
+  const result = await insertRound(
+    db,
+    {
+      id: roundId,
       campaignId: campaign.id,
       roundAt,
-      spreadSeconds: spread,
-      deadlineSeconds: campaign.deadlineSeconds,
-      avoid: allSets.flat(),
-    };
-    // Per term set (most promising first) and conversation, the sender regions whose scopes are
-    // still open, among the senders with budget left for a pair: the round stops growing when the
-    // senders cannot send more before the round's deadlines (docs/decisions/014).
-    const parts: RoundPlan[] = [];
-    let capped = 0;
-    for (const [i, t] of termSets.entries()) {
-      for (const [ref, handles] of needs.get(t) ?? []) {
-        await tick();
-        const conv = conversations.find((c) => c.ref === ref);
-        if (!conv) continue;
-        const idOf = new Map(conv.members.map((m) => [m.handle, m.accountId]));
-        const eligible = handles.filter((h) => (budget.get(idOf.get(h) ?? '') ?? 0) >= 2);
-        if (eligible.length < handles.length) capped++;
-        if (eligible.length === 0) continue;
-        const part = planRound({
-          ...common,
-          seed: `${seed}:${i}:${ref}`,
-          termSets: [t],
-          conversations: planConversations.filter((c) => c.ref === ref),
-          senders: { eligible },
-        });
-        for (const c of part.canaries) {
-          const id = idOf.get(c.sender.handle) ?? '';
-          budget.set(id, (budget.get(id) ?? 0) - 1);
-        }
-        parts.push(part);
-      }
-    }
-    if (capped > 0) {
-      log?.debug(
-        { campaign: campaign.id, roundAt, open: open.length, planned: parts.length, capped },
-        "round capped by the senders' send budget",
-      );
-    }
-    const first = planRound({ ...common, seed, termSets: [], conversations: [] });
-    const plan: RoundPlan = {
-      ...first,
-      canaries: parts.flatMap((p) => p.canaries),
-      skipped: parts.flatMap((p) => p.skipped),
-    };
-    for (const s of plan.skipped) {
-      if (s.termSet) {
-        // A term set that cannot be planned (no control or nonce free of tested terms) is left
-        // out of this round; the rest of the round goes on.
-        log?.warn(
-          {
-            campaign: campaign.id,
-            roundAt,
-            termSet: s.termSet,
-            conversation: s.conversation,
-            reason: s.reason,
-          },
-          'term set cannot be planned; skipped in round',
-        );
-      } else log?.info({ campaign: campaign.id, ...s }, 'conversation skipped in round');
-    }
-    const roundId = randomUUID();
-    const result = await insertRound(
-      db,
-      {
-        id: roundId,
-        campaignId: campaign.id,
-        roundAt,
-        seed,
-        rngAlgorithm: RNG_ALGORITHM,
-        skipped: skippedTermSets(plan.skipped),
-      },
-      toCanaryRows(plan, roundId, conversations),
-    );
-    if (result.created) {
-      total.rounds++;
-      total.canaries += result.canaries;
-      log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
-    }
+      seed,
+      rngAlgorithm: RNG_ALGORITHM,
+      skipped: skippedTermSets(plan.skipped),
+    },
+    toCanaryRows(plan, roundId, conversations),
+  );
+  if (result.created) {
+    total.rounds++;
+    total.canaries += result.canaries;
+    log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
   }
 }
 
