@@ -29,6 +29,7 @@ import {
   analyzeAll,
   copyExport,
   keyAt,
+  middleDay,
   naiveOutcomePage,
   rollupRowCounts,
   seededCampaigns,
@@ -192,13 +193,19 @@ try {
     );
     await app.listen({ port: 0, host: '127.0.0.1' });
     const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    for (const [name, filter] of [
+    const day = await middleDay(db);
+    const windows: [string, { campaign?: string; from?: Date; to?: Date }][] = [
       ['one campaign', { campaign }],
+      [`one day of ${days} (from/to)`, day],
       ['all', {}],
-    ] as const) {
-      const query = filter.campaign ? `?campaign=${filter.campaign}` : '';
-      const exported = await httpExport(`${origin}/api/v1/export${query}`);
-      const copy = await copyExport(scratch.url, filter.campaign);
+    ];
+    for (const [name, filter] of windows) {
+      const query = new URLSearchParams();
+      if (filter.campaign) query.set('campaign', filter.campaign);
+      if (filter.from) query.set('from', filter.from.toISOString());
+      if (filter.to) query.set('to', filter.to.toISOString());
+      const exported = await httpExport(`${origin}/api/v1/export?${query}`);
+      const copy = await copyExport(scratch.url, filter);
       const exportRate = exported.rows / exported.s;
       const copyRate = copy.rows / copy.s;
       if (exported.rows !== copy.rows) out(`  (rows differ: export ${exported.rows}, COPY ${copy.rows})`);
@@ -217,8 +224,8 @@ try {
 if (!values['no-export'] && pgliteOutcomes > 0) await pgliteExport();
 
 /**
- * PGlite (no COPY to a socket: windows of the primary key, decision 026): the export of one
- * campaign over HTTP against one plain select of the same lines in the same worker.
+ * PGlite (no COPY to a socket: windows of the send-time key, decision 026): the export of one
+ * campaign, and of one day, over HTTP against one plain select of the same lines in the same worker.
  */
 async function pgliteExport(): Promise<void> {
   const embedded = await openDatabase({ dataDir: '', inMemory: true });
@@ -238,18 +245,25 @@ async function pgliteExport(): Promise<void> {
     await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-      const exported = await httpExport(`${origin}/api/v1/export?campaign=${campaign}`);
-      const t0 = performance.now();
-      const all = await selectExportLines(embedded.db, { campaign });
-      const selectS = (performance.now() - t0) / 1000;
-      const exportRate = exported.rows / exported.s;
-      const selectRate = all / selectS;
       out(
         `${'rows'.padEnd(40)}${'export rows/s'.padStart(15)}${'select rows/s'.padStart(14)}${'ratio'.padStart(8)}`,
       );
-      out(
-        `${`one campaign (${exported.rows.toLocaleString('en')} rows)`.padEnd(40)}${exportRate.toFixed(0).padStart(15)}${selectRate.toFixed(0).padStart(14)}${(exportRate / selectRate).toFixed(2).padStart(8)}`,
-      );
+      const day = await middleDay(embedded.db);
+      const windows: [string, string, { campaign?: string; from?: Date; to?: Date }][] = [
+        ['one campaign', `campaign=${campaign}`, { campaign }],
+        [`one day of ${days} (from/to)`, `from=${day.from.toISOString()}&to=${day.to.toISOString()}`, day],
+      ];
+      for (const [name, query, filter] of windows) {
+        const exported = await httpExport(`${origin}/api/v1/export?${query}`);
+        const t0 = performance.now();
+        const all = await selectExportLines(embedded.db, filter);
+        const selectS = (performance.now() - t0) / 1000;
+        const exportRate = exported.rows / exported.s;
+        const selectRate = all / selectS;
+        out(
+          `${`${name} (${exported.rows.toLocaleString('en')} rows)`.padEnd(40)}${exportRate.toFixed(0).padStart(15)}${selectRate.toFixed(0).padStart(14)}${(exportRate / selectRate).toFixed(2).padStart(8)}`,
+        );
+      }
     } finally {
       await app.close();
     }

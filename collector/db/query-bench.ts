@@ -138,9 +138,15 @@ export async function seededCampaigns(q: Queryable): Promise<string[]> {
  */
 export async function copyExport(
   url: string,
-  campaign: string | undefined,
+  filter: { campaign?: string; from?: Date; to?: Date },
 ): Promise<{ rows: number; s: number }> {
+  const { campaign, from: since, to: until } = filter;
   if (campaign !== undefined && !/^[0-9a-f-]{36}$/.test(campaign)) throw new Error('campaign: a uuid');
+  const where = [
+    campaign ? `c.campaign_id = '${campaign}'` : '',
+    since ? `c.send_at >= '${since.toISOString()}'::timestamptz` : '',
+    until ? `c.send_at < '${until.toISOString()}'::timestamptz` : '',
+  ].filter(Boolean);
   const from = `canaries c
     join outcomes o on o.canary_id = c.id
     join accounts s on s.id = c.sender_account_id
@@ -155,7 +161,7 @@ export async function copyExport(
       ${ms('o.received_at')}, o.latency_ms, ${unsealedCol('o.received_text')}, o.failure, o.notice,
       c.conversation_id, cv.kind, c.sender_account_id, s.region, s.probe_id, r.region, r.probe_id,
       o.data_format_version, ${ms('o.updated_at')}
-    from ${from} ${campaign ? `where c.campaign_id = '${campaign}'` : ''}`;
+    from ${from} ${where.length ? `where ${where.join(' and ')}` : ''}`;
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   let lines = 0;
@@ -174,6 +180,17 @@ export async function copyExport(
     await client.end();
   }
   return { rows: lines, s: (performance.now() - started) / 1000 };
+}
+
+/** The day in the middle of the seeded send times (UTC): the bench's narrow export window. */
+export async function middleDay(q: Queryable): Promise<{ from: Date; to: Date }> {
+  const [d] = await rows<{ day: string }>(
+    q,
+    sql`select ${isoMillis(sql`date_trunc('day', (min(send_at) + (max(send_at) - min(send_at)) / 2) at time zone 'UTC') at time zone 'UTC'`)} as day
+        from canaries`,
+  );
+  const from = new Date(d!.day);
+  return { from, to: new Date(from.getTime() + 86_400_000) };
 }
 
 /** PGlite's baseline for the export: every line of the export's select in one query; the rows. */

@@ -6,12 +6,15 @@
  *   connection of its own, streamed to the socket with backpressure (pg-copy-streams);
  *   the binary framing (a 6-byte prefix per row) is stripped in `CopyBinaryLines`;
  * - on PGlite (one connection, in a worker thread, no COPY to a socket), windows of the
- *   outcomes primary key, each one short read, so other requests run between them.
+ *   send-time key, each one short read, so other requests run between them.
  *
  * `exportLineSql` is the SQL twin of the route's records: `outcomeRecord` then
  * `JSON.stringify` (NDJSON) or `csvLine(OUTCOME_COLUMNS…)` (CSV), byte for byte
- * (research-export.test.ts compares them on hostile text). Rows come in primary-key order
- * (canary id, recipient id); sealing is OUTCOME_FROM's, as for every research read.
+ * (research-export.test.ts compares them on hostile text). Rows come in the order of the
+ * outcome pages (research-outcomes.ts): send time, canary id, recipient id. That order walks
+ * the index canaries (send_at, id), so an export narrowed by `from`/`to` reads only its
+ * window, however long the table (decision 026, amendment). Sealing is OUTCOME_FROM's, as
+ * for every research read.
  */
 import type { Socket } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -22,10 +25,12 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Db, Queryable } from './open.ts';
 import { rows } from './open.ts';
 import {
+  isoMicros,
   isoMillis,
   OUTCOME_FROM,
   type OutcomeFilter,
   outcomeConditions,
+  sendTimeConditions,
   unsealed,
   whereClause,
 } from './research-filters.ts';
@@ -132,40 +137,45 @@ export function exportLineSql(format: ExportFormat): SQL {
   return sql`${sql.join(EXPORT_CSV_COLUMNS.map(csvCell), sql` || ',' || `)} || chr(13) || chr(10)`;
 }
 
-/** Primary key of an outcome: the export's order and its windows' bounds. */
+/**
+ * Where a window of the export ends: its last canary, by send time (microseconds, as
+ * isoMicros writes it) and id. A window holds every outcome of its canaries.
+ */
 export interface ExportKey {
+  sendAt: string;
   canaryId: string;
-  recipientId: string;
 }
 
-const ORDER = sql`o.canary_id, o.recipient_account_id`;
+const ORDER = sql`c.send_at, c.id, o.recipient_account_id`;
 
-/** The whole export as one select of lines, in primary-key order. */
+/** The whole export as one select of lines, in send-time order. */
 export function exportSelectSql(filter: OutcomeFilter, format: ExportFormat): SQL {
   return sql`select ${exportLineSql(format)} as line from ${OUTCOME_FROM}
     where ${whereClause(outcomeConditions(filter))} order by ${ORDER}`;
 }
 
 // ---------------------------------------------------------------------------------------
-// PGlite: windows of the primary key.
+// PGlite: windows of the send-time key.
 
-/** A window's reach: at most this many outcome keys (any filter aside), so one read stays short. */
+/** A window's reach: about this many outcome keys (any filter aside), so one read stays short. */
 export const EXPORT_WINDOW_KEYS = 5_000;
 
 export interface ExportWindow {
   /** The matching lines of the window, joined (possibly empty). */
   text: string;
   lines: number;
-  /** The window's last primary key; null when the table ended before the window did. */
+  /** The window's last canary; null when the outcomes ended before the window did. */
   last: ExportKey | null;
 }
 
 /**
- * The export's lines among the next `size` outcome keys after `after`: one walk of the
- * outcomes primary key for the window's end, then the matching rows inside it. The window
- * bounds the canary id too (`c.id` between the two keys' canaries), so the planner can walk
- * the canaries primary key as well instead of scanning canaries for a campaign filter. The
- * cost of a window is its size, at any depth.
+ * The export's lines among the next `size` outcome keys after `after`, in send-time order:
+ * one walk of the index canaries (send_at, id), each canary's outcomes by their primary key,
+ * for the canary of the window's last outcome; then every matching line of the canaries up to
+ * and including it (so a window ends between canaries, and holds at most one canary's
+ * outcomes more than `size`). The walk starts at `from` when the filter has one and stops at
+ * `to`: the cost of a window is its size, at any depth, and an export of a time window never
+ * reads outside it.
  */
 export async function readExportWindow(
   q: Queryable,
@@ -174,29 +184,28 @@ export async function readExportWindow(
   after: ExportKey | undefined,
   size: number,
 ): Promise<ExportWindow> {
-  const from = after
-    ? sql`where (canary_id, recipient_account_id) > (${after.canaryId}::uuid, ${after.recipientId}::uuid)`
-    : sql``;
-  const [end] = await rows<{ canary_id: string; recipient_account_id: string }>(
+  // The walk skips other campaigns' and arms' canaries (columns of the canary, no join).
+  const walk = sendTimeConditions(filter);
+  if (filter.campaign) walk.push(sql`c.campaign_id = ${filter.campaign}::uuid`);
+  if (filter.kind) walk.push(sql`c.kind = ${filter.kind}`);
+  const past = after
+    ? sql`(c.send_at, c.id) > (${after.sendAt}::timestamptz, ${after.canaryId}::uuid)`
+    : undefined;
+  if (past) walk.push(past);
+  const [end] = await rows<{ send_at: string; canary_id: string }>(
     q,
-    sql`select canary_id, recipient_account_id from (
-          select canary_id, recipient_account_id from outcomes ${from}
-          order by canary_id, recipient_account_id limit ${size}) w
-        order by canary_id desc, recipient_account_id desc limit 1`,
+    sql`select ${isoMicros(sql`w.send_at`)} as send_at, w.id as canary_id from (
+          select c.send_at, c.id, o.recipient_account_id from canaries c
+            join outcomes o on o.canary_id = c.id
+          where ${whereClause(walk)}
+          order by c.send_at, c.id, o.recipient_account_id limit ${size}) w
+        order by w.send_at desc, w.id desc, w.recipient_account_id desc limit 1`,
   );
   if (!end) return { text: '', lines: 0, last: null };
-  const last = { canaryId: end.canary_id, recipientId: end.recipient_account_id };
+  const last = { sendAt: end.send_at, canaryId: end.canary_id };
   const conds = outcomeConditions(filter);
-  conds.push(sql`c.id <= ${last.canaryId}::uuid`);
-  conds.push(
-    sql`(o.canary_id, o.recipient_account_id) <= (${last.canaryId}::uuid, ${last.recipientId}::uuid)`,
-  );
-  if (after) {
-    conds.push(sql`c.id >= ${after.canaryId}::uuid`);
-    conds.push(
-      sql`(o.canary_id, o.recipient_account_id) > (${after.canaryId}::uuid, ${after.recipientId}::uuid)`,
-    );
-  }
+  conds.push(sql`(c.send_at, c.id) <= (${last.sendAt}::timestamptz, ${last.canaryId}::uuid)`);
+  if (past) conds.push(past);
   const found = await rows<{ line: string }>(
     q,
     sql`select ${exportLineSql(format)} as line from ${OUTCOME_FROM}
@@ -263,12 +272,12 @@ export async function copyExportStream(
     await client.query(
       `set local statement_timeout = ${Math.max(0, Math.floor(options.statementTimeoutMs))}`,
     );
-    // A plan that streams in key order from the first row: the merge of the outcomes and
-    // canaries primary keys. Left to itself the planner sorts (the whole export computed,
-    // its lines spilled to disk, before the first row) in parallel workers, after compiling
-    // the expressions (JIT). Measured on 300k outcomes, one campaign of four: first row after
-    // 40 ms instead of 2.3-5 s, the whole no slower. The cost: a narrow export (from/to)
-    // walks the whole primary key too (decision 026).
+    // A plan that streams in order from the first row: the index canaries (send_at, id),
+    // each canary's outcomes by their primary key (within a canary, a small incremental
+    // sort). Left to itself the planner sorts (the whole export computed, its lines spilled
+    // to disk, before the first row) in parallel workers, after compiling the expressions
+    // (JIT). Measured on 300k outcomes, one campaign of four: first row after 40 ms instead
+    // of 2.3-5 s, the whole no slower (decision 026). A from/to bound is an index range.
     await client.query('set local jit = off');
     await client.query('set local enable_sort = off');
     await client.query('set local max_parallel_workers_per_gather = 0');

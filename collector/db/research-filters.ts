@@ -85,8 +85,7 @@ export function outcomeConditions(f: OutcomeFilter): SQL[] {
   if (f.recipientRegions?.length) where.push(sql`r.region = any(${textArray(f.recipientRegions)})`);
   if (f.conversationKind) where.push(sql`cv.kind = ${f.conversationKind}`);
   if (f.probe) where.push(sql`(s.probe_id = ${f.probe}::uuid or r.probe_id = ${f.probe}::uuid)`);
-  if (f.from) where.push(sql`c.send_at >= ${f.from.toISOString()}::timestamptz`);
-  if (f.to) where.push(sql`c.send_at < ${f.to.toISOString()}::timestamptz`);
+  where.push(...sendTimeConditions(f));
   if (f.verdicts?.length) {
     // A finding covers an outcome when term set, campaign (if set), every scope key it
     // names, and its window match. Scope keys absent or null mean "any".
@@ -101,6 +100,14 @@ export function outcomeConditions(f: OutcomeFilter): SQL[] {
         and coalesce(f.scope->>'conversation_kind', cv.kind) = cv.kind
         and c.send_at >= f.window_start and c.send_at <= f.window_end)`);
   }
+  return where;
+}
+
+/** The filter's send-time window on canaries c (`from` inclusive, `to` exclusive). */
+export function sendTimeConditions(f: OutcomeFilter): SQL[] {
+  const where: SQL[] = [];
+  if (f.from) where.push(sql`c.send_at >= ${f.from.toISOString()}::timestamptz`);
+  if (f.to) where.push(sql`c.send_at < ${f.to.toISOString()}::timestamptz`);
   return where;
 }
 

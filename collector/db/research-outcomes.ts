@@ -3,7 +3,7 @@
  * canary id, recipient id), for pages people read; each page is cheap with an index on
  * canaries (send_at, id), at any depth. Keys never change once a row exists, so a reader
  * paging while probes report sees each existing row exactly once. (The bulk export reads
- * in primary-key order: research-export.ts.)
+ * in the same order: research-export.ts.)
  */
 import { sql } from 'drizzle-orm';
 import { type Queryable, rows } from './open.ts';

@@ -14,8 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTCOME_COLUMNS, type OutcomeRecord, type OutcomesPage } from '../../protocol/research.ts';
 import { buildApp } from '../app.ts';
 import { rows } from '../db/open.ts';
-import { EXPORT_CSV_COLUMNS, EXPORT_JSON_KEYS, serverPool } from '../db/research-export.ts';
-import { type OutcomeFilter, textArray } from '../db/research-filters.ts';
+import {
+  EXPORT_CSV_COLUMNS,
+  EXPORT_JSON_KEYS,
+  serverPool,
+  windowedExportStream,
+} from '../db/research-export.ts';
+import { isoMicros, type OutcomeFilter, textArray } from '../db/research-filters.ts';
 import { insertBulkOutcomes } from '../db/research-fixtures.ts';
 import { readOutcomes } from '../db/research-outcomes.ts';
 import { describeEachDb } from '../test-support/db.ts';
@@ -170,15 +175,13 @@ describeEachDb('research API: streamed export', (getDb) => {
 
   /**
    * The export as the route wrote it before (JavaScript): readOutcomes' rows, outcomeRecord,
-   * then JSON.stringify or csvLine, in primary-key order.
+   * then JSON.stringify or csvLine, in the pages' order (send time, canary id, recipient id).
    */
   async function reference(
     filter: OutcomeFilter,
   ): Promise<{ ndjson: string; csv: string; records: OutcomeRecord[] }> {
     const found = await readOutcomes(getDb().db, filter, { order: 'asc', limit: 1_000_000 });
-    const key = (r: { canary_id: string; recipient_account_id: string }) =>
-      `${r.canary_id}|${r.recipient_account_id}`;
-    const records = found.sort((a, b) => (key(a) < key(b) ? -1 : 1)).map(outcomeRecord);
+    const records = found.map(outcomeRecord);
     return {
       records,
       ndjson: records.map((r) => `${JSON.stringify(r)}\n`).join(''),
@@ -252,6 +255,48 @@ describeEachDb('research API: streamed export', (getDb) => {
       ),
       { numRuns: 40 },
     );
+  }, 300_000);
+
+  it('exports a send-time window exactly, over HTTP and in windows of any size', async () => {
+    const db = getDb().db;
+    const hostile = await rows<{ at: string }>(
+      db,
+      sql`select ${isoMicros(sql`send_at`)} as at from canaries where seed = ${tag} and deadline_at < now()
+          order by send_at`,
+    );
+    expect(hostile.length).toBeGreaterThan(6);
+    // from: a canary's own send time (included); to: a later canary's (excluded).
+    const from = hostile[2]!.at;
+    const to = hostile[hostile.length - 3]!.at;
+    const filter: OutcomeFilter = { campaign: w.campaignId, from: new Date(from), to: new Date(to) };
+    const want = await reference(filter);
+    const sent = want.records.map((r) => r.send_at as string);
+    expect(sent[0]).toBe(new Date(from).toISOString());
+    expect(sent.every((t) => t >= new Date(from).toISOString() && t < new Date(to).toISOString())).toBe(true);
+    expect(want.records.length).toBeGreaterThan(4);
+    const got = await fetchAll(
+      base,
+      `/api/v1/export?campaign=${w.campaignId}&from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+    );
+    expect(got.complete).toBe(true);
+    expect(got.body).toBe(want.ndjson);
+    // PGlite's windows (the route uses them on PGlite only): every size cuts between canaries
+    // and resumes after the last one, with and without a window, with and without a filter
+    // that skips whole windows.
+    const read = <T>(f: (q: typeof db) => Promise<T>) => f(db);
+    const cases: [string, OutcomeFilter][] = [
+      ['window', filter],
+      ['campaign', { campaign: w.campaignId }],
+      ['altered', { campaign: w.campaignId, statuses: ['altered'] }],
+    ];
+    for (const [name, f] of cases) {
+      const all = await reference(f);
+      for (const size of [1, 2, 3, 7, 1_000]) {
+        let text = '';
+        for await (const chunk of windowedExportStream(read, f, 'ndjson', size)) text += String(chunk);
+        expect(text, `${name}, windows of ${size}`).toBe(all.ndjson);
+      }
+    }
   }, 300_000);
 
   describe('on a large campaign', () => {

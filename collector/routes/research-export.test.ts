@@ -138,8 +138,9 @@ describeEachDb('research API: bulk export', (getDb) => {
 
   it('streams NDJSON to a slow client without reading ahead, each row once in keyset order', async () => {
     const keyOf = (line: string) => {
-      const o = JSON.parse(line) as { canary_id: string; recipient_account_id: string };
-      return `${o.canary_id}|${o.recipient_account_id}`;
+      // send_at as written (RFC 3339, milliseconds: sorts as text), then the ids
+      const o = JSON.parse(line) as { send_at: string; canary_id: string; recipient_account_id: string };
+      return `${o.send_at}|${o.canary_id}|${o.recipient_account_id}`;
     };
     const m = await streamExport(base, `/api/v1/export?campaign=${w.campaignId}`, keyOf, 1500);
     expect(m.lines).toBe(total());

@@ -2,7 +2,7 @@
  * GET /api/v1/export: every matching outcome, streamed as NDJSON or CSV (decision 026).
  *
  * - The lines come from the database ready-made (db/research-export.ts): one `COPY … TO
- *   STDOUT` on a Postgres server, short windows of the primary key on PGlite. Memory stays
+ *   STDOUT` on a Postgres server, short windows of the send-time key on PGlite. Memory stays
  *   flat: bytes move from the database to the socket, paused while the socket is full.
  * - The first line is awaited before answering, so a failure or a timeout there is a proper
  *   error status (503 SD_ERR_QUERY_TIMEOUT when no line came within the research statement
@@ -94,7 +94,8 @@ export const researchExportRoutes: FastifyPluginAsyncTypebox<ResearchExportRoute
       schema: {
         summary: 'Every matching outcome, streamed as NDJSON (default) or CSV',
         description:
-          'Rows come in (canary_id, recipient_account_id) order; sort by send_at afterwards if needed. ' +
+          'Rows come in (send_at, canary_id, recipient_account_id) order, as the pages of /outcomes; ' +
+          'an export narrowed by `from`/`to` reads only that window. ' +
           `${SEALED_NOTE} At most ${maxConcurrentExports} exports stream at once (503 SD_ERR_BUSY with ` +
           'retry-after beyond). The first line must come within the statement timeout (else 503 ' +
           'SD_ERR_QUERY_TIMEOUT); after it the export streams for up to ' +
@@ -107,7 +108,7 @@ export const researchExportRoutes: FastifyPluginAsyncTypebox<ResearchExportRoute
         querystring: ExportQuery,
         response: {
           200: {
-            description: 'one outcome per line, in (canary_id, recipient_account_id) order',
+            description: 'one outcome per line, in (send_at, canary_id, recipient_account_id) order',
             content: {
               'application/x-ndjson': text('one OutcomeRecord JSON object per line'),
               'text/csv': text('RFC 4180, a header line, the OutcomeRecord columns'),
