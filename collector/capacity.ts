@@ -1,6 +1,6 @@
 /**
  * Send budgets (docs/decisions/014): how many canaries an account can send in a window, from
- * what its probe reported at check-in (protocol SendCapacity: pacing, sliding-window limits and
+ * what its probe reported at check-in (protocol SendCapacity: pacing, how long sends take, sliding-window limits and
  * what they still allow, the probe's daily budget left, what is queued), and how many of those
  * sends are already spoken for by canaries planned and not yet sent. Rounds and follow-ups plan
  * no more than what is left (collector/rounds.ts, collector/followups.ts). Pure.
@@ -41,7 +41,8 @@ export interface SenderLoad {
 
 /**
  * How many sends the account can make in [from, until] (epoch ms): the least of what pacing
- * allows (the longest pause between two sends), each sliding window (what it allowed at the
+ * allows (the longest pause between two sends, plus how long its sends take lately when the
+ * probe reports it), each sliding window (what it allowed at the
  * report, less what was sent since, plus a full window for every whole window length the
  * interval spans; a window that has passed entirely since the report is full again), and the
  * probe's daily budget left.
@@ -51,7 +52,9 @@ export function sendsWithin(load: SenderLoad, from: number, until: number): numb
   const reported = load.reportedAt?.getTime() ?? from;
   const span = Math.max(0, until - from);
   const used = load.capacity ? load.sentSinceReport : 0;
-  const pacing = c.pacing_max_ms > 0 ? Math.floor(span / c.pacing_max_ms) + 1 : Number.POSITIVE_INFINITY;
+  // One send now, then one per longest pause plus what a send itself takes lately (send_ms).
+  const perSend = c.pacing_max_ms + (c.send_ms ?? 0);
+  const pacing = perSend > 0 ? Math.floor(span / perSend) + 1 : Number.POSITIVE_INFINITY;
   const window = (ms: number, max: number, remaining: number) => {
     const now = from - reported >= ms ? max : Math.max(0, remaining - used);
     return now + max * Math.floor(span / ms);

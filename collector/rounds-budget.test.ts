@@ -35,6 +35,11 @@ it('counts sends in a window from pacing, limits, budget and what is spoken for'
   const base = { reportedAt: at, sentSinceReport: 0, outstanding: 0 };
   // pacing: one send now and one per longest pause
   expect(sendsWithin({ ...base, capacity: capacity({ pacing_max_ms: 2000 }) }, 0, 7000)).toBe(4);
+  // … plus how long a send itself takes lately (a slow client: 2 s pause + 1.5 s send)
+  expect(sendsWithin({ ...base, capacity: capacity({ pacing_max_ms: 2000, send_ms: 1500 }) }, 0, 7000)).toBe(
+    3,
+  );
+  expect(sendsWithin({ ...base, capacity: capacity({ pacing_max_ms: 0, send_ms: 400 }) }, 0, 3000)).toBe(8);
   // a sliding window allows what was left at the report, less what was sent since
   expect(sendsWithin({ ...base, capacity: capacity({ remaining_minute: 5 }) }, 0, 30_000)).toBe(5);
   expect(

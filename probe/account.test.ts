@@ -145,6 +145,27 @@ describe('account sending', () => {
     await r.stop();
   });
 
+  it('reports how long its sends take lately, so the collector plans them that far apart', async () => {
+    const s = scripted([() => ({ status: 'sent', at: new Date() })]);
+    const slow: AdapterFactory = {
+      ...s.factory,
+      create: (...args) => ({
+        ...s.factory.create(...args),
+        send: async () => {
+          await new Promise((res) => setTimeout(res, 150));
+          return { status: 'sent', at: new Date() };
+        },
+      }),
+    };
+    const r = await runner(slow);
+    expect(r.report().capacity?.send_ms).toBeUndefined(); // nothing sent yet
+    expect(await send(r, canary())).toMatchObject({ type: 'sent' });
+    const ms = r.report().capacity?.send_ms;
+    expect(ms).toBeGreaterThanOrEqual(150);
+    expect(ms).toBeLessThan(5_000);
+    await r.stop();
+  });
+
   it("fails a canary its send queue held past the deadline as the probe's miss, not the platform's", async () => {
     const slow: AdapterFactory = {
       ...scripted([() => ({ status: 'sent', at: new Date() })]).factory,

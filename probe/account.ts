@@ -14,7 +14,7 @@ import type { ProbeAccountConfig } from './config.ts';
 import { type EventContext, failedEvent, receivedEvent, rejectedEvent, sentEvent } from './events.ts';
 import { classifyFailure, quarantineFor } from './failures.ts';
 import type { CanaryLedger } from './ledger.ts';
-import { Pacer, QuietHours, SlidingLimiter } from './limits.ts';
+import { Pacer, QuietHours, SendDurations, SlidingLimiter } from './limits.ts';
 import type { Outbox } from './outbox.ts';
 import { QuarantineBook } from './quarantine.ts';
 import type { StorageGate } from './storage.ts';
@@ -50,6 +50,7 @@ export class AccountRunner {
   private wakers = new Set<() => void>();
   private readonly limiter: SlidingLimiter;
   private readonly pacer: Pacer;
+  private readonly sendDurations = new SendDurations();
   private readonly quiet: QuietHours;
   readonly log: Logger;
 
@@ -164,6 +165,7 @@ export class AccountRunner {
     const { pacing, rateLimits: l } = this.d.config;
     const [minute = 0, hour = 0, day = 0] = this.limiter.remaining(now);
     const budget = this.d.budget?.remaining(now)[0];
+    const sendMs = this.sendDurations.p90();
     return {
       platform: this.d.config.platform,
       handle: this.d.config.handle,
@@ -181,6 +183,7 @@ export class AccountRunner {
         remaining_day: Math.min(day, 100_000_000),
         ...(budget === undefined ? {} : { budget_remaining: Math.min(budget, 100_000_000) }),
         queued: Math.min(1_000_000, this.queued + scheduled),
+        ...(sendMs === undefined ? {} : { send_ms: Math.min(Math.round(sendMs), 86_400_000) }),
       },
     };
   }
@@ -257,6 +260,7 @@ export class AccountRunner {
       return;
     }
 
+    const started = this.d.clock.steady();
     try {
       await this.d.ledger.markSending(a.canary_id);
     } catch (err) {
@@ -294,6 +298,7 @@ export class AccountRunner {
       await this.maybeQuarantine(failure, (err as { retryAfterMs?: number }).retryAfterMs, log);
     } finally {
       const t = this.d.clock.steady();
+      this.sendDurations.record(t - started);
       this.pacer.sent(t);
       if (reachedPlatform) {
         this.limiter.record(t);

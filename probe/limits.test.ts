@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Pacer, QuietHours, SlidingLimiter } from './limits.ts';
+import { Pacer, QuietHours, SendDurations, SlidingLimiter } from './limits.ts';
 
 describe('rate limits and pacing', () => {
   it('allows up to the limit in a window, then waits until the oldest send leaves it', () => {
@@ -42,5 +42,19 @@ describe('rate limits and pacing', () => {
     expect(lunch.nextAllowedAt(at('2026-06-01T12:30:00Z'))).toBe(at('2026-06-01T13:00:00Z'));
     expect(lunch.nextAllowedAt(at('2026-06-01T13:00:00Z'))).toBe(at('2026-06-01T13:00:00Z'));
     expect(new QuietHours(undefined).nextAllowedAt(5)).toBe(5);
+  });
+});
+
+describe('send durations', () => {
+  it('reports the 90th percentile of the last sends, forgetting older ones', () => {
+    const d = new SendDurations(10);
+    expect(d.p90()).toBeUndefined();
+    for (let ms = 10; ms <= 100; ms += 10) d.record(ms);
+    expect(d.p90()).toBe(90);
+    d.record(Number.NaN); // ignored
+    d.record(-5); // a clock step backwards: ignored
+    expect(d.p90()).toBe(90);
+    for (let i = 0; i < 10; i++) d.record(1000); // the slow ones replace the old
+    expect(d.p90()).toBe(1000);
   });
 });

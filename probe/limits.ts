@@ -78,6 +78,32 @@ export class Pacer {
   }
 }
 
+/**
+ * How long an account's sends take, beyond the pause between them: the adapter's call and the
+ * probe's own records (ledger, outbox). The collector plans an account's sends a pause *plus*
+ * this apart (collector/capacity.ts), so a slow client (a browser, a busy machine) is not given
+ * more canaries than it can send before their deadlines. Reported as the 90th percentile of
+ * the last `keep` sends: a high value of what sends took lately, not the mean.
+ */
+export class SendDurations {
+  private readonly recent: number[] = [];
+
+  constructor(private readonly keep = 20) {}
+
+  record(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    this.recent.push(ms);
+    if (this.recent.length > this.keep) this.recent.shift();
+  }
+
+  /** The 90th percentile of the recent sends (nearest rank), or undefined before the first. */
+  p90(): number | undefined {
+    if (this.recent.length === 0) return undefined;
+    const sorted = [...this.recent].sort((a, b) => a - b);
+    return sorted[Math.ceil(0.9 * sorted.length) - 1];
+  }
+}
+
 /** Minutes since local midnight of `at` in `timeZone` (IANA name). */
 export function localMinutes(at: number, timeZone: string): number {
   const parts = new Intl.DateTimeFormat('en-GB', {

@@ -35,6 +35,12 @@ export const SendCapacity = Type.Object(
     budget_remaining: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
     /** Canaries handed to this account (scheduled or in its send queue) and not sent yet. */
     queued: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    /**
+     * How long a send has taken lately beyond the pause (the 90th percentile of the account's
+     * last 20: the platform client's call and the probe's records), ms; absent before the first
+     * send. Sends are planned a pause plus this apart.
+     */
+    send_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
   },
   { additionalProperties: false },
 );
