@@ -11,7 +11,12 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { eventIdCounts } from '../collector/db/inspect.ts';
 import type { Db } from '../collector/db/open.ts';
-import { account, signedHeaders, type TestProbe } from '../collector/test-support/probe.ts';
+import {
+  account,
+  signedHeaders,
+  type TestProbe,
+  UNLIMITED_CAPACITY,
+} from '../collector/test-support/probe.ts';
 import {
   type Canary,
   receivedEvent,
@@ -293,6 +298,20 @@ function hostileCheckin(ctx: CollectorContext): fc.Arbitrary<FuzzRequest> {
         ...valid,
         accounts: [a],
       })),
+      // What an account can send (decision 014), the planner's input: every field hostile.
+      mutate({ ...UNLIMITED_CAPACITY, budget_remaining: 10, send_ms: 250 }, [
+        'pacing_min_ms',
+        'pacing_max_ms',
+        'per_minute',
+        'per_hour',
+        'per_day',
+        'remaining_minute',
+        'remaining_hour',
+        'remaining_day',
+        'budget_remaining',
+        'queued',
+        'send_ms',
+      ]).map((capacity) => ({ ...valid, accounts: [{ ...acc, capacity }] })),
       mutate(conversation, ['platform', 'ref', 'kind', 'members']).map((c) => ({
         ...valid,
         conversations: [c],
