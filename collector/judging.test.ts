@@ -157,6 +157,25 @@ function comparable(f: FindingWrite | StoredFinding) {
   };
 }
 
+/**
+ * Waits until the database clock has passed the latest outcome write. A sweep marks only the
+ * writes strictly before its bound (now(), collector/db/judging.ts): one in the same instant
+ * waits for the next sweep, by design. PGlite's now() has millisecond resolution, so a write
+ * and the sweep right after it can share the instant; a test that expects the very next sweep
+ * to judge the write waits for the clock first.
+ */
+async function clockPastWrites(db: Db): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const [r] = await rows<{ past: boolean }>(
+      db,
+      sql`select coalesce((select max(updated_at) from outcomes) < now(), true) as past`,
+    );
+    if (r?.past) return;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  throw new Error('the database clock did not pass the latest outcome write');
+}
+
 const byKey = <T extends { key: string }>(list: T[]) => [...list].sort((a, b) => a.key.localeCompare(b.key));
 
 /**
@@ -400,6 +419,7 @@ describeEachDb('incremental judging', (getDb) => {
       );
     }
     const now = new Date(start + 20 * 60_000);
+    await clockPastWrites(db);
     const first = await recomputeCampaignFindings(db, w.campaign, now);
     expect(first).toMatchObject({ ran: true, keysJudged: 9, pairsRead: 9 * 12, backlog: 0 });
     const before = await findingsOfCampaign(db, w.campaign.id);
@@ -413,6 +433,7 @@ describeEachDb('incremental judging', (getDb) => {
       kind: 'group',
       recipient: 'AU',
     });
+    await clockPastWrites(db);
     const one = await recomputeCampaignFindings(db, w.campaign, now);
     expect(one).toMatchObject({ ran: true, keysJudged: 1, pairsRead: 13 });
     const after = await findingsOfCampaign(db, w.campaign.id);
