@@ -22,7 +22,9 @@ describe('silentdrop evaluate on many term sets', () => {
       cadence: '*/2 * * * * *',
       deadlineSeconds: 3,
       accountsPerRegion: 2,
-      timeoutMs: 280_000,
+      // 150–170 s on an idle 2-core machine here; CI's machine once needed more than 280 s
+      // (the report was exact, verdicts still open), so the run may take up to 7 minutes
+      timeoutMs: 420_000,
       seed: 'many-40',
       testbedSeed: 7,
     });
@@ -31,9 +33,12 @@ describe('silentdrop evaluate on many term sets', () => {
     expect(reportMismatches(g.rules, report.findings, g.termSets)).toEqual([]);
     // 3 regions: direct chats across regions (6 ordered pairs) and one group (9)
     expect(report.findings.length).toBe(40 * 15);
-    expect(result.settled, `${Math.round((Date.now() - started) / 1000)} s`).toBe(true);
+    const open = report.findings.filter((f) => !f.settled).length;
+    expect(result.settled, `${Math.round((Date.now() - started) / 1000)} s, ${open} verdicts open`).toBe(
+      true,
+    );
     expect(report.findings.every((f) => f.settled && f.n_test > 0)).toBe(true);
     // the screen packs the innocent sets: far fewer messages than one pair per verdict
     expect(report.messages_sent).toBeLessThan(2 * report.findings.length);
-  }, 300_000);
+  }, 450_000);
 });
