@@ -82,3 +82,33 @@ export function budgetLeft(load: SenderLoad, from: number, until: number): numbe
   const queued = load.capacity ? Math.max(0, load.capacity.queued - load.sentSinceReport) : 0;
   return Math.max(0, sendsWithin(load, from, until) - Math.max(load.outstanding, queued));
 }
+
+/** A sender's probe as the planner sees its check-ins (db/capacity.ts `senderCheckins`). */
+export interface ProbeCheckins {
+  lastCheckinAt?: Date | undefined;
+  /** Between its last two check-ins, ms (undefined before the second). */
+  gapMs?: number | undefined;
+}
+
+/**
+ * When the sender's probe hears of a canary the planner makes visible at `from` (epoch ms; its
+ * transaction commits then, `from` ≥ `now`): its first check-in at or after `from`, counted in
+ * the gap it keeps from its last check-in, that gap at most the collector's check-in interval (a
+ * probe checks in again by the time the collector asks for, `next_checkin_at`). A check-in that
+ * comes before the commit does not see the canary; the one after does. A probe that never checked
+ * in, or is past its time (its check-in may be waiting for that very commit), is taken to come any
+ * moment: `from`.
+ */
+export function nextCheckin(
+  p: ProbeCheckins | undefined,
+  now: number,
+  from: number,
+  intervalMs: number,
+): number {
+  if (!p?.lastCheckinAt) return from;
+  const gap = Math.min(p.gapMs ?? intervalMs, intervalMs);
+  const last = p.lastCheckinAt.getTime();
+  if (gap <= 0 || now > last + gap) return from;
+  const k = Math.max(1, Math.ceil((from - last) / gap));
+  return Math.max(from, Math.min(last + k * gap, from + intervalMs));
+}

@@ -35,10 +35,10 @@ import {
   type ScreeningResult,
   screeningStep,
 } from './analysis/index.ts';
-import { budgetLeft } from './capacity.ts';
+import { budgetLeft, nextCheckin } from './capacity.ts';
 import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
 import { insertCanaries } from './db/canaries.ts';
-import { senderLoads } from './db/capacity.ts';
+import { senderCheckins, senderLoads } from './db/capacity.ts';
 import {
   campaignsToJudge,
   derivedTermSets,
@@ -79,12 +79,12 @@ export interface FollowupOptions {
    */
   lostAfterMs?: number;
   /**
-   * A step's first message is due this long after it is planned (default 0): probes hear of
-   * their canaries at check-in, so a message due at once can pass its deadline before its probe
-   * knows of it. The collector passes its check-in interval, the horizon rounds are planned
-   * ahead by (decision 024).
+   * The collector's check-in interval (default 60 s, its own default): a step's messages are due
+   * from their sender's probe's next check-in, estimated from its last check-in and the gap it
+   * keeps, at most this far ahead (`nextCheckin`, decision 029). Probes hear of canaries only at
+   * check-in; a message due at once waited up to a check-in gap for it, past a short deadline.
    */
-  leadMs?: number;
+  checkinIntervalMs?: number;
   /**
    * Screens clear a set only with the second pass's evidence (`SCREEN_CLEARANCE`, decision 024):
    * as strong as a sequential `none`, so a partial drop is not cleared by the one pack it missed.
@@ -92,6 +92,9 @@ export interface FollowupOptions {
    */
   screenClearance?: boolean;
 }
+
+/** Per campaign, how long its last follow-up transaction took in this process (ms). */
+const followupsTook = new Map<string, number>();
 
 /** The sweep's step: start isolations and screens, read results, send the next rounds. */
 export async function advanceFollowups(
@@ -103,6 +106,10 @@ export async function advanceFollowups(
   const began = performance.now();
   for (const c of await campaignsToJudge(db, now, 24 * 3600_000)) {
     if (c.mode === 'monitor') continue;
+    const txBegan = performance.now();
+    // what this transaction plans is seen by check-ins once it commits: about as long from now
+    // as the campaign's last one took
+    const visibleAt = now.getTime() + (txBegan - began) + (followupsTook.get(c.id) ?? 0);
     try {
       await db.transaction(async (tx) => {
         if (!(await tryLockCampaign(tx, c.id, 'followups'))) return;
@@ -117,6 +124,7 @@ export async function advanceFollowups(
             info,
             run,
             new Date(now.getTime() + (performance.now() - began)),
+            visibleAt,
             options,
             log,
           );
@@ -125,6 +133,7 @@ export async function advanceFollowups(
     } catch (err) {
       log?.error({ err, campaign: c.id }, 'follow-up step failed');
     }
+    followupsTook.set(c.id, performance.now() - txBegan);
   }
 }
 
@@ -214,6 +223,7 @@ async function advanceRun(
   c: FollowupCampaign,
   run: FollowupRun,
   now: Date,
+  visibleAt: number,
   options: FollowupOptions,
   log?: Logger,
 ): Promise<void> {
@@ -247,14 +257,10 @@ async function advanceRun(
     await finish(tx, c, run, step.result, steps);
     return;
   }
-  const pairIds = await sendMessages(
-    tx,
-    c,
-    run,
-    step.round,
-    step.messages,
-    new Date(now.getTime() + (options.leadMs ?? 0)),
-  );
+  const pairIds = await sendMessages(tx, c, run, step.round, step.messages, now, {
+    visibleAt,
+    checkinIntervalMs: options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS,
+  });
   if (pairIds === 'wait') {
     log?.debug({ followup: run.id, scope: run.scope }, "follow-up step waits for the senders' send budget");
     return;
@@ -343,27 +349,35 @@ async function finish(
   for (const combo of derived) await insertDerivedTermSet(tx, c.id, combo, run.id);
 }
 
+/** The collector's default check-in interval (collector/config.ts). */
+const DEFAULT_CHECKIN_INTERVAL_MS = 60_000;
+
 /**
  * The shortest window (1 s, doubling up to an hour, plus the deadline) in which the scope's
  * senders have budget for every message of the step (a test and a control each), with each
  * sender's budget there; undefined when even an hour is not enough (the step waits for a later
- * sweep). Follow-up messages are planned within the senders' send budget like rounds
+ * sweep). Each sender's window opens when its probe hears of the step (`from`: its next
+ * check-in). Follow-up messages are planned within the senders' send budget like rounds
  * (docs/decisions/014).
  */
 async function followupBudget(
   tx: Queryable,
-  options: readonly { accountId: string }[],
+  from: ReadonlyMap<string, number>,
   messages: number,
   now: Date,
   deadlineSeconds: number,
 ): Promise<{ spreadSeconds: number; left: Map<string, number> } | undefined> {
-  const ids = [...new Set(options.map((o) => o.accountId))];
+  const ids = [...from.keys()];
+  const latest = Math.max(now.getTime(), ...from.values());
   for (let spreadSeconds = 1; spreadSeconds <= 3600; spreadSeconds *= 2) {
-    const until = now.getTime() + (spreadSeconds + deadlineSeconds) * 1000;
-    const loads = await senderLoads(tx, ids, now, new Date(until));
+    const span = (spreadSeconds + deadlineSeconds) * 1000;
+    // what is planned from now to the latest window's end competes (a little more than one
+    // sender's own window: counted against it, never for it)
+    const loads = await senderLoads(tx, ids, now, new Date(latest + span));
     const left = new Map(
       ids.map((id) => {
-        const n = budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, now.getTime(), until);
+        const start = from.get(id) ?? now.getTime();
+        const n = budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, start, start + span);
         return [id, n - (n % 2)] as const;
       }),
     );
@@ -383,6 +397,7 @@ async function sendMessages(
   round: number,
   messages: MessageRequest[],
   now: Date,
+  heard: { visibleAt: number; checkinIntervalMs: number },
 ): Promise<string[] | 'wait' | undefined> {
   const s = run.scope;
   const convs = (await selectConversations(tx, c.conversationSelection)).filter(
@@ -401,7 +416,16 @@ async function sendMessages(
       .map((x) => ({ conv: v, sender: x.handle, accountId: x.accountId })),
   );
   if (options.length === 0) return undefined;
-  const budget = await followupBudget(tx, options, messages.length, now, c.deadlineSeconds);
+  // each sender's messages are due from the check-in at which its probe hears of them
+  const ids = [...new Set(options.map((o) => o.accountId))];
+  const checkins = await senderCheckins(tx, ids);
+  const visible = Math.max(now.getTime(), heard.visibleAt);
+  const from = new Map(
+    ids.map(
+      (id) => [id, nextCheckin(checkins.get(id), now.getTime(), visible, heard.checkinIntervalMs)] as const,
+    ),
+  );
+  const budget = await followupBudget(tx, from, messages.length, now, c.deadlineSeconds);
   if (!budget) return 'wait';
   const pairIds: string[] = [];
   const inserts = [];
@@ -424,7 +448,9 @@ async function sendMessages(
     const share = given.get(choice.accountId) ?? 1;
     const plan = planRound({
       campaignId: c.id,
-      roundAt: new Date(now.getTime() + Math.floor((k / share) * budget.spreadSeconds * 1000)),
+      roundAt: new Date(
+        (from.get(choice.accountId) ?? now.getTime()) + Math.floor((k / share) * budget.spreadSeconds * 1000),
+      ),
       seed: `${c.seed}:${run.id}:${round}:${i}`,
       termSets: [m.terms],
       conversations: [

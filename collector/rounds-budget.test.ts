@@ -9,12 +9,15 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
 import type { SendCapacity } from '../protocol/index.ts';
-import { budgetLeft, DEFAULT_CAPACITY, sendsWithin } from './capacity.ts';
+import { budgetLeft, DEFAULT_CAPACITY, nextCheckin, sendsWithin } from './capacity.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
+import { insertFollowup } from './db/followups.ts';
 import { rows } from './db/open.ts';
+import { advanceFollowups } from './followups.ts';
+import { isolateKey } from './keys.ts';
 import { materialiseDueRounds } from './rounds.ts';
 import { describeEachDb } from './test-support/db.ts';
-import { account, checkin, signedPost } from './test-support/probe.ts';
+import { account, checkin, signedPost, UNLIMITED_CAPACITY } from './test-support/probe.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
 
 const capacity = (c: Partial<SendCapacity>): SendCapacity => ({
@@ -63,6 +66,15 @@ it('counts sends in a window from pacing, limits, budget and what is spoken for'
     budgetLeft({ ...base, outstanding: 1, capacity: capacity({ pacing_max_ms: 2000, queued: 4 }) }, 0, 7000),
   ).toBe(0);
 });
+
+/** New accounts `us-…` (US) and `cn-…` (CN) in a group of their own. */
+function twoInAGroup(prefix: string) {
+  const tag = randomUUID().slice(0, 8);
+  const us = `us-${tag}`;
+  const cn = `cn-${tag}`;
+  const group = { platform: 'testbed', ref: `${prefix}-${tag}`, kind: 'group' as const, members: [us, cn] };
+  return { tag, us, cn, group };
+}
 
 describeEachDb('rounds within the send budget', (getDb) => {
   let app: FastifyInstance;
@@ -213,10 +225,7 @@ describeEachDb('rounds within the send budget', (getDb) => {
 
   it('campaigns that share accounts take turns at their send budget', async () => {
     const { db } = getDb();
-    const tag = randomUUID().slice(0, 8);
-    const us = `us-${tag}`;
-    const cn = `cn-${tag}`;
-    const group = { platform: 'testbed', ref: `shared-${tag}`, kind: 'group' as const, members: [us, cn] };
+    const { tag, us, cn, group } = twoInAGroup('shared');
     const fast = capacity({ pacing_min_ms: 500, pacing_max_ms: 2000 });
     await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: fast }], [group]);
     await checkin(app, w.cn, [{ ...account('testbed', cn, 'CN'), capacity: fast }], [group]);
@@ -268,5 +277,106 @@ describeEachDb('rounds within the send budget', (getDb) => {
     });
     // and it is not always the same one (the order is drawn per round: both take turns)
     expect(new Set(taker), taker.join(' ')).toEqual(new Set(names));
+  });
+
+  it("follow-up steps are due when their sender's probe next checks in, and hears of them", async () => {
+    const { db } = getDb();
+    const { tag, us, cn, group } = twoInAGroup('iso');
+    const lastCheckin = async () =>
+      (
+        await rows<{ at: string; gap: number | null }>(
+          db,
+          sql`select last_checkin_at as at, checkin_gap_ms as gap from probes where id = ${w.us.id}::uuid`,
+        )
+      )[0];
+    await checkin(app, w.cn, [{ ...account('testbed', cn, 'CN'), capacity: UNLIMITED_CAPACITY }], [group]);
+    await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: UNLIMITED_CAPACITY }], [group]);
+    const first = await lastCheckin();
+    await new Promise((r) => setTimeout(r, 30));
+    await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: UNLIMITED_CAPACITY }], [group]);
+    // the collector keeps the gap between a probe's last two check-ins
+    const second = await lastCheckin();
+    expect(second?.gap).toBe(Date.parse(second?.at ?? '') - Date.parse(first?.at ?? ''));
+    expect(second?.gap).toBeGreaterThanOrEqual(30);
+
+    const list = await createTermList(db, { name: `iso-${tag}`, termSets: [['甲', '乙', '丙']] });
+    const campaign = await createCampaign(db, {
+      name: `iso-${tag}`,
+      mode: 'isolate',
+      termListIds: list ? [list.id] : [],
+      conversations: { platform: 'testbed', refs: [group.ref] },
+      cadenceCron: '0 0 1 1 *',
+      deadlineSeconds: 3,
+      termSetsPerRound: 10,
+      seed: `iso-${tag}`,
+      startsAt: new Date(Date.now() - 60_000),
+      endsAt: null,
+    });
+    const scope = {
+      platform: 'testbed',
+      conversation_kind: 'group' as const,
+      sender_region: 'US',
+      recipient_region: 'CN',
+    };
+    const seen = new Set<string>();
+    /** The first send time of the canaries a new isolation step planned, ms after `now`. */
+    const stepAt = async (terms: string[], probe: { lastMsAgo: number; gapMs: number | null }) => {
+      const now = Date.now();
+      await db.execute(sql`update probes set
+          last_checkin_at = ${new Date(now - probe.lastMsAgo).toISOString()}::timestamptz,
+          checkin_gap_ms = ${probe.gapMs}::int
+        where id = ${w.us.id}::uuid`);
+      await insertFollowup(db, {
+        campaignId: campaign.id,
+        procedure: 'isolate',
+        input: terms,
+        scope,
+        key: isolateKey(terms, scope),
+      });
+      await advanceFollowups(db, new Date(now), { checkinIntervalMs: 5000 });
+      const made = (
+        await rows<{ id: string; sendAt: string; sender: string }>(
+          db,
+          sql`select c.id, c.send_at as "sendAt", a.handle as sender from canaries c
+              join accounts a on a.id = c.sender_account_id
+              where c.campaign_id = ${campaign.id}::uuid and c.round_id is null`,
+        )
+      ).filter((c) => !seen.has(c.id));
+      for (const c of made) seen.add(c.id);
+      expect(made.length).toBeGreaterThan(0);
+      expect(new Set(made.map((c) => c.sender))).toEqual(new Set([us]));
+      return Math.min(...made.map((c) => Date.parse(c.sendAt))) - now;
+    };
+    // (each message is placed at random in the second its sender's share of the window gives it)
+    const within = (ms: number, from: number) => {
+      expect(ms).toBeGreaterThanOrEqual(from);
+      expect(ms).toBeLessThan(from + 1000);
+    };
+    // checked in 0.5 s ago, every 2 s: it hears of the step in 1.5 s, and its messages are due then
+    within(await stepAt(['甲', '乙', '丙'], { lastMsAgo: 500, gapMs: 2000 }), 1500);
+    // no gap known yet: the collector's interval (5 s) after the last check-in
+    within(await stepAt(['丁', '戊', '己'], { lastMsAgo: 500, gapMs: null }), 4500);
+    // a gap longer than the interval the collector asks for counts as the interval
+    within(await stepAt(['庚', '辛', '壬'], { lastMsAgo: 1000, gapMs: 60_000 }), 4000);
+    // past its time: it may come any moment, so the step is due at once
+    within(await stepAt(['子', '丑', '寅'], { lastMsAgo: 10_000, gapMs: 2000 }), 0);
+  });
+
+  it('tells when a probe hears of a canary planned now', () => {
+    const at = (ms: number) => new Date(ms);
+    const p = { lastCheckinAt: at(0), gapMs: 2000 };
+    expect(nextCheckin(undefined, 1000, 1000, 5000)).toBe(1000);
+    expect(nextCheckin(p, 500, 500, 5000)).toBe(2000);
+    // the plan commits after the next check-in: the one after it hears of it
+    expect(nextCheckin(p, 500, 2300, 5000)).toBe(4000);
+    // no gap yet, or one longer than the interval the collector asks for: that interval
+    expect(nextCheckin({ lastCheckinAt: at(0) }, 500, 500, 5000)).toBe(5000);
+    expect(nextCheckin({ lastCheckinAt: at(0), gapMs: 9000 }, 500, 500, 5000)).toBe(5000);
+    // past its time: any moment
+    expect(nextCheckin(p, 3000, 3200, 5000)).toBe(3200);
+    // no interval (probes that hear at once, as in the simulated tests)
+    expect(nextCheckin(p, 500, 500, 0)).toBe(500);
+    // a last check-in ahead of the planner's clock is never more than an interval away
+    expect(nextCheckin({ lastCheckinAt: at(10_000), gapMs: 2000 }, 0, 0, 5000)).toBe(5000);
   });
 });

@@ -100,7 +100,12 @@ export async function startCollector(
       // Follow-ups and rounds plan canaries from the clock as it is now, not as it was when the
       // sweep began: judging a large campaign takes seconds, and a step planned from a stale
       // `now` handed the probes canaries whose deadline had passed (decision 024).
-      await advanceFollowups(db, new Date(), options.followups, logger);
+      await advanceFollowups(
+        db,
+        new Date(),
+        { checkinIntervalMs: config.checkinIntervalMs, ...options.followups },
+        logger,
+      );
       await plan(new Date());
       try {
         await runAlerts(

@@ -1,7 +1,7 @@
 /** Accounts' send capacity as their probes report it, and the canaries that already claim it. */
 import { sql } from 'drizzle-orm';
 import type { SendCapacity } from '../../protocol/index.ts';
-import type { SenderLoad } from '../capacity.ts';
+import type { ProbeCheckins, SenderLoad } from '../capacity.ts';
 import { type Queryable, rows } from './open.ts';
 
 /**
@@ -70,6 +70,30 @@ export async function senderLoads(
     });
   }
   return out;
+}
+
+/**
+ * Per sender account: its probe's last check-in and the gap between its last two (null before
+ * them), from which the planner tells when the probe will hear of a canary planned now
+ * (`nextCheckin`, capacity.ts).
+ */
+export async function senderCheckins(
+  q: Queryable,
+  accountIds: readonly string[],
+): Promise<Map<string, ProbeCheckins>> {
+  if (accountIds.length === 0) return new Map();
+  const found = await rows<{ id: string; lastAt: string | null; gapMs: number | null }>(
+    q,
+    sql`select a.id, p.last_checkin_at as "lastAt", p.checkin_gap_ms as "gapMs"
+        from accounts a join probes p on p.id = a.probe_id
+        where a.id = any(${sql.param([...accountIds])}::uuid[])`,
+  );
+  return new Map(
+    found.map((r) => [
+      r.id,
+      { lastCheckinAt: r.lastAt ? new Date(r.lastAt) : undefined, gapMs: r.gapMs ?? undefined },
+    ]),
+  );
 }
 
 /**

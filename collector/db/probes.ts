@@ -165,6 +165,9 @@ export async function recordCheckin(
     .update(probes)
     .set({
       lastCheckinAt: input.at,
+      // the gap since the previous check-in (the old value on the right), bounded to a day
+      checkinGapMs: sql`case when ${probes.lastCheckinAt} is null then null
+        else least(greatest(round(extract(epoch from (${input.at.toISOString()}::timestamptz - ${probes.lastCheckinAt})) * 1000), 0), 86400000)::int end`,
       ...(input.softwareVersion !== undefined ? { softwareVersion: input.softwareVersion } : {}),
       ...(input.outboxBacklog !== undefined ? { outboxBacklog: input.outboxBacklog } : {}),
       ...(input.deadLetters !== undefined ? { deadLetters: input.deadLetters } : {}),

@@ -50,6 +50,11 @@ export const probes = pgTable('probes', {
   enrollmentTokenId: uuid('enrollment_token_id').references(() => enrollmentTokens.id),
   registeredAt: tstz('registered_at').notNull().defaultNow(),
   lastCheckinAt: tstz('last_checkin_at'),
+  /**
+   * Collector-clock ms between its last two check-ins (null before the second): when it will
+   * hear of a canary planned now (follow-ups are due at its next check-in, decision 029).
+   */
+  checkinGapMs: integer('checkin_gap_ms'),
   /** Reported clock estimate: collector clock minus probe clock, ms. */
   clockOffsetMs: doublePrecision('clock_offset_ms'),
   clockRttMs: doublePrecision('clock_rtt_ms'),

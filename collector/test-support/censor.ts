@@ -138,7 +138,8 @@ export async function simulatedCampaign(
         await deliver(at);
         await finaliseOutcomes(db, at);
         await recomputeCampaignFindings(db, { id: campaign.id, mode: o.mode, deadlineSeconds: 10 }, at);
-        await advanceFollowups(db, at);
+        // the simulated probes send what is due at each sweep: they hear of a step at once
+        await advanceFollowups(db, at, { checkinIntervalMs: 0 });
       }
       return sweeps;
     },

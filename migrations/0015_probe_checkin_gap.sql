@@ -1,0 +1,1 @@
+ALTER TABLE "probes" ADD COLUMN "checkin_gap_ms" integer;
