@@ -113,6 +113,22 @@ describe('loadConfig', () => {
     ).toMatchObject({ eventRetentionDays: 0, lookAlikeRetentionDays: 7 });
   });
 
+  it('reads whether screens clear with the clearance rule (default false)', () => {
+    const data = tmp();
+    const clearance = (v?: string) =>
+      loadConfig(
+        {},
+        { SILENTDROP_DATA: data, ...(v === undefined ? {} : { SILENTDROP_SCREEN_CLEARANCE: v }) },
+      ).screenClearance;
+    expect(clearance()).toBe(false);
+    expect(clearance('')).toBe(false);
+    expect([clearance('true'), clearance('1'), clearance(' TRUE ')]).toEqual([true, true, true]);
+    expect([clearance('false'), clearance('0')]).toEqual([false, false]);
+    expect(() => clearance('yes please')).toThrow(
+      'SILENTDROP_SCREEN_CLEARANCE must be true or false, got "yes please"',
+    );
+  });
+
   it('reads the research query and export limits, with their defaults and bounds', () => {
     const data = tmp();
     expect(loadConfig({}, { SILENTDROP_DATA: data })).toMatchObject({

@@ -44,6 +44,12 @@ export interface CollectorConfig {
   exportTimeoutMs: number;
   /** An export whose client read nothing this long while its connection was full is cut. */
   exportStallMs: number;
+  /**
+   * Screens clear a set only with the clearance rule of decision 024 (as strong as a sequential
+   * `none`: a partial drop is not cleared by the one pack it missed), at about five times the
+   * messages. Default false.
+   */
+  screenClearance: boolean;
   logLevel: string;
 }
 
@@ -96,6 +102,15 @@ function intFrom(
     return fallback;
   }
   return n;
+}
+
+function boolFrom(problems: Problems, name: string, raw: string | undefined, fallback: boolean): boolean {
+  const v = raw?.trim().toLowerCase();
+  if (v === undefined || v === '') return fallback;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  problems.add(`${name} must be true or false, got "${raw}"`);
+  return fallback;
 }
 
 function trustProxyFrom(problems: Problems, raw: string | undefined): boolean | number | string[] {
@@ -259,6 +274,12 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       60_000,
       1000,
       3_600_000,
+    ),
+    screenClearance: boolFrom(
+      problems,
+      'SILENTDROP_SCREEN_CLEARANCE',
+      env.SILENTDROP_SCREEN_CLEARANCE,
+      false,
     ),
     logLevel,
   };

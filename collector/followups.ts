@@ -293,9 +293,9 @@ export const SCREEN_OPTIONS = (seed: string, o: { clearance?: boolean } = {}) =>
 
 /**
  * The clearance rule of the sequential design's `none` (decision 024). Not yet the collector's
- * default: under load the in-process probes of `silentdrop evaluate` could not send the second
- * pass's copies before their deadlines, the questions went void and the 40-set evaluate test ran
- * out of time. Campaigns get it with `FollowupOptions.screenClearance`.
+ * default: at 100 term sets `silentdrop evaluate` does not settle with it in 10 minutes (five
+ * times the messages). A collector gets it with `FollowupOptions.screenClearance`, which a
+ * deployed one takes from SILENTDROP_SCREEN_CLEARANCE (collector/config.ts).
  */
 export const SCREEN_CLEARANCE = {
   margin: DEFAULT_SEQUENTIAL_DESIGN.margin,

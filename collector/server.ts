@@ -103,7 +103,11 @@ export async function startCollector(
       await advanceFollowups(
         db,
         new Date(),
-        { checkinIntervalMs: config.checkinIntervalMs, ...options.followups },
+        {
+          checkinIntervalMs: config.checkinIntervalMs,
+          screenClearance: config.screenClearance,
+          ...options.followups,
+        },
         logger,
       );
       await plan(new Date());

@@ -240,6 +240,7 @@ describe('fuzz: files from outside', () => {
         'SILENTDROP_EXPORT_MAX_CONCURRENT',
         'SILENTDROP_EXPORT_TIMEOUT_MS',
         'SILENTDROP_EXPORT_STALL_MS',
+        'SILENTDROP_SCREEN_CLEARANCE',
       ];
       const value = fc.oneof(
         fc.string({ maxLength: 40 }),
