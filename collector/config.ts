@@ -60,6 +60,9 @@ export interface ConfigFlags {
   databaseUrl?: string | undefined;
 }
 
+/** How often probes are asked to check in unless SILENTDROP_CHECKIN_INTERVAL_MS says otherwise. */
+export const DEFAULT_CHECKIN_INTERVAL_MS = 60_000;
+
 /** A century: beyond it, say 0 (keep forever). */
 const MAX_RETENTION_DAYS = 36_500;
 
@@ -207,7 +210,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       problems,
       'SILENTDROP_CHECKIN_INTERVAL_MS',
       env.SILENTDROP_CHECKIN_INTERVAL_MS,
-      60_000,
+      DEFAULT_CHECKIN_INTERVAL_MS,
       1000,
       86_400_000,
     ),

@@ -36,6 +36,7 @@ import {
   screeningStep,
 } from './analysis/index.ts';
 import { budgetLeft, nextCheckin } from './capacity.ts';
+import { DEFAULT_CHECKIN_INTERVAL_MS } from './config.ts';
 import { type SelectedConversation, selectConversations, termSetsOf } from './db/campaigns.ts';
 import { insertCanaries } from './db/canaries.ts';
 import { senderCheckins, senderLoads } from './db/capacity.ts';
@@ -81,7 +82,7 @@ export interface FollowupOptions {
   /**
    * The collector's check-in interval (default 60 s, its own default): a step's messages are due
    * from their sender's probe's next check-in, estimated from its last check-in and the gap it
-   * keeps, at most this far ahead (`nextCheckin`, decision 029). Probes hear of canaries only at
+   * keeps, at most this far ahead (`nextCheckin`, decision 024). Probes hear of canaries only at
    * check-in; a message due at once waited up to a check-in gap for it, past a short deadline.
    */
   checkinIntervalMs?: number;
@@ -348,9 +349,6 @@ async function finish(
   }
   for (const combo of derived) await insertDerivedTermSet(tx, c.id, combo, run.id);
 }
-
-/** The collector's default check-in interval (collector/config.ts). */
-const DEFAULT_CHECKIN_INTERVAL_MS = 60_000;
 
 /**
  * The shortest window (1 s, doubling up to an hour, plus the deadline) in which the scope's
