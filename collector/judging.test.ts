@@ -363,6 +363,11 @@ describeEachDb('incremental judging', (getDb) => {
       await w.writeOutcomes(changes);
       // the sweep's clock: some of the newest rounds' deadlines (plus grace) not yet passed
       const now = new Date(start + (minute - 1) * 60_000 + pick([0, 15_000, 25_000, 90_000]));
+      // A sweep marks the writes before its own start, half-open: a write in the same instant is
+      // left to the next sweep (decision 028, "Equal timestamps"). PGlite's clock has millisecond
+      // resolution, so without this pause the batch's last write could share the first sweep's
+      // instant and wait for a sweep this test does not run (it failed so, now and then).
+      await new Promise((resolve) => setTimeout(resolve, 2));
       // then, with nothing written, a later clock: deadlines alone bring pairs in
       for (const at of [now, new Date(now.getTime() + 30_000)]) {
         if (o.concurrent) {
