@@ -105,7 +105,11 @@ export async function advanceFollowups(
   log?: Logger,
 ): Promise<void> {
   const began = performance.now();
-  for (const c of await campaignsToJudge(db, now, 24 * 3600_000)) {
+  const campaigns = await campaignsToJudge(db, now, 24 * 3600_000);
+  // campaigns no longer judged leave the map (one number each, but a long-running collector sees many)
+  const current = new Set(campaigns.map((c) => c.id));
+  for (const id of followupsTook.keys()) if (!current.has(id)) followupsTook.delete(id);
+  for (const c of campaigns) {
     if (c.mode === 'monitor') continue;
     const txBegan = performance.now();
     // what this transaction plans is seen by check-ins once it commits: about as long from now
