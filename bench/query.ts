@@ -18,16 +18,20 @@
  * against COPY (the same select) TO STDOUT on the same data; then on PGlite (`--pglite-outcomes`,
  * 0 skips it) against one plain select of the same lines.
  * `--export-only` skips the rollups and the queries. The scratch database is dropped at the end (`--keep` keeps it and prints its URL).
+ * `--database NAME` measures a database an earlier `--keep` run left on the same server again,
+ * without seeding it (the rollup job runs to catch up; the database is kept); `--naive-runs 0`
+ * skips the naive queries (minutes each at 50M outcomes).
  */
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../collector/app.ts';
-import { createScratchDatabase } from '../collector/db/ingest-bench.ts';
+import { createScratchDatabase, keptScratchDatabase } from '../collector/db/ingest-bench.ts';
 import { openDatabase } from '../collector/db/open.ts';
 import {
   analyzeAll,
   copyExport,
+  countOutcomes,
   keyAt,
   middleDay,
   naiveOutcomePage,
@@ -57,6 +61,7 @@ const { values } = parseArgs({
     'export-only': { type: 'boolean', default: false },
     'pglite-outcomes': { type: 'string', default: '200000' },
     keep: { type: 'boolean', default: false },
+    database: { type: 'string' },
   },
 });
 const outcomes = Number(values.outcomes ?? (values.full ? 50_000_000 : 1_000_000));
@@ -66,6 +71,7 @@ const runs = Number(values.runs);
 const naiveRuns = Number(values['naive-runs'] ?? (values.full ? 1 : 3));
 if (!Number.isInteger(outcomes) || outcomes < 1000) throw new Error('--outcomes: an integer ≥ 1000');
 if (!(days > 0) || !Number.isInteger(runs) || runs < 1) throw new Error('--days > 0, --runs ≥ 1');
+if (!Number.isInteger(naiveRuns) || naiveRuns < 0) throw new Error('--naive-runs ≥ 0');
 const base = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
 if (!base)
   throw new Error('BENCH_DATABASE_URL: a Postgres server and a database to create scratch databases from');
@@ -90,18 +96,27 @@ const counts = (rs: GroupedCounts[]) =>
     rs.map((r) => [r.k, r.delivered, r.delayed, r.missing, r.altered, r.rejected, r.failed, r.pending]),
   );
 
-const scratch = await createScratchDatabase(base, 'sd_bench_query');
+const kept = values.database;
+const scratch = kept
+  ? await keptScratchDatabase(base, kept)
+  : await createScratchDatabase(base, 'sd_bench_query');
 const database = await openDatabase({ databaseUrl: scratch.url, dataDir: '', poolSize: 4 });
 try {
   await database.migrate();
   const { db } = database;
-  out(
-    `Postgres server (${scratch.name}): seeding ~${outcomes.toLocaleString('en')} outcomes over ${days} days`,
-  );
   let t = performance.now();
-  const made = await seedOutcomes(db, { outcomes, days });
-  await analyzeAll(db);
-  out(`  seeded ${made.toLocaleString('en')} outcomes in ${fmt(performance.now() - t)}`);
+  if (kept) {
+    out(
+      `Postgres server (${scratch.name}, kept by an earlier run): ${(await countOutcomes(db)).toLocaleString('en')} outcomes`,
+    );
+  } else {
+    out(
+      `Postgres server (${scratch.name}): seeding ~${outcomes.toLocaleString('en')} outcomes over ${days} days`,
+    );
+    const made = await seedOutcomes(db, { outcomes, days });
+    await analyzeAll(db);
+    out(`  seeded ${made.toLocaleString('en')} outcomes in ${fmt(performance.now() - t)}`);
+  }
   t = performance.now();
   const run = values['export-only'] ? { cells: 0 } : await rollUpOutcomes(db);
   await analyzeAll(db);
@@ -176,11 +191,11 @@ try {
     const pg1 = await scratch.backendCpuMs();
     await get(c.http);
     const http = median(await timeIt(runs, () => get(c.http)));
-    const naive = median(await timeIt(naiveRuns, c.naive));
-    const same = await c.same();
+    const naive = naiveRuns > 0 ? median(await timeIt(naiveRuns, c.naive)) : undefined;
+    const same = naiveRuns > 0 ? ((await c.same()) ? 'yes' : 'NO') : '—';
     const pgCpu = pg0 !== null && pg1 !== null ? fmt((pg1 - pg0) / runs) : '—';
     out(
-      `${c.name.padEnd(72)}${fmt(naive).padStart(10)}${fmt(cur).padStart(10)}${`${(naive / cur).toFixed(0)}×`.padStart(9)}${(same ? 'yes' : 'NO').padStart(6)}${fmt(http).padStart(10)}${pgCpu.padStart(14)}`,
+      `${c.name.padEnd(72)}${(naive === undefined ? '—' : fmt(naive)).padStart(10)}${fmt(cur).padStart(10)}${(naive === undefined ? '—' : `${(naive / cur).toFixed(0)}×`).padStart(9)}${same.padStart(6)}${fmt(http).padStart(10)}${pgCpu.padStart(14)}`,
     );
   }
 
@@ -217,7 +232,8 @@ try {
   await app.close();
 } finally {
   await database.close();
-  if (values.keep) out(`kept: ${scratch.url}`);
+  // a kept database's `drop` only lets it go (keptScratchDatabase)
+  if (values.keep && !kept) out(`kept: ${scratch.url}`);
   else await scratch.drop();
 }
 

@@ -26,6 +26,27 @@ export async function createScratchDatabase(baseUrl: string, prefix: string): Pr
   const admin = new pg.Client({ connectionString: baseUrl });
   await admin.connect();
   await admin.query(`create database ${name}`);
+  return scratchOn(baseUrl, name, admin);
+}
+
+/**
+ * A database an earlier run kept (`--keep`), on the server of `baseUrl`, to measure again
+ * without seeding it. `drop` leaves it in place: this run did not make it.
+ */
+export async function keptScratchDatabase(baseUrl: string, name: string): Promise<ScratchDatabase> {
+  if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a database name: ${JSON.stringify(name)}`);
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  const { rows } = await admin.query('select 1 from pg_database where datname = $1', [name]);
+  if (rows.length === 0) {
+    await admin.end();
+    throw new Error(`no database ${name} on that server`);
+  }
+  const scratch = scratchOn(baseUrl, name, admin);
+  return { ...scratch, drop: () => admin.end() };
+}
+
+function scratchOn(baseUrl: string, name: string, admin: pg.Client): ScratchDatabase {
   const u = new URL(baseUrl);
   u.pathname = `/${name}`;
   return {

@@ -90,6 +90,12 @@ export async function seedOutcomes(q: Queryable, input: SeedInput): Promise<numb
   return made!.n;
 }
 
+/** How many outcomes the database holds. */
+export async function countOutcomes(q: Queryable): Promise<number> {
+  const [found] = await rows<{ n: number }>(q, sql`select count(*)::int as n from outcomes`);
+  return found!.n;
+}
+
 /** The keyset position `fraction` of the way through every outcome in (send time, canary, recipient) order. */
 export async function keyAt(q: Queryable, fraction: number): Promise<OutcomeKey> {
   const [total] = await rows<{ n: number }>(q, sql`select count(*)::int as n from outcomes`);
