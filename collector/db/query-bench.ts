@@ -98,13 +98,13 @@ export async function countOutcomes(q: Queryable): Promise<number> {
 
 /** The keyset position `fraction` of the way through every outcome in (send time, canary, recipient) order. */
 export async function keyAt(q: Queryable, fraction: number): Promise<OutcomeKey> {
-  const [total] = await rows<{ n: number }>(q, sql`select count(*)::int as n from outcomes`);
+  const total = await countOutcomes(q);
   const [k] = await rows<{ t: string; c: string; r: string }>(
     q,
     sql`select ${isoMicros(sql`c.send_at`)} as t, o.canary_id as c, o.recipient_account_id as r
         from canaries c join outcomes o on o.canary_id = c.id
         order by c.send_at, o.canary_id, o.recipient_account_id
-        offset ${Math.floor(total!.n * fraction)} limit 1`,
+        offset ${Math.floor(total * fraction)} limit 1`,
   );
   return { sendAt: k!.t, canaryId: k!.c, recipientId: k!.r };
 }
