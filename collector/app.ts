@@ -81,6 +81,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     trustProxy: trustProxySetting(options.config.trustProxy),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // Fastify answers a request that arrives while it closes with `connection: close`, but not
+  // one already in flight when the close began: that keep-alive connection then held the
+  // close (and a collector's exit on SIGTERM) until the client's next request. Such a
+  // response closes its connection too.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
   await app.register(collectorPlugin, options);
   // The typed instance is only needed while routes are declared; callers get the plain one.
   return app as unknown as FastifyInstance;

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -133,6 +134,52 @@ describe('request logging', () => {
       expect(log).not.toContain(TEST_ADMIN_TOKEN);
       expect(log).not.toMatch(/remoteAddress|remotePort|hostname/);
     } finally {
+      await app.close();
+      await database.close();
+    }
+  });
+});
+
+describe('closing the server', () => {
+  it('closes the keep-alive connection of a request in flight when the close began', async () => {
+    const database = await openDatabase({ dataDir: '', inMemory: true });
+    await database.migrate();
+    const app = await buildApp({
+      db: database.db,
+      config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
+    });
+    let arrived!: () => void;
+    const inFlight = new Promise<void>((r) => {
+      arrived = r;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    app.get('/test-only/slow', async () => {
+      arrived();
+      await released;
+      return { ok: true };
+    });
+    // The response is sent once the close has begun (the collector's own preClose hook ran first).
+    app.addHook('preClose', async () => release());
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const url = await app.listen({ host: '127.0.0.1', port: 0 });
+      const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.get(`${url}/test-only/slow`, { agent }, resolve).on('error', reject);
+      });
+      await inFlight;
+      const closed = app.close();
+      const res = await response;
+      res.resume();
+      // Without it the connection stays open for the client's next request (or Node's
+      // keep-alive timeout), and the close (a collector's exit on SIGTERM) waits for it.
+      expect(res.statusCode).toBe(200);
+      expect(res.headers.connection).toBe('close');
+      await closed;
+    } finally {
+      agent.destroy();
       await app.close();
       await database.close();
     }

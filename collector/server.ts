@@ -38,6 +38,13 @@ export interface RunningCollector {
 
 /** How often the sweep refreshes planner statistics on embedded PGlite. */
 const ANALYZE_EVERY_MS = 10 * 60 * 1000;
+/**
+ * On shutdown, how long a sweep or rollup in progress may go on after the server has closed
+ * before the database is closed under it. Their work is transactional and resumes at the next
+ * start; with the database unreachable each of their steps would wait out a connection
+ * timeout, and the process must still end within seconds of SIGTERM.
+ */
+const SWEEP_STOP_WAIT_MS = 2_000;
 
 export interface StartOptions {
   logger?: Logger;
@@ -89,14 +96,18 @@ export async function startCollector(
 
   let sweeping = false;
   let analysedAt = 0;
+  // Set by close(): a sweep in progress starts no further step.
+  let stopping = false;
   const sweep = async () => {
-    if (sweeping) return;
+    if (sweeping || stopping) return;
     sweeping = true;
     try {
       const now = new Date();
       const missing = await finaliseOutcomes(db, now);
       if (missing > 0) logger.info({ missing }, 'outcomes finalised as missing');
+      if (stopping) return;
       await recomputeFindings(db, now, options.findings, logger);
+      if (stopping) return;
       // Follow-ups and rounds plan canaries from the clock as it is now, not as it was when the
       // sweep began: judging a large campaign takes seconds, and a step planned from a stale
       // `now` handed the probes canaries whose deadline had passed (decision 024).
@@ -110,7 +121,9 @@ export async function startCollector(
         },
         logger,
       );
+      if (stopping) return;
       await plan(new Date());
+      if (stopping) return;
       try {
         await runAlerts(
           db,
@@ -121,13 +134,15 @@ export async function startCollector(
       } catch (err) {
         logger.error({ err }, 'alerts failed');
       }
+      if (stopping) return;
       await pruneRequestIds(db, new Date(now.getTime() - 2 * LIMITS.signatureWindowMs));
-      if (now.getTime() - analysedAt > ANALYZE_EVERY_MS) {
+      if (!stopping && now.getTime() - analysedAt > ANALYZE_EVERY_MS) {
         analysedAt = now.getTime();
         await refreshPlannerStatistics(database);
       }
     } catch (err) {
-      logger.error({ err }, 'sweep failed');
+      if (stopping) logger.info({ err }, 'sweep cut short by the shutdown');
+      else logger.error({ err }, 'sweep failed');
     } finally {
       sweeping = false;
     }
@@ -138,14 +153,15 @@ export async function startCollector(
   // the first run on a big database reads every outcome, and the sweep must not wait for it.
   let rollingUp = false;
   const rollUp = async () => {
-    if (rollingUp) return;
+    if (rollingUp || stopping) return;
     rollingUp = true;
     try {
       const started = Date.now();
       const run = await rollUpOutcomes(db);
       if (run.cells > 0) logger.debug({ ...run, ms: Date.now() - started }, 'rollups updated');
     } catch (err) {
-      logger.error({ err }, 'rollup failed');
+      if (stopping) logger.info({ err }, 'rollup cut short by the shutdown');
+      else logger.error({ err }, 'rollup failed');
     } finally {
       rollingUp = false;
     }
@@ -182,13 +198,19 @@ export async function startCollector(
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      stopping = true;
       clearInterval(timer);
       clearInterval(rollupTimer);
       await retentionJob.stop();
       await app.close();
       // After the server: an admin request's run has finished or stops at its next batch.
       await retention.stop();
-      while (sweeping || rollingUp) await new Promise((r) => setTimeout(r, 20));
+      // A sweep or rollup in progress finishes its step, within a bound: a step on an
+      // unreachable database waits out a connection timeout per query (per campaign), and the
+      // closed database fails what is left of it at once.
+      const giveUpAt = Date.now() + SWEEP_STOP_WAIT_MS;
+      while ((sweeping || rollingUp) && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 20));
+      if (sweeping || rollingUp) logger.info('closing the database under a sweep still in progress');
       await database.close();
       logger.info('collector stopped');
     })();
