@@ -20,7 +20,7 @@ type Status = 'delivered' | 'missing' | 'delayed' | 'altered' | 'rejected';
  * direct chat US–CN; `round()` stores one round of test/control pairs sent by the US account
  * with the outcome per recipient the caller decides (the censor), plus background loss.
  */
-async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
+async function world(db: Db, mode: CampaignMode, termSets: string[][], o: { cnInGroup?: number } = {}) {
   const tag = randomBytes(4).toString('hex');
   const [probe] = await rows<{ id: string }>(
     db,
@@ -37,6 +37,17 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
     );
     acc[region] = row?.id ?? '';
   }
+  // More CN accounts in the group when asked: cn-…, cn2-…, cn3-…
+  const moreCn: { handle: string; id: string }[] = [];
+  for (let i = 2; i <= (o.cnInGroup ?? 1); i++) {
+    const handle = `cn${i}-${tag}`;
+    const [row] = await rows<{ id: string }>(
+      db,
+      sql`insert into accounts (probe_id, platform, handle, region, adapter_name, adapter_version, state)
+        values (${probe?.id}::uuid, 'testbed', ${handle}, 'CN', 'testbed', '1', 'active') returning id`,
+    );
+    moreCn.push({ handle, id: row?.id ?? '' });
+  }
   const conv = async (kind: 'direct' | 'group', regions: ('US' | 'CN' | 'AU')[]) => {
     const [row] = await rows<{ id: string }>(
       db,
@@ -48,7 +59,16 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
         sql`insert into conversation_members (conversation_id, handle) values (${row?.id}::uuid, ${`${r.toLowerCase()}-${tag}`})`,
       );
     }
-    return { id: row?.id ?? '', kind, regions };
+    const recipients = regions.filter((r) => r !== 'US').map((region) => ({ region, id: acc[region] }));
+    if (kind === 'group') {
+      for (const m of moreCn) {
+        await db.execute(
+          sql`insert into conversation_members (conversation_id, handle) values (${row?.id}::uuid, ${m.handle})`,
+        );
+        recipients.push({ region: 'CN', id: m.id });
+      }
+    }
+    return { id: row?.id ?? '', kind, regions, recipients };
   };
   const group = await conv('group', ['US', 'CN', 'AU']);
   const direct = await conv('direct', ['US', 'CN']);
@@ -108,10 +128,10 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
             templateVersion: '1',
             seed: 's',
           });
-          for (const r of c.regions.filter((x) => x !== 'US')) {
-            let status: Status = kind === 'test' ? censor(terms, c.kind, r) : 'delivered';
+          for (const r of c.recipients) {
+            let status: Status = kind === 'test' ? censor(terms, c.kind, r.region) : 'delivered';
             if (o.outage || random() < (o.loss ?? 0)) status = 'missing';
-            outcomes.push({ canary: id, recipient: acc[r], status });
+            outcomes.push({ canary: id, recipient: r.id, status });
           }
         }
       }
@@ -270,6 +290,25 @@ describeEachDb('findings in Postgres', (getDb) => {
         '图书馆 US',
       ]);
     });
+  });
+
+  it('counts a group message once per recipient region, however many accounts of the region it reached', async () => {
+    const { db } = getDb();
+    // Three CN accounts in the group: each message reaches CN three times, one trial.
+    const w = await world(db, 'isolate', [['六四'], ['图书馆']], { cnInGroup: 3 });
+    const start = Date.now() - 5 * HOUR;
+    const censor = (terms: string[], kind: string, recipient: string): Status =>
+      terms.includes('六四') && kind === 'group' && recipient === 'CN' ? 'missing' : 'delivered';
+    for (let i = 0; i < 30; i++) await w.round(new Date(start + i * 60_000), censor);
+    await recomputeCampaignFindings(db, w.campaign, new Date());
+    const list = await findingsOfCampaign(db, w.campaign.id);
+    const hit = find(list, ['六四'], 'group', 'CN');
+    expect(hit).toMatchObject({ verdict: 'suppressed', kind: 'missing' });
+    // 30 messages, not the 90 outcomes their three CN recipients have
+    expect(hit?.testTrials).toBe(30);
+    expect(find(list, ['图书馆'], 'group', 'CN')?.testTrials).toBe(30);
+    expect(find(list, ['六四'], 'group', 'AU')?.testTrials).toBe(30);
+    expect(find(list, ['六四'], 'direct', 'CN')?.testTrials).toBe(30);
   });
 
   it('does not turn an outage or background loss into a finding', async () => {

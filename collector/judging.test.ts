@@ -179,7 +179,8 @@ async function clockPastWrites(db: Db): Promise<void> {
 const byKey = <T extends { key: string }>(list: T[]) => [...list].sort((a, b) => a.key.localeCompare(b.key));
 
 /**
- * A campaign in Postgres: a US sender, CN and AU recipients in a group, a direct chat US–CN;
+ * A campaign in Postgres: a US sender, two CN recipients and an AU one in a group (a group
+ * message is one trial per recipient region, collector/db/findings.ts), a direct chat US–CN;
  * `round()` stores one round's pairs (outcomes now, later or pending), `update()` changes outcomes.
  */
 async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
@@ -199,12 +200,19 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
     );
     acc[region] = row?.id ?? '';
   }
+  const [cn2] = await rows<{ id: string }>(
+    db,
+    sql`insert into accounts (probe_id, platform, handle, region, adapter_name, adapter_version, state)
+      values (${probe?.id}::uuid, 'testbed', ${`cn2-${tag}`}, 'CN', 'testbed', '1', 'active') returning id`,
+  );
   const conv = async (kind: 'direct' | 'group', regions: Region[]) => {
     const [row] = await rows<{ id: string }>(
       db,
       sql`insert into conversations (platform, ref, kind) values ('testbed', ${`${kind}-${tag}`}, ${kind}) returning id`,
     );
-    return { id: row?.id ?? '', kind, regions };
+    const recipients = regions.map((region) => ({ region, id: acc[region] }));
+    if (kind === 'group') recipients.push({ region: 'CN', id: cn2?.id ?? '' });
+    return { id: row?.id ?? '', kind, recipients };
   };
   const convs = [await conv('group', ['CN', 'AU']), await conv('direct', ['CN'])];
   const list = await createTermList(db, { name: `list-${tag}`, termSets });
@@ -279,9 +287,9 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
             templateVersion: '1',
             seed: 's',
           });
-          for (const r of c.regions) {
+          for (const { region: r, id: recipient } of c.recipients) {
             if (only && only.recipient !== r) continue;
-            const o = { canary: id, recipient: acc[r], status: status(terms, c.kind, r, kind), at };
+            const o = { canary: id, recipient, status: status(terms, c.kind, r, kind), at };
             written.push({ ...o, kind });
             (holdBack(now.length + later.length) ? later : now).push(o);
           }

@@ -42,7 +42,24 @@ export interface PairedOutcome {
 }
 
 /**
- * Paired outcomes of a campaign whose deadline passed at least `graceMs` before `now` (a
+ * One unit of evidence per message and recipient region: of a group message's recipients in one
+ * region (the scope), one whose test and control outcomes are both final stands for all. Their
+ * outcomes are not independent trials (the censor decides per message and registration region;
+ * a lost send loses the message for every recipient), and counting each would let a group with
+ * three accounts of a region settle on a third of the messages, with p-values that overstate the
+ * evidence (decision 031). Which recipient: the one whose hash with the pair comes first, so the
+ * choice rotates over the region's accounts from message to message, and is the same at every
+ * read of the same outcomes (judging incrementally equals judging from scratch). Direct chats
+ * and groups with one account per region are unchanged. `t` is the test canary, `ra` the
+ * recipient's account and `ot` the test's outcome.
+ */
+export const ONE_RECIPIENT_PER_REGION = {
+  distinct: sql`distinct on (t.pair_id, ra.region)`,
+  order: sql`order by t.pair_id, ra.region, md5(t.pair_id::text || ot.recipient_account_id::text)`,
+};
+
+/**
+ * Paired outcomes of a campaign (one per message and recipient region, as above) whose deadline passed at least `graceMs` before `now` (a
  * receipt shortly after the deadline turns `missing` into `delayed`; judging earlier would
  * call a delay a drop). Follow-up messages are left out: screening packs are not term sets,
  * and an isolation run's few probes of a subset are its own evidence (followup_steps), not a
@@ -57,7 +74,7 @@ export async function pairedOutcomes(
   const before = new Date(now.getTime() - graceMs).toISOString();
   return rows<PairedOutcome>(
     q,
-    sql`select t.term_set as "termSet", cv.platform, cv.kind, sa.region as "senderRegion",
+    sql`select * from (select ${ONE_RECIPIENT_PER_REGION.distinct} t.term_set as "termSet", cv.platform, cv.kind, sa.region as "senderRegion",
           ra.region as "recipientRegion", ot.status as "testStatus", ot.latency_ms as "testLatencyMs",
           oc.status as "controlStatus", oc.latency_ms as "controlLatencyMs",
           (extract(epoch from coalesce(r.round_at, t.send_at)) * 1000)::float8 as "windowMs",
@@ -78,6 +95,7 @@ export async function pairedOutcomes(
           and t.deadline_at < ${before}::timestamptz and c.deadline_at < ${before}::timestamptz
           and ot.status not in ('pending', 'failed') and oc.status not in ('pending', 'failed')
           and not exists (select 1 from followup_steps s where s.pair_ids @> array[t.pair_id])
+        ${ONE_RECIPIENT_PER_REGION.order}) e
         order by "windowMs"`,
   );
 }

@@ -21,7 +21,7 @@
  *   consume work that only one of them judged.
  */
 import { type SQL, sql } from 'drizzle-orm';
-import type { PairedOutcome } from './findings.ts';
+import { ONE_RECIPIENT_PER_REGION, type PairedOutcome } from './findings.ts';
 import { type Queryable, rows } from './open.ts';
 
 /** A cell as the canaries spell it: term set (unnormalised) and scope. */
@@ -201,7 +201,7 @@ export async function markedCount(q: Queryable, campaignId: string): Promise<num
 }
 
 /**
- * Paired outcomes (as `pairedOutcomes`) of the listed cells only: the test canaries of each
+ * Paired outcomes (as `pairedOutcomes`, one per message and recipient region) of the listed cells only: the test canaries of each
  * spelling of a term set (index on campaign, term set, kind), restricted to the cell's scope.
  */
 export async function pairedOutcomesOfCells(
@@ -223,7 +223,7 @@ export function pairsOfCellsQuery(campaignId: string, cells: readonly BacklogCel
                    from unnest(${col((c) => JSON.stringify(c.termSet))}::text[], ${col((c) => c.platform)}::text[],
                      ${col((c) => c.kind)}::text[], ${col((c) => c.senderRegion)}::text[],
                      ${col((c) => c.recipientRegion)}::text[]) as x(ts, platform, kind, sr, rr))
-        select t.term_set as "termSet", cv.platform, cv.kind, sa.region as "senderRegion",
+        select * from (select ${ONE_RECIPIENT_PER_REGION.distinct} t.term_set as "termSet", cv.platform, cv.kind, sa.region as "senderRegion",
           ra.region as "recipientRegion", ot.status as "testStatus", ot.latency_ms as "testLatencyMs",
           oc.status as "controlStatus", oc.latency_ms as "controlLatencyMs",
           (extract(epoch from coalesce(r.round_at, t.send_at)) * 1000)::float8 as "windowMs",
@@ -244,6 +244,7 @@ export function pairsOfCellsQuery(campaignId: string, cells: readonly BacklogCel
         where t.deadline_at < ${at}::timestamptz and c.deadline_at < ${at}::timestamptz
           and ot.status not in ('pending', 'failed') and oc.status not in ('pending', 'failed')
           and not exists (select 1 from followup_steps s where s.pair_ids @> array[t.pair_id])
+        ${ONE_RECIPIENT_PER_REGION.order}) e
         order by "windowMs"`;
 }
 
