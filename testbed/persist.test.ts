@@ -2,9 +2,12 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ManualClock } from './clock.ts';
+import { StateSaver, snapshotSlices } from './persist.ts';
 import type { Testbed } from './server.ts';
+import { Store } from './store.ts';
 import { account, Client, direct, group, SseReader, testbed } from './test-helpers.ts';
 
 let tb: (Testbed & { clock: ManualClock }) | undefined;
@@ -63,5 +66,95 @@ describe('state file', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'state.json');
     writeFileSync(file, '{ not json');
     await expect(testbed(POLICY, { stateFile: file })).rejects.toThrow(/testbed state file .*state\.json/);
+  });
+});
+
+describe('history limits', () => {
+  it('drops timeline entries older than retainMs, keeps sequence numbers going, and resumes after the gap', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'state.json');
+    tb = await testbed(POLICY, { stateFile: file, history: { retainMs: 60_000 } });
+    const alice = await account(tb.url, 'alice', 'US');
+    const bob = await account(tb.url, 'bob', 'CN');
+    const d = await direct(alice, bob);
+    await alice.send(d, 'one');
+    await alice.send(d, 'two');
+    tb.clock.advance(61_000);
+    await alice.send(d, 'three');
+    // bob's timeline keeps only 'three'; its sequence number is 3, not 1
+    expect((await bob.received(d)).map((m) => m.text)).toEqual(['three']);
+    const resumed = new SseReader(tb.url, bob.token, '1');
+    await resumed.ready;
+    await resumed.next(1);
+    resumed.close();
+    expect(resumed.events.map((e) => [e.id, JSON.parse(e.data).text])).toEqual([['3', 'three']]);
+
+    // Across a restart, with every entry past the limit: the numbering still continues.
+    await tb.close();
+    const clock = tb.clock;
+    tb = undefined;
+    clock.advance(61_000);
+    tb = await testbed(POLICY, { stateFile: file, history: { retainMs: 60_000 }, clock });
+    const saved = JSON.parse(readFileSync(file, 'utf8'));
+    expect(saved.lastSeq).toMatchObject({ bob: 3 });
+    const bob2 = new Client(tb.url, 'bob');
+    bob2.token = bob.token;
+    expect(await bob2.received(d)).toEqual([]);
+    const alice2 = new Client(tb.url, 'alice');
+    alice2.token = alice.token;
+    await alice2.send(d, 'four');
+    const reader = new SseReader(tb.url, bob2.token, '3');
+    await reader.ready;
+    await reader.next(1);
+    reader.close();
+    expect(reader.events.map((e) => [e.id, JSON.parse(e.data).text])).toEqual([['4', 'four']]);
+  });
+
+  it('keeps at most maxEntriesPerAccount entries, the newest', async () => {
+    tb = await testbed(POLICY, { history: { maxEntriesPerAccount: 3 }, rateLimit: false });
+    const alice = await account(tb.url, 'alice', 'US');
+    const bob = await account(tb.url, 'bob', 'CN');
+    const d = await direct(alice, bob);
+    for (const text of ['a', 'b', 'c', 'd', 'e']) await alice.send(d, text);
+    expect((await bob.received(d)).map((m) => m.text)).toEqual(['c', 'd', 'e']);
+  });
+});
+
+describe('saving while running', () => {
+  it('writes the state in slices that make the same JSON, and saves changes made during a save', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'state.json');
+    const store = new Store({ now: () => Date.parse('2026-01-01T00:00:00Z') });
+    const log = pino({ level: 'silent' });
+    const saver = new StateSaver(file, store, log, 10);
+    store.addAccount({
+      handle: 'alice',
+      region: 'US',
+      password: { salt: Buffer.from('s'), hash: Buffer.from('h') },
+    });
+    // Enough entries for several slices.
+    for (let i = 0; i < 4_500; i++) {
+      store.append('alice', 'own', {
+        id: `m${i}`,
+        conversation: 'c1',
+        from: 'alice',
+        text: `text "${i}" \u2028 ✓`,
+        at: '2026-01-01T00:00:00.000Z',
+        delivered_at: '2026-01-01T00:00:00.000Z',
+      });
+    }
+    const slices = [...snapshotSlices(store.snapshot())];
+    expect(slices.length).toBeGreaterThan(3);
+    expect(JSON.parse(slices.join(''))).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
+    const onDisk = () => JSON.parse(readFileSync(file, 'utf8')) as { timelines: { alice: unknown[] } };
+    const until = async (check: () => boolean) => {
+      for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+    };
+    await until(() => onDisk().timelines.alice?.length === 4_500);
+    expect(onDisk()).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
+    // A change after that save is written by the next one, without close().
+    store.newMessageId();
+    await until(() => (onDisk() as unknown as { nextMessage: number }).nextMessage === 2);
+    expect((onDisk() as unknown as { nextMessage: number }).nextMessage).toBe(2);
+    saver.close();
+    expect(onDisk()).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
   });
 });

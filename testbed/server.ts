@@ -17,7 +17,7 @@ import { type Policy, resolvePolicy } from './policy.ts';
 import { createRng } from './random.ts';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { SseHub } from './sse.ts';
-import { Store } from './store.ts';
+import { type HistoryLimits, Store } from './store.ts';
 
 const webRoot = join(dirname(fileURLToPath(import.meta.url)), 'web');
 
@@ -43,6 +43,8 @@ export interface TestbedOptions {
    * (delay rules, latency) are not kept: they are lost, as in an outage.
    */
   stateFile?: string;
+  /** How much of each account's timeline is kept (store.ts DEFAULT_HISTORY: 6 hours, 50,000 entries). */
+  history?: Partial<HistoryLimits>;
 }
 
 export interface Testbed {
@@ -59,7 +61,8 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
   let policy = resolvePolicy(options.policy);
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? pino({ level: 'silent' });
-  const store = options.stateFile ? loadState(options.stateFile) : new Store();
+  const storeOptions = { now: () => clock.now(), ...(options.history ? { history: options.history } : {}) };
+  const store = options.stateFile ? loadState(options.stateFile, storeOptions) : new Store(storeOptions);
   const saver = options.stateFile ? new StateSaver(options.stateFile, store, log) : undefined;
   const dispatcher = new Dispatcher(store, () => policy, clock, createRng(options.seed), log);
   const hub = new SseHub(store, options.pingIntervalMs ?? 15_000);

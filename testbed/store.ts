@@ -49,8 +49,32 @@ export interface StoreSnapshot {
   tokens: [string, string][];
   conversations: Conversation[];
   timelines: Record<string, TimelineEntry[]>;
+  /** Per account, the last sequence number given (entries may have been dropped since). */
+  lastSeq?: Record<string, number>;
   nextConversation: number;
   nextMessage: number;
+}
+
+/**
+ * How much history a timeline keeps. A local network left running (`npm start`) appends a
+ * few thousand entries an hour to each account's timeline; kept for ever they grew the
+ * process without bound and, with a state file, made every save a longer stall. A client
+ * that resumes (SSE `Last-Event-ID`) after more than `retainMs` away misses what was
+ * dropped, as on a platform that keeps only recent history.
+ */
+export interface HistoryLimits {
+  /** Entries delivered longer ago than this are dropped (default 6 hours). */
+  retainMs: number;
+  /** At most this many entries per account, the oldest dropped first (default 50,000). */
+  maxEntriesPerAccount: number;
+}
+
+export const DEFAULT_HISTORY: HistoryLimits = { retainMs: 6 * 3600_000, maxEntriesPerAccount: 50_000 };
+
+export interface StoreOptions {
+  history?: Partial<HistoryLimits>;
+  /** The testbed's clock (epoch ms), for the age of entries. */
+  now?: () => number;
 }
 
 export class Store {
@@ -59,16 +83,38 @@ export class Store {
   private readonly conversations = new Map<string, Conversation>();
   private readonly directIndex = new Map<string, string>();
   private readonly timelines = new Map<string, TimelineEntry[]>();
+  private readonly lastSeq = new Map<string, number>();
   private readonly listeners = new Map<string, Set<Listener>>();
   private nextConversation = 1;
   private nextMessage = 1;
+  private readonly history: HistoryLimits;
+  private readonly now: () => number;
   /** Called after every change of state (persistence hooks in here). */
   onChange: (() => void) | undefined;
+
+  constructor(options: StoreOptions = {}) {
+    this.history = { ...DEFAULT_HISTORY, ...options.history };
+    this.now = options.now ?? Date.now;
+  }
 
   private changed(): void {
     this.onChange?.();
   }
 
+  /** Drops the entries of `timeline` past the history limits (oldest first); true when any went. */
+  private prune(timeline: TimelineEntry[]): boolean {
+    const oldest = this.now() - this.history.retainMs;
+    let drop = Math.max(0, timeline.length - this.history.maxEntriesPerAccount);
+    while (drop < timeline.length && Date.parse(timeline[drop]!.message.delivered_at) < oldest) drop++;
+    if (drop === 0) return false;
+    timeline.splice(0, drop);
+    return true;
+  }
+
+  /**
+   * The state as plain JSON. Its timelines are copies (of the entry references), so a
+   * snapshot being written out in steps does not change under the writer.
+   */
   snapshot(): StoreSnapshot {
     return {
       version: 1,
@@ -80,23 +126,31 @@ export class Store {
       })),
       tokens: [...this.tokens.entries()],
       conversations: [...this.conversations.values()],
-      timelines: Object.fromEntries(this.timelines),
+      timelines: Object.fromEntries([...this.timelines].map(([h, t]) => [h, t.slice()])),
+      lastSeq: Object.fromEntries(this.lastSeq),
       nextConversation: this.nextConversation,
       nextMessage: this.nextMessage,
     };
   }
 
   /** A store holding a snapshot's state; throws on a snapshot it cannot read. */
-  static fromSnapshot(snap: StoreSnapshot): Store {
+  static fromSnapshot(snap: StoreSnapshot, options: StoreOptions = {}): Store {
     if (snap?.version !== 1) throw new Error('unknown testbed state version');
-    const store = new Store();
+    const store = new Store(options);
     for (const a of snap.accounts) {
       store.accounts.set(a.handle, {
         handle: a.handle,
         region: a.region,
         password: { salt: Buffer.from(a.salt, 'base64'), hash: Buffer.from(a.hash, 'base64') },
       });
-      store.timelines.set(a.handle, [...(snap.timelines[a.handle] ?? [])]);
+      const timeline = [...(snap.timelines[a.handle] ?? [])];
+      // A state file written before `lastSeq` existed: its timelines were never pruned.
+      const last = timeline.at(-1)?.seq ?? 0;
+      const saved = snap.lastSeq?.[a.handle];
+      const lastSeq = Number.isSafeInteger(saved) && (saved as number) >= last ? (saved as number) : last;
+      store.lastSeq.set(a.handle, Number.isSafeInteger(lastSeq) ? lastSeq : 0);
+      store.prune(timeline);
+      store.timelines.set(a.handle, timeline);
     }
     for (const [key, handle] of snap.tokens) store.tokens.set(key, handle);
     for (const c of snap.conversations) {
@@ -112,6 +166,7 @@ export class Store {
     if (this.accounts.has(account.handle)) return false;
     this.accounts.set(account.handle, account);
     this.timelines.set(account.handle, []);
+    this.lastSeq.set(account.handle, 0);
     this.changed();
     return true;
   }
@@ -173,8 +228,11 @@ export class Store {
   append(handle: string, kind: TimelineEntry['kind'], message: MessageView): TimelineEntry | undefined {
     const timeline = this.timelines.get(handle);
     if (!timeline) return undefined;
-    const entry: TimelineEntry = { seq: timeline.length + 1, kind, message };
+    const seq = (this.lastSeq.get(handle) ?? 0) + 1;
+    this.lastSeq.set(handle, seq);
+    const entry: TimelineEntry = { seq, kind, message };
     timeline.push(entry);
+    this.prune(timeline);
     this.changed();
     for (const listener of this.listeners.get(handle) ?? []) listener(entry);
     return entry;
