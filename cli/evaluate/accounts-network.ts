@@ -26,6 +26,7 @@ import { type ProbeHandle, startProbe } from '../../probe/agent.ts';
 import { loadConfig as loadProbeConfig } from '../../probe/config.ts';
 import { Region } from '../../protocol/index.ts';
 import { AdminClient } from '../local/admin-client.ts';
+import { cappedLogDestination } from '../local/log-files.ts';
 import type { EvaluationMode } from './run.ts';
 
 export interface AccountsFile {
@@ -158,7 +159,7 @@ export async function startAccountsNetwork(o: AccountsNetworkOptions): Promise<{
   const collector = await startCollector(config, {
     logger: createLogger({
       level: o.logLevel,
-      destination: pino.destination({ dest: join(logDir, 'collector.log'), sync: false }),
+      destination: cappedLogDestination(join(logDir, 'collector.log')),
     }),
   });
   const probes: ProbeHandle[] = [];
@@ -206,10 +207,7 @@ export async function startAccountsNetwork(o: AccountsNetworkOptions): Promise<{
         }),
         { mode: 0o600 },
       );
-      const logger = pino(
-        { level: o.logLevel },
-        pino.destination({ dest: join(dir, 'probe.log'), sync: false }),
-      );
+      const logger = pino({ level: o.logLevel }, cappedLogDestination(join(dir, 'probe.log')));
       probes.push(await startProbe(await loadProbeConfig(file), { logger, flushTimeoutMs: 3000 }));
     }
 

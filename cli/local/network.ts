@@ -23,6 +23,7 @@ import { type RunningCollector, startCollector } from '../../collector/server.ts
 import type { Campaign, CampaignMode } from '../../protocol/index.ts';
 import { startTestbed, type Testbed } from '../../testbed/index.ts';
 import { AdminClient } from './admin-client.ts';
+import { cappedLogDestination } from './log-files.ts';
 import { type LocalAccount, type LocalConversation, planAccounts, setUpPlatform } from './platform.ts';
 import {
   hasIdentity,
@@ -155,10 +156,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function fileLogger(dir: string, name: string, level: string): Logger {
   mkdirSync(dir, { recursive: true });
-  return pino(
-    { level, base: { part: name } },
-    pino.destination({ dest: join(dir, `${name}.log`), sync: false }),
-  );
+  return pino({ level, base: { part: name } }, cappedLogDestination(join(dir, `${name}.log`)));
 }
 
 function fingerprint(o: LocalNetworkOptions, refs: string[], adapter: LocalAdapter): string {
@@ -227,7 +225,7 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
         await startCollector(config, {
           logger: createLogger({
             level,
-            destination: pino.destination({ dest: join(logDir, `${name}.log`), sync: false }),
+            destination: cappedLogDestination(join(logDir, `${name}.log`)),
           }),
           ...(options.collector?.screenClearance ? { followups: { screenClearance: true } } : {}),
         }),

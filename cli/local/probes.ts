@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { type ProbeHandle, startProbe } from '../../probe/agent.ts';
 import { loadConfig } from '../../probe/config.ts';
+import { cappedLogDestination } from './log-files.ts';
 import type { LocalAccount } from './platform.ts';
 import { ProcessLog } from './process-log.ts';
 
@@ -123,7 +124,7 @@ export async function runProbe(spec: ProbeSpec, mode: ProbeMode): Promise<Runnin
     const config = await loadConfig(file);
     const logger = pino(
       { level: spec.logLevel ?? 'warn' },
-      pino.destination({ dest: join(spec.dir, 'probe.log'), sync: false }),
+      cappedLogDestination(join(spec.dir, 'probe.log')),
     );
     const handle = await startProbe(config, { logger, flushTimeoutMs: 3000 });
     const exited = handle.stopped.then(() => 0);

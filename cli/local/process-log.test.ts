@@ -19,6 +19,30 @@ describe('ProcessLog: the log file of a probe run as a separate process', () => 
     expect(lines).toEqual(Array.from({ length: 200 }, (_, i) => `line ${i}`));
   });
 
+  it('moves the file aside past maxBytes and goes on in a new one, keeping every line in order', async () => {
+    const path = join(root, 'capped.log');
+    const log = new ProcessLog(path, { maxBytes: 1000 });
+    // 50 lines of 40 bytes: past 1000 bytes once, so one move aside; each write its own chunk
+    for (let i = 0; i < 50; i++) log.write(`${`line ${i}`.padEnd(39, '.')}\n`);
+    await log.close();
+    const older = readFileSync(`${path}.1`, 'utf8');
+    const newer = readFileSync(path, 'utf8');
+    expect(older.length).toBeGreaterThan(1000);
+    expect(older.length).toBeLessThanOrEqual(1040);
+    expect(newer.length).toBeLessThanOrEqual(1040);
+    const lines = `${older}${newer}`
+      .trim()
+      .split('\n')
+      .map((l) => l.replace(/\.+$/, ''));
+    expect(lines).toEqual(Array.from({ length: 50 }, (_, i) => `line ${i}`));
+    // A second log on the same file continues from its size, not from zero.
+    const again = new ProcessLog(path, { maxBytes: 1000 });
+    for (let i = 50; i < 60; i++) again.write(`${`line ${i}`.padEnd(39, '.')}\n`);
+    await again.close();
+    expect(readFileSync(path, 'utf8').length).toBeLessThanOrEqual(1040);
+    expect(readFileSync(`${path}.1`, 'utf8')).toMatch(/^line 2[56]/);
+  });
+
   it('drops output while the file cannot be written, then resumes and says how much was dropped', async () => {
     const dir = join(root, 'later');
     const path = join(dir, 'probe.log');

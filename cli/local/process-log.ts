@@ -8,14 +8,18 @@
  * output is dropped (counted); after `retryMs` the next output tries again, and the first
  * write that works is preceded by a line saying how many bytes were dropped and why. Output
  * waiting for the disk is bounded (`maxQueuedBytes`); beyond it, it is dropped the same way.
+ * Past `maxBytes` the file is moved aside to `probe.log.1` and a new one starts (log-files.ts).
  */
 import { type FileHandle, open } from 'node:fs/promises';
+import { LOG_FILE_MAX_BYTES, moveAside } from './log-files.ts';
 
 export interface ProcessLogOptions {
   /** After a failed write, how long output is dropped before the next try (default 5 s). */
   retryMs?: number;
   /** Output queued for the disk beyond this is dropped (default 1 MiB). */
   maxQueuedBytes?: number;
+  /** Size at which the file is moved aside (default log-files.ts LOG_FILE_MAX_BYTES). */
+  maxBytes?: number;
 }
 
 export class ProcessLog {
@@ -31,6 +35,9 @@ export class ProcessLog {
   private closed = false;
   private readonly retryMs: number;
   private readonly maxQueuedBytes: number;
+  private readonly maxBytes: number;
+  /** Size of the open file (from when it was opened, plus what was written since). */
+  private size = 0;
 
   constructor(
     readonly path: string,
@@ -38,6 +45,7 @@ export class ProcessLog {
   ) {
     this.retryMs = o.retryMs ?? 5000;
     this.maxQueuedBytes = o.maxQueuedBytes ?? 1024 * 1024;
+    this.maxBytes = o.maxBytes ?? LOG_FILE_MAX_BYTES;
   }
 
   /** Bytes dropped and not yet noted in the file. */
@@ -88,7 +96,16 @@ export class ProcessLog {
       return;
     }
     try {
-      this.fh ??= await open(this.path, 'a', 0o600);
+      if (this.fh && this.size > this.maxBytes) {
+        const full = this.fh;
+        this.fh = undefined;
+        await full.close().catch(() => undefined);
+        moveAside(this.path);
+      }
+      if (!this.fh) {
+        this.fh = await open(this.path, 'a', 0o600);
+        this.size = (await this.fh.stat()).size;
+      }
       if (this.carried > 0) {
         const note = `\n[silentdrop local network: ${this.carried} bytes of this probe's output dropped: ${this.lastError ?? 'the disk refused them'}]\n`;
         await this.writeAll(Buffer.from(note), false);
@@ -118,6 +135,7 @@ export class ProcessLog {
     if (!fh) throw new Error('the log file is not open');
     if (buf.length === 0) return;
     const { bytesWritten } = await fh.write(buf, 0, buf.length);
+    this.size += bytesWritten;
     if (bytesWritten < buf.length)
       throw Object.assign(new Error('short write'), {
         code: 'ENOSPC' as const,
