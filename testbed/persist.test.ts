@@ -120,6 +120,21 @@ describe('history limits', () => {
 });
 
 describe('saving while running', () => {
+  it('logs a save it cannot write and goes on (no rejection escapes)', async () => {
+    const blocker = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'a-file');
+    writeFileSync(blocker, 'not a folder');
+    const errors: string[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => errors.push(line) });
+    const store = new Store();
+    const saver = new StateSaver(join(blocker, 'state.json'), store, log, 5);
+    store.newMessageId();
+    for (let i = 0; i < 100 && errors.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    saver.close();
+    // the first write at start, then the save in slices; close()'s write may add a third
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(errors.join('')).toMatch(/cannot save the testbed state/);
+  });
+
   it('writes the state in slices that make the same JSON, and saves changes made during a save', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'state.json');
     const store = new Store({ now: () => Date.parse('2026-01-01T00:00:00Z') });

@@ -68,7 +68,6 @@ export class StateSaver {
   /** A change arrived while a save was running: save again after it. */
   private dirty = false;
   private lastSaveMs = 0;
-  private writes = 0;
 
   constructor(
     private readonly file: string,
@@ -106,9 +105,11 @@ export class StateSaver {
 
   private async saveInSlices(): Promise<void> {
     const started = performance.now();
-    mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.${++this.writes}.tmp`;
+    // Not the temp file of the synchronous write (close() may run during this one); saves do
+    // not overlap, so one name is enough, and a crash leaves at most this one file behind.
+    const tmp = `${this.file}.saving.tmp`;
     try {
+      mkdirSync(dirname(this.file), { recursive: true });
       const handle = await open(tmp, 'w', 0o600);
       try {
         for (const slice of snapshotSlices(this.store.snapshot())) {
