@@ -92,6 +92,39 @@ describe('sequentialLook', () => {
     expect(meanPairs).toBeLessThanOrEqual(9);
   });
 
+  it('keeps a share of beta for the last look, which settles `none` on plain no-effect evidence', () => {
+    // 7 of 80 test canaries lost against 1 of 80 controls (3% background loss, an unlucky test arm)
+    const e = emptyEvidence();
+    e.test.missing = 7;
+    e.test.delivered = 73;
+    e.control.missing = 1;
+    e.control.delivered = 79;
+    const stateAt76 = (finalBetaShare: number) => ({
+      looks: 19,
+      alphaSpent: spent(0.05, 76 / 80, 'pocock'),
+      betaSpent: (1 - finalBetaShare) * spent(0.1, 76 / 80, 'pocock'),
+      lastPairs: 76,
+    });
+    const kept = sequentialLook(stateAt76(0.25), e);
+    expect(kept.decision).toMatchObject({ kind: 'settled', verdict: 'none', pairs: 80 });
+    expect(kept.state.betaSpent).toBeCloseTo(0.1, 12);
+    // spending it all before the last look leaves it too little to decide
+    const spentAll = sequentialLook(stateAt76(0), e, { finalBetaShare: 0 });
+    expect(spentAll.decision).toMatchObject({ kind: 'settled', verdict: 'inconclusive', pairs: 80 });
+    // the looks before the last spend at most (1 − share)·beta
+    const e76 = emptyEvidence();
+    e76.test.missing = 7;
+    e76.test.delivered = 69;
+    e76.control.missing = 1;
+    e76.control.delivered = 75;
+    const look = sequentialLook(
+      { ...stateAt76(0.25), betaSpent: 0.75 * spent(0.1, 72 / 80, 'pocock'), lastPairs: 72, looks: 18 },
+      e76,
+    );
+    expect(look.decision.kind).toBe('continue');
+    expect(look.state.betaSpent).toBeCloseTo(0.75 * spent(0.1, 76 / 80, 'pocock'), 12);
+  });
+
   it('does not spend error on a look without new pairs and stays settled', () => {
     const e = emptyEvidence();
     e.test.missing = 8;
