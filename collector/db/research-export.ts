@@ -8,7 +8,7 @@
  * - on PGlite (one connection, in a worker thread, no COPY to a socket), windows of the
  *   send-time key, each one short read, so other requests run between them.
  *
- * `exportLineSql` is the SQL twin of the route's records: `outcomeRecord` then
+ * `exportLine` is the SQL twin of the route's records: `outcomeRecord` then
  * `JSON.stringify` (NDJSON) or `csvLine(OUTCOME_COLUMNS…)` (CSV), byte for byte
  * (research-export.test.ts compares them on hostile text). Rows come in the order of the
  * outcome pages (research-outcomes.ts): send time, canary id, recipient id. That order walks
@@ -37,8 +37,6 @@ import {
 
 export type ExportFormat = 'ndjson' | 'csv';
 
-/** A JSON value, `null` for SQL null (to_json escapes exactly as JSON.stringify does). */
-const json = (v: SQL) => sql`coalesce(to_json(${v})::text, 'null')`;
 /** A text cell as csvField writes it: formula starts defused with `'`, quoted when needed. */
 const csvQuoted = (v: SQL) =>
   sql`(case when strpos(${v}, '"') > 0 or strpos(${v}, ',') > 0 or strpos(${v}, chr(13)) > 0
@@ -126,15 +124,24 @@ function csvCell(name: string): SQL {
   return csvText(col.value);
 }
 
-/** One outcome as one line of the export, its line end included. */
-export function exportLineSql(format: ExportFormat): SQL {
+/**
+ * One outcome as one line of the export, its line end included, and what the select joins to
+ * build it. NDJSON: `row_to_json` of a lateral row of the named columns (keys in COLUMNS'
+ * order, no spaces, values escaped as to_json does: what JSON.stringify writes); one call
+ * per line instead of a to_json and a concatenation per column (decision 026, amendment 2).
+ */
+export function exportLine(format: ExportFormat): { line: SQL; join: SQL } {
   if (format === 'ndjson') {
-    const parts = COLUMNS.map((c, i) =>
-      sql.join([sql.raw(`'${i === 0 ? '{' : ','}"${c.name}":'`), json(c.value)], sql` || `),
-    );
-    return sql`${sql.join(parts, sql` || `)} || '}' || chr(10)`;
+    const named = COLUMNS.map((c) => sql`${c.value} as ${sql.identifier(c.name)}`);
+    return {
+      line: sql`row_to_json(x)::text || chr(10)`,
+      join: sql`cross join lateral (select ${sql.join(named, sql`, `)}) x`,
+    };
   }
-  return sql`${sql.join(EXPORT_CSV_COLUMNS.map(csvCell), sql` || ',' || `)} || chr(13) || chr(10)`;
+  return {
+    line: sql`${sql.join(EXPORT_CSV_COLUMNS.map(csvCell), sql` || ',' || `)} || chr(13) || chr(10)`,
+    join: sql``,
+  };
 }
 
 /**
@@ -150,7 +157,8 @@ const ORDER = sql`c.send_at, c.id, o.recipient_account_id`;
 
 /** The whole export as one select of lines, in send-time order. */
 export function exportSelectSql(filter: OutcomeFilter, format: ExportFormat): SQL {
-  return sql`select ${exportLineSql(format)} as line from ${OUTCOME_FROM}
+  const { line, join } = exportLine(format);
+  return sql`select ${line} as line from ${OUTCOME_FROM} ${join}
     where ${whereClause(outcomeConditions(filter))} order by ${ORDER}`;
 }
 
@@ -206,9 +214,10 @@ export async function readExportWindow(
   const conds = outcomeConditions(filter);
   conds.push(sql`(c.send_at, c.id) <= (${last.sendAt}::timestamptz, ${last.canaryId}::uuid)`);
   if (past) conds.push(past);
+  const { line, join } = exportLine(format);
   const found = await rows<{ line: string }>(
     q,
-    sql`select ${exportLineSql(format)} as line from ${OUTCOME_FROM}
+    sql`select ${line} as line from ${OUTCOME_FROM} ${join}
         where ${whereClause(conds)} order by ${ORDER}`,
   );
   let text = '';
