@@ -37,6 +37,32 @@ export interface SenderLoad {
   sentSinceReport: number;
   /** Canaries planned for it, not reported sent, rejected or failed, that compete for the window. */
   outstanding: number;
+  /**
+   * Of its canaries whose deadline fell in the `spanMs` before the window: how many it sent (or
+   * the platform refused) and how many its probe gave up as `deadline_missed`.
+   */
+  recent?: { sent: number; missed: number; spanMs: number } | undefined;
+}
+
+/** The share of an account's recent canaries missed that makes the planner use its shown rate. */
+export const MISSED_SHARE = 0.1;
+
+/**
+ * What pacing allows in a span, at the rate the account really sends once it misses deadlines:
+ * its probe reports the pause it keeps and how long its sends take, but a probe that shares its
+ * machine (the local network; a small VPS) or waits on a slow platform sends slower, and every
+ * canary planned past that rate comes back `deadline_missed`, wasted. Once at least one in ten
+ * of its recent canaries was missed (a stray miss, a pause of the probe's machine, is no rate):
+ * the rate shown (its sends of the recent span scaled to this one, plus a pair) or half of what
+ * pacing allows, whichever is more. With the shown rate alone, an account planned little sends
+ * little, shows a low rate and is planned less, until it stops.
+ */
+function paced(load: SenderLoad, pacing: number, span: number): number {
+  const r = load.recent;
+  if (!r || r.spanMs <= 0 || !Number.isFinite(pacing)) return pacing;
+  if (r.missed === 0 || r.missed < MISSED_SHARE * (r.sent + r.missed)) return pacing;
+  const shown = Math.ceil((r.sent * span) / r.spanMs) + 2;
+  return Math.min(pacing, Math.max(shown, Math.ceil(pacing / 2)));
 }
 
 /**
@@ -54,7 +80,7 @@ export function sendsWithin(load: SenderLoad, from: number, until: number): numb
   const used = load.capacity ? load.sentSinceReport : 0;
   // One send now, then one per longest pause plus what a send itself takes lately (send_ms).
   const perSend = c.pacing_max_ms + (c.send_ms ?? 0);
-  const pacing = perSend > 0 ? Math.floor(span / perSend) + 1 : Number.POSITIVE_INFINITY;
+  const pacing = paced(load, perSend > 0 ? Math.floor(span / perSend) + 1 : Number.POSITIVE_INFINITY, span);
   const window = (ms: number, max: number, remaining: number) => {
     const now = from - reported >= ms ? max : Math.max(0, remaining - used);
     return now + max * Math.floor(span / ms);

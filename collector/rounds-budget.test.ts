@@ -11,6 +11,7 @@ import { expect, it } from 'vitest';
 import type { SendCapacity } from '../protocol/index.ts';
 import { budgetLeft, DEFAULT_CAPACITY, nextCheckin, sendsWithin } from './capacity.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
+import { senderLoads } from './db/capacity.ts';
 import { insertFollowup } from './db/followups.ts';
 import { rows } from './db/open.ts';
 import { advanceFollowups } from './followups.ts';
@@ -65,6 +66,32 @@ it('counts sends in a window from pacing, limits, budget and what is spoken for'
   expect(
     budgetLeft({ ...base, outstanding: 1, capacity: capacity({ pacing_max_ms: 2000, queued: 4 }) }, 0, 7000),
   ).toBe(0);
+});
+
+it('plans an account that missed deadlines at the rate it showed, never below half its pacing', () => {
+  const at = new Date(0);
+  const fast = {
+    reportedAt: at,
+    sentSinceReport: 0,
+    outstanding: 0,
+    capacity: capacity({ pacing_max_ms: 500 }),
+  };
+  // pacing alone: one send now and one per 500 ms, 21 in 10 s
+  expect(sendsWithin(fast, 0, 10_000)).toBe(21);
+  // sent 60 a minute and missed none: its pacing stands
+  expect(sendsWithin({ ...fast, recent: { sent: 60, missed: 0, spanMs: 60_000 } }, 0, 10_000)).toBe(21);
+  // sent 90 a minute (15 in 10 s) and missed deadlines: what it showed, plus a pair
+  expect(sendsWithin({ ...fast, recent: { sent: 90, missed: 40, spanMs: 60_000 } }, 0, 10_000)).toBe(17);
+  // sent almost nothing: half its pacing, so that an account planned little is not planned less
+  expect(sendsWithin({ ...fast, recent: { sent: 2, missed: 5, spanMs: 60_000 } }, 0, 10_000)).toBe(11);
+  // a stray miss among many sends is no rate
+  expect(sendsWithin({ ...fast, recent: { sent: 30, missed: 3, spanMs: 60_000 } }, 0, 10_000)).toBe(21);
+  expect(sendsWithin({ ...fast, recent: { sent: 27, missed: 3, spanMs: 60_000 } }, 0, 10_000)).toBe(11);
+  // never more than pacing allows
+  expect(sendsWithin({ ...fast, recent: { sent: 600, missed: 1, spanMs: 60_000 } }, 0, 10_000)).toBe(21);
+  // the limits still apply
+  const limited = { ...fast, capacity: capacity({ pacing_max_ms: 500, remaining_minute: 5 }) };
+  expect(sendsWithin({ ...limited, recent: { sent: 90, missed: 40, spanMs: 60_000 } }, 0, 10_000)).toBe(5);
 });
 
 /** New accounts `us-…` (US) and `cn-…` (CN) in a group of their own. */
@@ -175,6 +202,24 @@ describeEachDb('rounds within the send budget', (getDb) => {
     expect(await round(t0)).toEqual({ alice: 4, bob: 2, carol: 0 });
     // Round 2, nothing reported sent: round 1's canaries still claim every send of the window.
     expect(await round(t0 + 4000)).toEqual({ alice: 0, bob: 0, carol: 0 });
+    // alice's probe reports what became of her canaries
+    const report = (
+      events: ({ canary: { id: string; ref: string; sendAt: string } } & Record<string, unknown>)[],
+    ) =>
+      signedPost(app, w.us, '/probe/v1/events', {
+        protocol: 1,
+        events: events.map(({ canary: c, ...e }) => ({
+          ...e,
+          event_id: randomUUID(),
+          platform: 'testbed',
+          account: alice,
+          conversation: c.ref,
+          at: new Date(c.sendAt).toISOString(),
+          clock_offset_ms: 0,
+          adapter: { name: 'testbed', version: '0.0.1' },
+          canary_id: c.id,
+        })),
+      });
     // alice's probe reports round 1's sends; bob's stay pending
     const mine = await rows<{ id: string; text: string; ref: string; sendAt: string }>(
       db,
@@ -182,27 +227,42 @@ describeEachDb('rounds within the send budget', (getDb) => {
           join conversations cv on cv.id = c.conversation_id
           where c.campaign_id = ${campaign.id}::uuid and c.sender_account_id = ${w.accountIds.alice}::uuid`,
     );
-    const res = await signedPost(app, w.us, '/probe/v1/events', {
-      protocol: 1,
-      events: mine.map((c) => ({
-        type: 'sent',
-        event_id: randomUUID(),
-        platform: 'testbed',
-        account: alice,
-        conversation: c.ref,
-        at: new Date(c.sendAt).toISOString(),
-        clock_offset_ms: 0,
-        adapter: { name: 'testbed', version: '0.0.1' },
-        canary_id: c.id,
-        text: c.text,
-      })),
-    });
+    const res = await report(mine.map((c) => ({ type: 'sent', text: c.text, canary: c })));
     expect(res.statusCode, res.body).toBe(200);
     // Round 3 (window from t0 + 8 s): alice has her budget back; bob's round-1 canaries are
     // past their deadlines by then, so they no longer claim his sends.
     expect(await round(t0 + 8000)).toEqual({ alice: 4, bob: 2, carol: 0 });
     // Round 4 overlaps round 3, whose canaries are not sent: nothing more.
     expect(await round(t0 + 12_000)).toEqual({ alice: 0, bob: 0, carol: 0 });
+    // alice's probe sends one of round 3's canaries and gives the others up, past their deadline:
+    // it sends slower than its pacing says. Round 5 (window from t0 + 16 s) plans her at the rate
+    // she showed in the minute before (5 sent: 1 in 7 s, plus a pair), not 4.
+    const round3 = await rows<{ id: string; text: string; ref: string; sendAt: string }>(
+      db,
+      sql`select c.id, c.text, cv.ref, c.send_at as "sendAt" from canaries c
+          join conversations cv on cv.id = c.conversation_id join rounds r on r.id = c.round_id
+          where c.campaign_id = ${campaign.id}::uuid and c.sender_account_id = ${w.accountIds.alice}::uuid
+            and r.round_at = ${new Date(t0 + 8000).toISOString()}::timestamptz
+          order by c.send_at`,
+    );
+    expect(round3).toHaveLength(4);
+    const late = await report(
+      round3.map((c, i) =>
+        i === 0
+          ? { type: 'sent', text: c.text, canary: c }
+          : { type: 'failed', failure: 'deadline_missed', detail: 'held past its deadline', canary: c },
+      ),
+    );
+    expect(late.statusCode, late.body).toBe(200);
+    const loads = await senderLoads(
+      db,
+      [w.accountIds.alice, w.accountIds.bob],
+      new Date(t0 + 16_000),
+      new Date(t0 + 23_000),
+    );
+    expect(loads.get(w.accountIds.alice)?.recent).toEqual({ sent: 5, missed: 3, spanMs: 60_000 });
+    expect(loads.get(w.accountIds.bob)?.recent).toEqual({ sent: 0, missed: 0, spanMs: 60_000 });
+    expect(await round(t0 + 16_000)).toEqual({ alice: 2, bob: 2, carol: 0 });
 
     // Per account and round window [round_at, round_at + 2 s + 5 s]: the canaries planned up to
     // that round that compete for it never exceed what the account can send in it.

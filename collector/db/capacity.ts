@@ -25,11 +25,16 @@ export async function recordSendCapacity(
     where a.platform = r.platform and a.handle = r.handle and a.probe_id = ${probeId}::uuid`);
 }
 
+/** How far back the planner looks at what an account really sent (SenderLoad.recent). */
+export const RECENT_MS = 60_000;
+
 /**
  * Per sender account: its last capacity report, what it sent since, and the canaries (of any
  * campaign, rounds and follow-ups alike) planned for it that are not reported sent, rejected or
  * failed and compete for sends in [from, until]: their deadline is after `from` and their send
- * time before `until`.
+ * time before `until`. And what it did with the canaries whose deadline fell in the minute
+ * before `from`: how many it sent (or the platform refused), how many its probe gave up as
+ * `deadline_missed` (index canaries (sender, deadline), events by canary).
  */
 export async function senderLoads(
   q: Queryable,
@@ -39,12 +44,16 @@ export async function senderLoads(
 ): Promise<Map<string, SenderLoad>> {
   const out = new Map<string, SenderLoad>();
   if (accountIds.length === 0) return out;
+  const fromIso = from.toISOString();
+  const recentFrom = new Date(from.getTime() - RECENT_MS).toISOString();
   const found = await rows<{
     id: string;
     capacity: SendCapacity | null;
     capacityAt: string | null;
     outstanding: number;
     sent: number;
+    recentSent: number;
+    recentMissed: number;
   }>(
     q,
     sql`select a.id, a.capacity, a.capacity_at as "capacityAt",
@@ -58,7 +67,18 @@ export async function senderLoads(
             (select count(*)::int from canaries c
               join events e on e.canary_id = c.id and e.type in ('sent', 'rejected')
               where c.sender_account_id = a.id and c.deadline_at > a.capacity_at
-                and e.received_at > a.capacity_at) end) as sent
+                and e.received_at > a.capacity_at) end) as sent,
+          (select count(*)::int from canaries c
+            where c.sender_account_id = a.id
+              and c.deadline_at > ${recentFrom}::timestamptz and c.deadline_at <= ${fromIso}::timestamptz
+              and exists (select 1 from events e
+                          where e.canary_id = c.id and e.type in ('sent', 'rejected'))) as "recentSent",
+          (select count(*)::int from canaries c
+            where c.sender_account_id = a.id
+              and c.deadline_at > ${recentFrom}::timestamptz and c.deadline_at <= ${fromIso}::timestamptz
+              and exists (select 1 from events e
+                          where e.canary_id = c.id and e.type = 'failed'
+                            and e.raw->>'failure' = 'deadline_missed')) as "recentMissed"
         from accounts a where a.id = any(${sql.param([...accountIds])}::uuid[])`,
   );
   for (const r of found) {
@@ -67,6 +87,7 @@ export async function senderLoads(
       reportedAt: r.capacityAt ? new Date(r.capacityAt) : undefined,
       sentSinceReport: r.sent,
       outstanding: r.outstanding,
+      recent: { sent: r.recentSent, missed: r.recentMissed, spanMs: RECENT_MS },
     });
   }
   return out;
