@@ -40,7 +40,14 @@ import {
   seedOutcomes,
   selectExportLines,
 } from '../collector/db/query-bench.ts';
-import { countByAxes, countByAxesRaw, type GroupedCounts } from '../collector/db/research-aggregation.ts';
+import {
+  countByAxes,
+  countByAxesRaw,
+  type GroupedCounts,
+  type LatencyCounts,
+  latencyHistogram,
+  latencyHistogramRaw,
+} from '../collector/db/research-aggregation.ts';
 import type { OutcomeFilter } from '../collector/db/research-filters.ts';
 import { readOutcomes } from '../collector/db/research-outcomes.ts';
 import { rollUpOutcomes } from '../collector/db/rollups.ts';
@@ -48,7 +55,7 @@ import { createLogger } from '../collector/logger.ts';
 
 import { encodeOutcomeCursor, researchReader } from '../collector/routes/research-query.ts';
 import { TEST_ADMIN_TOKEN, TEST_HASH_KEY } from '../collector/test-support/probe.ts';
-import type { AggregationAxis } from '../protocol/research.ts';
+import { type AggregationAxis, LATENCY_BIN_EDGES_MS } from '../protocol/research.ts';
 
 const { values } = parseArgs({
   options: {
@@ -155,6 +162,17 @@ try {
       counts(await read((q) => countByAxes(q, filter, axes))),
     http: `/api/v1/aggregation?group_by=${axes.join(',')}${query}`,
   });
+  // /latency: `same` compares the bins and n (the quantiles are within 9.05 %, decision 032).
+  const binsOf = (series: LatencyCounts[]) => JSON.stringify(series.map((s) => [s.kind, s.n, s.counts]));
+  const latency = (name: string, filter: OutcomeFilter, query: string) => ({
+    name,
+    naive: () => read((q) => latencyHistogramRaw(q, filter, LATENCY_BIN_EDGES_MS)),
+    current: () => read((q) => latencyHistogram(q, filter)),
+    same: async () =>
+      binsOf(await read((q) => latencyHistogramRaw(q, filter, LATENCY_BIN_EDGES_MS))) ===
+      binsOf((await read((q) => latencyHistogram(q, filter))).series),
+    http: `/api/v1/latency${query}`,
+  });
   const cases = [
     agg('aggregation hour × kind, all (dashboard, hour grain)', {}, ['hour', 'kind'], ''),
     agg('aggregation day × kind, all (dashboard default)', {}, ['day', 'kind'], ''),
@@ -167,6 +185,8 @@ try {
     ),
     agg('aggregation by campaign (filter bar)', {}, ['campaign'], ''),
     agg('aggregation by recipient region (filter bar)', {}, ['recipient_region'], ''),
+    latency('latency histogram and quantiles, all (latency view)', {}, ''),
+    latency('latency histogram and quantiles, one campaign', { campaign }, `?campaign=${campaign}`),
     {
       name: 'outcomes page of 100, 80 % in (keyset)',
       naive: () => read((q) => naiveOutcomePage(q, key, 101)),

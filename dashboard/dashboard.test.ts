@@ -380,6 +380,9 @@ if (!available) {
         expect(num(r[3])).toBe(body.series[1]?.counts[i]);
       });
       expect(body.series.every((s) => s.n > 0)).toBe(true);
+      // The campaign filter is held by the rollups: quantiles from their histogram, and said so.
+      expect(body.quantile_error).toBeGreaterThan(0);
+      expect(await page.$eval('#latency-quantile-note', (el) => el.textContent)).toContain('within 9.1 %');
       expect(await inkedPixels(page, 'latency')).toBeGreaterThan(1000);
       await screenshot(page, 'latency');
       expect(problems).toEqual([]);

@@ -4,7 +4,7 @@
  * are computed by the caller from these counts.
  */
 import { sql } from 'drizzle-orm';
-import type { AggregationAxis } from '../../protocol/research.ts';
+import { type AggregationAxis, LATENCY_BIN_EDGES_MS } from '../../protocol/research.ts';
 import { type Queryable, rows } from './open.ts';
 import {
   AXIS_SQL,
@@ -15,7 +15,7 @@ import {
   SEALED,
   whereClause,
 } from './research-filters.ts';
-import { countByAxesFromRollups, rollupPlan } from './rollups.ts';
+import { countByAxesFromRollups, LATENCY_RELATIVE_ERROR, latencyFromRollups, rollupPlan } from './rollups.ts';
 
 export interface StatusCounts {
   delivered: number;
@@ -91,7 +91,27 @@ export interface LatencyCounts {
   p99: number | null;
 }
 
-export async function latencyHistogram(
+/** /api/v1/latency's histograms and quantiles, and the largest relative error of those quantiles. */
+export interface LatencySeries {
+  series: LatencyCounts[];
+  /** 0: quantiles over every outcome (exact); LATENCY_RELATIVE_ERROR: read from the rollups' histogram. */
+  quantileError: number;
+}
+
+/**
+ * Latency per arm in the bins of LATENCY_BIN_EDGES_MS: from the rollups when they hold the
+ * filter exactly (bins exact, quantiles within LATENCY_RELATIVE_ERROR; decision 032), from the
+ * outcomes otherwise (exact quantiles).
+ */
+export async function latencyHistogram(q: Queryable, filter: OutcomeFilter): Promise<LatencySeries> {
+  const plan = rollupPlan(filter, ['kind']);
+  return plan
+    ? { series: await latencyFromRollups(q, filter, plan), quantileError: LATENCY_RELATIVE_ERROR }
+    : { series: await latencyHistogramRaw(q, filter, LATENCY_BIN_EDGES_MS), quantileError: 0 };
+}
+
+/** Latency per arm from the outcomes themselves: bins at `edges` and exact percentile_cont quantiles. */
+export async function latencyHistogramRaw(
   q: Queryable,
   filter: OutcomeFilter,
   edges: readonly number[],

@@ -2,10 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
-import type { AggregationAxis } from '../../protocol/research.ts';
+import { type AggregationAxis, LATENCY_BIN_EDGES_MS } from '../../protocol/research.ts';
 import { describeEachDb } from '../test-support/db.ts';
 import type { Db } from './open.ts';
-import { countByAxes, countByAxesRaw, type GroupedCounts } from './research-aggregation.ts';
+import {
+  countByAxes,
+  countByAxesRaw,
+  type GroupedCounts,
+  type LatencyCounts,
+  latencyHistogram,
+  latencyHistogramRaw,
+} from './research-aggregation.ts';
 import type { OutcomeFilter } from './research-filters.ts';
 import {
   countByAxesFromRollups,
@@ -74,9 +81,17 @@ const outcomeArb = fc.record({
   // Three days, so minute, hour and day cells all hold several outcomes and edges.
   sendMs: fc.integer({ min: 0, max: 3 * 86_400_000 - 1 }),
   status: fc.constantFrom(...STATUSES),
-  latency: fc.option(fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 2 ** 30 - 1 })), {
-    nil: null,
-  }),
+  latency: fc.option(
+    fc.oneof(
+      fc.integer({ min: 0, max: 5000 }),
+      fc.integer({ min: 0, max: 2 ** 30 - 1 }),
+      // on the edges of /latency's bins
+      fc.constantFrom(...LATENCY_BIN_EDGES_MS),
+    ),
+    {
+      nil: null,
+    },
+  ),
 });
 
 async function insertOutcomes(db: Db, w: World, list: RandomOutcome[]): Promise<string[]> {
@@ -157,22 +172,29 @@ function toFilter(w: World, q: Parameters<Parameters<typeof queryArb.map>[0]>[0]
   };
 }
 
+/** A quantile read from the histogram is within its error of the exact one (null when that is null). */
+function expectWithinError(approx: number | null, exact: number | null): void {
+  if (exact === null) expect(approx).toBeNull();
+  // The bound is reached (a value on a bucket's lower edge, e.g. 1 ms or 1024 ms): allow float rounding.
+  else
+    expect(Math.abs(approx! - exact)).toBeLessThanOrEqual(LATENCY_RELATIVE_ERROR * exact * (1 + 1e-9) + 1e-9);
+}
+
 /** Counts and keys equal; latency quantiles within the histogram's error. */
 function expectSame(fromRollups: GroupedCounts[], raw: GroupedCounts[]): void {
   const counts = (rs: GroupedCounts[]) => rs.map((r) => [r.k, ...STATUSES.map((s) => r[s])]);
   expect(counts(fromRollups)).toEqual(counts(raw));
   for (const [i, r] of raw.entries()) {
-    const got = fromRollups[i]!;
-    for (const key of ['latency_p50_ms', 'latency_p95_ms'] as const) {
-      const exact = r[key];
-      const approx = got[key];
-      if (exact === null) expect(approx).toBeNull();
-      // The bound is reached (a value on a bucket's lower edge, e.g. 1 ms or 1024 ms): allow float rounding.
-      else
-        expect(Math.abs(approx! - exact)).toBeLessThanOrEqual(
-          LATENCY_RELATIVE_ERROR * exact * (1 + 1e-9) + 1e-9,
-        );
-    }
+    expectWithinError(fromRollups[i]!.latency_p50_ms, r.latency_p50_ms);
+    expectWithinError(fromRollups[i]!.latency_p95_ms, r.latency_p95_ms);
+  }
+}
+
+/** /latency: bins and n equal, the four quantiles within the histogram's error. */
+function expectSameLatency(fromRollups: LatencyCounts[], raw: LatencyCounts[]): void {
+  expect(fromRollups.map((s) => [s.kind, s.n, s.counts])).toEqual(raw.map((s) => [s.kind, s.n, s.counts]));
+  for (const [i, r] of raw.entries()) {
+    for (const key of ['p50', 'p90', 'p95', 'p99'] as const) expectWithinError(fromRollups[i]![key], r[key]);
   }
 }
 
@@ -257,6 +279,10 @@ describeEachDb('rollups', (getDb) => {
             const raw = await countByAxesRaw(db, filter, q.axes);
             expectSame(await countByAxesFromRollups(db, filter, q.axes, plan!), raw);
             expectSame(await countByAxes(db, filter, q.axes), raw);
+            // /latency from the same rollups (decision 032): the bins exactly.
+            const latency = await latencyHistogram(db, filter);
+            expect(latency.quantileError).toBe(LATENCY_RELATIVE_ERROR);
+            expectSameLatency(latency.series, await latencyHistogramRaw(db, filter, LATENCY_BIN_EDGES_MS));
           }
         },
       ),

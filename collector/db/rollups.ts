@@ -1,8 +1,9 @@
 /**
  * Rollups of outcomes (decision 022): counts per time bucket (minute, hour, day of the send
  * time, UTC), campaign, arm (test/control) and scope (platform, conversation kind, sender and
- * recipient region), with a latency histogram of arrived outcomes, so that /aggregation reads
- * thousands of rows instead of millions.
+ * recipient region), with a latency histogram of arrived outcomes and their counts per bin of
+ * /api/v1/latency (decision 032), so that /aggregation and /latency read thousands of rows
+ * instead of millions.
  *
  * Guarantees:
  * - Exact counts. Every outcome write sets outcomes.updated_at = now() (the writing
@@ -30,9 +31,9 @@
  * keeps the old kind in cells not written since (the outcomes answer with the new one).
  */
 import { type SQL, sql } from 'drizzle-orm';
-import type { AggregationAxis } from '../../protocol/research.ts';
+import { type AggregationAxis, LATENCY_BIN_EDGES_MS } from '../../protocol/research.ts';
 import { type Db, type Queryable, rows } from './open.ts';
-import type { GroupedCounts } from './research-aggregation.ts';
+import type { GroupedCounts, LatencyCounts } from './research-aggregation.ts';
 import {
   AXIS_SQL,
   isoMicros,
@@ -56,6 +57,13 @@ const EDGES_SQL = sql.raw(`'{${LATENCY_BUCKET_EDGES_MS.join(',')}}'::float8[]`);
 /** The bucket of an arrived outcome's latency, null for any other outcome. */
 const LATENCY_BUCKET = sql`case when o.status in ('delivered', 'delayed') and o.latency_ms is not null
   then width_bucket(o.latency_ms::float8, ${EDGES_SQL}) end`;
+
+/** Bins of /api/v1/latency: bin 0 below the first edge (negative latencies too), the last at or above the last edge. */
+export const LATENCY_BINS = LATENCY_BIN_EDGES_MS.length + 1;
+const BIN_EDGES_SQL = sql.raw(`'{${LATENCY_BIN_EDGES_MS.join(',')}}'::float8[]`);
+/** The /latency bin of an arrived outcome's latency (as that route computes it), null for any other outcome. */
+const LATENCY_BIN = sql`case when o.status in ('delivered', 'delayed') and o.latency_ms is not null
+  then width_bucket(greatest(o.latency_ms, 0)::float8, ${BIN_EDGES_SQL}) end`;
 
 /** The value a quantile takes in bucket `b`: its geometric middle (0 below 1 ms, the edge above the top). */
 function bucketValue(b: number): number {
@@ -115,10 +123,16 @@ const STEP: Record<Grain, SQL> = {
 };
 const STATUSES = ['delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed', 'pending'] as const;
 const ids = (cols: readonly string[]) => sql.raw(cols.join(', '));
-/** array[sum(col[1]), …, sum(col[L])]::int[]: the element-wise sum of histograms. */
-const sumHistograms = (col: string) =>
+/** array[sum(col[1]), …, sum(col[L])]::int[]: the element-wise sum of histograms (L buckets). */
+const sumHistograms = (col: string, length = LATENCY_BUCKETS) =>
   sql.raw(
-    `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `coalesce(sum(${col}[${i + 1}]), 0)`).join(', ')}]::int[]`,
+    `array[${Array.from({ length }, (_, i) => `coalesce(sum(${col}[${i + 1}]), 0)`).join(', ')}]::int[]`,
+  );
+const sumBins = (col: string) => sumHistograms(col, LATENCY_BINS);
+/** array[sum(arrived) filter (where <key> = 0), …]::int[]: a histogram from rows grouped by bucket or bin. */
+const countPer = (key: string, length: number) =>
+  sql.raw(
+    `array[${Array.from({ length }, (_, i) => `coalesce(sum(arrived) filter (where ${key} = ${i}), 0)`).join(', ')}]::int[]`,
   );
 
 export interface RollupRun {
@@ -195,6 +209,7 @@ const ROW_COLUMNS = [
   'recipient_region',
   ...STATUSES,
   'latency',
+  'bins',
 ];
 
 async function recomputeMinutes(q: Queryable, many: boolean): Promise<void> {
@@ -202,16 +217,14 @@ async function recomputeMinutes(q: Queryable, many: boolean): Promise<void> {
     where r.grain = 'minute' and r.campaign_id = d.campaign_id and r.bucket = d.bucket`);
   const counts = STATUSES.map((s) => sql.raw(`count(*) filter (where o.status = '${s}') as ${s}`));
   const sums = STATUSES.map((s) => sql.raw(`sum(${s})::int`));
-  const histogram = sql.raw(
-    `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `coalesce(sum(arrived) filter (where lb = ${i}), 0)`).join(', ')}]::int[]`,
-  );
-  // Per cell and latency bucket first, then one row per cell at both levels (grouping sets).
+  // Per cell, latency bucket and /latency bin first, then one row per cell at both levels (grouping sets).
   await q.execute(sql`insert into outcome_rollups (${ids(ROW_COLUMNS)})
     select 'minute', bucket, campaign_id, grouping(platform) = 0, kind, coalesce(platform, ''),
-      coalesce(ck, ''), coalesce(sr, ''), coalesce(rr, ''), ${sql.join(sums, sql`, `)}, ${histogram}
+      coalesce(ck, ''), coalesce(sr, ''), coalesce(rr, ''), ${sql.join(sums, sql`, `)},
+      ${countPer('lb', LATENCY_BUCKETS)}, ${countPer('bn', LATENCY_BINS)}
     from (
       select d.bucket, c.campaign_id, c.kind, cv.platform, cv.kind as ck, s.region as sr, r.region as rr,
-        ${LATENCY_BUCKET} as lb, ${sql.join(counts, sql`, `)},
+        ${LATENCY_BUCKET} as lb, ${LATENCY_BIN} as bn, ${sql.join(counts, sql`, `)},
         count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
       from rollup_dirty d
         ${
@@ -225,7 +238,7 @@ async function recomputeMinutes(q: Queryable, many: boolean): Promise<void> {
         join accounts s on s.id = c.sender_account_id
         join accounts r on r.id = o.recipient_account_id
         join conversations cv on cv.id = c.conversation_id
-      group by 1, 2, 3, 4, 5, 6, 7, 8) g
+      group by 1, 2, 3, 4, 5, 6, 7, 8, 9) g
     group by grouping sets ((bucket, campaign_id, kind, platform, ck, sr, rr), (bucket, campaign_id, kind))`);
 }
 
@@ -236,7 +249,8 @@ async function recomputeFromFiner(q: Queryable, grain: Grain, finer: Grain, many
   const sums = STATUSES.map((s) => sql.raw(`sum(r.${s})::int`));
   await q.execute(sql`insert into outcome_rollups (${ids(ROW_COLUMNS)})
     select ${grain}, h.bucket, r.campaign_id, r.scoped, r.kind, r.platform, r.conversation_kind,
-      r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')}
+      r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')},
+      ${sumBins('r.bins')}
     from ${cells} h
       ${
         many
@@ -258,7 +272,8 @@ async function recomputeTotals(q: Queryable, grain: Grain, many: boolean): Promi
   const sums = STATUSES.map((s) => sql.raw(`sum(r.${s})::int`));
   await q.execute(sql`insert into outcome_rollup_totals (${ids(ROW_COLUMNS.filter((c) => c !== 'campaign_id'))})
     select ${grain}, h.bucket, r.scoped, r.kind, r.platform, r.conversation_kind,
-      r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')}
+      r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')},
+      ${sumBins('r.bins')}
     from ${cells} h
       ${
         many
@@ -331,6 +346,65 @@ export async function countByAxesFromRollups(
   axes: readonly AggregationAxis[],
   plan: RollupPlan,
 ): Promise<GroupedCounts[]> {
+  const histogram = new Float64Array(LATENCY_BUCKETS);
+  return (await readRollupCells(q, filter, axes, plan, false)).map((row) => {
+    const latency = parseHistogram(row.latency, histogram);
+    return {
+      ...row.counts,
+      latency_p50_ms: quantileFromHistogram(latency, 0.5),
+      latency_p95_ms: quantileFromHistogram(latency, 0.95),
+      k: row.k,
+    };
+  });
+}
+
+/**
+ * /api/v1/latency from the rollups (decision 032): the bins exactly, the quantiles within
+ * LATENCY_RELATIVE_ERROR; `plan` as rollupPlan(filter, []) gives it.
+ */
+export async function latencyFromRollups(
+  q: Queryable,
+  filter: OutcomeFilter,
+  plan: RollupPlan,
+): Promise<LatencyCounts[]> {
+  const found = await readRollupCells(q, filter, ['kind'], plan, true);
+  return (['test', 'control'] as const).map((kind) => {
+    const row = found.find((r) => r.k[0] === kind);
+    const latency = parseHistogram(row?.latency ?? '', new Float64Array(LATENCY_BUCKETS));
+    const counts = [...parseHistogram(row?.bins ?? '', new Float64Array(LATENCY_BINS))];
+    return {
+      kind,
+      counts,
+      n: counts.reduce((a, b) => a + b, 0),
+      p50: quantileFromHistogram(latency, 0.5),
+      p90: quantileFromHistogram(latency, 0.9),
+      p95: quantileFromHistogram(latency, 0.95),
+      p99: quantileFromHistogram(latency, 0.99),
+    };
+  });
+}
+
+interface RollupCellRow {
+  k: (string | null)[];
+  counts: Record<(typeof STATUSES)[number], number>;
+  /** The latency histogram as text (parseHistogram). */
+  latency: string;
+  /** The /latency bins as text, '' unless asked for. */
+  bins: string;
+}
+
+/**
+ * The rollups' rows at the plan's grain and scope, grouped by the axes, plus the outcomes of the
+ * cells written since the watermark; one statement, one snapshot. `withBins`: also the /latency
+ * bins (a second, short array through the same sums).
+ */
+async function readRollupCells(
+  q: Queryable,
+  filter: OutcomeFilter,
+  axes: readonly AggregationAxis[],
+  plan: RollupPlan,
+  withBins: boolean,
+): Promise<RollupCellRow[]> {
   const { grain, scoped } = plan;
   const k = axes.map((_, i) => `k${i}`);
   const keys = ids(k);
@@ -368,22 +442,29 @@ export async function countByAxesFromRollups(
 
   const wanted = (s: string) => !filter.statuses?.length || filter.statuses.includes(s);
   const rollCounts = STATUSES.map((s) => (wanted(s) ? sql.raw(`sum(r.${s}) as ${s}`) : sql.raw(`0 as ${s}`)));
-  const rollLatency = wanted('delivered')
+  const arrivedWanted = wanted('delivered');
+  const rollLatency = arrivedWanted
     ? sumHistograms('r.latency')
     : sql.raw(`array_fill(0, array[${LATENCY_BUCKETS}])`);
+  // Without bins: an empty array all the way, summed by nothing.
+  const rollBins = !withBins
+    ? sql.raw(`'{}'::int[]`)
+    : arrivedWanted
+      ? sumBins('r.bins')
+      : sql.raw(`array_fill(0, array[${LATENCY_BINS}])`);
   const rawCounts = STATUSES.map((s) => sql.raw(`count(*) filter (where o.status = '${s}') as ${s}`));
   const sumAll = (prefix: string) =>
     sql.raw(STATUSES.map((s) => `sum(${prefix}${s})::int as ${s}`).join(', '));
   const castAll = sql.raw(STATUSES.map((s) => `${s}::int as ${s}`).join(', '));
   const sameKeys = sql.raw(k.map((x) => `f.${x} is not distinct from r.${x}`).join(' and '));
-  const rawHistogram = sql.raw(
-    `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `coalesce(sum(arrived) filter (where lb = ${i}), 0)`).join(', ')}]::int[]`,
-  );
+  const rawHistogram = countPer('lb', LATENCY_BUCKETS);
+  const rawBins = withBins ? countPer('bn', LATENCY_BINS) : sql.raw(`'{}'::int[]`);
+  const mergedBins = withBins ? sumBins('bins') : sql.raw(`'{}'::int[]`);
   // The histogram sums make a long expression: compiling it (JIT) costs seconds, reading rows
   // milliseconds. Inside a transaction (research reads are) this holds for this read only.
   await q.execute(sql`set local jit = off`);
   // The histogram as text: splitting it costs a fraction of parsing an int[] literal.
-  const found = await rows<Record<string, unknown> & { latency: string }>(
+  const found = await rows<Record<string, unknown> & { latency: string; bins: string }>(
     q,
     sql`with wm as (select coalesce(max(watermark), '-infinity'::timestamptz) as w from rollup_watermark),
       dirty as materialized (
@@ -400,48 +481,41 @@ export async function countByAxesFromRollups(
         select ${sql.join(
           axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
           sql`, `,
-        )}, ${sql.join(rollCounts, sql`, `)}, ${rollLatency} as latency
+        )}, ${sql.join(rollCounts, sql`, `)}, ${rollLatency} as latency, ${rollBins} as bins
         from ${totals ? sql`outcome_rollup_totals` : sql`outcome_rollups`} r where ${whereClause(rollWhere)}
         group by ${keys}),
       fresh_lb as (
         select ${sql.join(
           axes.map((a, i) => sql`${AXIS_SQL[a]} as ${sql.identifier(`k${i}`)}`),
           sql`, `,
-        )}, ${LATENCY_BUCKET} as lb, ${sql.join(rawCounts, sql`, `)},
-          count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
+        )}, ${LATENCY_BUCKET} as lb, ${withBins ? LATENCY_BIN : sql`null::int`} as bn,
+          ${sql.join(rawCounts, sql`, `)}, count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
         -- offset 0 keeps the subquery per cell: nothing is read when no cell is dirty
         from dirty d
           cross join lateral (select * from canaries c where ${totals ? sql`` : sql`c.campaign_id = d.campaign_id and`}
             c.send_at >= d.bucket and c.send_at < d.bucket + ${STEP[grain]} offset 0) c
           ${RAW_JOINS}
         where ${whereClause(outcomeConditions(filter))}
-        group by ${keys}, lb),
-      fresh as (select ${keys}, ${sumAll('')}, ${rawHistogram} as latency from fresh_lb group by ${keys}),
+        group by ${keys}, lb, bn),
+      fresh as (select ${keys}, ${sumAll('')}, ${rawHistogram} as latency, ${rawBins} as bins
+        from fresh_lb group by ${keys}),
       -- A key in both: its rollup and fresh parts summed. Histograms are summed only for those
       -- keys (summing 122 buckets is the costly part): usually none, as no cell is dirty.
       merged as (
-        select ${keys}, ${sumAll('')}, ${sumHistograms('latency')} as latency
+        select ${keys}, ${sumAll('')}, ${sumHistograms('latency')} as latency, ${mergedBins} as bins
         from (select * from roll r where exists (select 1 from fresh f where ${sameKeys})
               union all select * from fresh) p
         group by ${keys})
-    select ${keys}, ${castAll}, array_to_string(latency, ',') as latency
+    select ${keys}, ${castAll}, array_to_string(latency, ',') as latency, array_to_string(bins, ',') as bins
     from (select * from roll r where not exists (select 1 from fresh f where ${sameKeys})
           union all select * from merged) x
     where ${sql.raw(STATUSES.join(' + '))} > 0
     order by ${keys}`,
   );
-  const histogram = new Float64Array(LATENCY_BUCKETS);
-  return found.map((row) => {
-    const counts = Object.fromEntries(STATUSES.map((s) => [s, Number(row[s])])) as Record<
-      (typeof STATUSES)[number],
-      number
-    >;
-    const latency = parseHistogram(row.latency, histogram);
-    return {
-      ...counts,
-      latency_p50_ms: quantileFromHistogram(latency, 0.5),
-      latency_p95_ms: quantileFromHistogram(latency, 0.95),
-      k: axes.map((_, i) => (row[`k${i}`] ?? null) as string | null),
-    };
-  });
+  return found.map((row) => ({
+    k: axes.map((_, i) => (row[`k${i}`] ?? null) as string | null),
+    counts: Object.fromEntries(STATUSES.map((s) => [s, Number(row[s])])) as RollupCellRow['counts'],
+    latency: row.latency,
+    bins: row.bins ?? '',
+  }));
 }

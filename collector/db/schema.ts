@@ -451,6 +451,12 @@ const rollupCells = () => ({
   pending: integer('pending').notNull(),
   /** Delivered and delayed outcomes with a latency, per bucket of rollups.ts LATENCY_BUCKETS. */
   latency: integer('latency').array().notNull(),
+  /**
+   * The same outcomes per bin of /api/v1/latency (protocol LATENCY_BIN_EDGES_MS, 10 bins:
+   * below 250 ms … at or above 300 s; a negative latency counts in the first). Changing those
+   * edges means rebuilding the rollups (a migration that empties them, as 0016 does).
+   */
+  bins: integer('bins').array().notNull(),
 });
 
 /**

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
@@ -171,6 +172,12 @@ describeEachDb('research API: aggregation, findings, probes', (getDb) => {
       expect(test.counts[slow]).toBeGreaterThan(0);
       expect(control.counts[slow]).toBe(0);
       expect(test.p99_ms).toBeGreaterThan(control.p99_ms ?? Infinity);
+      // A campaign filter: served from the rollups (decision 032), quantiles from their histogram.
+      expect(body.quantile_error).toBeCloseTo(2 ** (1 / 8) - 1, 12);
+      // A probe filter: only the outcomes hold it, quantiles exact.
+      const byProbe = await app.inject({ url: `/api/v1/latency?${campaignQ()}&probe=${randomUUID()}` });
+      expect(byProbe.statusCode).toBe(200);
+      expect((byProbe.json() as LatencyResponse).quantile_error).toBe(0);
       const csv = await app.inject({ url: `/api/v1/latency?${campaignQ()}&format=csv` });
       expect(parseCsv(csv.body)[0]).toEqual(['lo_ms', 'hi_ms', 'test', 'control']);
     });

@@ -125,7 +125,7 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ read: Resear
     },
     async (req, reply) => {
       const filter = toOutcomeFilter(req.query);
-      const series = await read((q) => latencyHistogram(q, filter, LATENCY_BIN_EDGES_MS));
+      const { series, quantileError } = await read((q) => latencyHistogram(q, filter));
       const bins = [0, ...LATENCY_BIN_EDGES_MS].map((lo, i) => ({
         lo_ms: lo,
         hi_ms: LATENCY_BIN_EDGES_MS[i] ?? null,
@@ -137,6 +137,7 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ read: Resear
           .send(csvTable(['lo_ms', 'hi_ms', ...series.map((s) => s.kind)], rows));
       }
       return reply.type('application/json').send({
+        quantile_error: quantileError,
         bins,
         series: series.map((s) => ({
           kind: s.kind,

@@ -41,6 +41,13 @@ export async function latency(root: HTMLElement, route: Route): Promise<void> {
   });
   root.append(
     h('h2', {}, 'Quantiles'),
+    h(
+      'p',
+      { class: 'note', id: 'latency-quantile-note' },
+      body.quantile_error > 0
+        ? `Read from the rollups' histogram: each quantile within ${Math.round(body.quantile_error * 1000) / 10} % of the exact value; the counts per bin are exact.`
+        : 'Computed over every arrived canary (exact).',
+    ),
     dataTable({
       header: ['kind', 'arrived', 'p50', 'p90', 'p95', 'p99'],
       rows: body.series.map((s) => [s.kind, s.n, ms(s.p50_ms), ms(s.p90_ms), ms(s.p95_ms), ms(s.p99_ms)]),
