@@ -68,18 +68,20 @@ export async function senderLoads(
               join events e on e.canary_id = c.id and e.type in ('sent', 'rejected')
               where c.sender_account_id = a.id and c.deadline_at > a.capacity_at
                 and e.received_at > a.capacity_at) end) as sent,
-          (select count(*)::int from canaries c
+          rc."recentSent", rc."recentMissed"
+        from accounts a
+          -- the account's canaries due in the last RECENT_MS, read once: how many it sent (or the
+          -- platform refused), how many its probe gave up as deadline_missed
+          cross join lateral (
+            select count(*) filter (where exists (select 1 from events e
+                      where e.canary_id = c.id and e.type in ('sent', 'rejected')))::int as "recentSent",
+                   count(*) filter (where exists (select 1 from events e
+                      where e.canary_id = c.id and e.type = 'failed'
+                        and e.raw->>'failure' = 'deadline_missed'))::int as "recentMissed"
+            from canaries c
             where c.sender_account_id = a.id
-              and c.deadline_at > ${recentFrom}::timestamptz and c.deadline_at <= ${fromIso}::timestamptz
-              and exists (select 1 from events e
-                          where e.canary_id = c.id and e.type in ('sent', 'rejected'))) as "recentSent",
-          (select count(*)::int from canaries c
-            where c.sender_account_id = a.id
-              and c.deadline_at > ${recentFrom}::timestamptz and c.deadline_at <= ${fromIso}::timestamptz
-              and exists (select 1 from events e
-                          where e.canary_id = c.id and e.type = 'failed'
-                            and e.raw->>'failure' = 'deadline_missed')) as "recentMissed"
-        from accounts a where a.id = any(${sql.param([...accountIds])}::uuid[])`,
+              and c.deadline_at > ${recentFrom}::timestamptz and c.deadline_at <= ${fromIso}::timestamptz) rc
+        where a.id = any(${sql.param([...accountIds])}::uuid[])`,
   );
   for (const r of found) {
     out.set(r.id, {
