@@ -12,7 +12,8 @@
  *
  * FUZZ_SEED=<n> replays another seed; FUZZ_RUNS=<n> scales every group.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import fc from 'fast-check';
@@ -27,7 +28,10 @@ import { loadConfig as loadCollectorConfig } from '../collector/config.ts';
 import { SdError } from '../collector/errors.ts';
 import { importCitizenLabCsv, MAX_TERM_FILE_BYTES, parseTermFile } from '../collector/planning/terms.ts';
 import { ConfigError, MAX_PROBE_CONFIG_BYTES, parseConfig } from '../probe/config.ts';
+import { tokenKey } from '../testbed/auth.ts';
+import { loadState, MAX_STATE_BYTES, StateFileError } from '../testbed/persist.ts';
 import { MAX_POLICY_BYTES, PolicyError, parsePolicy } from '../testbed/policy.ts';
+import { Store } from '../testbed/store.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_202);
 const SCALE = Number(process.env.FUZZ_RUNS ?? 1);
@@ -43,6 +47,54 @@ const ACCOUNTS_EXAMPLE = stringify({
   ],
   groups: [{ room: 'g1@conference.localhost', members: ['cn1@localhost', 'us1@localhost'] }],
 });
+/** A testbed state file as the testbed writes it: three accounts, a token, a direct and a group chat, messages. */
+function stateExample(): string {
+  const store = new Store();
+  for (const [handle, region] of [
+    ['alice', 'US'],
+    ['bob', 'CN'],
+    ['carol', 'TW'],
+  ] as const) {
+    store.addAccount({ handle, region, password: { salt: randomBytes(16), hash: randomBytes(32) } });
+  }
+  store.addToken(tokenKey('a token'), 'alice');
+  const direct = store.direct('alice', 'bob');
+  const group = store.group('friends', ['alice', 'bob', 'carol']);
+  for (const [i, conv] of [direct, group, group].entries()) {
+    const message = {
+      id: store.newMessageId(),
+      conversation: conv.id,
+      from: 'alice',
+      text: `hello ${i} 六四`,
+      // now: the testbed keeps 6 hours of history
+      at: new Date().toISOString(),
+      delivered_at: new Date().toISOString(),
+    };
+    store.append('alice', 'own', message);
+    for (const m of conv.members) if (m !== 'alice') store.append(m, 'delivered', message);
+  }
+  return JSON.stringify(store.snapshot());
+}
+const STATE_EXAMPLE = stateExample();
+
+/** The JSON example with the value at one path replaced by anything (or removed). */
+function mutatedJson(example: string): fc.Arbitrary<string> {
+  const base = JSON.parse(example) as unknown;
+  const all = paths(base).filter((p) => p.length > 0);
+  return fc
+    .tuple(fc.constantFrom(...all), fc.option(fc.jsonValue({ maxDepth: 3 }), { nil: undefined }))
+    .map(([path, value]) => {
+      const copy = JSON.parse(example) as Record<string | number, unknown>;
+      let at: Record<string | number, unknown> = copy;
+      for (const key of path.slice(0, -1)) at = at[key] as Record<string | number, unknown>;
+      const last = path.at(-1)!;
+      if (value !== undefined) at[last] = value;
+      else if (Array.isArray(at)) at.splice(Number(last), 1);
+      else delete at[last];
+      return JSON.stringify(copy);
+    });
+}
+
 /** An error message may quote a value; it must not carry a whole hostile file with it. */
 const MAX_MESSAGE = 4096;
 
@@ -176,6 +228,55 @@ describe('fuzz: files from outside', () => {
     doc.setIn(['accounts', 1, 'handle'], 'CN1@localhost');
     doc.setIn(['accounts', 0, 'handle'], 'cn1@localhost');
     expect(() => parseAccountsFile(doc.toString(), 'accounts.yaml')).toThrow(/listed twice/);
+  });
+
+  it('the testbed state file: a store that works or a StateFileError naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sd-fuzz-state-'));
+    const file = join(dir, 'state.json');
+    try {
+      const arb = fc.oneof(
+        { arbitrary: fc.string({ maxLength: 400 }), weight: 1 },
+        { arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)), weight: 2 },
+        { arbitrary: mutatedJson(STATE_EXAMPLE), weight: 6 },
+        { arbitrary: hostile(1000), weight: 1 },
+      );
+      check('testbed state', 600, arb, (text) => {
+        writeFileSync(file, text);
+        let store: Store;
+        try {
+          store = loadState(file);
+        } catch (err) {
+          return ownError(err, StateFileError, file);
+        }
+        // What the testbed does with a state it loaded: list, deliver, stream, save.
+        const handles = store.snapshot().accounts.map((a) => a.handle);
+        for (const h of handles) {
+          store.conversationsOf(h);
+          store.timeline(h);
+        }
+        if (handles.length >= 2) {
+          const conv = store.direct(handles[0]!, handles[1]!);
+          const at = new Date().toISOString();
+          const message = {
+            id: store.newMessageId(),
+            conversation: conv.id,
+            from: handles[0]!,
+            text: 'x',
+            at,
+            delivered_at: at,
+          };
+          if (!store.append(handles[1]!, 'delivered', message)) return 'a listed account has no timeline';
+        }
+        JSON.parse(JSON.stringify(store.snapshot()));
+        return null;
+      });
+      // The example itself loads, and an oversize file is refused before it is read.
+      writeFileSync(file, STATE_EXAMPLE);
+      expect(loadState(file).timeline('bob')).toHaveLength(3);
+      expect(MAX_STATE_BYTES).toBeLessThan(2 ** 29);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('term lists: never throw; every refusal names a line of the file; nothing oversize is read', () => {

@@ -9,26 +9,125 @@
  * collector too) for as long as it took. Saves never overlap; the next one waits at least
  * ten times as long as the last one took, so saving stays a small share of the time.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { Type } from 'typebox';
+import { Value } from 'typebox/value';
 import { Store, type StoreOptions, type StoreSnapshot } from './store.ts';
 
 export class StateFileError extends Error {
   readonly code = 'SD_ERR_TESTBED_STATE';
 }
 
-/** The store kept in `file`, or an empty one when the file does not exist yet. */
+/**
+ * The largest state file read: about the longest string Node can hold. The history limits
+ * (store.ts: 6 hours, at most 50,000 entries per account) keep a demo's file far below it
+ * (a day of the demo's traffic was 118 MB before those limits).
+ */
+export const MAX_STATE_BYTES = 512 * 1024 * 1024 - 64;
+
+const Handle = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.@-]+$' });
+const Id = Type.String({ minLength: 1, maxLength: 64 });
+const Instant = Type.String({ maxLength: 40 });
+const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+/** What a state file must hold before the store trusts it (store.ts StoreSnapshot; the API's bounds). */
+const SnapshotSchema = Type.Object({
+  version: Type.Literal(1),
+  accounts: Type.Array(
+    Type.Object({
+      handle: Handle,
+      region: Type.String({ pattern: '^[A-Z]{2}$' }),
+      // scrypt: a 16-byte salt and a 32-byte hash, base64
+      salt: Type.String({ pattern: '^[A-Za-z0-9+/]{22}==$' }),
+      hash: Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' }),
+    }),
+  ),
+  // SHA-256 of a token, base64url (auth.ts tokenKey)
+  tokens: Type.Array(Type.Tuple([Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }), Handle])),
+  conversations: Type.Array(
+    Type.Object({
+      id: Id,
+      kind: Type.Union([Type.Literal('direct'), Type.Literal('group')]),
+      members: Type.Array(Handle, { minItems: 1, maxItems: 1000 }),
+      title: Type.Optional(Type.String({ maxLength: 200 })),
+    }),
+  ),
+  timelines: Type.Record(
+    Type.String(),
+    Type.Array(
+      Type.Object({
+        seq: Count,
+        kind: Type.Union([Type.Literal('own'), Type.Literal('delivered')]),
+        message: Type.Object({
+          id: Id,
+          conversation: Id,
+          from: Handle,
+          // a policy's notice or replacement may lengthen what was sent (at most 10,000 characters)
+          text: Type.String({ maxLength: 100_000 }),
+          at: Instant,
+          delivered_at: Instant,
+        }),
+      }),
+    ),
+  ),
+  lastSeq: Type.Optional(Type.Record(Type.String(), Count)),
+  nextConversation: Count,
+  nextMessage: Count,
+});
+
+/** The first problem of a parsed state file, or null when the store can trust it. */
+function snapshotProblem(value: unknown): string | null {
+  if (!Value.Check(SnapshotSchema, value)) {
+    const [e] = Value.Errors(SnapshotSchema, value);
+    return `${e?.instancePath || '(top)'}: ${e?.message ?? 'not a testbed state'}`.slice(0, 300);
+  }
+  const snap = value as StoreSnapshot;
+  const handles = new Set(snap.accounts.map((a) => a.handle));
+  if (handles.size !== snap.accounts.length) return 'an account is listed twice';
+  const unknown = (h: string) => !handles.has(h);
+  const strangers = [
+    ...snap.tokens.map(([, h]) => h),
+    ...snap.conversations.flatMap((c) => c.members),
+    ...Object.keys(snap.timelines),
+  ].filter(unknown);
+  if (strangers.length > 0)
+    return `names an account it does not hold: ${JSON.stringify(strangers[0]).slice(0, 80)}`;
+  const direct = snap.conversations.find((c) => c.kind === 'direct' && c.members.length !== 2);
+  if (direct) return `direct conversation ${JSON.stringify(direct.id)} does not have two members`;
+  return null;
+}
+
+/**
+ * The store kept in `file`, or an empty one when the file does not exist yet. A file that is too
+ * large, not JSON, or not a testbed state (its shape, bounds and references checked) is refused
+ * with a StateFileError naming it; the file is left as it is.
+ */
 export function loadState(file: string, options: StoreOptions = {}): Store {
   if (!existsSync(file)) return new Store(options);
+  const refuse = (why: string) =>
+    new StateFileError(`cannot read the testbed state file ${file}: ${why} (move it away to start empty)`);
+  let parsed: unknown;
   try {
-    return Store.fromSnapshot(JSON.parse(readFileSync(file, 'utf8')) as StoreSnapshot, options);
+    const size = statSync(file).size;
+    if (size > MAX_STATE_BYTES) throw new Error(`${size} bytes, more than ${MAX_STATE_BYTES}`);
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new StateFileError(
-      `cannot read the testbed state file ${file}: ${(err as Error).message} (move it away to start empty)`,
-    );
+    throw refuse(String((err as Error).message).slice(0, 300));
   }
+  return parseState(parsed, options, refuse);
+}
+
+/** A store from a parsed state file, or the error `refuse` makes of the first problem. */
+export function parseState(
+  parsed: unknown,
+  options: StoreOptions,
+  refuse: (why: string) => Error = (why) => new StateFileError(why),
+): Store {
+  const problem = snapshotProblem(parsed);
+  if (problem) throw refuse(problem);
+  return Store.fromSnapshot(parsed as StoreSnapshot, options);
 }
 
 function writeAtomically(file: string, text: string): void {
