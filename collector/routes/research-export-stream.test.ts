@@ -129,7 +129,9 @@ describeEachDb('research API: streamed export', (getDb) => {
       config: { adminToken: TEST_ADMIN_TOKEN, hashKey: TEST_HASH_KEY, checkinIntervalMs: 60_000 },
       rateLimit: { max: 100_000, timeWindowMs: 60_000 },
       maxConcurrentExports: 1,
-      exportStallMs: 1_500,
+      // Long enough that the checks made while a client is paused (a COPY is running) come
+      // before the server gives up on it, also on a loaded machine (1.5 s failed there).
+      exportStallMs: 5_000,
     });
     w = await buildResearchWorld(app, db, { hours: 1 });
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -357,7 +359,7 @@ describeEachDb('research API: streamed export', (getDb) => {
 
     it('cuts a client that reads nothing while the connection is full, and releases everything', async () => {
       const open = await openPaused(base, `/api/v1/export?campaign=${w.campaignId}&format=csv`);
-      // exportStallMs is 1.5 s here: the server gives up on the paused client. (A paused
+      // exportStallMs is 5 s here: the server gives up on the paused client. (A paused
       // client does not see its socket close: the server side shows it.)
       if (getDb().driver === 'pg') {
         expect(await copies()).toBe(1);
