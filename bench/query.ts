@@ -43,14 +43,18 @@ import {
 import {
   countByAxes,
   countByAxesRaw,
+  countByTermSet,
+  countByTermSetRaw,
   type GroupedCounts,
   type LatencyCounts,
   latencyHistogram,
   latencyHistogramRaw,
+  type TermSetCounts,
 } from '../collector/db/research-aggregation.ts';
 import type { OutcomeFilter } from '../collector/db/research-filters.ts';
 import { readOutcomes } from '../collector/db/research-outcomes.ts';
 import { rollUpOutcomes } from '../collector/db/rollups.ts';
+import { rollUpTermSets, termSetRollupRows } from '../collector/db/term-set-rollups.ts';
 import { createLogger } from '../collector/logger.ts';
 
 import { encodeOutcomeCursor, researchReader } from '../collector/routes/research-query.ts';
@@ -132,6 +136,15 @@ try {
   );
   const rollupRows = await countRollupRows();
   out(`  rollup rows: ${rollupRows}`);
+  if (!values['export-only']) {
+    t = performance.now();
+    const termSetRun = await rollUpTermSets(db);
+    await analyzeAll(db);
+    const stored = await termSetRollupRows(db);
+    out(
+      `  term-set rollups built by their job in ${fmt(performance.now() - t)} (${termSetRun.advanced} campaigns, ${stored.toLocaleString('en')} rows)`,
+    );
+  }
 
   const unlimited = { max: 1e9, timeWindowMs: 60_000 };
   const app = await buildApp({
@@ -173,6 +186,36 @@ try {
       binsOf((await read((q) => latencyHistogram(q, filter))).series),
     http: `/api/v1/latency${query}`,
   });
+  // /term-sets: `same` compares every row's counts and first/last send, order aside (quantiles within 9.05 %).
+  const listOf = (rows: TermSetCounts[]) =>
+    JSON.stringify(
+      rows
+        .map((r) =>
+          JSON.stringify([
+            r.term_set,
+            r.kind,
+            r.delivered,
+            r.delayed,
+            r.missing,
+            r.altered,
+            r.rejected,
+            r.failed,
+            r.pending,
+            r.first_sent_at,
+            r.last_sent_at,
+          ]),
+        )
+        .sort(),
+    );
+  const termSets = (name: string, filter: OutcomeFilter, query: string) => ({
+    name,
+    naive: () => read((q) => countByTermSetRaw(q, filter, 5000)),
+    current: () => read((q) => countByTermSet(q, filter, 5000)),
+    same: async () =>
+      listOf(await read((q) => countByTermSetRaw(q, filter, 5000))) ===
+      listOf((await read((q) => countByTermSet(q, filter, 5000))).counts),
+    http: `/api/v1/term-sets${query}`,
+  });
   const cases = [
     agg('aggregation hour × kind, all (dashboard, hour grain)', {}, ['hour', 'kind'], ''),
     agg('aggregation day × kind, all (dashboard default)', {}, ['day', 'kind'], ''),
@@ -187,6 +230,8 @@ try {
     agg('aggregation by recipient region (filter bar)', {}, ['recipient_region'], ''),
     latency('latency histogram and quantiles, all (latency view)', {}, ''),
     latency('latency histogram and quantiles, one campaign', { campaign }, `?campaign=${campaign}`),
+    termSets('term-set list, all (terms view)', {}, ''),
+    termSets('term-set list, one campaign', { campaign }, `?campaign=${campaign}`),
     {
       name: 'outcomes page of 100, 80 % in (keyset)',
       naive: () => read((q) => naiveOutcomePage(q, key, 101)),

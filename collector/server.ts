@@ -13,6 +13,7 @@ import type { CollectorConfig } from './config.ts';
 import { type Database, openDatabase, reclaimEventSpace, refreshPlannerStatistics } from './db/open.ts';
 import { pruneRequestIds } from './db/probes.ts';
 import { rollUpOutcomes } from './db/rollups.ts';
+import { rollUpTermSets } from './db/term-set-rollups.ts';
 import { SdError } from './errors.ts';
 import { type FindingsOptions, recomputeFindings } from './findings.ts';
 import { advanceFollowups, type FollowupOptions } from './followups.ts';
@@ -159,6 +160,10 @@ export async function startCollector(
       const started = Date.now();
       const run = await rollUpOutcomes(db);
       if (run.cells > 0) logger.debug({ ...run, ms: Date.now() - started }, 'rollups updated');
+      // Term-set rollups (decision 033): the terms view's list.
+      const termSets = await rollUpTermSets(db);
+      if (termSets.advanced + termSets.recomputed > 0)
+        logger.debug({ ...termSets, ms: Date.now() - started }, 'term-set rollups updated');
     } catch (err) {
       if (stopping) logger.info({ err }, 'rollup cut short by the shutdown');
       else logger.error({ err }, 'rollup failed');

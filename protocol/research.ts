@@ -281,7 +281,15 @@ export const TermSetSummary = Type.Object(
 export type TermSetSummary = Static<typeof TermSetSummary>;
 
 export const TermSetsResponse = Type.Object(
-  { confidence: Type.Number(), term_sets: Type.Array(TermSetSummary) },
+  {
+    confidence: Type.Number(),
+    quantile_error: Type.Number({
+      description:
+        'largest relative error of the latency quantiles: 0 when computed over every outcome; ' +
+        "0.0905 when read from the term-set rollups' histogram (the counts are exact either way)",
+    }),
+    term_sets: Type.Array(TermSetSummary),
+  },
   { additionalProperties: false },
 );
 export type TermSetsResponse = Static<typeof TermSetsResponse>;

@@ -16,6 +16,7 @@ import {
   whereClause,
 } from './research-filters.ts';
 import { countByAxesFromRollups, LATENCY_RELATIVE_ERROR, latencyFromRollups, rollupPlan } from './rollups.ts';
+import { countByTermSetFromRollups, termSetRollupsHold } from './term-set-rollups.ts';
 
 export interface StatusCounts {
   delivered: number;
@@ -161,8 +162,29 @@ export interface TermSetCounts extends StatusCounts {
   last_sent_at: string;
 }
 
-/** Per term set and arm, final canaries only (sealed ones name no term set); ordered by first send. */
+/** countByTermSet's rows, and the largest relative error of their latency quantiles. */
+export interface TermSetList {
+  counts: TermSetCounts[];
+  /** 0: quantiles over every outcome (exact); LATENCY_RELATIVE_ERROR: from the rollups' histogram. */
+  quantileError: number;
+}
+
+/**
+ * Per term set and arm, final canaries only; ordered by first send, at most `limit` term sets:
+ * from the term-set rollups when they hold the filter (decision 033), else from the outcomes.
+ */
 export async function countByTermSet(
+  q: Queryable,
+  filter: OutcomeFilter,
+  limit: number,
+): Promise<TermSetList> {
+  return termSetRollupsHold(filter)
+    ? { counts: await countByTermSetFromRollups(q, filter, limit), quantileError: LATENCY_RELATIVE_ERROR }
+    : { counts: await countByTermSetRaw(q, filter, limit), quantileError: 0 };
+}
+
+/** Per term set and arm, final canaries only (sealed ones name no term set); ordered by first send. */
+export async function countByTermSetRaw(
   q: Queryable,
   filter: OutcomeFilter,
   limit: number,

@@ -55,7 +55,7 @@ export const LATENCY_RELATIVE_ERROR = 2 ** (1 / 8) - 1;
 
 const EDGES_SQL = sql.raw(`'{${LATENCY_BUCKET_EDGES_MS.join(',')}}'::float8[]`);
 /** The bucket of an arrived outcome's latency, null for any other outcome. */
-const LATENCY_BUCKET = sql`case when o.status in ('delivered', 'delayed') and o.latency_ms is not null
+export const LATENCY_BUCKET = sql`case when o.status in ('delivered', 'delayed') and o.latency_ms is not null
   then width_bucket(o.latency_ms::float8, ${EDGES_SQL}) end`;
 
 /** Bins of /api/v1/latency: bin 0 below the first edge (negative latencies too), the last at or above the last edge. */
@@ -121,16 +121,24 @@ const STEP: Record<Grain, SQL> = {
   hour: sql`interval '1 hour'`,
   day: sql`interval '24 hours'`,
 };
-const STATUSES = ['delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed', 'pending'] as const;
+export const STATUSES = [
+  'delivered',
+  'delayed',
+  'missing',
+  'altered',
+  'rejected',
+  'failed',
+  'pending',
+] as const;
 const ids = (cols: readonly string[]) => sql.raw(cols.join(', '));
 /** array[sum(col[1]), …, sum(col[L])]::int[]: the element-wise sum of histograms (L buckets). */
-const sumHistograms = (col: string, length = LATENCY_BUCKETS) =>
+export const sumHistograms = (col: string, length = LATENCY_BUCKETS) =>
   sql.raw(
     `array[${Array.from({ length }, (_, i) => `coalesce(sum(${col}[${i + 1}]), 0)`).join(', ')}]::int[]`,
   );
 const sumBins = (col: string) => sumHistograms(col, LATENCY_BINS);
 /** array[sum(arrived) filter (where <key> = 0), …]::int[]: a histogram from rows grouped by bucket or bin. */
-const countPer = (key: string, length: number) =>
+export const countPer = (key: string, length: number) =>
   sql.raw(
     `array[${Array.from({ length }, (_, i) => `coalesce(sum(arrived) filter (where ${key} = ${i}), 0)`).join(', ')}]::int[]`,
   );
@@ -160,14 +168,7 @@ export async function rollUpOutcomes(db: Db, options: { manyCells?: number } = {
       tx,
       sql`select ${isoMicros(sql`watermark`)} as w from rollup_watermark where id = 1`,
     );
-    // Its own statement: every transaction that started before it has committed or aborted by
-    // the time the next statement takes its snapshot (read committed).
-    const [next] = await rows<{ w: string }>(
-      tx,
-      sql`select ${isoMicros(sql`least(now(), (select min(xact_start) from pg_stat_activity
-            where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null))`)} as w`,
-    );
-    const watermark = next!.w;
+    const watermark = await nextWatermark(tx);
     await tx.execute(sql`create temp table rollup_dirty (campaign_id uuid not null, bucket timestamptz not null,
       primary key (campaign_id, bucket)) on commit drop`);
     const since = prev ? sql`o.updated_at >= ${prev.w}::timestamptz and` : sql``;
@@ -195,6 +196,21 @@ export async function rollUpOutcomes(db: Db, options: { manyCells?: number } = {
       on conflict (id) do update set watermark = excluded.watermark, updated_at = now()`);
     return { cells: dirty!.n, watermark };
   });
+}
+
+/**
+ * A new watermark: now(), or the start of the oldest other transaction still open. Its own
+ * statement, so that every transaction that started before it has committed or aborted by the
+ * time the caller's next statement takes its snapshot (read committed): every write stamped
+ * below it is visible from then on.
+ */
+export async function nextWatermark(tx: Queryable): Promise<string> {
+  const [next] = await rows<{ w: string }>(
+    tx,
+    sql`select ${isoMicros(sql`least(now(), (select min(xact_start) from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null))`)} as w`,
+  );
+  return next!.w;
 }
 
 const ROW_COLUMNS = [

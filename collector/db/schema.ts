@@ -430,6 +430,17 @@ export const outcomes = pgTable(
   ],
 );
 
+/** The seven outcome status counts of a rollup row (a function: column builders belong to one table each). */
+const statusCounts = () => ({
+  delivered: integer('delivered').notNull(),
+  delayed: integer('delayed').notNull(),
+  missing: integer('missing').notNull(),
+  altered: integer('altered').notNull(),
+  rejected: integer('rejected').notNull(),
+  failed: integer('failed').notNull(),
+  pending: integer('pending').notNull(),
+});
+
 /**
  * The columns outcome_rollups and outcome_rollup_totals share after their keys: the scope (or
  * '' when not scoped), the arm, the seven status counts and the latency histogram. A function:
@@ -442,13 +453,7 @@ const rollupCells = () => ({
   conversationKind: text('conversation_kind').notNull(),
   senderRegion: text('sender_region').notNull(),
   recipientRegion: text('recipient_region').notNull(),
-  delivered: integer('delivered').notNull(),
-  delayed: integer('delayed').notNull(),
-  missing: integer('missing').notNull(),
-  altered: integer('altered').notNull(),
-  rejected: integer('rejected').notNull(),
-  failed: integer('failed').notNull(),
-  pending: integer('pending').notNull(),
+  ...statusCounts(),
   /** Delivered and delayed outcomes with a latency, per bucket of rollups.ts LATENCY_BUCKETS. */
   latency: integer('latency').array().notNull(),
   /**
@@ -526,6 +531,40 @@ export const outcomeRollupTotals = pgTable(
     check('outcome_rollup_totals_grain_check', sql`${t.grain} in ('minute', 'hour', 'day')`),
   ],
 );
+
+/**
+ * Per campaign, term set and arm: the status counts, latency histogram (rollups.ts buckets) and
+ * first and last send of the campaign's canaries sent before its `closed_until`
+ * (term_set_rollup_progress) that were final when the job counted them (decision 033).
+ * Written only by collector/db/term-set-rollups.ts.
+ */
+export const termSetRollups = pgTable(
+  'term_set_rollups',
+  {
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    termSet: text('term_set').array().notNull(),
+    kind: text('kind').notNull(),
+    ...statusCounts(),
+    latency: integer('latency').array().notNull(),
+    firstSentAt: tstz('first_sent_at').notNull(),
+    lastSentAt: tstz('last_sent_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'term_set_rollups_pk', columns: [t.campaignId, t.termSet, t.kind] })],
+);
+
+/**
+ * How far term_set_rollups has counted a campaign: its canaries sent before `closed_until`,
+ * with the outcomes written before `watermark` (decision 033).
+ */
+export const termSetRollupProgress = pgTable('term_set_rollup_progress', {
+  campaignId: uuid('campaign_id')
+    .primaryKey()
+    .references(() => campaigns.id, { onDelete: 'cascade' }),
+  closedUntil: tstz('closed_until').notNull(),
+  watermark: tstz('watermark').notNull(),
+});
 
 /** The rollup job's watermark: outcomes written before it are in outcome_rollups (one row, id 1). */
 export const rollupWatermark = pgTable(

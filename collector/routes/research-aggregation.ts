@@ -165,13 +165,13 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ read: Resear
     async (req, reply) => {
       const filter = toOutcomeFilter(req.query);
       const findingFilter = toFindingFilter(req.query);
-      const { counts, findings } = await read(async (q) => ({
-        counts: await countByTermSet(q, filter, req.query.limit ?? 5000),
+      const { list, findings } = await read(async (q) => ({
+        list: await countByTermSet(q, filter, req.query.limit ?? 5000),
         findings: await latestFindingPerTermSet(q, findingFilter),
       }));
       const findingByKey = new Map(findings.map((f) => [termsKey(f.term_set), f]));
       const byKey = new Map<string, TermSetSummary>();
-      for (const c of counts) {
+      for (const c of list.counts) {
         const key = termsKey(c.term_set);
         let s = byKey.get(key);
         if (!s) {
@@ -204,7 +204,9 @@ export const researchAggregationRoutes: FastifyPluginAsyncTypebox<{ read: Resear
           ),
         );
       }
-      return reply.type('application/json').send({ confidence: CONFIDENCE, term_sets: termSets });
+      return reply
+        .type('application/json')
+        .send({ confidence: CONFIDENCE, quantile_error: list.quantileError, term_sets: termSets });
     },
   );
 };

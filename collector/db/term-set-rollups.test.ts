@@ -1,0 +1,233 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import fc from 'fast-check';
+import { beforeAll, expect, it } from 'vitest';
+import { describeEachDb } from '../test-support/db.ts';
+import type { Db } from './open.ts';
+import { countByTermSet, countByTermSetRaw, type TermSetCounts } from './research-aggregation.ts';
+import type { OutcomeFilter } from './research-filters.ts';
+import { LATENCY_RELATIVE_ERROR } from './rollups.ts';
+import {
+  countByTermSetFromRollups,
+  GRACE_MS,
+  rollUpTermSets,
+  termSetProgress,
+  termSetRollupsHold,
+} from './term-set-rollups.ts';
+
+const STATUSES = ['delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed', 'pending'] as const;
+const TERM_SETS = [['a'], ['b'], ['a', 'b'], ['六四'], ['"x", {y}']];
+const MINUTE = 60_000;
+
+interface World {
+  campaigns: string[];
+  accounts: string[];
+  conversation: string;
+}
+
+async function buildWorld(db: Db): Promise<World> {
+  const probe = randomUUID();
+  await db.execute(sql`insert into probes (id, public_key, country, asn, software_version)
+    values (${probe}::uuid, ${randomUUID()}, 'US', 64500, 'test')`);
+  const accounts = [randomUUID(), randomUUID(), randomUUID()];
+  for (const [i, id] of accounts.entries()) {
+    await db.execute(sql`insert into accounts (id, probe_id, platform, handle, region, adapter_name, adapter_version, state)
+      values (${id}::uuid, ${probe}::uuid, 'testbed', ${`t${i}-${id}`}, ${['US', 'CN', 'TW'][i]!}, 'testbed', '1', 'active')`);
+  }
+  const conversation = randomUUID();
+  await db.execute(sql`insert into conversations (id, platform, ref, kind)
+    values (${conversation}::uuid, 'testbed', ${conversation}, 'group')`);
+  const campaigns = [randomUUID(), randomUUID()];
+  for (const id of campaigns) {
+    await db.execute(sql`insert into campaigns (id, name, mode, term_list_ids, conversation_selection, cadence_cron,
+      deadline_seconds, term_sets_per_round, seed)
+      values (${id}::uuid, 'ts', 'monitor', '{}', '{}'::jsonb, '* * * * *', 60, 10, 's')`);
+  }
+  return { campaigns, accounts, conversation };
+}
+
+/**
+ * A canary relative to the database's now: its deadline long past, past but within the job's
+ * grace, or ahead (sealed). Never within a minute of now, so no deadline passes between the two
+ * reads compared.
+ */
+const canaryArb = fc.record({
+  campaign: fc.integer({ min: 0, max: 1 }),
+  termSet: fc.integer({ min: 0, max: TERM_SETS.length - 1 }),
+  kind: fc.constantFrom('test' as const, 'control' as const),
+  deadline: fc.oneof(
+    fc.integer({ min: -3 * 24 * 60, max: -10 }).map((m) => m * MINUTE),
+    fc.integer({ min: -GRACE_MS / MINUTE + 1, max: -2 }).map((m) => m * MINUTE),
+    fc.integer({ min: 60, max: 600 }).map((m) => m * MINUTE),
+  ),
+  // sent up to 3 hours before its deadline (a campaign may allow hours for a delayed delivery)
+  sendBefore: fc.integer({ min: 1, max: 180 }).map((m) => m * MINUTE),
+  // one outcome per recipient (0 to 3 of them: a canary without outcomes counts nowhere)
+  outcomes: fc.array(
+    fc.record({
+      status: fc.constantFrom(...STATUSES),
+      latency: fc.option(fc.integer({ min: 0, max: 400_000 }), { nil: null }),
+    }),
+    { maxLength: 3 },
+  ),
+});
+type CanaryArb = typeof canaryArb extends fc.Arbitrary<infer T> ? T : never;
+
+async function insertCanaries(db: Db, w: World, list: CanaryArb[]): Promise<string[]> {
+  const rows = list.map((c) => ({
+    id: randomUUID(),
+    campaign: w.campaigns[c.campaign]!,
+    kind: c.kind,
+    termSet: TERM_SETS[c.termSet]!,
+    deadlineMs: c.deadline,
+    sendMs: c.deadline - c.sendBefore,
+    sender: w.accounts[0]!,
+    conversation: w.conversation,
+  }));
+  if (rows.length === 0) return [];
+  await db.execute(sql`insert into canaries (id, campaign_id, kind, pair_id, term_set, carried_terms, text, nonce,
+      sender_account_id, conversation_id, send_at, deadline_at, template_id, template_version, seed)
+    select x.id, x.campaign, x.kind, gen_random_uuid(),
+      array(select jsonb_array_elements_text(x."termSet")), '{a}', 't', x.id::text, x.sender, x.conversation,
+      now() + x."sendMs" * interval '1 millisecond', now() + x."deadlineMs" * interval '1 millisecond', 't', '1', 's'
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(id uuid, campaign uuid, kind text, "termSet" jsonb,
+      "deadlineMs" bigint, "sendMs" bigint, sender uuid, conversation uuid)`);
+  const outcomes = list.flatMap((c, i) =>
+    c.outcomes.map((o, r) => ({ canary: rows[i]!.id, recipient: w.accounts[r]!, ...o })),
+  );
+  if (outcomes.length > 0) {
+    await db.execute(sql`insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms,
+        data_format_version)
+      select x.canary, x.recipient, x.status, c.deadline_at, x.latency, 1
+      from jsonb_to_recordset(${JSON.stringify(outcomes)}::jsonb) as x(canary uuid, recipient uuid, status text, latency int)
+        join canaries c on c.id = x.canary`);
+  }
+  return rows.map((r) => r.id);
+}
+
+async function reset(db: Db): Promise<void> {
+  await db.execute(sql`delete from term_set_rollups`);
+  await db.execute(sql`delete from term_set_rollup_progress`);
+  await db.execute(sql`delete from outcomes`);
+  await db.execute(sql`delete from canaries`);
+}
+
+function expectWithinError(approx: number | null, exact: number | null): void {
+  if (exact === null) expect(approx).toBeNull();
+  else
+    expect(Math.abs(approx! - exact)).toBeLessThanOrEqual(LATENCY_RELATIVE_ERROR * exact * (1 + 1e-9) + 1e-9);
+}
+
+/** Same rows (order aside), same counts and first/last send; quantiles within the histogram's error. */
+function expectSame(fromRollups: TermSetCounts[], raw: TermSetCounts[]): void {
+  const key = (r: TermSetCounts) => `${JSON.stringify(r.term_set)}|${r.kind}`;
+  const sorted = (rs: TermSetCounts[]) => [...rs].sort((a, b) => key(a).localeCompare(key(b)));
+  const exact = (rs: TermSetCounts[]) =>
+    sorted(rs).map((r) => [key(r), ...STATUSES.map((s) => r[s]), r.first_sent_at, r.last_sent_at]);
+  expect(exact(fromRollups)).toEqual(exact(raw));
+  const got = sorted(fromRollups);
+  for (const [i, r] of sorted(raw).entries()) {
+    expectWithinError(got[i]!.latency_p50_ms, r.latency_p50_ms);
+    expectWithinError(got[i]!.latency_p95_ms, r.latency_p95_ms);
+  }
+}
+
+it('holds only campaign and arm filters', () => {
+  expect(termSetRollupsHold({})).toBe(true);
+  expect(termSetRollupsHold({ campaign: randomUUID(), kind: 'test' })).toBe(true);
+  expect(termSetRollupsHold({ from: new Date() })).toBe(false);
+  expect(termSetRollupsHold({ statuses: ['missing'] })).toBe(false);
+  expect(termSetRollupsHold({ statuses: [] })).toBe(true);
+  expect(termSetRollupsHold({ recipientRegions: ['CN'] })).toBe(false);
+  expect(termSetRollupsHold({ termSet: ['a'] })).toBe(false);
+});
+
+describeEachDb('term-set rollups', (getDb) => {
+  let w: World;
+  beforeAll(async () => {
+    w = await buildWorld(getDb().db);
+  }, 120_000);
+
+  it('equal the raw term-set list for random canaries, deadlines, pending outcomes and writes after the job', async () => {
+    const { db } = getDb();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(canaryArb, { minLength: 1, maxLength: 30 }),
+        fc.array(canaryArb, { maxLength: 8 }),
+        // status changes after the job: a late receipt, the finaliser, even back to pending
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom(...STATUSES)), { maxLength: 5 }),
+        fc.constantFrom('never', 'before', 'both', 'after'),
+        fc.array(
+          fc.record({
+            campaign: fc.option(fc.integer({ min: 0, max: 1 }), { nil: undefined }),
+            kind: fc.option(fc.constantFrom('test' as const, 'control' as const), { nil: undefined }),
+            limit: fc.constantFrom(1, 2, 5000),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        async (before, after, changes, jobs, queries) => {
+          await reset(db);
+          const ids = await insertCanaries(db, w, before);
+          if (jobs === 'before' || jobs === 'both') await rollUpTermSets(db);
+          await insertCanaries(db, w, after);
+          for (const [i, status] of changes) {
+            await db.execute(sql`update outcomes set status = ${status}, updated_at = now()
+              where canary_id = ${ids[i % ids.length]!}::uuid`);
+          }
+          if (jobs === 'both' || jobs === 'after') await rollUpTermSets(db);
+          for (const q of queries) {
+            const filter: OutcomeFilter = {
+              campaign: q.campaign === undefined ? undefined : w.campaigns[q.campaign],
+              kind: q.kind,
+            };
+            const raw = await countByTermSetRaw(db, filter, q.limit);
+            expectSame(await countByTermSetFromRollups(db, filter, q.limit), raw);
+            const list = await countByTermSet(db, filter, q.limit);
+            expect(list.quantileError).toBe(LATENCY_RELATIVE_ERROR);
+            expectSame(list.counts, raw);
+          }
+        },
+      ),
+      { numRuns: 50 },
+    );
+  }, 600_000);
+
+  it('counts a canary once it is final, keeps it out while sealed, and moves closed_until forward', async () => {
+    const { db } = getDb();
+    await reset(db);
+    const base = { campaign: 0, termSet: 0, kind: 'test' as const, sendBefore: MINUTE };
+    const [old] = await insertCanaries(db, w, [
+      { ...base, deadline: -60 * MINUTE, outcomes: [{ status: 'missing', latency: null }] },
+    ]);
+    // Sealed: deadline ahead; and one past its deadline with an outcome still pending.
+    await insertCanaries(db, w, [
+      { ...base, termSet: 1, deadline: 60 * MINUTE, outcomes: [{ status: 'delivered', latency: 10 }] },
+      { ...base, termSet: 2, deadline: -30 * MINUTE, outcomes: [{ status: 'pending', latency: null }] },
+    ]);
+    const run = await rollUpTermSets(db);
+    expect(run.advanced).toBe(2);
+    const stored = await db.execute(sql`select term_set, missing from term_set_rollups`);
+    expect((stored as unknown as { rows: unknown[] }).rows).toEqual([{ term_set: ['a'], missing: 1 }]);
+    const progress = await termSetProgress(db);
+    expect(progress).toHaveLength(2);
+    const list = async () => (await countByTermSet(db, {}, 5000)).counts.map((r) => r.term_set);
+    expect(await list()).toEqual([['a']]);
+    // The finaliser marks the pending one: counted at once (read from the outcomes), then by the job.
+    await db.execute(
+      sql`update outcomes set status = 'missing', updated_at = now() where status = 'pending'`,
+    );
+    expect((await list()).sort()).toEqual([['a'], ['a', 'b']]);
+    expect((await rollUpTermSets(db)).recomputed).toBe(1);
+    expect((await list()).sort()).toEqual([['a'], ['a', 'b']]);
+    // A late receipt on a counted canary: the row is recomputed, the answer right all along.
+    await db.execute(sql`update outcomes set status = 'delayed', latency_ms = 70000, updated_at = now()
+      where canary_id = ${old!}::uuid`);
+    const late = (await countByTermSet(db, { kind: 'test' }, 5000)).counts.find(
+      (r) => r.term_set[0] === 'a' && r.term_set.length === 1,
+    );
+    expect([late?.missing, late?.delayed]).toEqual([0, 1]);
+    await rollUpTermSets(db);
+    const row = await db.execute(sql`select missing, delayed from term_set_rollups where term_set = '{a}'`);
+    expect((row as unknown as { rows: unknown[] }).rows).toEqual([{ missing: 0, delayed: 1 }]);
+  }, 120_000);
+});

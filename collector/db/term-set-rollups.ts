@@ -1,0 +1,257 @@
+/**
+ * Rollups of outcomes per campaign, term set and arm (decision 033), so that the terms view's
+ * list (`/api/v1/term-sets`) reads term sets × campaigns × 2 rows instead of every outcome.
+ *
+ * A term set is public only once its canary is final (research-filters.ts: deadline passed and
+ * no outcome pending), and that changes with time without any write. So these rollups count
+ * only canaries that were final when counted, and reads take from the outcomes everything the
+ * rollups cannot vouch for:
+ *
+ * - Per campaign, `closed_until` (term_set_rollup_progress): the job counts the campaign's
+ *   canaries sent before it, final ones only; it moves forward to GRACE_MS before the
+ *   watermark, or to the first send of a canary whose deadline is not that far past.
+ * - Canaries sent since `closed_until` are read from the outcomes, sealing applied then.
+ * - A term set (campaign, arm) with an outcome written at or after the campaign's watermark on
+ *   a canary before `closed_until` is "dirty": the rollup row may be stale (a late receipt, the
+ *   finaliser, a canary that was pending when counted), so the whole term set is read from the
+ *   outcomes (by the canaries (campaign, term set, arm) index). The job recomputes it.
+ *
+ * The watermark is decision 022's (the start of the oldest open transaction): outcomes written
+ * before it are in the job's snapshot. A job that never ran or lags makes reads slower, never
+ * wrong. Like 022, a canary deleted outside its campaign stays counted until its term set is
+ * written again.
+ *
+ * Latency quantiles come from the histogram (rollups.ts: within LATENCY_RELATIVE_ERROR).
+ * Filters the rollups hold: campaign and arm (kind). Any other filter (time, status, scope,
+ * probe, verdict) reads the outcomes as before (`termSetRollupsHold`).
+ */
+import { type SQL, sql } from 'drizzle-orm';
+import { type Db, type Queryable, rows } from './open.ts';
+import type { TermSetCounts } from './research-aggregation.ts';
+import { isoMicros, isoMillis, type OutcomeFilter } from './research-filters.ts';
+import {
+  countPer,
+  LATENCY_BUCKET,
+  LATENCY_BUCKETS,
+  nextWatermark,
+  parseHistogram,
+  quantileFromHistogram,
+  STATUSES,
+  sumHistograms,
+} from './rollups.ts';
+
+/** How long after a canary's deadline the job waits before counting it (the finaliser's time to mark it). */
+export const GRACE_MS = 5 * 60_000;
+
+/** Arbitrary constant: one term-set rollup job at a time across collectors sharing a database. */
+const TERM_SET_LOCK = 0x5d_2033;
+
+const ids = (cols: readonly string[]) => sql.raw(cols.join(', '));
+const COLUMNS = ['campaign_id', 'term_set', 'kind', ...STATUSES, 'latency', 'first_sent_at', 'last_sent_at'];
+/** No outcome of canary `c` is pending (the other half of "final": the deadline, checked apart). */
+const NONE_PENDING = sql`not exists (select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')`;
+const COUNTS = sql.raw(STATUSES.map((s) => `count(*) filter (where o.status = '${s}') as ${s}`).join(', '));
+const SUMS = sql.raw(STATUSES.map((s) => `sum(${s})::int as ${s}`).join(', '));
+
+/**
+ * Rows (campaign, term set, arm) aggregated from the outcomes of the canaries `canaries` yields
+ * (a FROM item aliased c), those final at the watermark `w` only.
+ */
+function aggregate(canaries: SQL, w: SQL) {
+  return sql`select campaign_id, term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
+      min(mn) as first_sent_at, max(mx) as last_sent_at
+    from (select c.campaign_id, c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${COUNTS},
+            count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
+          from ${canaries}
+            join outcomes o on o.canary_id = c.id
+          where c.deadline_at < ${w} and ${NONE_PENDING}
+          group by 1, 2, 3, 4) g
+    group by 1, 2, 3`;
+}
+
+export interface TermSetRollupRun {
+  /** Campaigns whose closed_until moved. */
+  advanced: number;
+  /** Term sets (campaign × arm) recomputed because an outcome of theirs was written since the last run. */
+  recomputed: number;
+  watermark: string;
+}
+
+/** Brings term_set_rollups up to date (one transaction, under an advisory lock). */
+export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${TERM_SET_LOCK})`);
+    await tx.execute(sql`set local jit = off`);
+    const watermark = await nextWatermark(tx);
+    const w = sql`${watermark}::timestamptz`;
+    // Where each campaign stood, and where it can close now: GRACE_MS before the watermark, or
+    // the first send of a canary whose deadline is not that far past (by campaign × deadline).
+    await tx.execute(sql`create temp table ts_progress on commit drop as
+      select cp.id as campaign_id, p.closed_until as prev_closed, p.watermark as prev_watermark,
+        greatest(p.closed_until, least(${w} - ${sql.raw(`interval '${GRACE_MS} milliseconds'`)},
+          (select min(c.send_at) from canaries c where c.campaign_id = cp.id
+             and c.deadline_at >= ${w} - ${sql.raw(`interval '${GRACE_MS} milliseconds'`)}))) as closed
+      from campaigns cp left join term_set_rollup_progress p on p.campaign_id = cp.id`);
+    // Term sets with an outcome written since the last run on a canary already counted for.
+    await tx.execute(sql`create temp table ts_dirty on commit drop as
+      select distinct c.campaign_id, c.term_set, c.kind
+      from ts_progress p
+        join outcomes o on o.updated_at >= p.prev_watermark and o.updated_at < ${w}
+        join canaries c on c.id = o.canary_id and c.campaign_id = p.campaign_id and c.send_at < p.prev_closed`);
+    // Added to their rows, if final now: the canaries sent in [previous closed_until, closed_until),
+    // and those sent before it whose deadline passed since the last run (a canary can be
+    // planned with a send time before the line; it is read from the outcomes until counted).
+    const add = sql.raw(
+      [
+        ...STATUSES.map((s) => `${s} = t.${s} + excluded.${s}`),
+        `latency = (select array_agg(a + b order by i)::int[]
+           from unnest(t.latency, excluded.latency) with ordinality x(a, b, i))`,
+        'first_sent_at = least(t.first_sent_at, excluded.first_sent_at)',
+        'last_sent_at = greatest(t.last_sent_at, excluded.last_sent_at)',
+      ].join(', '),
+    );
+    await tx.execute(sql`insert into term_set_rollups as t (${ids(COLUMNS)})
+      ${aggregate(
+        sql`ts_progress p join canaries c on c.campaign_id = p.campaign_id
+          and ((c.send_at >= coalesce(p.prev_closed, '-infinity') and c.send_at < p.closed)
+            or (c.send_at < p.prev_closed and c.deadline_at >= p.prev_watermark))`,
+        w,
+      )}
+      on conflict (campaign_id, term_set, kind) do update set ${add}`);
+    // Dirty term sets: recomputed whole, up to the new closed_until.
+    const [recomputed] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ts_dirty`);
+    if (recomputed!.n > 0) {
+      await tx.execute(sql`delete from term_set_rollups t using ts_dirty d
+        where t.campaign_id = d.campaign_id and t.term_set = d.term_set and t.kind = d.kind`);
+      await tx.execute(sql`insert into term_set_rollups (${ids(COLUMNS)})
+        ${aggregate(
+          sql`ts_dirty d join ts_progress p on p.campaign_id = d.campaign_id
+            cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
+              and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed offset 0) c`,
+          w,
+        )}`);
+    }
+    const moved = await rows<{ n: number }>(
+      tx,
+      sql`select count(*)::int as n from ts_progress where closed is distinct from prev_closed`,
+    );
+    await tx.execute(sql`insert into term_set_rollup_progress (campaign_id, closed_until, watermark)
+      select campaign_id, coalesce(closed, '-infinity'), ${w} from ts_progress
+      on conflict (campaign_id) do update set closed_until = excluded.closed_until, watermark = excluded.watermark`);
+    return { advanced: moved[0]!.n, recomputed: recomputed!.n, watermark };
+  });
+}
+
+/** Whether the term-set rollups hold this filter (campaign and arm only). */
+export function termSetRollupsHold(filter: OutcomeFilter): boolean {
+  const { campaign: _c, kind: _k, ...rest } = filter;
+  return Object.values(rest).every((v) => v === undefined || (Array.isArray(v) && v.length === 0));
+}
+
+/**
+ * countByTermSet from the rollups: the rows of term sets not written since the watermark, plus
+ * from the outcomes (sealing applied now) every canary sent since its campaign's closed_until
+ * and every canary of a dirty term set. One statement, one snapshot.
+ */
+export async function countByTermSetFromRollups(
+  q: Queryable,
+  filter: OutcomeFilter,
+  limit: number,
+): Promise<TermSetCounts[]> {
+  const campaign = filter.campaign ? sql`where cp.id = ${filter.campaign}::uuid` : sql``;
+  const kind = (alias: string) => (filter.kind ? sql`and ${sql.raw(alias)}.kind = ${filter.kind}` : sql``);
+  // Final now: deadline passed (database clock) and no outcome pending; as research-filters' SEALED.
+  const finalNow = sql`c.deadline_at <= now() and ${NONE_PENDING}`;
+  await q.execute(sql`set local jit = off`);
+  const found = await rows<
+    Record<(typeof STATUSES)[number], number> & {
+      term_set: string[];
+      kind: 'test' | 'control';
+      latency: string;
+      first_sent_at: string;
+      last_sent_at: string;
+    }
+  >(
+    q,
+    sql`with prog as materialized (
+        select cp.id as campaign_id, coalesce(p.closed_until, '-infinity') as closed,
+          coalesce(p.watermark, '-infinity') as watermark
+        from campaigns cp left join term_set_rollup_progress p on p.campaign_id = cp.id ${campaign}),
+      dirty as materialized (
+        select distinct c.campaign_id, c.term_set, c.kind
+        from outcomes o
+          -- each outcome written since the oldest watermark, then its canary by primary key
+          cross join lateral (select c.campaign_id, c.term_set, c.kind, c.send_at from canaries c
+            where c.id = o.canary_id offset 0) c
+          join prog p on p.campaign_id = c.campaign_id
+        where o.updated_at >= (select coalesce(min(watermark), 'infinity') from prog where closed > '-infinity')
+          and o.updated_at >= p.watermark and c.send_at < p.closed ${kind('c')}),
+      rolled as (
+        select t.term_set, t.kind, ${ids(STATUSES.map((s) => `t.${s}`))}, t.latency, t.first_sent_at, t.last_sent_at
+        from term_set_rollups t join prog p on p.campaign_id = t.campaign_id
+        where not exists (select 1 from dirty d
+          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
+      fresh_canaries as (
+        select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at from prog p
+          -- not counted: sent since closed_until, or not final at the watermark (the deadline is
+          -- after closed_until either way, so the campaign × deadline index finds them)
+          cross join lateral (select * from canaries c where c.campaign_id = p.campaign_id
+            and c.deadline_at >= p.closed and (c.send_at >= p.closed or c.deadline_at >= p.watermark) offset 0) c
+        union all
+        select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at
+        from dirty d join prog p on p.campaign_id = d.campaign_id
+          cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
+            and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed
+            and c.deadline_at < p.watermark offset 0) c),
+      fresh as (
+        select term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
+          min(mn) as first_sent_at, max(mx) as last_sent_at
+        from (select c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${COUNTS},
+                count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived,
+                min(c.send_at) as mn, max(c.send_at) as mx
+              from fresh_canaries c join outcomes o on o.canary_id = c.id
+              where ${finalNow} ${kind('c')}
+              group by 1, 2, 3) g
+        group by 1, 2),
+      per as (
+        select term_set, kind, ${SUMS}, ${sumHistograms('latency')} as latency,
+          min(first_sent_at) as first_sent_at, max(last_sent_at) as last_sent_at
+        from (select * from rolled union all select * from fresh) x
+        group by 1, 2),
+      sets as (select term_set from per group by term_set order by min(first_sent_at), term_set limit ${limit})
+    select per.term_set, per.kind, ${ids(STATUSES.map((s) => `per.${s}`))},
+      array_to_string(per.latency, ',') as latency,
+      ${isoMillis(sql`per.first_sent_at`)} as first_sent_at, ${isoMillis(sql`per.last_sent_at`)} as last_sent_at
+    from per join sets on sets.term_set = per.term_set`,
+  );
+  const histogram = new Float64Array(LATENCY_BUCKETS);
+  return found.map((r) => {
+    const latency = parseHistogram(r.latency, histogram);
+    return {
+      term_set: r.term_set,
+      kind: r.kind,
+      ...(Object.fromEntries(STATUSES.map((s) => [s, Number(r[s])])) as Record<
+        (typeof STATUSES)[number],
+        number
+      >),
+      latency_p50_ms: quantileFromHistogram(latency, 0.5),
+      latency_p95_ms: quantileFromHistogram(latency, 0.95),
+      first_sent_at: r.first_sent_at,
+      last_sent_at: r.last_sent_at,
+    };
+  });
+}
+
+/** For tests and the benchmark: the progress rows (RFC 3339, µs). */
+export async function termSetProgress(q: Queryable): Promise<{ campaign_id: string; closed: string }[]> {
+  return rows(
+    q,
+    sql`select campaign_id, ${isoMicros(sql`closed_until`)} as closed from term_set_rollup_progress`,
+  );
+}
+
+/** For the benchmark: how many rows term_set_rollups holds. */
+export async function termSetRollupRows(q: Queryable): Promise<number> {
+  const [found] = await rows<{ n: number }>(q, sql`select count(*)::int as n from term_set_rollups`);
+  return found!.n;
+}
