@@ -95,9 +95,14 @@ export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
     // Term sets with an outcome written since the last run on a canary already counted for.
     await tx.execute(sql`create temp table ts_dirty on commit drop as
       select distinct c.campaign_id, c.term_set, c.kind
-      from ts_progress p
-        join outcomes o on o.updated_at >= p.prev_watermark and o.updated_at < ${w}
-        join canaries c on c.id = o.canary_id and c.campaign_id = p.campaign_id and c.send_at < p.prev_closed`);
+      from outcomes o
+        -- the outcomes written since the oldest previous watermark (by the updated_at index), then
+        -- each one's canary by primary key
+        cross join lateral (select c.campaign_id, c.term_set, c.kind, c.send_at from canaries c
+          where c.id = o.canary_id offset 0) c
+        join ts_progress p on p.campaign_id = c.campaign_id
+      where o.updated_at >= (select coalesce(min(prev_watermark), 'infinity') from ts_progress)
+        and o.updated_at < ${w} and o.updated_at >= p.prev_watermark and c.send_at < p.prev_closed`);
     // Added to their rows, if final now: the canaries sent in [previous closed_until, closed_until),
     // and those sent before it whose deadline passed since the last run (a canary can be
     // planned with a send time before the line; it is read from the outcomes until counted).
@@ -112,9 +117,13 @@ export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
     );
     await tx.execute(sql`insert into term_set_rollups as t (${ids(COLUMNS)})
       ${aggregate(
-        sql`ts_progress p join canaries c on c.campaign_id = p.campaign_id
-          and ((c.send_at >= coalesce(p.prev_closed, '-infinity') and c.send_at < p.closed)
-            or (c.send_at < p.prev_closed and c.deadline_at >= p.prev_watermark))`,
+        sql`ts_progress p cross join lateral (
+          -- two index ranges, not one OR (which scanned every canary on each run)
+          select * from canaries c where c.campaign_id = p.campaign_id
+            and c.send_at >= coalesce(p.prev_closed, '-infinity') and c.send_at < p.closed
+          union all
+          select * from canaries c where c.campaign_id = p.campaign_id
+            and c.deadline_at >= p.prev_watermark and c.deadline_at < ${w} and c.send_at < p.prev_closed) c`,
         w,
       )}
       on conflict (campaign_id, term_set, kind) do update set ${add}`);
