@@ -50,21 +50,32 @@ const ids = (cols: readonly string[]) => sql.raw(cols.join(', '));
 const COLUMNS = ['campaign_id', 'term_set', 'kind', ...STATUSES, 'latency', 'first_sent_at', 'last_sent_at'];
 /** No outcome of canary `c` is pending (the other half of "final": the deadline, checked apart). */
 const NONE_PENDING = sql`not exists (select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')`;
+/**
+ * The outcomes `o` of each canary `c`, and `pe.pending`: whether any is pending. Looked up per
+ * canary (offset 0 keeps the subqueries apart): a join let the planner hash every outcome
+ * (50M: 30 s) to find those of a few canaries.
+ */
+const OUTCOMES_PER_CANARY = sql`cross join lateral (select * from outcomes o where o.canary_id = c.id offset 0) o
+  cross join lateral (select exists (select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')
+    as pending offset 0) pe`;
+/** Above this many canaries to add, a job run joins whole tables (hash joins) rather than looking each up. */
+const MANY_CANARIES = 50_000;
 const COUNTS = sql.raw(STATUSES.map((s) => `count(*) filter (where o.status = '${s}') as ${s}`).join(', '));
 const SUMS = sql.raw(STATUSES.map((s) => `sum(${s})::int as ${s}`).join(', '));
 
 /**
  * Rows (campaign, term set, arm) aggregated from the outcomes of the canaries `canaries` yields
- * (a FROM item aliased c), those final at the watermark `w` only.
+ * (a FROM item aliased c), those final at the watermark `w` only. `many`: hash joins (the first
+ * run reads every canary), else a lookup per canary.
  */
-function aggregate(canaries: SQL, w: SQL) {
+function aggregate(canaries: SQL, w: SQL, many: boolean) {
   return sql`select campaign_id, term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
       min(mn) as first_sent_at, max(mx) as last_sent_at
     from (select c.campaign_id, c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${COUNTS},
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
           from ${canaries}
-            join outcomes o on o.canary_id = c.id
-          where c.deadline_at < ${w} and ${NONE_PENDING}
+            ${many ? sql`join outcomes o on o.canary_id = c.id` : OUTCOMES_PER_CANARY}
+          where c.deadline_at < ${w} and ${many ? NONE_PENDING : sql`not pe.pending`}
           group by 1, 2, 3, 4) g
     group by 1, 2, 3`;
 }
@@ -77,8 +88,14 @@ export interface TermSetRollupRun {
   watermark: string;
 }
 
-/** Brings term_set_rollups up to date (one transaction, under an advisory lock). */
-export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
+/**
+ * Brings term_set_rollups up to date (one transaction, under an advisory lock). `manyCanaries`:
+ * above this many canaries to add, the run joins whole tables (default MANY_CANARIES).
+ */
+export async function rollUpTermSets(
+  db: Db,
+  options: { manyCanaries?: number } = {},
+): Promise<TermSetRollupRun> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${TERM_SET_LOCK})`);
     await tx.execute(sql`set local jit = off`);
@@ -92,7 +109,14 @@ export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
           (select min(c.send_at) from canaries c where c.campaign_id = cp.id
              and c.deadline_at >= ${w} - ${sql.raw(`interval '${GRACE_MS} milliseconds'`)}))) as closed
       from campaigns cp left join term_set_rollup_progress p on p.campaign_id = cp.id`);
-    // Term sets with an outcome written since the last run on a canary already counted for.
+    // Term sets with an outcome written since the last run on a canary already counted for. The
+    // oldest previous watermark goes in as a value: as a subquery the planner does not know it
+    // and scanned every outcome (31 s a run at 50M).
+    const [oldest] = await rows<{ w: string | null }>(
+      tx,
+      sql`select ${isoMicros(sql`min(prev_watermark)`)} as w from ts_progress`,
+    );
+    const since = oldest?.w ? sql`${oldest.w}::timestamptz` : sql`'infinity'::timestamptz`;
     await tx.execute(sql`create temp table ts_dirty on commit drop as
       select distinct c.campaign_id, c.term_set, c.kind
       from outcomes o
@@ -101,8 +125,7 @@ export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
         cross join lateral (select c.campaign_id, c.term_set, c.kind, c.send_at from canaries c
           where c.id = o.canary_id offset 0) c
         join ts_progress p on p.campaign_id = c.campaign_id
-      where o.updated_at >= (select coalesce(min(prev_watermark), 'infinity') from ts_progress)
-        and o.updated_at < ${w} and o.updated_at >= p.prev_watermark and c.send_at < p.prev_closed`);
+      where o.updated_at >= ${since} and o.updated_at < ${w} and o.updated_at >= p.prev_watermark and c.send_at < p.prev_closed`);
     // Added to their rows, if final now: the canaries sent in [previous closed_until, closed_until),
     // and those sent before it whose deadline passed since the last run (a canary can be
     // planned with a send time before the line; it is read from the outcomes until counted).
@@ -115,18 +138,19 @@ export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
         'last_sent_at = greatest(t.last_sent_at, excluded.last_sent_at)',
       ].join(', '),
     );
-    await tx.execute(sql`insert into term_set_rollups as t (${ids(COLUMNS)})
-      ${aggregate(
-        sql`ts_progress p cross join lateral (
-          -- two index ranges, not one OR (which scanned every canary on each run)
-          select * from canaries c where c.campaign_id = p.campaign_id
-            and c.send_at >= coalesce(p.prev_closed, '-infinity') and c.send_at < p.closed
-          union all
-          select * from canaries c where c.campaign_id = p.campaign_id
-            and c.deadline_at >= p.prev_watermark and c.deadline_at < ${w} and c.send_at < p.prev_closed) c`,
-        w,
-      )}
-      on conflict (campaign_id, term_set, kind) do update set ${add}`);
+    const toAdd = sql`ts_progress p cross join lateral (
+      -- two index ranges, not one OR (which scanned every canary on each run)
+      select * from canaries c where c.campaign_id = p.campaign_id
+        and c.send_at >= coalesce(p.prev_closed, '-infinity') and c.send_at < p.closed
+      union all
+      select * from canaries c where c.campaign_id = p.campaign_id
+        and c.deadline_at >= p.prev_watermark and c.deadline_at < ${w} and c.send_at < p.prev_closed) c`;
+    const [adding] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ${toAdd}`);
+    if (adding!.n > 0) {
+      await tx.execute(sql`insert into term_set_rollups as t (${ids(COLUMNS)})
+        ${aggregate(toAdd, w, adding!.n > (options.manyCanaries ?? MANY_CANARIES))}
+        on conflict (campaign_id, term_set, kind) do update set ${add}`);
+    }
     // Dirty term sets: recomputed whole, up to the new closed_until.
     const [recomputed] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ts_dirty`);
     if (recomputed!.n > 0) {
@@ -138,6 +162,7 @@ export async function rollUpTermSets(db: Db): Promise<TermSetRollupRun> {
             cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
               and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed offset 0) c`,
           w,
+          false,
         )}`);
     }
     const moved = await rows<{ n: number }>(
@@ -170,8 +195,21 @@ export async function countByTermSetFromRollups(
   const campaign = filter.campaign ? sql`where cp.id = ${filter.campaign}::uuid` : sql``;
   const kind = (alias: string) => (filter.kind ? sql`and ${sql.raw(alias)}.kind = ${filter.kind}` : sql``);
   // Final now: deadline passed (database clock) and no outcome pending; as research-filters' SEALED.
-  const finalNow = sql`c.deadline_at <= now() and ${NONE_PENDING}`;
+  const finalNow = sql`c.deadline_at <= now() and not pe.pending`;
   await q.execute(sql`set local jit = off`);
+  // The oldest watermark and closed line as values (lower bounds: both only move on), so that the
+  // planner reads what was written since, and the canaries due since, by their indexes; taken
+  // from the statement's rows it scanned every outcome, then every canary (11 s at 50M).
+  const [oldest] = await rows<{ w: string | null; closed: string | null; open: boolean }>(
+    q,
+    sql`select ${isoMicros(sql`min(p.watermark)`)} as w, ${isoMicros(sql`min(p.closed_until)`)} as closed,
+          bool_or(p.campaign_id is null) as open
+        from campaigns cp left join term_set_rollup_progress p on p.campaign_id = cp.id ${campaign}`,
+  );
+  const since = oldest?.w ? sql`${oldest.w}::timestamptz` : sql`'infinity'::timestamptz`;
+  // A campaign the job has not seen yet is read whole.
+  const closedBound =
+    oldest?.closed && !oldest.open ? sql`${oldest.closed}::timestamptz` : sql`'-infinity'::timestamptz`;
   const found = await rows<
     Record<(typeof STATUSES)[number], number> & {
       term_set: string[];
@@ -193,7 +231,7 @@ export async function countByTermSetFromRollups(
           cross join lateral (select c.campaign_id, c.term_set, c.kind, c.send_at from canaries c
             where c.id = o.canary_id offset 0) c
           join prog p on p.campaign_id = c.campaign_id
-        where o.updated_at >= (select coalesce(min(watermark), 'infinity') from prog where closed > '-infinity')
+        where o.updated_at >= ${since}
           and o.updated_at >= p.watermark and c.send_at < p.closed ${kind('c')}),
       rolled as (
         select t.term_set, t.kind, ${ids(STATUSES.map((s) => `t.${s}`))}, t.latency, t.first_sent_at, t.last_sent_at
@@ -205,7 +243,8 @@ export async function countByTermSetFromRollups(
           -- not counted: sent since closed_until, or not final at the watermark (the deadline is
           -- after closed_until either way, so the campaign × deadline index finds them)
           cross join lateral (select * from canaries c where c.campaign_id = p.campaign_id
-            and c.deadline_at >= p.closed and (c.send_at >= p.closed or c.deadline_at >= p.watermark) offset 0) c
+            and c.deadline_at >= ${closedBound} and c.deadline_at >= p.closed
+            and (c.send_at >= p.closed or c.deadline_at >= p.watermark) offset 0) c
         union all
         select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at
         from dirty d join prog p on p.campaign_id = d.campaign_id
@@ -218,7 +257,7 @@ export async function countByTermSetFromRollups(
         from (select c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${COUNTS},
                 count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived,
                 min(c.send_at) as mn, max(c.send_at) as mx
-              from fresh_canaries c join outcomes o on o.canary_id = c.id
+              from fresh_canaries c ${OUTCOMES_PER_CANARY}
               where ${finalNow} ${kind('c')}
               group by 1, 2, 3) g
         group by 1, 2),
