@@ -298,8 +298,11 @@ try {
 } finally {
   await database.close();
   // a kept database's `drop` only lets it go (keptScratchDatabase)
-  if (values.keep && !kept) out(`kept: ${scratch.url}`);
-  else await scratch.drop();
+  if (values.keep && !kept) {
+    out(`kept: ${scratch.url}`);
+    // an open admin connection kept the process from ending
+    await scratch.release();
+  } else await scratch.drop();
 }
 
 if (!values['no-export'] && pgliteOutcomes > 0) await pgliteExport();

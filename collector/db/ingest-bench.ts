@@ -18,6 +18,8 @@ export interface ScratchDatabase {
   /** CPU (ms) the backends connected to it used so far, from /proc (same machine only), or null. */
   backendCpuMs(): Promise<number | null>;
   drop(): Promise<void>;
+  /** Lets the database go without dropping it (a `--keep` run): closes the admin connection. */
+  release(): Promise<void>;
 }
 
 /** Creates an empty database on the server of `baseUrl` (a database the role may create from). */
@@ -43,7 +45,7 @@ export async function keptScratchDatabase(baseUrl: string, name: string): Promis
     throw new Error(`no database ${name} on that server`);
   }
   const scratch = scratchOn(baseUrl, name, admin);
-  return { ...scratch, drop: () => admin.end() };
+  return { ...scratch, drop: () => scratch.release() };
 }
 
 function scratchOn(baseUrl: string, name: string, admin: pg.Client): ScratchDatabase {
@@ -63,6 +65,7 @@ function scratchOn(baseUrl: string, name: string, admin: pg.Client): ScratchData
       await admin.query(`drop database if exists ${name} with (force)`);
       await admin.end();
     },
+    release: () => admin.end(),
   };
 }
 
