@@ -197,7 +197,7 @@ describe('findings, pure parts', () => {
     expect(out.map((f) => f.minimal)).toEqual([false, true, true, true]);
   });
 
-  it('groups pairs by normalised term set and scope', () => {
+  it('groups pairs by normalised term set and scope', async () => {
     const base = {
       platform: 't',
       kind: 'group' as const,
@@ -213,7 +213,7 @@ describe('findings, pure parts', () => {
       recipientProbeId: 'p',
       recipientAsn: 1,
     };
-    const g = groupPairs([
+    const g = await groupPairs([
       { ...base, termSet: ['b', 'a'], recipientRegion: 'CN' },
       { ...base, termSet: ['a', 'b'], recipientRegion: 'CN' },
       { ...base, termSet: ['a', 'b'], recipientRegion: 'AU' },

@@ -99,23 +99,40 @@ interface Group {
   termSet: string[];
   scope: FindingScope;
   rows: PairedOutcome[];
+  /** The spellings (term orders) of the term set among the rows, each once. */
+  spellings: string[][];
 }
 
-/** Pure: paired outcomes grouped by term set × scope. */
-export function groupPairs(pairs: readonly PairedOutcome[]): Group[] {
+/**
+ * Paired outcomes grouped by term set × scope. The key is built once per spelling and scope, not
+ * per row (a cell holds months of pairs in one or two spellings); `tick` is awaited between rows
+ * to give the event loop a turn (collector/yield.ts).
+ */
+export async function groupPairs(
+  pairs: readonly PairedOutcome[],
+  tick: () => Promise<void> = async () => {},
+): Promise<Group[]> {
   const groups = new Map<string, Group>();
-  for (const p of pairs) {
-    const scope: FindingScope = {
-      platform: p.platform,
-      conversation_kind: p.kind,
-      sender_region: p.senderRegion,
-      recipient_region: p.recipientRegion,
-    };
-    const key = findingKey(p.termSet, scope);
-    let g = groups.get(key);
+  const bySpelling = new Map<string, Group>();
+  for (const [i, p] of pairs.entries()) {
+    if ((i & 1023) === 1023) await tick();
+    const spelling = JSON.stringify([p.termSet, p.platform, p.kind, p.senderRegion, p.recipientRegion]);
+    let g = bySpelling.get(spelling);
     if (!g) {
-      g = { key, termSet: canonicalTermSet(p.termSet), scope, rows: [] };
-      groups.set(key, g);
+      const scope: FindingScope = {
+        platform: p.platform,
+        conversation_kind: p.kind,
+        sender_region: p.senderRegion,
+        recipient_region: p.recipientRegion,
+      };
+      const key = findingKey(p.termSet, scope);
+      g = groups.get(key);
+      if (!g) {
+        g = { key, termSet: canonicalTermSet(p.termSet), scope, rows: [], spellings: [] };
+        groups.set(key, g);
+      }
+      g.spellings.push(p.termSet);
+      bySpelling.set(spelling, g);
     }
     g.rows.push(p);
   }
@@ -358,7 +375,7 @@ async function judgeGroup(
   design: SequentialDesign,
   tick: () => Promise<void>,
 ): Promise<{ judged: Judged; evidence: Evidence }> {
-  const { windows, evidence, counted } = pairedEvidence(g.rows);
+  const { windows, evidence, counted } = await pairedEvidence(g.rows, tick);
   await tick();
   const changes = detectChanges(windows, { judge: design.judge });
   await tick();
@@ -586,9 +603,9 @@ export async function recomputeCampaignFindings(
     const pairs = await pairedOutcomesOfCells(db, campaign.id, cellsOf(keys, spellings), before);
     pairsRead += pairs.length;
     const seen = new Set<string>();
-    for (const g of groupPairs(pairs)) {
+    for (const g of await groupPairs(pairs, tick)) {
       seen.add(g.key);
-      for (const r of g.rows) addSpelling(g.key, r.termSet);
+      for (const t of g.spellings) addSpelling(g.key, t);
       const { judged, evidence } = await judgeGroup(g, design, tick);
       members.set(g.key, { key: g.key, judged, evidence });
       fresh.add(g.key);

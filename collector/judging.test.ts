@@ -53,8 +53,10 @@ async function reference(
   out: Map<string, FindingWrite>,
 ): Promise<void> {
   const design = DEFAULT_SEQUENTIAL_DESIGN;
-  const groups = groupPairs(await pairedOutcomes(db, campaign.id, now, campaign.deadlineSeconds * 1000));
-  const built = groups.map((g) => ({ ...g, ...pairedEvidence(g.rows) }));
+  const groups = await groupPairs(
+    await pairedOutcomes(db, campaign.id, now, campaign.deadlineSeconds * 1000),
+  );
+  const built = await Promise.all(groups.map(async (g) => ({ ...g, ...(await pairedEvidence(g.rows)) })));
   const current = judgeAll(
     built.map((b) => b.evidence),
     design.judge,

@@ -19,7 +19,7 @@ const row = (
 });
 
 describe('pairedEvidence', () => {
-  it('counts pairs by window in time order and leaves outage windows out of the evidence', () => {
+  it('counts pairs by window in time order and leaves outage windows out of the evidence', async () => {
     const rows = [
       row(2000, 'missing', 'delivered', { sendMs: 2500 }),
       row(2000, 'delivered', 'delivered', { sendMs: 2100 }),
@@ -28,7 +28,7 @@ describe('pairedEvidence', () => {
       row(1000, 'missing', 'missing'),
       row(3000, 'delayed', 'delivered', { testLatencyMs: 9000 }),
     ];
-    const { windows, evidence, counted } = pairedEvidence(rows);
+    const { windows, evidence, counted } = await pairedEvidence(rows);
     expect(windows.map((w) => [w.from, w.to])).toEqual([
       [1000, 1000],
       [2000, 2500],
@@ -48,17 +48,17 @@ describe('pairedEvidence', () => {
     expect(evidence.latencyControlMs).toEqual([50, 50, 50]);
   });
 
-  it('counts a pair whole or not at all: an arm not final leaves out both', () => {
+  it('counts a pair whole or not at all: an arm not final leaves out both', async () => {
     const rows = [row(1000, 'delivered', 'pending'), row(1000, 'failed', 'delivered'), row(1000, 'x', 'y')];
-    const { windows, evidence, counted } = pairedEvidence(rows);
+    const { windows, evidence, counted } = await pairedEvidence(rows);
     expect(windows).toHaveLength(1);
     expect(counted).toEqual([]);
     expect(evidence.test).toEqual({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
     expect(evidence.control).toEqual({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
   });
 
-  it('takes no latency from an arm that did not arrive, even when one is stored', () => {
-    const { evidence } = pairedEvidence([
+  it('takes no latency from an arm that did not arrive, even when one is stored', async () => {
+    const { evidence } = await pairedEvidence([
       row(1000, 'rejected', 'delivered', { testLatencyMs: 7 }),
       row(1000, 'altered', 'delivered', { testLatencyMs: 8 }),
     ]);

@@ -100,18 +100,43 @@ export interface OutcomeRow {
   latencyMs?: number | null;
 }
 
+/** Counts being added up by `addOutcome`; latencies are kept when the arrays are there. */
+export interface EvidenceTally {
+  test: ArmCounts;
+  control: ArmCounts;
+  latencyTestMs?: number[];
+  latencyControlMs?: number[];
+}
+
+/** Evidence with nothing counted yet, for `addOutcome`; `latencies: false` counts only. */
+export function emptyEvidence(latencies = true): EvidenceTally {
+  const arm = (): ArmCounts => ({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
+  return latencies
+    ? { test: arm(), control: arm(), latencyTestMs: [], latencyControlMs: [] }
+    : { test: arm(), control: arm() };
+}
+
+/**
+ * Counts one outcome into `e` (from `emptyEvidence`); `failed` and `pending` are left out. The one
+ * counting rule of `buildEvidence`, for callers that count without building row objects.
+ */
+export function addOutcome(
+  e: EvidenceTally,
+  kind: CanaryKind,
+  status: OutcomeStatus,
+  latencyMs: number | null | undefined,
+): void {
+  if (status === 'failed' || status === 'pending') return;
+  e[kind][status] += 1;
+  const arrived = status === 'delivered' || status === 'delayed' || status === 'altered';
+  if (arrived && typeof latencyMs === 'number')
+    (kind === 'test' ? e.latencyTestMs : e.latencyControlMs)?.push(latencyMs);
+}
+
 /** Evidence from outcome rows of one term set × scope; `failed` and `pending` rows are left out. */
 export function buildEvidence(rows: Iterable<OutcomeRow>): Evidence {
-  const arm = (): ArmCounts => ({ delivered: 0, delayed: 0, missing: 0, altered: 0, rejected: 0 });
-  const e = { test: arm(), control: arm(), latencyTestMs: [] as number[], latencyControlMs: [] as number[] };
-  for (const r of rows) {
-    if (r.status === 'failed' || r.status === 'pending') continue;
-    e[r.kind][r.status] += 1;
-    const arrived = r.status === 'delivered' || r.status === 'delayed' || r.status === 'altered';
-    if (arrived && typeof r.latencyMs === 'number') {
-      (r.kind === 'test' ? e.latencyTestMs : e.latencyControlMs).push(r.latencyMs);
-    }
-  }
+  const e = emptyEvidence();
+  for (const r of rows) addOutcome(e, r.kind, r.status, r.latencyMs);
   return e;
 }
 
