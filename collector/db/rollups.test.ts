@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { type AggregationAxis, LATENCY_BIN_EDGES_MS } from '../../protocol/research.ts';
 import { describeEachDb } from '../test-support/db.ts';
+import { expectWithinError } from '../test-support/quantiles.ts';
 import type { Db } from './open.ts';
 import {
   countByAxes,
@@ -170,14 +171,6 @@ function toFilter(w: World, q: Parameters<Parameters<typeof queryArb.map>[0]>[0]
     from,
     to,
   };
-}
-
-/** A quantile read from the histogram is within its error of the exact one (null when that is null). */
-function expectWithinError(approx: number | null, exact: number | null): void {
-  if (exact === null) expect(approx).toBeNull();
-  // The bound is reached (a value on a bucket's lower edge, e.g. 1 ms or 1024 ms): allow float rounding.
-  else
-    expect(Math.abs(approx! - exact)).toBeLessThanOrEqual(LATENCY_RELATIVE_ERROR * exact * (1 + 1e-9) + 1e-9);
 }
 
 /** Counts and keys equal; latency quantiles within the histogram's error. */

@@ -130,6 +130,16 @@ export const STATUSES = [
   'failed',
   'pending',
 ] as const;
+
+/** `count(*) filter (where o.status = …) as <status>` for every status, in a select over outcomes `o`. */
+export const STATUS_COUNTS = sql.raw(
+  STATUSES.map((s) => `count(*) filter (where o.status = '${s}') as ${s}`).join(', '),
+);
+
+/** `sum(<prefix><status>)::int as <status>` for every status. */
+export const statusSums = (prefix = ''): SQL =>
+  sql.raw(STATUSES.map((s) => `sum(${prefix}${s})::int as ${s}`).join(', '));
+
 const ids = (cols: readonly string[]) => sql.raw(cols.join(', '));
 /** array[sum(col[1]), …, sum(col[L])]::int[]: the element-wise sum of histograms (L buckets). */
 export const sumHistograms = (col: string, length = LATENCY_BUCKETS) =>
@@ -231,16 +241,14 @@ const ROW_COLUMNS = [
 async function recomputeMinutes(q: Queryable, many: boolean): Promise<void> {
   await q.execute(sql`delete from outcome_rollups r using rollup_dirty d
     where r.grain = 'minute' and r.campaign_id = d.campaign_id and r.bucket = d.bucket`);
-  const counts = STATUSES.map((s) => sql.raw(`count(*) filter (where o.status = '${s}') as ${s}`));
-  const sums = STATUSES.map((s) => sql.raw(`sum(${s})::int`));
   // Per cell, latency bucket and /latency bin first, then one row per cell at both levels (grouping sets).
   await q.execute(sql`insert into outcome_rollups (${ids(ROW_COLUMNS)})
     select 'minute', bucket, campaign_id, grouping(platform) = 0, kind, coalesce(platform, ''),
-      coalesce(ck, ''), coalesce(sr, ''), coalesce(rr, ''), ${sql.join(sums, sql`, `)},
+      coalesce(ck, ''), coalesce(sr, ''), coalesce(rr, ''), ${statusSums()},
       ${countPer('lb', LATENCY_BUCKETS)}, ${countPer('bn', LATENCY_BINS)}
     from (
       select d.bucket, c.campaign_id, c.kind, cv.platform, cv.kind as ck, s.region as sr, r.region as rr,
-        ${LATENCY_BUCKET} as lb, ${LATENCY_BIN} as bn, ${sql.join(counts, sql`, `)},
+        ${LATENCY_BUCKET} as lb, ${LATENCY_BIN} as bn, ${STATUS_COUNTS},
         count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
       from rollup_dirty d
         ${
@@ -262,10 +270,9 @@ async function recomputeFromFiner(q: Queryable, grain: Grain, finer: Grain, many
   const cells = sql`(select distinct campaign_id, ${bucketOf(grain, sql`bucket`)} as bucket from rollup_dirty)`;
   await q.execute(sql`delete from outcome_rollups r using ${cells} h
     where r.grain = ${grain} and r.campaign_id = h.campaign_id and r.bucket = h.bucket`);
-  const sums = STATUSES.map((s) => sql.raw(`sum(r.${s})::int`));
   await q.execute(sql`insert into outcome_rollups (${ids(ROW_COLUMNS)})
     select ${grain}, h.bucket, r.campaign_id, r.scoped, r.kind, r.platform, r.conversation_kind,
-      r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')},
+      r.sender_region, r.recipient_region, ${statusSums('r.')}, ${sumHistograms('r.latency')},
       ${sumBins('r.bins')}
     from ${cells} h
       ${
@@ -285,10 +292,9 @@ async function recomputeTotals(q: Queryable, grain: Grain, many: boolean): Promi
   const cells = sql`(select distinct ${bucketOf(grain, sql`bucket`)} as bucket from rollup_dirty)`;
   await q.execute(sql`delete from outcome_rollup_totals t using ${cells} h
     where t.grain = ${grain} and t.bucket = h.bucket`);
-  const sums = STATUSES.map((s) => sql.raw(`sum(r.${s})::int`));
   await q.execute(sql`insert into outcome_rollup_totals (${ids(ROW_COLUMNS.filter((c) => c !== 'campaign_id'))})
     select ${grain}, h.bucket, r.scoped, r.kind, r.platform, r.conversation_kind,
-      r.sender_region, r.recipient_region, ${sql.join(sums, sql`, `)}, ${sumHistograms('r.latency')},
+      r.sender_region, r.recipient_region, ${statusSums('r.')}, ${sumHistograms('r.latency')},
       ${sumBins('r.bins')}
     from ${cells} h
       ${
@@ -468,9 +474,6 @@ async function readRollupCells(
     : arrivedWanted
       ? sumBins('r.bins')
       : sql.raw(`array_fill(0, array[${LATENCY_BINS}])`);
-  const rawCounts = STATUSES.map((s) => sql.raw(`count(*) filter (where o.status = '${s}') as ${s}`));
-  const sumAll = (prefix: string) =>
-    sql.raw(STATUSES.map((s) => `sum(${prefix}${s})::int as ${s}`).join(', '));
   const castAll = sql.raw(STATUSES.map((s) => `${s}::int as ${s}`).join(', '));
   const sameKeys = sql.raw(k.map((x) => `f.${x} is not distinct from r.${x}`).join(' and '));
   const rawHistogram = countPer('lb', LATENCY_BUCKETS);
@@ -505,7 +508,7 @@ async function readRollupCells(
           axes.map((a, i) => sql`${AXIS_SQL[a]} as ${sql.identifier(`k${i}`)}`),
           sql`, `,
         )}, ${LATENCY_BUCKET} as lb, ${withBins ? LATENCY_BIN : sql`null::int`} as bn,
-          ${sql.join(rawCounts, sql`, `)}, count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
+          ${STATUS_COUNTS}, count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
         -- offset 0 keeps the subquery per cell: nothing is read when no cell is dirty
         from dirty d
           cross join lateral (select * from canaries c where ${totals ? sql`` : sql`c.campaign_id = d.campaign_id and`}
@@ -513,12 +516,12 @@ async function readRollupCells(
           ${RAW_JOINS}
         where ${whereClause(outcomeConditions(filter))}
         group by ${keys}, lb, bn),
-      fresh as (select ${keys}, ${sumAll('')}, ${rawHistogram} as latency, ${rawBins} as bins
+      fresh as (select ${keys}, ${statusSums()}, ${rawHistogram} as latency, ${rawBins} as bins
         from fresh_lb group by ${keys}),
       -- A key in both: its rollup and fresh parts summed. Histograms are summed only for those
       -- keys (summing 122 buckets is the costly part): usually none, as no cell is dirty.
       merged as (
-        select ${keys}, ${sumAll('')}, ${sumHistograms('latency')} as latency, ${mergedBins} as bins
+        select ${keys}, ${statusSums()}, ${sumHistograms('latency')} as latency, ${mergedBins} as bins
         from (select * from roll r where exists (select 1 from fresh f where ${sameKeys})
               union all select * from fresh) p
         group by ${keys})

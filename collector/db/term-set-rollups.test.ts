@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { describeEachDb } from '../test-support/db.ts';
+import { expectWithinError } from '../test-support/quantiles.ts';
 import type { Db } from './open.ts';
 import { countByTermSet, countByTermSetRaw, type TermSetCounts } from './research-aggregation.ts';
 import type { OutcomeFilter } from './research-filters.ts';
@@ -110,12 +111,6 @@ async function reset(db: Db): Promise<void> {
   await db.execute(sql`delete from term_set_rollup_progress`);
   await db.execute(sql`delete from outcomes`);
   await db.execute(sql`delete from canaries`);
-}
-
-function expectWithinError(approx: number | null, exact: number | null): void {
-  if (exact === null) expect(approx).toBeNull();
-  else
-    expect(Math.abs(approx! - exact)).toBeLessThanOrEqual(LATENCY_RELATIVE_ERROR * exact * (1 + 1e-9) + 1e-9);
 }
 
 /** Same rows (order aside), same counts and first/last send; quantiles within the histogram's error. */

@@ -36,7 +36,9 @@ import {
   nextWatermark,
   parseHistogram,
   quantileFromHistogram,
+  STATUS_COUNTS,
   STATUSES,
+  statusSums,
   sumHistograms,
 } from './rollups.ts';
 
@@ -60,8 +62,7 @@ const OUTCOMES_PER_CANARY = sql`cross join lateral (select * from outcomes o whe
     as pending offset 0) pe`;
 /** Above this many canaries to add, a job run joins whole tables (hash joins) rather than looking each up. */
 const MANY_CANARIES = 50_000;
-const COUNTS = sql.raw(STATUSES.map((s) => `count(*) filter (where o.status = '${s}') as ${s}`).join(', '));
-const SUMS = sql.raw(STATUSES.map((s) => `sum(${s})::int as ${s}`).join(', '));
+const SUMS = statusSums();
 
 /**
  * Rows (campaign, term set, arm) aggregated from the outcomes of the canaries `canaries` yields
@@ -71,7 +72,7 @@ const SUMS = sql.raw(STATUSES.map((s) => `sum(${s})::int as ${s}`).join(', '));
 function aggregate(canaries: SQL, w: SQL, many: boolean) {
   return sql`select campaign_id, term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
       min(mn) as first_sent_at, max(mx) as last_sent_at
-    from (select c.campaign_id, c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${COUNTS},
+    from (select c.campaign_id, c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
           from ${canaries}
             ${many ? sql`join outcomes o on o.canary_id = c.id` : OUTCOMES_PER_CANARY}
@@ -254,7 +255,7 @@ export async function countByTermSetFromRollups(
       fresh as (
         select term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
           min(mn) as first_sent_at, max(mx) as last_sent_at
-        from (select c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${COUNTS},
+        from (select c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
                 count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived,
                 min(c.send_at) as mn, max(c.send_at) as mx
               from fresh_canaries c ${OUTCOMES_PER_CANARY}
