@@ -28,13 +28,27 @@ export interface OutcomeFilter {
  * Aliases: o outcome, c canary, s sender account, r recipient account, cv conversation,
  * sl.sealed (below).
  */
-export const OUTCOME_FROM = sql`canaries c
+export const OUTCOME_FROM = outcomeFrom(sql`exists (
+    select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')`);
+
+/**
+ * OUTCOME_FROM for reads of a page (a few hundred rows at most). The same sealing, but the
+ * look for a pending outcome of the canary is a probe of the outcomes' key per row: as an
+ * `exists` the planner hashes every pending outcome of the table first, once per sealed column
+ * (four times a page: 32 ms of a 33 ms page at 1M outcomes, 17,857 pending), for the hundred
+ * rows a page keeps. Reads of many rows keep OUTCOME_FROM, where one hash is the cheaper plan.
+ */
+export const OUTCOME_FROM_PAGE = outcomeFrom(sql`coalesce((
+    select true from outcomes po where po.canary_id = c.id and po.status = 'pending' limit 1), false)`);
+
+function outcomeFrom(anyPending: SQL): SQL {
+  return sql`canaries c
   join outcomes o on o.canary_id = c.id
   join accounts s on s.id = c.sender_account_id
   join accounts r on r.id = o.recipient_account_id
   join conversations cv on cv.id = c.conversation_id
-  cross join lateral (select (c.deadline_at > now() or o.status = 'pending' or exists (
-    select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')) as sealed) sl`;
+  cross join lateral (select (c.deadline_at > now() or o.status = 'pending' or ${anyPending}) as sealed) sl`;
+}
 
 /**
  * A canary is sealed while its deadline has not passed (database clock) or any of its

@@ -10,7 +10,7 @@ import { type Queryable, rows } from './open.ts';
 import {
   isoMicros,
   isoMillis,
-  OUTCOME_FROM,
+  OUTCOME_FROM_PAGE,
   type OutcomeFilter,
   outcomeConditions,
   PUBLIC_TERM_SET,
@@ -95,7 +95,7 @@ export async function readOutcomes(
           c.sender_account_id, s.region as sender_region, s.probe_id as sender_probe_id,
           r.region as recipient_region, r.probe_id as recipient_probe_id, o.data_format_version,
           ${isoMillis(sql`o.updated_at`)} as updated_at, ${isoMicros(sql`c.send_at`)} as key_send_at
-        from ${OUTCOME_FROM}
+        from ${OUTCOME_FROM_PAGE}
         where ${whereClause(conds)}
         order by ${order}
         limit ${page.limit}`,

@@ -346,6 +346,8 @@ export const canaries = pgTable(
     // deadline passed since the last sweep, and the pairs of one term set.
     index('canaries_campaign_deadline_idx').on(t.campaignId, t.deadlineAt),
     index('canaries_campaign_term_set_idx').on(t.campaignId, t.termSet, t.kind),
+    // The terms view's detail of one term set over every campaign: its timeline, its latest outcomes.
+    index('canaries_term_set_send_at_idx').on(t.termSet, t.sendAt, t.id),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX "canaries_term_set_send_at_idx" ON "canaries" USING btree ("term_set","send_at","id");
