@@ -1,6 +1,8 @@
+import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { canariesOfCampaign, countRows, termSetsOfList } from './db/inspect.ts';
+import { rows } from './db/open.ts';
 import { materialiseDueRounds, occurrences } from './rounds.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { account, checkin, TEST_ADMIN_TOKEN } from './test-support/probe.ts';
@@ -141,7 +143,17 @@ describeEachDb('admin API', (getDb) => {
       materialiseDueRounds(getDb().db, now, 60_000),
     ]);
     const again = await materialiseDueRounds(getDb().db, now, 60_000);
-    expect(a.rounds + b.rounds).toBe(2);
+    // Counted for this campaign: the world's own campaign (hourly, no term sets) has a round of
+    // its own when the window holds the hour.
+    const roundsOf = async () =>
+      (
+        await rows<{ n: number }>(
+          getDb().db,
+          sql`select count(*)::int as n from rounds where campaign_id = ${campaignId}::uuid`,
+        )
+      )[0]?.n;
+    expect(a.rounds + b.rounds).toBeGreaterThanOrEqual(2);
+    expect(await roundsOf()).toBe(2);
     expect(again.rounds).toBe(0);
     const canaries = await canariesOfCampaign(getDb().db, campaignId);
     expect(canaries.length).toBe(a.canaries + b.canaries);

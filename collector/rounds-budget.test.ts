@@ -192,8 +192,15 @@ describeEachDb('rounds within the send budget', (getDb) => {
       return { alice: by[alice] ?? 0, bob: by[bob] ?? 0, carol: by[carol] ?? 0 };
     };
     const round = async (at: number) => {
-      const made = await materialiseDueRounds(db, new Date(at), 1);
-      expect(made.rounds).toBe(1);
+      await materialiseDueRounds(db, new Date(at), 1);
+      // This campaign's round only: the world's own campaign (hourly, no term sets) has a round
+      // of its own when `at` falls on the hour.
+      const [made] = await rows<{ n: number }>(
+        db,
+        sql`select count(*)::int as n from rounds
+            where campaign_id = ${campaign.id}::uuid and round_at = ${new Date(at).toISOString()}::timestamptz`,
+      );
+      expect(made?.n).toBe(1);
       return planned(at);
     };
 
