@@ -37,6 +37,7 @@ import {
   judgeFamily,
   judgeMember,
   newcombeDifference,
+  noYield,
   pairedEvidence,
   type ScreeningResult,
   type SequentialDesign,
@@ -110,7 +111,7 @@ interface Group {
  */
 export async function groupPairs(
   pairs: readonly PairedOutcome[],
-  tick: () => Promise<void> = async () => {},
+  tick: () => Promise<void> = noYield,
 ): Promise<Group[]> {
   const groups = new Map<string, Group>();
   const bySpelling = new Map<string, Group>();

@@ -16,6 +16,8 @@ describe('silentdrop evaluate on many term sets', () => {
   it('reports exactly the policy for 40 term sets over 3 regions, direct and group', async () => {
     const g = generatePolicy({ sets: 40, seed: 'many-40', regions: 3 });
     const started = Date.now();
+    // the last progress line names the slowest scope and what it still needs: said on a failure
+    let lastLine = '';
     const result = await runEvaluation({
       policy: g.policy,
       terms: g.terms,
@@ -27,18 +29,20 @@ describe('silentdrop evaluate on many term sets', () => {
       timeoutMs: 420_000,
       seed: 'many-40',
       testbedSeed: 7,
+      onProgress: (line) => {
+        lastLine = line;
+      },
     });
     const { report } = result;
     expect(report.run).toMatchObject({ mode: 'screen' });
-    expect(reportMismatches(g.rules, report.findings, g.termSets)).toEqual([]);
+    const seen = `${Math.round((Date.now() - started) / 1000)} s, ${report.messages_sent} messages; ${lastLine}`;
+    expect(reportMismatches(g.rules, report.findings, g.termSets), seen).toEqual([]);
     // 3 regions: direct chats across regions (6 ordered pairs) and one group (9)
     expect(report.findings.length).toBe(40 * 15);
     const open = report.findings.filter((f) => !f.settled).length;
-    expect(result.settled, `${Math.round((Date.now() - started) / 1000)} s, ${open} verdicts open`).toBe(
-      true,
-    );
+    expect(result.settled, `${open} verdicts open; ${seen}`).toBe(true);
     expect(report.findings.every((f) => f.settled && f.n_test > 0)).toBe(true);
     // the screen packs the innocent sets: far fewer messages than one pair per verdict
-    expect(report.messages_sent).toBeLessThan(2 * report.findings.length);
+    expect(report.messages_sent, seen).toBeLessThan(2 * report.findings.length);
   }, 450_000);
 });

@@ -34,7 +34,7 @@ export {
   type TermsProbe,
   UnresolvedProbeError,
 } from './oracle.ts';
-export { type PairedRow, pairedEvidence } from './paired-evidence.ts';
+export { noYield, type PairedRow, pairedEvidence } from './paired-evidence.ts';
 export {
   isolationStep,
   type MessageRequest,

@@ -33,6 +33,8 @@ function addPair(e: EvidenceTally, r: PairedRow): void {
 }
 
 const resolved = Promise.resolve();
+/** The `tick` of a caller that need not yield (tests, small inputs): resolves at once. */
+export const noYield = (): Promise<void> => resolved;
 
 /**
  * Per-window counts (time ordered, outages included, as `detectChanges` wants them), the evidence
@@ -43,7 +45,7 @@ const resolved = Promise.resolve();
  */
 export async function pairedEvidence<R extends PairedRow>(
   rows: readonly R[],
-  tick: () => Promise<void> = () => resolved,
+  tick: () => Promise<void> = noYield,
 ): Promise<{ windows: WindowCounts[]; evidence: Evidence; counted: R[] }> {
   const byWindow = new Map<number, { from: number; to: number; rows: R[]; counts: EvidenceTally }>();
   for (const [i, r] of rows.entries()) {
