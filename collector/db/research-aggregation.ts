@@ -16,7 +16,12 @@ import {
   whereClause,
 } from './research-filters.ts';
 import { countByAxesFromRollups, LATENCY_RELATIVE_ERROR, latencyFromRollups, rollupPlan } from './rollups.ts';
-import { countByTermSetFromRollups, termSetRollupsHold } from './term-set-rollups.ts';
+import {
+  countByTermSetFromRollups,
+  countTermSetTimelineFromRollups,
+  termSetRollupsHold,
+  termSetTimelineHolds,
+} from './term-set-rollups.ts';
 
 export interface StatusCounts {
   delivered: number;
@@ -48,14 +53,17 @@ const COUNTS = sql`count(*) filter (where o.status = 'delivered')::int as delive
      filter (where o.status in ('delivered', 'delayed')))::float8 as latency_p95_ms`;
 
 /**
- * Counts by one or two axes: from the rollups (collector/db/rollups.ts) when they can answer
- * the question exactly, from the outcomes otherwise (decision 022).
+ * Counts by one or two axes: from the rollups (collector/db/rollups.ts, and for one term set's
+ * timeline collector/db/term-set-rollups.ts) when they can answer the question exactly, from
+ * the outcomes otherwise (decisions 022, 035).
  */
 export async function countByAxes(
   q: Queryable,
   filter: OutcomeFilter,
   axes: readonly AggregationAxis[],
 ): Promise<GroupedCounts[]> {
+  // one term set by hour or day and arm: the terms view's timeline (decision 035)
+  if (termSetTimelineHolds(filter, axes)) return countTermSetTimelineFromRollups(q, filter, axes);
   const plan = rollupPlan(filter, axes);
   return plan ? countByAxesFromRollups(q, filter, axes, plan) : countByAxesRaw(q, filter, axes);
 }

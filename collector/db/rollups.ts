@@ -313,7 +313,8 @@ export interface RollupPlan {
   scoped: boolean;
 }
 
-const ROLLUP_AXIS: Partial<Record<AggregationAxis, SQL>> = {
+/** Axes over rollup rows aliased r (bucket, kind, scope columns), as AXIS_SQL over the outcomes. */
+export const ROLLUP_AXIS: Partial<Record<AggregationAxis, SQL>> = {
   minute: sql`to_char(date_trunc('minute', r.bucket at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:MI:00.000"Z"')`,
   hour: sql`to_char(date_trunc('hour', r.bucket at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:00:00.000"Z"')`,
   day: sql`to_char(date_trunc('day', r.bucket at time zone 'UTC'), 'YYYY-MM-DD"T"00:00:00.000"Z"')`,

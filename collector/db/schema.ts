@@ -557,6 +557,30 @@ export const termSetRollups = pgTable(
 );
 
 /**
+ * term_set_rollups per hour of the send time (UTC): the terms view's timeline of one term set
+ * (`/aggregation?terms=…&group_by=hour|day,kind`). Written by the same job, in the same
+ * transaction, from the same canaries, behind the same closed line (decision 035). The key starts
+ * at the term set, so one term set's hours are one index range with or without a campaign.
+ */
+export const termSetHourRollups = pgTable(
+  'term_set_hour_rollups',
+  {
+    campaignId: uuid('campaign_id')
+      .notNull()
+      .references(() => campaigns.id, { onDelete: 'cascade' }),
+    termSet: text('term_set').array().notNull(),
+    kind: text('kind').notNull(),
+    bucket: tstz('bucket').notNull(),
+    ...statusCounts(),
+    latency: integer('latency').array().notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'term_set_hour_rollups_pk', columns: [t.termSet, t.campaignId, t.kind, t.bucket] }),
+    index('term_set_hour_rollups_campaign_idx').on(t.campaignId),
+  ],
+);
+
+/**
  * How far term_set_rollups has counted a campaign: its canaries sent before `closed_until`,
  * with the outcomes written before `watermark` (decision 033).
  */

@@ -2,10 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
+import type { AggregationAxis } from '../../protocol/research.ts';
 import { describeEachDb } from '../test-support/db.ts';
 import { expectWithinError } from '../test-support/quantiles.ts';
 import type { Db } from './open.ts';
-import { countByTermSet, countByTermSetRaw, type TermSetCounts } from './research-aggregation.ts';
+import {
+  countByAxes,
+  countByAxesRaw,
+  countByTermSet,
+  countByTermSetRaw,
+  type GroupedCounts,
+  type TermSetCounts,
+} from './research-aggregation.ts';
 import type { OutcomeFilter } from './research-filters.ts';
 import { LATENCY_RELATIVE_ERROR } from './rollups.ts';
 import {
@@ -14,6 +22,7 @@ import {
   rollUpTermSets,
   termSetProgress,
   termSetRollupsHold,
+  termSetTimelineHolds,
 } from './term-set-rollups.ts';
 
 const STATUSES = ['delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed', 'pending'] as const;
@@ -108,6 +117,7 @@ async function insertCanaries(db: Db, w: World, list: CanaryArb[]): Promise<stri
 
 async function reset(db: Db): Promise<void> {
   await db.execute(sql`delete from term_set_rollups`);
+  await db.execute(sql`delete from term_set_hour_rollups`);
   await db.execute(sql`delete from term_set_rollup_progress`);
   await db.execute(sql`delete from outcomes`);
   await db.execute(sql`delete from canaries`);
@@ -127,6 +137,35 @@ function expectSame(fromRollups: TermSetCounts[], raw: TermSetCounts[]): void {
   }
 }
 
+/** Same groups in the same order with the same counts; quantiles within the histogram's error. */
+function expectSameTimeline(fromRollups: GroupedCounts[], raw: GroupedCounts[]): void {
+  const exact = (rs: GroupedCounts[]) => rs.map((r) => [...r.k, ...STATUSES.map((s) => r[s])]);
+  expect(exact(fromRollups)).toEqual(exact(raw));
+  for (const [i, r] of raw.entries()) {
+    expectWithinError(fromRollups[i]!.latency_p50_ms, r.latency_p50_ms);
+    expectWithinError(fromRollups[i]!.latency_p95_ms, r.latency_p95_ms);
+  }
+}
+
+const TIMELINES: AggregationAxis[][] = [
+  ['hour', 'kind'],
+  ['day', 'kind'],
+  ['kind', 'hour'],
+  ['hour'],
+  ['kind'],
+];
+
+it('answers one term set by hour or day and arm, with campaign and arm filters only', () => {
+  expect(termSetTimelineHolds({ termSet: ['a'] }, ['hour', 'kind'])).toBe(true);
+  expect(termSetTimelineHolds({ termSet: ['a'], campaign: randomUUID(), kind: 'test' }, ['day'])).toBe(true);
+  expect(termSetTimelineHolds({}, ['hour', 'kind'])).toBe(false);
+  expect(termSetTimelineHolds({ termSet: ['a'] }, ['minute'])).toBe(false);
+  expect(termSetTimelineHolds({ termSet: ['a'] }, ['hour', 'recipient_region'])).toBe(false);
+  expect(termSetTimelineHolds({ termSet: ['a'] }, [])).toBe(false);
+  expect(termSetTimelineHolds({ termSet: ['a'], from: new Date() }, ['hour'])).toBe(false);
+  expect(termSetTimelineHolds({ termSet: ['a'], statuses: ['missing'] }, ['hour'])).toBe(false);
+});
+
 it('holds only campaign and arm filters', () => {
   expect(termSetRollupsHold({})).toBe(true);
   expect(termSetRollupsHold({ campaign: randomUUID(), kind: 'test' })).toBe(true);
@@ -143,7 +182,7 @@ describeEachDb('term-set rollups', (getDb) => {
     w = await buildWorld(getDb().db);
   }, 120_000);
 
-  it('equal the raw term-set list for random canaries, deadlines, pending outcomes and writes after the job', async () => {
+  it("equal the raw term-set list and one term set's timeline for random canaries, deadlines, pending outcomes and writes after the job", async () => {
     const { db } = getDb();
     await fc.assert(
       fc.asyncProperty(
@@ -157,6 +196,8 @@ describeEachDb('term-set rollups', (getDb) => {
             campaign: fc.option(fc.integer({ min: 0, max: 1 }), { nil: undefined }),
             kind: fc.option(fc.constantFrom('test' as const, 'control' as const), { nil: undefined }),
             limit: fc.constantFrom(1, 2, 5000),
+            termSet: fc.integer({ min: 0, max: TERM_SETS.length - 1 }),
+            axes: fc.constantFrom(...TIMELINES),
           }),
           { minLength: 1, maxLength: 3 },
         ),
@@ -182,6 +223,10 @@ describeEachDb('term-set rollups', (getDb) => {
             const list = await countByTermSet(db, filter, q.limit);
             expect(list.quantileError).toBe(LATENCY_RELATIVE_ERROR);
             expectSame(list.counts, raw);
+            // the terms view's timeline of one term set, from term_set_hour_rollups
+            const one: OutcomeFilter = { ...filter, termSet: TERM_SETS[q.termSet] };
+            expect(termSetTimelineHolds(one, q.axes)).toBe(true);
+            expectSameTimeline(await countByAxes(db, one, q.axes), await countByAxesRaw(db, one, q.axes));
           }
         },
       ),

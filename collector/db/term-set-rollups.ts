@@ -26,9 +26,10 @@
  * probe, verdict) reads the outcomes as before (`termSetRollupsHold`).
  */
 import { type SQL, sql } from 'drizzle-orm';
+import type { AggregationAxis } from '../../protocol/research.ts';
 import { type Db, type Queryable, rows } from './open.ts';
-import type { TermSetCounts } from './research-aggregation.ts';
-import { isoMicros, isoMillis, type OutcomeFilter } from './research-filters.ts';
+import type { GroupedCounts, TermSetCounts } from './research-aggregation.ts';
+import { isoMicros, isoMillis, type OutcomeFilter, textArray } from './research-filters.ts';
 import {
   countPer,
   LATENCY_BUCKET,
@@ -36,6 +37,7 @@ import {
   nextWatermark,
   parseHistogram,
   quantileFromHistogram,
+  ROLLUP_AXIS,
   STATUS_COUNTS,
   STATUSES,
   statusSums,
@@ -50,6 +52,7 @@ const TERM_SET_LOCK = 0x5d_2033;
 
 const ids = (cols: readonly string[]) => sql.raw(cols.join(', '));
 const COLUMNS = ['campaign_id', 'term_set', 'kind', ...STATUSES, 'latency', 'first_sent_at', 'last_sent_at'];
+const HOUR_COLUMNS = ['campaign_id', 'term_set', 'kind', 'bucket', ...STATUSES, 'latency'];
 /** No outcome of canary `c` is pending (the other half of "final": the deadline, checked apart). */
 const NONE_PENDING = sql`not exists (select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')`;
 /**
@@ -64,21 +67,27 @@ const OUTCOMES_PER_CANARY = sql`cross join lateral (select * from outcomes o whe
 const MANY_CANARIES = 50_000;
 const SUMS = statusSums();
 
+/** The hour of a canary's send time (UTC), as term_set_hour_rollups' bucket. */
+const SEND_HOUR = sql`(date_trunc('hour', c.send_at at time zone 'UTC') at time zone 'UTC')`;
+
 /**
- * Rows (campaign, term set, arm) aggregated from the outcomes of the canaries `canaries` yields
- * (a FROM item aliased c), those final at the watermark `w` only. `many`: hash joins (the first
- * run reads every canary), else a lookup per canary.
+ * Rows (campaign, term set, arm), or with `hourly` (campaign, term set, arm, hour of the send),
+ * aggregated from the outcomes of the canaries `canaries` yields (a FROM item aliased c), those
+ * final at the watermark `w` only. `many`: hash joins (the first run reads every canary), else a
+ * lookup per canary.
  */
-function aggregate(canaries: SQL, w: SQL, many: boolean) {
-  return sql`select campaign_id, term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
-      min(mn) as first_sent_at, max(mx) as last_sent_at
-    from (select c.campaign_id, c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
+function aggregate(canaries: SQL, w: SQL, many: boolean, hourly = false) {
+  const bucket = hourly ? SEND_HOUR : sql`null::timestamptz`;
+  const groups = sql.raw(hourly ? '1, 2, 3, 4' : '1, 2, 3');
+  return sql`select campaign_id, term_set, kind${hourly ? sql`, bucket` : sql``}, ${SUMS},
+      ${countPer('lb', LATENCY_BUCKETS)} as latency${hourly ? sql`` : sql`, min(mn) as first_sent_at, max(mx) as last_sent_at`}
+    from (select c.campaign_id, c.term_set, c.kind, ${bucket} as bucket, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
           from ${canaries}
             ${many ? sql`join outcomes o on o.canary_id = c.id` : OUTCOMES_PER_CANARY}
           where c.deadline_at < ${w} and ${many ? NONE_PENDING : sql`not pe.pending`}
-          group by 1, 2, 3, 4) g
-    group by 1, 2, 3`;
+          group by 1, 2, 3, 4, 5) g
+    group by ${groups}`;
 }
 
 export interface TermSetRollupRun {
@@ -130,11 +139,14 @@ export async function rollUpTermSets(
     // Added to their rows, if final now: the canaries sent in [previous closed_until, closed_until),
     // and those sent before it whose deadline passed since the last run (a canary can be
     // planned with a send time before the line; it is read from the outcomes until counted).
+    const addCounts = [
+      ...STATUSES.map((s) => `${s} = t.${s} + excluded.${s}`),
+      `latency = (select array_agg(a + b order by i)::int[]
+         from unnest(t.latency, excluded.latency) with ordinality x(a, b, i))`,
+    ];
     const add = sql.raw(
       [
-        ...STATUSES.map((s) => `${s} = t.${s} + excluded.${s}`),
-        `latency = (select array_agg(a + b order by i)::int[]
-           from unnest(t.latency, excluded.latency) with ordinality x(a, b, i))`,
+        ...addCounts,
         'first_sent_at = least(t.first_sent_at, excluded.first_sent_at)',
         'last_sent_at = greatest(t.last_sent_at, excluded.last_sent_at)',
       ].join(', '),
@@ -148,23 +160,29 @@ export async function rollUpTermSets(
         and c.deadline_at >= p.prev_watermark and c.deadline_at < ${w} and c.send_at < p.prev_closed) c`;
     const [adding] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ${toAdd}`);
     if (adding!.n > 0) {
+      const many = adding!.n > (options.manyCanaries ?? MANY_CANARIES);
       await tx.execute(sql`insert into term_set_rollups as t (${ids(COLUMNS)})
-        ${aggregate(toAdd, w, adding!.n > (options.manyCanaries ?? MANY_CANARIES))}
+        ${aggregate(toAdd, w, many)}
         on conflict (campaign_id, term_set, kind) do update set ${add}`);
+      await tx.execute(sql`insert into term_set_hour_rollups as t (${ids(HOUR_COLUMNS)})
+        ${aggregate(toAdd, w, many, true)}
+        on conflict (term_set, campaign_id, kind, bucket) do update set ${sql.raw(addCounts.join(', '))}`);
     }
     // Dirty term sets: recomputed whole, up to the new closed_until.
     const [recomputed] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ts_dirty`);
     if (recomputed!.n > 0) {
-      await tx.execute(sql`delete from term_set_rollups t using ts_dirty d
-        where t.campaign_id = d.campaign_id and t.term_set = d.term_set and t.kind = d.kind`);
-      await tx.execute(sql`insert into term_set_rollups (${ids(COLUMNS)})
-        ${aggregate(
-          sql`ts_dirty d join ts_progress p on p.campaign_id = d.campaign_id
-            cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
-              and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed offset 0) c`,
-          w,
-          false,
-        )}`);
+      const dirtyCanaries = sql`ts_dirty d join ts_progress p on p.campaign_id = d.campaign_id
+        cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
+          and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed offset 0) c`;
+      for (const [table, columns, hourly] of [
+        ['term_set_rollups', COLUMNS, false],
+        ['term_set_hour_rollups', HOUR_COLUMNS, true],
+      ] as const) {
+        await tx.execute(sql`delete from ${sql.raw(table)} t using ts_dirty d
+          where t.campaign_id = d.campaign_id and t.term_set = d.term_set and t.kind = d.kind`);
+        await tx.execute(sql`insert into ${sql.raw(table)} (${ids(columns)})
+          ${aggregate(dirtyCanaries, w, false, hourly)}`);
+      }
     }
     const moved = await rows<{ n: number }>(
       tx,
@@ -184,19 +202,20 @@ export function termSetRollupsHold(filter: OutcomeFilter): boolean {
 }
 
 /**
- * countByTermSet from the rollups: the rows of term sets not written since the watermark, plus
- * from the outcomes (sealing applied now) every canary sent since its campaign's closed_until
- * and every canary of a dirty term set. One statement, one snapshot.
+ * The parts every read of these rollups shares (one statement, one snapshot), as CTEs:
+ * `prog` (per campaign: closed line and watermark), `dirty` (campaign, term set, arm with an
+ * outcome written at or after the watermark on a canary before the line: its rows are not used)
+ * and `fresh_canaries` (read from the outcomes: every canary sent since the line or not final
+ * at the watermark, and every canary of a dirty term set). `filter`: campaign, arm and at most
+ * one term set.
  */
-export async function countByTermSetFromRollups(
+async function readParts(
   q: Queryable,
   filter: OutcomeFilter,
-  limit: number,
-): Promise<TermSetCounts[]> {
+): Promise<{ ctes: SQL; kind: (alias: string) => SQL }> {
   const campaign = filter.campaign ? sql`where cp.id = ${filter.campaign}::uuid` : sql``;
   const kind = (alias: string) => (filter.kind ? sql`and ${sql.raw(alias)}.kind = ${filter.kind}` : sql``);
-  // Final now: deadline passed (database clock) and no outcome pending; as research-filters' SEALED.
-  const finalNow = sql`c.deadline_at <= now() and not pe.pending`;
+  const termSet = filter.termSet ? sql`and c.term_set = ${textArray(filter.termSet)}` : sql``;
   await q.execute(sql`set local jit = off`);
   // The oldest watermark and closed line as values (lower bounds: both only move on), so that the
   // planner reads what was written since, and the canaries due since, by their indexes; taken
@@ -211,17 +230,7 @@ export async function countByTermSetFromRollups(
   // A campaign the job has not seen yet is read whole.
   const closedBound =
     oldest?.closed && !oldest.open ? sql`${oldest.closed}::timestamptz` : sql`'-infinity'::timestamptz`;
-  const found = await rows<
-    Record<(typeof STATUSES)[number], number> & {
-      term_set: string[];
-      kind: 'test' | 'control';
-      latency: string;
-      first_sent_at: string;
-      last_sent_at: string;
-    }
-  >(
-    q,
-    sql`with prog as materialized (
+  const ctes = sql`prog as materialized (
         select cp.id as campaign_id, coalesce(p.closed_until, '-infinity') as closed,
           coalesce(p.watermark, '-infinity') as watermark
         from campaigns cp left join term_set_rollup_progress p on p.campaign_id = cp.id ${campaign}),
@@ -233,25 +242,53 @@ export async function countByTermSetFromRollups(
             where c.id = o.canary_id offset 0) c
           join prog p on p.campaign_id = c.campaign_id
         where o.updated_at >= ${since}
-          and o.updated_at >= p.watermark and c.send_at < p.closed ${kind('c')}),
-      rolled as (
-        select t.term_set, t.kind, ${ids(STATUSES.map((s) => `t.${s}`))}, t.latency, t.first_sent_at, t.last_sent_at
-        from term_set_rollups t join prog p on p.campaign_id = t.campaign_id
-        where not exists (select 1 from dirty d
-          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
+          and o.updated_at >= p.watermark and c.send_at < p.closed ${kind('c')} ${termSet}),
       fresh_canaries as (
         select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at from prog p
           -- not counted: sent since closed_until, or not final at the watermark (the deadline is
           -- after closed_until either way, so the campaign × deadline index finds them)
           cross join lateral (select * from canaries c where c.campaign_id = p.campaign_id
             and c.deadline_at >= ${closedBound} and c.deadline_at >= p.closed
-            and (c.send_at >= p.closed or c.deadline_at >= p.watermark) offset 0) c
+            and (c.send_at >= p.closed or c.deadline_at >= p.watermark) ${termSet} offset 0) c
         union all
         select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at
         from dirty d join prog p on p.campaign_id = d.campaign_id
           cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
             and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed
-            and c.deadline_at < p.watermark offset 0) c),
+            and c.deadline_at < p.watermark offset 0) c)`;
+  return { ctes, kind };
+}
+
+/** Final now: deadline passed (database clock) and no outcome pending; as research-filters' SEALED. */
+const FINAL_NOW = sql`c.deadline_at <= now() and not pe.pending`;
+
+/**
+ * countByTermSet from the rollups: the rows of term sets not written since the watermark, plus
+ * from the outcomes (sealing applied now) every canary sent since its campaign's closed_until
+ * and every canary of a dirty term set. One statement, one snapshot.
+ */
+export async function countByTermSetFromRollups(
+  q: Queryable,
+  filter: OutcomeFilter,
+  limit: number,
+): Promise<TermSetCounts[]> {
+  const { ctes, kind } = await readParts(q, { campaign: filter.campaign, kind: filter.kind });
+  const found = await rows<
+    Record<(typeof STATUSES)[number], number> & {
+      term_set: string[];
+      kind: 'test' | 'control';
+      latency: string;
+      first_sent_at: string;
+      last_sent_at: string;
+    }
+  >(
+    q,
+    sql`with ${ctes},
+      rolled as (
+        select t.term_set, t.kind, ${ids(STATUSES.map((s) => `t.${s}`))}, t.latency, t.first_sent_at, t.last_sent_at
+        from term_set_rollups t join prog p on p.campaign_id = t.campaign_id
+        where not exists (select 1 from dirty d
+          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
       fresh as (
         select term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
           min(mn) as first_sent_at, max(mx) as last_sent_at
@@ -259,7 +296,7 @@ export async function countByTermSetFromRollups(
                 count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived,
                 min(c.send_at) as mn, max(c.send_at) as mx
               from fresh_canaries c ${OUTCOMES_PER_CANARY}
-              where ${finalNow} ${kind('c')}
+              where ${FINAL_NOW} ${kind('c')}
               group by 1, 2, 3) g
         group by 1, 2),
       per as (
@@ -279,14 +316,82 @@ export async function countByTermSetFromRollups(
     return {
       term_set: r.term_set,
       kind: r.kind,
-      ...(Object.fromEntries(STATUSES.map((s) => [s, Number(r[s])])) as Record<
-        (typeof STATUSES)[number],
-        number
-      >),
+      ...statusesOf(r),
       latency_p50_ms: quantileFromHistogram(latency, 0.5),
       latency_p95_ms: quantileFromHistogram(latency, 0.95),
       first_sent_at: r.first_sent_at,
       last_sent_at: r.last_sent_at,
+    };
+  });
+}
+
+const statusesOf = (r: Record<string, unknown>) =>
+  Object.fromEntries(STATUSES.map((s) => [s, Number(r[s])])) as Record<(typeof STATUSES)[number], number>;
+
+/** Axes the hourly rows answer: an hour or a day of the send time, and the arm. */
+const TIMELINE_AXES: readonly AggregationAxis[] = ['hour', 'day', 'kind'];
+
+/**
+ * Whether term_set_hour_rollups answer `/aggregation` with this filter and these axes: one term
+ * set (`terms=`), campaign and arm filters only, grouped by hour or day and arm (the terms view's
+ * timeline of one term set).
+ */
+export function termSetTimelineHolds(filter: OutcomeFilter, axes: readonly AggregationAxis[]): boolean {
+  const { termSet, ...rest } = filter;
+  return (
+    termSet !== undefined &&
+    axes.length > 0 &&
+    axes.every((a) => TIMELINE_AXES.includes(a)) &&
+    termSetRollupsHold(rest)
+  );
+}
+
+/**
+ * countByAxes for one term set by hour or day and arm, from term_set_hour_rollups and, for what
+ * they cannot vouch for, the outcomes (as countByTermSetFromRollups; sealing applied now: like
+ * the raw query's `terms=` filter, only final canaries count). Rows in key order.
+ */
+export async function countTermSetTimelineFromRollups(
+  q: Queryable,
+  filter: OutcomeFilter,
+  axes: readonly AggregationAxis[],
+): Promise<GroupedCounts[]> {
+  const { ctes, kind } = await readParts(q, filter);
+  const termSet = textArray(filter.termSet ?? []);
+  const keys = sql.raw(axes.map((_, i) => `k${i}`).join(', '));
+  const found = await rows<Record<string, unknown> & { latency: string }>(
+    q,
+    sql`with ${ctes},
+      rolled as (
+        select t.bucket, t.kind, ${ids(STATUSES.map((s) => `t.${s}`))}, t.latency
+        from term_set_hour_rollups t join prog p on p.campaign_id = t.campaign_id
+        where t.term_set = ${termSet} and not exists (select 1 from dirty d
+          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
+      fresh as (
+        select bucket, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency
+        from (select ${SEND_HOUR} as bucket, c.kind, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
+                count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
+              from fresh_canaries c ${OUTCOMES_PER_CANARY}
+              where ${FINAL_NOW} ${kind('c')}
+              group by 1, 2, 3) g
+        group by 1, 2)
+    select ${sql.join(
+      axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
+      sql`, `,
+    )}, ${SUMS}, array_to_string(${sumHistograms('latency')}, ',') as latency
+    from (select * from rolled union all select * from fresh) r
+    group by ${keys}
+    having ${sql.raw(STATUSES.map((s) => `sum(${s})`).join(' + '))} > 0
+    order by ${keys}`,
+  );
+  const histogram = new Float64Array(LATENCY_BUCKETS);
+  return found.map((r) => {
+    const latency = parseHistogram(r.latency, histogram);
+    return {
+      k: axes.map((_, i) => (r[`k${i}`] ?? null) as string | null),
+      ...statusesOf(r),
+      latency_p50_ms: quantileFromHistogram(latency, 0.5),
+      latency_p95_ms: quantileFromHistogram(latency, 0.95),
     };
   });
 }
