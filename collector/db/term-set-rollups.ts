@@ -404,8 +404,12 @@ export async function termSetProgress(q: Queryable): Promise<{ campaign_id: stri
   );
 }
 
-/** For the benchmark: how many rows term_set_rollups holds. */
-export async function termSetRollupRows(q: Queryable): Promise<number> {
-  const [found] = await rows<{ n: number }>(q, sql`select count(*)::int as n from term_set_rollups`);
-  return found!.n;
+/** For the benchmark: how many rows term_set_rollups and term_set_hour_rollups hold. */
+export async function termSetRollupRows(q: Queryable): Promise<{ all: number; hourly: number }> {
+  const [found] = await rows<{ all: number; hourly: number }>(
+    q,
+    sql`select (select count(*)::int from term_set_rollups) as "all",
+      (select count(*)::int from term_set_hour_rollups) as hourly`,
+  );
+  return found!;
 }
