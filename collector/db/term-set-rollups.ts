@@ -73,10 +73,15 @@ const SEND_HOUR = sql`(date_trunc('hour', c.send_at at time zone 'UTC') at time 
 /**
  * Rows (campaign, term set, arm), or with `hourly` (campaign, term set, arm, hour of the send),
  * aggregated from the outcomes of the canaries `canaries` yields (a FROM item aliased c), those
- * final at the watermark `w` only. `many`: hash joins (the first run reads every canary), else a
- * lookup per canary.
+ * final only: at the watermark `w` for the job, or now (`final` applies the condition, on `c`
+ * and `pe.pending`) for a read. `many`: hash joins (the first run reads every canary), else a
+ * lookup per canary. The job's rows and a read's outcome part are counted by this one query.
  */
-function aggregate(canaries: SQL, w: SQL, many: boolean, hourly = false) {
+function aggregate(canaries: SQL, final: { w: SQL } | { now: SQL }, many: boolean, hourly = false) {
+  const isFinal =
+    'now' in final
+      ? final.now
+      : sql`c.deadline_at < ${final.w} and ${many ? NONE_PENDING : sql`not pe.pending`}`;
   const bucket = hourly ? SEND_HOUR : sql`null::timestamptz`;
   const groups = sql.raw(hourly ? '1, 2, 3, 4' : '1, 2, 3');
   return sql`select campaign_id, term_set, kind${hourly ? sql`, bucket` : sql``}, ${SUMS},
@@ -85,7 +90,7 @@ function aggregate(canaries: SQL, w: SQL, many: boolean, hourly = false) {
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
           from ${canaries}
             ${many ? sql`join outcomes o on o.canary_id = c.id` : OUTCOMES_PER_CANARY}
-          where c.deadline_at < ${w} and ${many ? NONE_PENDING : sql`not pe.pending`}
+          where ${isFinal}
           group by 1, 2, 3, 4, 5) g
     group by ${groups}`;
 }
@@ -162,10 +167,10 @@ export async function rollUpTermSets(
     if (adding!.n > 0) {
       const many = adding!.n > (options.manyCanaries ?? MANY_CANARIES);
       await tx.execute(sql`insert into term_set_rollups as t (${ids(COLUMNS)})
-        ${aggregate(toAdd, w, many)}
+        ${aggregate(toAdd, { w }, many)}
         on conflict (campaign_id, term_set, kind) do update set ${add}`);
       await tx.execute(sql`insert into term_set_hour_rollups as t (${ids(HOUR_COLUMNS)})
-        ${aggregate(toAdd, w, many, true)}
+        ${aggregate(toAdd, { w }, many, true)}
         on conflict (term_set, campaign_id, kind, bucket) do update set ${sql.raw(addCounts.join(', '))}`);
     }
     // Dirty term sets: recomputed whole, up to the new closed_until.
@@ -181,7 +186,7 @@ export async function rollUpTermSets(
         await tx.execute(sql`delete from ${sql.raw(table)} t using ts_dirty d
           where t.campaign_id = d.campaign_id and t.term_set = d.term_set and t.kind = d.kind`);
         await tx.execute(sql`insert into ${sql.raw(table)} (${ids(columns)})
-          ${aggregate(dirtyCanaries, w, false, hourly)}`);
+          ${aggregate(dirtyCanaries, { w }, false, hourly)}`);
       }
     }
     const moved = await rows<{ n: number }>(
@@ -285,25 +290,16 @@ export async function countByTermSetFromRollups(
     q,
     sql`with ${ctes},
       rolled as (
-        select t.term_set, t.kind, ${ids(STATUSES.map((s) => `t.${s}`))}, t.latency, t.first_sent_at, t.last_sent_at
+        select ${ids(COLUMNS.map((col) => `t.${col}`))}
         from term_set_rollups t join prog p on p.campaign_id = t.campaign_id
         where not exists (select 1 from dirty d
           where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
-      fresh as (
-        select term_set, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency,
-          min(mn) as first_sent_at, max(mx) as last_sent_at
-        from (select c.term_set, c.kind, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
-                count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived,
-                min(c.send_at) as mn, max(c.send_at) as mx
-              from fresh_canaries c ${OUTCOMES_PER_CANARY}
-              where ${FINAL_NOW} ${kind('c')}
-              group by 1, 2, 3) g
-        group by 1, 2),
+      fresh as (${aggregate(sql`fresh_canaries c`, { now: sql`${FINAL_NOW} ${kind('c')}` }, false)}),
       per as (
         select term_set, kind, ${SUMS}, ${sumHistograms('latency')} as latency,
           min(first_sent_at) as first_sent_at, max(last_sent_at) as last_sent_at
         from (select * from rolled union all select * from fresh) x
-        group by 1, 2),
+        group by term_set, kind),
       sets as (select term_set from per group by term_set order by min(first_sent_at), term_set limit ${limit})
     select per.term_set, per.kind, ${ids(STATUSES.map((s) => `per.${s}`))},
       array_to_string(per.latency, ',') as latency,
@@ -363,18 +359,11 @@ export async function countTermSetTimelineFromRollups(
     q,
     sql`with ${ctes},
       rolled as (
-        select t.bucket, t.kind, ${ids(STATUSES.map((s) => `t.${s}`))}, t.latency
+        select ${ids(HOUR_COLUMNS.map((col) => `t.${col}`))}
         from term_set_hour_rollups t join prog p on p.campaign_id = t.campaign_id
         where t.term_set = ${termSet} and not exists (select 1 from dirty d
           where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
-      fresh as (
-        select bucket, kind, ${SUMS}, ${countPer('lb', LATENCY_BUCKETS)} as latency
-        from (select ${SEND_HOUR} as bucket, c.kind, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
-                count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived
-              from fresh_canaries c ${OUTCOMES_PER_CANARY}
-              where ${FINAL_NOW} ${kind('c')}
-              group by 1, 2, 3) g
-        group by 1, 2)
+      fresh as (${aggregate(sql`fresh_canaries c`, { now: sql`${FINAL_NOW} ${kind('c')}` }, false, true)})
     select ${sql.join(
       axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
       sql`, `,
