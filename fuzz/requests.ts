@@ -492,6 +492,7 @@ const QUERY_KEYS = [
   'order',
   'format',
   'by',
+  'group_by',
   '__proto__',
   'constructor',
 ] as const;
@@ -510,6 +511,8 @@ const queryValue = fc.oneof(
     'CN,US,CN',
     'hour,term_set',
     'minute,minute',
+    'hour,kind',
+    'day,kind',
     'csv',
     'ndjson',
     'desc',
