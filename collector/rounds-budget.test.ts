@@ -12,11 +12,12 @@ import type { SendCapacity } from '../protocol/index.ts';
 import { budgetLeft, DEFAULT_CAPACITY, nextCheckin, sendsWithin } from './capacity.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
 import { senderLoads } from './db/capacity.ts';
+import type { FindingScope } from './db/findings.ts';
 import { insertFollowup } from './db/followups.ts';
-import { rows } from './db/open.ts';
+import { type Db, rows } from './db/open.ts';
 import { advanceFollowups } from './followups.ts';
-import { isolateKey } from './keys.ts';
-import { materialiseDueRounds } from './rounds.ts';
+import { findingKey, isolateKey } from './keys.ts';
+import { extraPairs, materialiseDueRounds } from './rounds.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { account, checkin, signedPost, UNLIMITED_CAPACITY } from './test-support/probe.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
@@ -94,6 +95,23 @@ it('plans an account that missed deadlines at the rate it showed, never below ha
   expect(sendsWithin({ ...limited, recent: { sent: 90, missed: 40, spanMs: 60_000 } }, 0, 10_000)).toBe(5);
 });
 
+it('tops a scope up to what its first look needs, or a quarter of its pairs, in flight', () => {
+  // a new scope: the 4 pairs its first look needs, less what is in flight
+  expect(extraPairs(0, 1)).toBe(3);
+  expect(extraPairs(0, 4)).toBe(0);
+  // after its first looks: a quarter of what it has seen in flight, at least the round's one
+  expect(extraPairs(4, 1)).toBe(0);
+  expect(extraPairs(15, 1)).toBe(2);
+  // deep into the test: up to 10 of 40 in flight, less what already is
+  expect(extraPairs(40, 1)).toBe(9);
+  expect(extraPairs(40, 7)).toBe(3);
+  expect(extraPairs(40, 12)).toBe(0);
+  // never past the design's last look (80 pairs)
+  expect(extraPairs(78, 1)).toBe(1);
+  expect(extraPairs(79, 1)).toBe(0);
+  expect(extraPairs(70, 1, { minPairs: 4, maxPairs: 72 })).toBe(1);
+});
+
 /** New accounts `us-…` (US) and `cn-…` (CN) in a group of their own. */
 function twoInAGroup(prefix: string) {
   const tag = randomUUID().slice(0, 8);
@@ -101,6 +119,42 @@ function twoInAGroup(prefix: string) {
   const cn = `cn-${tag}`;
   const group = { platform: 'testbed', ref: `${prefix}-${tag}`, kind: 'group' as const, members: [us, cn] };
   return { tag, us, cn, group };
+}
+
+/**
+ * An isolate campaign of `termSets` over `refs` with rounds every 10 s (sends spread over 5 s) and
+ * a 30-s deadline: the next round begins while the last one's pairs are still in flight.
+ */
+async function slowDeadlineCampaign(db: Db, name: string, termSets: string[][], refs: string[]) {
+  const list = await createTermList(db, { name, termSets });
+  const t0 = Math.ceil(Date.now() / 10_000) * 10_000 + 20_000;
+  const campaign = await createCampaign(db, {
+    name,
+    mode: 'isolate',
+    termListIds: list ? [list.id] : [],
+    conversations: { platform: 'testbed', refs },
+    cadenceCron: '*/10 * * * * *',
+    deadlineSeconds: 30,
+    termSetsPerRound: 10,
+    seed: name,
+    startsAt: new Date(t0 - 500),
+    endsAt: null,
+  });
+  return { campaign, t0 };
+}
+
+/** A sequential state as if the term set's looks in `scope` had seen `pairs` pairs. */
+async function seenPairs(
+  db: Db,
+  campaignId: string,
+  termSet: readonly string[],
+  scope: FindingScope,
+  pairs: number,
+) {
+  await db.execute(sql`insert into sequential_states (campaign_id, key, term_set, scope, state)
+    values (${campaignId}::uuid, ${findingKey(termSet, scope)}, ${sql.param([...termSet])}::text[],
+            ${JSON.stringify(scope)}::jsonb,
+            ${JSON.stringify({ looks: 5, alphaSpent: 0, betaSpent: 0, lastPairs: pairs })}::jsonb)`);
 }
 
 describeEachDb('rounds within the send budget', (getDb) => {
@@ -344,6 +398,139 @@ describeEachDb('rounds within the send budget', (getDb) => {
     });
     // and it is not always the same one (the order is drawn per round: both take turns)
     expect(new Set(taker), taker.join(' ')).toEqual(new Set(names));
+  });
+
+  it('spends budget left after one pair per open set on the scopes deep into their sequential test', async () => {
+    const { db } = getDb();
+    const { tag, us, cn, group } = twoInAGroup('deep');
+    // us: a send every 0.1 s at most (hundreds in a round's window); cn: every 5 s, 8 in 35 s
+    await checkin(
+      app,
+      w.us,
+      [{ ...account('testbed', us, 'US'), capacity: capacity({ pacing_max_ms: 100 }) }],
+      [group],
+    );
+    await checkin(
+      app,
+      w.cn,
+      [{ ...account('testbed', cn, 'CN'), capacity: capacity({ pacing_max_ms: 5000 }) }],
+      [group],
+    );
+    const [deep, fresh, last] = [['深甲'], ['深乙'], ['深丙']];
+    const { campaign, t0 } = await slowDeadlineCampaign(db, `deep-${tag}`, [deep, fresh, last], [group.ref]);
+    // the sequential looks so far: `deep` has seen 40 pairs in both directions, `last` 78 (two
+    // short of the design's last look at 80), `fresh` none
+    for (const [terms, seen] of [
+      [deep, 40],
+      [last, 78],
+    ] as const) {
+      for (const [from, to] of [
+        ['US', 'CN'],
+        ['CN', 'US'],
+      ] as const) {
+        const scope = {
+          platform: 'testbed',
+          conversation_kind: 'group',
+          sender_region: from,
+          recipient_region: to,
+        } as const;
+        await seenPairs(db, campaign.id, terms, scope, seen);
+      }
+    }
+    const pairsOf = async (roundAt: number) => {
+      await materialiseDueRounds(db, new Date(roundAt), 1);
+      const found = await rows<{ handle: string; termSet: string[]; n: number }>(
+        db,
+        sql`select a.handle, c.term_set as "termSet", count(*)::int as n from canaries c
+            join rounds r on r.id = c.round_id join accounts a on a.id = c.sender_account_id
+            where c.campaign_id = ${campaign.id}::uuid and c.kind = 'test'
+              and r.round_at = ${new Date(roundAt).toISOString()}::timestamptz
+            group by 1, 2`,
+      );
+      const out: Record<string, number> = {};
+      for (const f of found) out[`${f.handle === us ? 'us' : 'cn'} ${f.termSet.join('+')}`] = f.n;
+      return out;
+    };
+    // Round 1: every open set gets its pair per sender region first. Then what is left: `last`
+    // (closest to a decision) up to its 80th pair, `deep` up to a quarter of its 40 pairs in
+    // flight, `fresh` the 4 its first look needs. cn's 8 sends go to the three first pairs and
+    // one more of `last`.
+    expect(await pairsOf(t0)).toEqual({
+      'us 深甲': 10,
+      'us 深乙': 4,
+      'us 深丙': 2,
+      'cn 深甲': 1,
+      'cn 深乙': 1,
+      'cn 深丙': 2,
+    });
+    // Round 2, round 1's pairs still in flight: one pair per open set from us, as before; cn's
+    // sends are all spoken for.
+    expect(await pairsOf(t0 + 10_000)).toEqual({ 'us 深甲': 1, 'us 深乙': 1, 'us 深丙': 1 });
+  });
+
+  it('counts pairs in flight per scope, over every conversation that reaches it', async () => {
+    const { db } = getDb();
+    const tag = randomUUID().slice(0, 8);
+    const [us1, us2, cn1, cn2] = [`us1-${tag}`, `us2-${tag}`, `cn1-${tag}`, `cn2-${tag}`];
+    // two direct chats US↔CN: both reach the scopes US→CN and CN→US
+    const chats = [
+      [us1, cn1],
+      [us2, cn2],
+    ].map((members, i) => ({
+      platform: 'testbed',
+      ref: `two-${tag}-${i}`,
+      kind: 'direct' as const,
+      members,
+    }));
+    const fast = capacity({ pacing_max_ms: 100 });
+    await checkin(
+      app,
+      w.us,
+      [us1, us2].map((h) => ({ ...account('testbed', h, 'US'), capacity: fast })),
+      chats,
+    );
+    await checkin(
+      app,
+      w.cn,
+      [cn1, cn2].map((h) => ({ ...account('testbed', h, 'CN'), capacity: fast })),
+      chats,
+    );
+    const { campaign, t0 } = await slowDeadlineCampaign(
+      db,
+      `two-${tag}`,
+      [['二甲']],
+      chats.map((c) => c.ref),
+    );
+    // US→CN has seen 40 pairs (10 may be in flight), CN→US none (its first look needs 4)
+    const scope = {
+      platform: 'testbed',
+      conversation_kind: 'direct' as const,
+      sender_region: 'US',
+      recipient_region: 'CN',
+    };
+    await seenPairs(db, campaign.id, ['二甲'], scope, 40);
+    const perChat = async (roundAt: number) => {
+      await materialiseDueRounds(db, new Date(roundAt), 1);
+      const found = await rows<{ region: string; ref: string; n: number }>(
+        db,
+        sql`select a.region, cv.ref, count(*)::int as n from canaries c
+            join rounds r on r.id = c.round_id join accounts a on a.id = c.sender_account_id
+            join conversations cv on cv.id = c.conversation_id
+            where c.campaign_id = ${campaign.id}::uuid and c.kind = 'test'
+              and r.round_at = ${new Date(roundAt).toISOString()}::timestamptz
+            group by 1, 2`,
+      );
+      const by = (region: string) => found.filter((f) => f.region === region).map((f) => f.n);
+      return { us: by('US'), cn: by('CN') };
+    };
+    // each chat gets its pair per sender; the extras fill each scope's window once, not per chat
+    const first = await perChat(t0);
+    expect(first.us).toHaveLength(2);
+    expect(first.cn).toHaveLength(2);
+    expect(first.us.reduce((a, b) => a + b)).toBe(10);
+    expect(first.cn.reduce((a, b) => a + b)).toBe(4);
+    // the next round, round 1's pairs in flight: the first pass only
+    expect(await perChat(t0 + 10_000)).toEqual({ us: [1, 1], cn: [1, 1] });
   });
 
   it("follow-up steps are due when their sender's probe next checks in, and hears of them", async () => {

@@ -13,13 +13,16 @@
  * Send budget (docs/decisions/014): a round plans no more canaries for a sender account than
  * it can send before the round's deadlines (its probe's pacing, limits and budget, less what
  * is planned for it and not sent yet; collector/capacity.ts), and spends that budget on
- * derived sets first, then on the sets closest to a decision. Campaigns due at the same time
- * are planned in an order drawn per round, so campaigns sharing accounts take turns at them.
+ * derived sets first, then on the sets closest to a decision. What the senders have left after
+ * one pair per open set goes to the scopes deep into their sequential test, several pairs a
+ * round (docs/decisions/036). Campaigns due at the same time are planned in an order drawn per
+ * round, so campaigns sharing accounts take turns at them.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
 import type { Logger } from 'pino';
 import type { ConversationSelection } from '../protocol/index.ts';
+import { DEFAULT_SEQUENTIAL_DESIGN, type SequentialDesign } from './analysis/index.ts';
 import { budgetLeft } from './capacity.ts';
 import {
   activeCampaigns,
@@ -31,7 +34,7 @@ import {
   termSetsOf,
 } from './db/campaigns.ts';
 import type { CanaryInsert } from './db/canaries.ts';
-import { followupsRunning, pairsSoFar, senderLoads } from './db/capacity.ts';
+import { followupsRunning, pairsInFlight, pairsSoFar, senderLoads } from './db/capacity.ts';
 import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { findingKey, scopeKey, screenKey, termSetKey } from './keys.ts';
@@ -181,7 +184,8 @@ async function materialiseRound(
   const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
   const spread = spreadSeconds(campaign.cadenceCron, roundAt);
   const budget = await roundBudget(db, conversations, roundAt, spread, campaign.deadlineSeconds);
-  if (await followupsRunning(db, campaign.id)) {
+  const followups = await followupsRunning(db, campaign.id);
+  if (followups) {
     // Screens and isolations first: a packed message clears many sets, a round's pair one.
     // Their steps plan within the same budget (followups.ts), so the rounds leave them half.
     for (const [id, n] of budget) budget.set(id, Math.floor(n / 2));
@@ -229,6 +233,34 @@ async function materialiseRound(
       }
       parts.push(part);
     }
+  }
+  // What is left goes to the scopes that need more pairs, once no screen or isolation of the
+  // campaign runs: those go first (a packed message clears many sets, a round's pair one).
+  if (campaign.mode !== 'monitor' && !followups) {
+    const more = await topUp(db, {
+      campaignId: campaign.id,
+      roundAt,
+      // a look counts a pair once its deadline passed by the grace (the deadline again, by
+      // default), on the sweep after that: twice the deadline covers both
+      judgedAfterMs: 2 * campaign.deadlineSeconds * 1000,
+      termSets,
+      needs,
+      conversations,
+      pairs,
+      settled,
+      planned: parts,
+      budget,
+      plan: (i, ref, region, k, eligible) =>
+        planRound({
+          ...common,
+          seed: `${seed}:${i}:${ref}:${region}:${k}`,
+          termSets: [termSets[i] ?? []],
+          conversations: planConversations.filter((c) => c.ref === ref),
+          senders: { eligible },
+        }),
+      tick,
+    });
+    parts.push(...more);
   }
   if (capped > 0) {
     log?.debug(
@@ -309,6 +341,122 @@ export function conversationScopes(conversations: readonly SelectedConversation[
     }
   }
   return [...out.values()];
+}
+
+/**
+ * Share of the pairs a scope has seen that may be in flight (planned and not judged) at once
+ * (docs/decisions/036).
+ */
+export const IN_FLIGHT_SHARE = 0.25;
+
+/**
+ * How many more pairs to plan for an open term set × scope that has seen `seen` pairs at its last
+ * look and has `inFlight` pairs planned and not judged (the round's own among them). In flight at
+ * once: what the first look still needs (it comes at `minPairs`), or a quarter of what the scope
+ * has seen, whichever is more; never past the sequential design's last look (`maxPairs`).
+ */
+export function extraPairs(
+  seen: number,
+  inFlight: number,
+  design: Pick<SequentialDesign, 'minPairs' | 'maxPairs'> = DEFAULT_SEQUENTIAL_DESIGN,
+): number {
+  const window = Math.max(design.minPairs - seen, Math.floor(seen * IN_FLIGHT_SHARE));
+  return Math.max(0, Math.min(window - inFlight, design.maxPairs - seen - inFlight));
+}
+
+/**
+ * The scopes a pair sent from `region` in `conv` reaches: one per recipient region (a member of
+ * another region, or a second member of the sender's own).
+ */
+function scopesReached(conv: SelectedConversation, region: string): FindingScope[] {
+  const own = conv.members.filter((m) => m.region === region).length;
+  const regions = new Set(conv.members.filter((m) => m.region !== region || own >= 2).map((m) => m.region));
+  return [...regions].sort().map((r) => ({
+    platform: conv.platform,
+    conversation_kind: conv.kind,
+    sender_region: region,
+    recipient_region: r,
+  }));
+}
+
+/**
+ * A round's second pass (docs/decisions/036): the senders' budget left after one pair per open
+ * term set, conversation and sender region goes, a pair at a time and in the round's order
+ * (`termSets`), to the open scopes that `extraPairs` says need more in flight. Pairs in flight
+ * are counted per scope (term set × platform, kind, sender and recipient region), over every
+ * conversation that reaches it. A scope that needs 80 pairs then gets several in one round
+ * instead of one per round, and a new one the pairs its first look needs.
+ */
+async function topUp(
+  db: Db,
+  o: {
+    campaignId: string;
+    roundAt: Date;
+    /** How long after its deadline a pair is judged at the latest (counted in flight till then). */
+    judgedAfterMs: number;
+    termSets: readonly string[][];
+    needs: ReadonlyMap<string[], Map<string, string[]>>;
+    conversations: readonly SelectedConversation[];
+    pairs: ReadonlyMap<string, number>;
+    settled: ReadonlySet<string>;
+    planned: readonly RoundPlan[];
+    budget: Map<string, number>;
+    plan: (i: number, ref: string, region: string, k: number, eligible: string[]) => RoundPlan;
+    tick: () => Promise<void>;
+  },
+): Promise<RoundPlan[]> {
+  if ([...o.budget.values()].every((n) => n < 2)) return [];
+  const byId = new Map(o.conversations.map((c) => [c.id, c]));
+  const byRef = new Map(o.conversations.map((c) => [c.ref, c]));
+  /** Pairs in flight per findingKey. */
+  const flight = new Map<string, number>();
+  const add = (termSet: readonly string[], conv: SelectedConversation, region: string, n: number) => {
+    for (const scope of scopesReached(conv, region)) {
+      const key = findingKey(termSet, scope);
+      flight.set(key, (flight.get(key) ?? 0) + n);
+    }
+  };
+  for (const f of await pairsInFlight(db, o.campaignId, new Date(o.roundAt.getTime() - o.judgedAfterMs))) {
+    const conv = byId.get(f.conversationId);
+    if (conv) add(f.termSet, conv, f.region, f.pairs);
+  }
+  const count = (part: RoundPlan) => {
+    for (const c of part.canaries) {
+      const conv = byRef.get(c.conversation.ref);
+      if (c.kind === 'test' && conv) add(c.testTerms, conv, c.sender.region, 1);
+    }
+  };
+  for (const part of o.planned) count(part);
+  const out: RoundPlan[] = [];
+  for (const [i, t] of o.termSets.entries()) {
+    for (const [ref, handles] of o.needs.get(t) ?? []) {
+      const conv = byRef.get(ref);
+      if (!conv) continue;
+      const member = new Map(conv.members.map((m) => [m.handle, m]));
+      for (const region of [...new Set(handles.map((h) => member.get(h)?.region ?? ''))].sort()) {
+        await o.tick();
+        const open = scopesReached(conv, region)
+          .map((scope) => findingKey(t, scope))
+          .filter((key) => !o.settled.has(key));
+        const wanted = () =>
+          Math.max(0, ...open.map((key) => extraPairs(o.pairs.get(key) ?? 0, flight.get(key) ?? 0)));
+        const senders = handles.filter((h) => member.get(h)?.region === region);
+        for (let k = 0; wanted() > 0; k++) {
+          const eligible = senders.filter((h) => (o.budget.get(member.get(h)?.accountId ?? '') ?? 0) >= 2);
+          if (eligible.length === 0) break;
+          const part = o.plan(i, ref, region, k, eligible);
+          if (part.canaries.length === 0) break;
+          for (const c of part.canaries) {
+            const id = member.get(c.sender.handle)?.accountId ?? '';
+            o.budget.set(id, (o.budget.get(id) ?? 0) - 1);
+          }
+          count(part);
+          out.push(part);
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /**

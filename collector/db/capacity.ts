@@ -120,6 +120,28 @@ export async function senderCheckins(
 }
 
 /**
+ * The campaign's round pairs not judged yet, per term set, conversation and sender region: test
+ * canaries of its rounds whose deadline is after `after` (the planning time less the grace a
+ * look waits past a deadline). Bounded by what the senders can have in flight; index canaries
+ * (campaign, deadline).
+ */
+export async function pairsInFlight(
+  q: Queryable,
+  campaignId: string,
+  after: Date,
+): Promise<{ termSet: string[]; conversationId: string; region: string; pairs: number }[]> {
+  return rows(
+    q,
+    sql`select c.term_set as "termSet", c.conversation_id as "conversationId", a.region,
+          count(*)::int as pairs
+        from canaries c join accounts a on a.id = c.sender_account_id
+        where c.campaign_id = ${campaignId}::uuid and c.deadline_at > ${after.toISOString()}::timestamptz
+          and c.kind = 'test' and c.round_id is not null
+        group by 1, 2, 3`,
+  );
+}
+
+/**
  * Pairs seen so far per term set × scope (findings.key) at its last sequential look: how close
  * each is to a decision (rounds spend their budget on the closest first).
  */
