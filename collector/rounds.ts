@@ -227,10 +227,7 @@ async function materialiseRound(
         conversations: planConversations.filter((c) => c.ref === ref),
         senders: { eligible },
       });
-      for (const c of part.canaries) {
-        const id = idOf.get(c.sender.handle) ?? '';
-        budget.set(id, (budget.get(id) ?? 0) - 1);
-      }
+      spend(budget, part, (handle) => idOf.get(handle));
       parts.push(part);
     }
   }
@@ -364,6 +361,18 @@ export function extraPairs(
   return Math.max(0, Math.min(window - inFlight, design.maxPairs - seen - inFlight));
 }
 
+/** Takes a planned part's canaries off their sender accounts' budgets. */
+function spend(
+  budget: Map<string, number>,
+  part: RoundPlan,
+  accountOf: (handle: string) => string | undefined,
+) {
+  for (const c of part.canaries) {
+    const id = accountOf(c.sender.handle) ?? '';
+    budget.set(id, (budget.get(id) ?? 0) - 1);
+  }
+}
+
 /**
  * The scopes a pair sent from `region` in `conv` reaches: one per recipient region (a member of
  * another region, or a second member of the sender's own).
@@ -446,10 +455,7 @@ async function topUp(
           if (eligible.length === 0) break;
           const part = o.plan(i, ref, region, k, eligible);
           if (part.canaries.length === 0) break;
-          for (const c of part.canaries) {
-            const id = member.get(c.sender.handle)?.accountId ?? '';
-            o.budget.set(id, (o.budget.get(id) ?? 0) - 1);
-          }
+          spend(o.budget, part, (handle) => member.get(handle)?.accountId);
           count(part);
           out.push(part);
         }
@@ -501,18 +507,7 @@ export function openSenders(
     const handles: string[] = [];
     for (const sender of c.members) {
       if (!isActive.has(sender.handle)) continue;
-      const open = c.members.some(
-        (r) =>
-          r.handle !== sender.handle &&
-          !settled.has(
-            findingKey(termSet, {
-              platform: c.platform,
-              conversation_kind: c.kind,
-              sender_region: sender.region,
-              recipient_region: r.region,
-            }),
-          ),
-      );
+      const open = scopesReached(c, sender.region).some((scope) => !settled.has(findingKey(termSet, scope)));
       if (open) handles.push(sender.handle);
     }
     if (handles.length > 0) out.set(c.ref, handles);
