@@ -157,6 +157,31 @@ async function seenPairs(
             ${JSON.stringify({ looks: 5, alphaSpent: 0, betaSpent: 0, lastPairs: pairs })}::jsonb)`);
 }
 
+/** The testbed scope of `kind` conversations from `from` to `to`. */
+function testbedScope(kind: 'direct' | 'group', from: string, to: string): FindingScope {
+  return { platform: 'testbed', conversation_kind: kind, sender_region: from, recipient_region: to };
+}
+
+/** A round's test canaries, counted per sender, conversation and term set. */
+async function roundTests(db: Db, campaignId: string, roundAt: number) {
+  return rows<{ handle: string; region: string; ref: string; termSet: string[]; n: number }>(
+    db,
+    sql`select a.handle, a.region, cv.ref, c.term_set as "termSet", count(*)::int as n from canaries c
+        join rounds r on r.id = c.round_id join accounts a on a.id = c.sender_account_id
+        join conversations cv on cv.id = c.conversation_id
+        where c.campaign_id = ${campaignId}::uuid and c.kind = 'test'
+          and r.round_at = ${new Date(roundAt).toISOString()}::timestamptz
+        group by 1, 2, 3, 4`,
+  );
+}
+
+/** The counts `n` summed per `key`. */
+function tally<T extends { n: number }>(found: readonly T[], key: (f: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const f of found) out[key(f)] = (out[key(f)] ?? 0) + f.n;
+  return out;
+}
+
 describeEachDb('rounds within the send budget', (getDb) => {
   let app: FastifyInstance;
   let w: World;
@@ -428,28 +453,15 @@ describeEachDb('rounds within the send budget', (getDb) => {
         ['US', 'CN'],
         ['CN', 'US'],
       ] as const) {
-        const scope = {
-          platform: 'testbed',
-          conversation_kind: 'group',
-          sender_region: from,
-          recipient_region: to,
-        } as const;
-        await seenPairs(db, campaign.id, terms, scope, seen);
+        await seenPairs(db, campaign.id, terms, testbedScope('group', from, to), seen);
       }
     }
     const pairsOf = async (roundAt: number) => {
       await materialiseDueRounds(db, new Date(roundAt), 1);
-      const found = await rows<{ handle: string; termSet: string[]; n: number }>(
-        db,
-        sql`select a.handle, c.term_set as "termSet", count(*)::int as n from canaries c
-            join rounds r on r.id = c.round_id join accounts a on a.id = c.sender_account_id
-            where c.campaign_id = ${campaign.id}::uuid and c.kind = 'test'
-              and r.round_at = ${new Date(roundAt).toISOString()}::timestamptz
-            group by 1, 2`,
+      return tally(
+        await roundTests(db, campaign.id, roundAt),
+        (f) => `${f.handle === us ? 'us' : 'cn'} ${f.termSet.join('+')}`,
       );
-      const out: Record<string, number> = {};
-      for (const f of found) out[`${f.handle === us ? 'us' : 'cn'} ${f.termSet.join('+')}`] = f.n;
-      return out;
     };
     // Round 1: every open set gets its pair per sender region first. Then what is left: `last`
     // (closest to a decision) up to its 80th pair, `deep` up to a quarter of its 40 pairs in
@@ -502,25 +514,17 @@ describeEachDb('rounds within the send budget', (getDb) => {
       chats.map((c) => c.ref),
     );
     // US→CN has seen 40 pairs (10 may be in flight), CN→US none (its first look needs 4)
-    const scope = {
-      platform: 'testbed',
-      conversation_kind: 'direct' as const,
-      sender_region: 'US',
-      recipient_region: 'CN',
-    };
-    await seenPairs(db, campaign.id, ['二甲'], scope, 40);
+    await seenPairs(db, campaign.id, ['二甲'], testbedScope('direct', 'US', 'CN'), 40);
     const perChat = async (roundAt: number) => {
       await materialiseDueRounds(db, new Date(roundAt), 1);
-      const found = await rows<{ region: string; ref: string; n: number }>(
-        db,
-        sql`select a.region, cv.ref, count(*)::int as n from canaries c
-            join rounds r on r.id = c.round_id join accounts a on a.id = c.sender_account_id
-            join conversations cv on cv.id = c.conversation_id
-            where c.campaign_id = ${campaign.id}::uuid and c.kind = 'test'
-              and r.round_at = ${new Date(roundAt).toISOString()}::timestamptz
-            group by 1, 2`,
-      );
-      const by = (region: string) => found.filter((f) => f.region === region).map((f) => f.n);
+      const found = await roundTests(db, campaign.id, roundAt);
+      const by = (region: string) =>
+        Object.values(
+          tally(
+            found.filter((f) => f.region === region),
+            (f) => f.ref,
+          ),
+        );
       return { us: by('US'), cn: by('CN') };
     };
     // each chat gets its pair per sender; the extras fill each scope's window once, not per chat
@@ -531,6 +535,29 @@ describeEachDb('rounds within the send budget', (getDb) => {
     expect(first.cn.reduce((a, b) => a + b)).toBe(4);
     // the next round, round 1's pairs in flight: the first pass only
     expect(await perChat(t0 + 10_000)).toEqual({ us: [1, 1], cn: [1, 1] });
+  });
+
+  it("tops up within the sweep's own sequential design, counting pairs in flight till its grace has passed", async () => {
+    const { db } = getDb();
+    const { tag, us, cn, group } = twoInAGroup('own');
+    const fast = capacity({ pacing_max_ms: 100 });
+    await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: fast }], [group]);
+    await checkin(app, w.cn, [{ ...account('testbed', cn, 'CN'), capacity: fast }], [group]);
+    const { campaign, t0 } = await slowDeadlineCampaign(db, `own-${tag}`, [['自甲']], [group.ref]);
+    // US→CN has seen 40 pairs, CN→US none
+    await seenPairs(db, campaign.id, ['自甲'], testbedScope('group', 'US', 'CN'), 40);
+    // the sweep looks first at 8 pairs and last at 42, and judges a pair 120 s after its deadline
+    const findings = { design: { minPairs: 8, maxPairs: 42 }, graceMs: 120_000 };
+    const perRegion = async (roundAt: number) => {
+      await materialiseDueRounds(db, new Date(roundAt), 1, undefined, findings);
+      return tally(await roundTests(db, campaign.id, roundAt), (f) => f.region);
+    };
+    // US→CN: two pairs short of the last look at 42 (the default design would give 10); CN→US:
+    // the 8 its first look needs (the default, 4)
+    expect(await perRegion(t0)).toEqual({ US: 2, CN: 8 });
+    // 100 s on, round 1's deadlines passed 65 s ago or more: past twice the deadline (60 s), but
+    // the sweep's grace has not yet passed, so they are still in flight: the first pass only
+    expect(await perRegion(t0 + 100_000)).toEqual({ US: 1, CN: 1 });
   });
 
   it("follow-up steps are due when their sender's probe next checks in, and hears of them", async () => {

@@ -37,6 +37,7 @@ import type { CanaryInsert } from './db/canaries.ts';
 import { followupsRunning, pairsInFlight, pairsSoFar, senderLoads } from './db/capacity.ts';
 import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
+import type { FindingsOptions } from './findings.ts';
 import { findingKey, scopeKey, screenKey, termSetKey } from './keys.ts';
 import { type PlanConversation, planRound, type RoundPlan, roundSeed } from './planning/canaries.ts';
 import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
@@ -98,12 +99,17 @@ export function toCanaryRows(
   });
 }
 
-/** Materialises every round due by `now + horizonMs`; returns how many rounds and canaries were created. */
+/**
+ * Materialises every round due by `now + horizonMs`; returns how many rounds and canaries were
+ * created. `findings` is what the sweep judges with (its sequential design and grace): a round
+ * tops scopes up to that design's looks and counts pairs in flight till that grace has passed.
+ */
 export async function materialiseDueRounds(
   db: Db,
   now: Date,
   horizonMs: number,
   log?: Logger,
+  findings: Pick<FindingsOptions, 'design' | 'graceMs'> = {},
 ): Promise<{ rounds: number; canaries: number }> {
   const total = { rounds: 0, canaries: 0 };
   const until = new Date(now.getTime() + horizonMs);
@@ -129,7 +135,7 @@ export async function materialiseDueRounds(
   for (const { campaign, roundAt } of due) {
     if (failed.has(campaign.id)) continue;
     try {
-      await materialiseRound(campaign, db, roundAt, total, log);
+      await materialiseRound(campaign, db, roundAt, total, log, findings);
     } catch (err) {
       // One campaign that cannot be planned (e.g. a term in a script without controls) must not
       // stop the rest; its later rounds wait for the next sweep.
@@ -152,7 +158,8 @@ async function materialiseRound(
   db: Db,
   roundAt: Date,
   total: { rounds: number; canaries: number },
-  log?: Logger,
+  log: Logger | undefined,
+  findings: Pick<FindingsOptions, 'design' | 'graceMs'>,
 ): Promise<void> {
   const seed = `${campaign.seed}:${roundSeed(campaign.id, roundAt)}`;
   const listed = await termSetsOf(db, campaign.termListIds);
@@ -237,9 +244,10 @@ async function materialiseRound(
     const more = await topUp(db, {
       campaignId: campaign.id,
       roundAt,
-      // a look counts a pair once its deadline passed by the grace (the deadline again, by
-      // default), on the sweep after that: twice the deadline covers both
-      judgedAfterMs: 2 * campaign.deadlineSeconds * 1000,
+      // a look counts a pair once its deadline passed by the sweep's grace (the deadline again,
+      // by default), on the sweep after that: the grace and another deadline cover both
+      judgedAfterMs: (findings.graceMs ?? campaign.deadlineSeconds * 1000) + campaign.deadlineSeconds * 1000,
+      design: { ...DEFAULT_SEQUENTIAL_DESIGN, ...findings.design },
       termSets,
       needs,
       conversations,
@@ -403,6 +411,8 @@ async function topUp(
     roundAt: Date;
     /** How long after its deadline a pair is judged at the latest (counted in flight till then). */
     judgedAfterMs: number;
+    /** The sweep's sequential design: its first and last looks bound the pairs in flight. */
+    design: Pick<SequentialDesign, 'minPairs' | 'maxPairs'>;
     termSets: readonly string[][];
     needs: ReadonlyMap<string[], Map<string, string[]>>;
     conversations: readonly SelectedConversation[];
@@ -448,7 +458,10 @@ async function topUp(
           .map((scope) => findingKey(t, scope))
           .filter((key) => !o.settled.has(key));
         const wanted = () =>
-          Math.max(0, ...open.map((key) => extraPairs(o.pairs.get(key) ?? 0, flight.get(key) ?? 0)));
+          Math.max(
+            0,
+            ...open.map((key) => extraPairs(o.pairs.get(key) ?? 0, flight.get(key) ?? 0, o.design)),
+          );
         const senders = handles.filter((h) => member.get(h)?.region === region);
         for (let k = 0; wanted() > 0; k++) {
           const eligible = senders.filter((h) => (o.budget.get(member.get(h)?.accountId ?? '') ?? 0) >= 2);

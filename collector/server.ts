@@ -82,7 +82,7 @@ export async function startCollector(
   const { db } = database;
   const plan = async (now: Date) => {
     try {
-      await materialiseDueRounds(db, now, config.checkinIntervalMs, logger);
+      await materialiseDueRounds(db, now, config.checkinIntervalMs, logger, options.findings);
     } catch (err) {
       logger.error({ err }, 'round materialisation failed');
     }
