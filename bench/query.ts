@@ -218,6 +218,8 @@ try {
   });
   const TERM_SET = ['term 7'];
   const terms = encodeURIComponent(JSON.stringify(TERM_SET));
+  const weekTo = new Date(Math.floor((Date.now() - 2 * 86_400_000) / 60_000) * 60_000);
+  const weekFrom = new Date(weekTo.getTime() - 7 * 86_400_000);
   const cases: {
     name: string;
     current: () => Promise<unknown>;
@@ -240,14 +242,20 @@ try {
     latency('latency histogram and quantiles, one campaign', { campaign }, `?campaign=${campaign}`),
     termSets('term-set list, all (terms view)', {}, ''),
     termSets('term-set list, one campaign', { campaign }, `?campaign=${campaign}`),
-    // The terms view's detail of one term set (dashboard/src/views/terms.ts): its timeline and
-    // its latest outcomes. The term-set filter is not served from rollups (decision 033): both
-    // read the outcomes, so the timeline's naive query is the current one (ratio 1×).
+    // The terms view's detail of one term set (dashboard/src/views/terms.ts): its timeline, from
+    // the hour rows (decisions 035, 037), and its latest outcomes.
     agg(
       'terms view detail: one term set, hour × kind',
       { termSet: TERM_SET },
       ['hour', 'kind'],
       `&terms=${terms}`,
+    ),
+    // the same with the filter bar's time range (minutes, not whole hours): a week, two days back
+    agg(
+      'terms view detail: one term set, hour × kind, a week off the hour',
+      { termSet: TERM_SET, from: weekFrom, to: weekTo },
+      ['hour', 'kind'],
+      `&terms=${terms}&from=${weekFrom.toISOString()}&to=${weekTo.toISOString()}`,
     ),
     {
       name: 'terms view detail: latest 50 outcomes of one term set',

@@ -23,6 +23,7 @@ import {
   termSetProgress,
   termSetRollupsHold,
   termSetTimelineHolds,
+  wholeHours,
 } from './term-set-rollups.ts';
 
 const STATUSES = ['delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed', 'pending'] as const;
@@ -81,6 +82,20 @@ const canaryArb = fc.record({
     { maxLength: 3 },
   ),
 });
+/**
+ * One end of a send-time window, relative to now (as the canaries' times): on an hour, or
+ * anywhere, from 3 days and 4 hours ago to 10 hours ahead; or absent (open).
+ */
+const windowEnd = fc.option(
+  fc.oneof(
+    fc
+      .integer({ min: -76, max: 10 })
+      .map((h) => (now: number) => (Math.floor(now / 3_600_000) + h) * 3_600_000),
+    fc.integer({ min: -76 * 3600, max: 10 * 3600 }).map((sec) => (now: number) => now + sec * 1000),
+  ),
+  { nil: undefined },
+);
+
 type CanaryArb = typeof canaryArb extends fc.Arbitrary<infer T> ? T : never;
 
 async function insertCanaries(db: Db, w: World, list: CanaryArb[]): Promise<string[]> {
@@ -162,8 +177,47 @@ it('answers one term set by hour or day and arm, with campaign and arm filters o
   expect(termSetTimelineHolds({ termSet: ['a'] }, ['minute'])).toBe(false);
   expect(termSetTimelineHolds({ termSet: ['a'] }, ['hour', 'recipient_region'])).toBe(false);
   expect(termSetTimelineHolds({ termSet: ['a'] }, [])).toBe(false);
-  expect(termSetTimelineHolds({ termSet: ['a'], from: new Date() }, ['hour'])).toBe(false);
+  expect(termSetTimelineHolds({ termSet: ['a'], from: new Date(), to: new Date() }, ['hour'])).toBe(true);
   expect(termSetTimelineHolds({ termSet: ['a'], statuses: ['missing'] }, ['hour'])).toBe(false);
+  expect(termSetTimelineHolds({ termSet: ['a'], senderRegions: ['CN'] }, ['hour'])).toBe(false);
+});
+
+it('splits a send-time window into whole hours and the parts of an hour at its edges', () => {
+  const at = (hhmm: string) => new Date(`2026-12-04T${hhmm}:00.000Z`);
+  expect(wholeHours(undefined, undefined)).toEqual({
+    whole: { start: undefined, end: undefined },
+    edges: [],
+  });
+  expect(wholeHours(at('10:00'), at('13:00'))).toEqual({
+    whole: { start: at('10:00'), end: at('13:00') },
+    edges: [],
+  });
+  expect(wholeHours(at('10:15'), at('13:45'))).toEqual({
+    whole: { start: at('11:00'), end: at('13:00') },
+    edges: [
+      { from: at('10:15'), to: at('11:00') },
+      { from: at('13:00'), to: at('13:45') },
+    ],
+  });
+  expect(wholeHours(at('10:15'), undefined)).toEqual({
+    whole: { start: at('11:00'), end: undefined },
+    edges: [{ from: at('10:15'), to: at('11:00') }],
+  });
+  expect(wholeHours(undefined, at('13:45'))).toEqual({
+    whole: { start: undefined, end: at('13:00') },
+    edges: [{ from: at('13:00'), to: at('13:45') }],
+  });
+  // within one hour, or across one hour's boundary without a whole hour: all from the outcomes
+  expect(wholeHours(at('10:15'), at('10:45'))).toEqual({
+    whole: null,
+    edges: [{ from: at('10:15'), to: at('10:45') }],
+  });
+  expect(wholeHours(at('10:15'), at('11:45'))).toEqual({
+    whole: null,
+    edges: [{ from: at('10:15'), to: at('11:45') }],
+  });
+  // an empty window
+  expect(wholeHours(at('11:00'), at('10:00'))).toEqual({ whole: null, edges: [] });
 });
 
 it('holds only campaign and arm filters', () => {
@@ -198,6 +252,8 @@ describeEachDb('term-set rollups', (getDb) => {
             limit: fc.constantFrom(1, 2, 5000),
             termSet: fc.integer({ min: 0, max: TERM_SETS.length - 1 }),
             axes: fc.constantFrom(...TIMELINES),
+            from: windowEnd,
+            to: windowEnd,
           }),
           { minLength: 1, maxLength: 3 },
         ),
@@ -227,6 +283,18 @@ describeEachDb('term-set rollups', (getDb) => {
             const one: OutcomeFilter = { ...filter, termSet: TERM_SETS[q.termSet] };
             expect(termSetTimelineHolds(one, q.axes)).toBe(true);
             expectSameTimeline(await countByAxes(db, one, q.axes), await countByAxesRaw(db, one, q.axes));
+            // and within a send-time window (whole hours, edges, an open end, empty)
+            const now = Date.now();
+            const window: OutcomeFilter = {
+              ...one,
+              from: q.from === undefined ? undefined : new Date(q.from(now)),
+              to: q.to === undefined ? undefined : new Date(q.to(now)),
+            };
+            expect(termSetTimelineHolds(window, q.axes)).toBe(true);
+            expectSameTimeline(
+              await countByAxes(db, window, q.axes),
+              await countByAxesRaw(db, window, q.axes),
+            );
           }
         },
       ),

@@ -329,17 +329,44 @@ const TIMELINE_AXES: readonly AggregationAxis[] = ['hour', 'day', 'kind'];
 
 /**
  * Whether term_set_hour_rollups answer `/aggregation` with this filter and these axes: one term
- * set (`terms=`), campaign and arm filters only, grouped by hour or day and arm (the terms view's
- * timeline of one term set).
+ * set (`terms=`), campaign, arm and send-time window (`from`, `to`) filters only, grouped by hour
+ * or day and arm (the terms view's timeline of one term set).
  */
 export function termSetTimelineHolds(filter: OutcomeFilter, axes: readonly AggregationAxis[]): boolean {
-  const { termSet, ...rest } = filter;
+  const { termSet, from: _f, to: _t, ...rest } = filter;
   return (
     termSet !== undefined &&
     axes.length > 0 &&
     axes.every((a) => TIMELINE_AXES.includes(a)) &&
     termSetRollupsHold(rest)
   );
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * A send-time window [from, to) split into its whole hours [start, end), which hour rows answer
+ * (`null`: none), and the parts of an hour at its edges, which the outcomes answer.
+ */
+export function wholeHours(
+  from: Date | undefined,
+  to: Date | undefined,
+): { whole: { start?: Date; end?: Date } | null; edges: { from?: Date; to?: Date }[] } {
+  const start = from && new Date(Math.ceil(from.getTime() / HOUR_MS) * HOUR_MS);
+  const end = to && new Date(Math.floor(to.getTime() / HOUR_MS) * HOUR_MS);
+  if (from && to && from >= to) return { whole: null, edges: [] };
+  if (start && end && start >= end) return { whole: null, edges: [{ from, to }] };
+  const edges: { from?: Date; to?: Date }[] = [];
+  if (from && start && from < start) edges.push({ from, to: start });
+  if (to && end && end < to) edges.push({ from: end, to });
+  return { whole: { start, end }, edges };
+}
+
+/** `col` within [start, end) (either end open when absent). */
+function within(col: SQL, range: { start?: Date; end?: Date } | null): SQL {
+  if (!range) return sql`and false`;
+  return sql`${range.start ? sql`and ${col} >= ${range.start.toISOString()}::timestamptz` : sql``}
+    ${range.end ? sql`and ${col} < ${range.end.toISOString()}::timestamptz` : sql``}`;
 }
 
 /**
@@ -352,9 +379,21 @@ export async function countTermSetTimelineFromRollups(
   filter: OutcomeFilter,
   axes: readonly AggregationAxis[],
 ): Promise<GroupedCounts[]> {
-  const { ctes, kind } = await readParts(q, filter);
+  const { from, to, ...held } = filter;
+  const { ctes, kind } = await readParts(q, held);
   const termSet = textArray(filter.termSet ?? []);
   const keys = sql.raw(axes.map((_, i) => `k${i}`).join(', '));
+  // A window's whole hours come from the hour rows and, for what those cannot vouch for, the
+  // outcomes; the parts of an hour at its edges, every canary of them, from the outcomes.
+  const { whole, edges } = wholeHours(from, to);
+  const campaign = filter.campaign ? sql`and c.campaign_id = ${filter.campaign}::uuid` : sql``;
+  const edgeCanaries = edges.map(
+    (e) => sql`union all select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at
+      from canaries c where c.term_set = ${termSet} ${campaign} ${kind('c')}
+        ${within(sql`c.send_at`, { start: e.from, end: e.to })}`,
+  );
+  const canaries = sql`(select * from fresh_canaries c where true ${within(sql`c.send_at`, whole)}
+    ${sql.join(edgeCanaries, sql` `)}) c`;
   const found = await rows<Record<string, unknown> & { latency: string }>(
     q,
     sql`with ${ctes},
@@ -362,8 +401,9 @@ export async function countTermSetTimelineFromRollups(
         select ${ids(HOUR_COLUMNS.map((col) => `t.${col}`))}
         from term_set_hour_rollups t join prog p on p.campaign_id = t.campaign_id
         where t.term_set = ${termSet} and not exists (select 1 from dirty d
-          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
-      fresh as (${aggregate(sql`fresh_canaries c`, { now: sql`${FINAL_NOW} ${kind('c')}` }, false, true)})
+          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
+          ${within(sql`t.bucket`, whole)}),
+      fresh as (${aggregate(canaries, { now: sql`${FINAL_NOW} ${kind('c')}` }, false, true)})
     select ${sql.join(
       axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
       sql`, `,
