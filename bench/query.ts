@@ -242,6 +242,11 @@ try {
     latency('latency histogram and quantiles, one campaign', { campaign }, `?campaign=${campaign}`),
     termSets('term-set list, all (terms view)', {}, ''),
     termSets('term-set list, one campaign', { campaign }, `?campaign=${campaign}`),
+    termSets(
+      'term-set list, a week off the hour (filter bar time range)',
+      { from: weekFrom, to: weekTo },
+      `?from=${weekFrom.toISOString()}&to=${weekTo.toISOString()}`,
+    ),
     // The terms view's detail of one term set (dashboard/src/views/terms.ts): its timeline, from
     // the hour rows (decisions 035, 037), and its latest outcomes.
     agg(

@@ -573,6 +573,9 @@ export const termSetHourRollups = pgTable(
     bucket: tstz('bucket').notNull(),
     ...statusCounts(),
     latency: integer('latency').array().notNull(),
+    /** The hour's first and last send: the term-set list within a time window (decision 037). */
+    firstSentAt: tstz('first_sent_at').notNull(),
+    lastSentAt: tstz('last_sent_at').notNull(),
   },
   (t) => [
     primaryKey({ name: 'term_set_hour_rollups_pk', columns: [t.termSet, t.campaignId, t.kind, t.bucket] }),

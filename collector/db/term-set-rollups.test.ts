@@ -220,10 +220,10 @@ it('splits a send-time window into whole hours and the parts of an hour at its e
   expect(wholeHours(at('11:00'), at('10:00'))).toEqual({ whole: null, edges: [] });
 });
 
-it('holds only campaign and arm filters', () => {
+it('holds only campaign, arm and time-window filters', () => {
   expect(termSetRollupsHold({})).toBe(true);
   expect(termSetRollupsHold({ campaign: randomUUID(), kind: 'test' })).toBe(true);
-  expect(termSetRollupsHold({ from: new Date() })).toBe(false);
+  expect(termSetRollupsHold({ from: new Date(), to: new Date() })).toBe(true);
   expect(termSetRollupsHold({ statuses: ['missing'] })).toBe(false);
   expect(termSetRollupsHold({ statuses: [] })).toBe(true);
   expect(termSetRollupsHold({ recipientRegions: ['CN'] })).toBe(false);
@@ -279,17 +279,24 @@ describeEachDb('term-set rollups', (getDb) => {
             const list = await countByTermSet(db, filter, q.limit);
             expect(list.quantileError).toBe(LATENCY_RELATIVE_ERROR);
             expectSame(list.counts, raw);
+            // the list within a send-time window (whole hours, edges, an open end, empty)
+            const now = Date.now();
+            const within: OutcomeFilter = {
+              ...filter,
+              from: q.from === undefined ? undefined : new Date(q.from(now)),
+              to: q.to === undefined ? undefined : new Date(q.to(now)),
+            };
+            expect(termSetRollupsHold(within)).toBe(true);
+            expectSame(
+              (await countByTermSet(db, within, q.limit)).counts,
+              await countByTermSetRaw(db, within, q.limit),
+            );
             // the terms view's timeline of one term set, from term_set_hour_rollups
             const one: OutcomeFilter = { ...filter, termSet: TERM_SETS[q.termSet] };
             expect(termSetTimelineHolds(one, q.axes)).toBe(true);
             expectSameTimeline(await countByAxes(db, one, q.axes), await countByAxesRaw(db, one, q.axes));
-            // and within a send-time window (whole hours, edges, an open end, empty)
-            const now = Date.now();
-            const window: OutcomeFilter = {
-              ...one,
-              from: q.from === undefined ? undefined : new Date(q.from(now)),
-              to: q.to === undefined ? undefined : new Date(q.to(now)),
-            };
+            // and within the send-time window
+            const window: OutcomeFilter = { ...one, from: within.from, to: within.to };
             expect(termSetTimelineHolds(window, q.axes)).toBe(true);
             expectSameTimeline(
               await countByAxes(db, window, q.axes),

@@ -22,8 +22,10 @@
  * written again.
  *
  * Latency quantiles come from the histogram (rollups.ts: within LATENCY_RELATIVE_ERROR).
- * Filters the rollups hold: campaign and arm (kind). Any other filter (time, status, scope,
- * probe, verdict) reads the outcomes as before (`termSetRollupsHold`).
+ * Filters the rollups hold: campaign, arm (kind) and a send-time window: its whole hours from
+ * the hour rows (decision 035), the parts of an hour at its edges from the outcomes (decision
+ * 037). Any other filter (status, scope, probe, verdict) reads the outcomes as before
+ * (`termSetRollupsHold`).
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { AggregationAxis } from '../../protocol/research.ts';
@@ -52,7 +54,16 @@ const TERM_SET_LOCK = 0x5d_2033;
 
 const ids = (cols: readonly string[]) => sql.raw(cols.join(', '));
 const COLUMNS = ['campaign_id', 'term_set', 'kind', ...STATUSES, 'latency', 'first_sent_at', 'last_sent_at'];
-const HOUR_COLUMNS = ['campaign_id', 'term_set', 'kind', 'bucket', ...STATUSES, 'latency'];
+const HOUR_COLUMNS = [
+  'campaign_id',
+  'term_set',
+  'kind',
+  'bucket',
+  ...STATUSES,
+  'latency',
+  'first_sent_at',
+  'last_sent_at',
+];
 /** No outcome of canary `c` is pending (the other half of "final": the deadline, checked apart). */
 const NONE_PENDING = sql`not exists (select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')`;
 /**
@@ -85,7 +96,7 @@ function aggregate(canaries: SQL, final: { w: SQL } | { now: SQL }, many: boolea
   const bucket = hourly ? SEND_HOUR : sql`null::timestamptz`;
   const groups = sql.raw(hourly ? '1, 2, 3, 4' : '1, 2, 3');
   return sql`select campaign_id, term_set, kind${hourly ? sql`, bucket` : sql``}, ${SUMS},
-      ${countPer('lb', LATENCY_BUCKETS)} as latency${hourly ? sql`` : sql`, min(mn) as first_sent_at, max(mx) as last_sent_at`}
+      ${countPer('lb', LATENCY_BUCKETS)} as latency, min(mn) as first_sent_at, max(mx) as last_sent_at
     from (select c.campaign_id, c.term_set, c.kind, ${bucket} as bucket, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
           from ${canaries}
@@ -144,14 +155,11 @@ export async function rollUpTermSets(
     // Added to their rows, if final now: the canaries sent in [previous closed_until, closed_until),
     // and those sent before it whose deadline passed since the last run (a canary can be
     // planned with a send time before the line; it is read from the outcomes until counted).
-    const addCounts = [
-      ...STATUSES.map((s) => `${s} = t.${s} + excluded.${s}`),
-      `latency = (select array_agg(a + b order by i)::int[]
-         from unnest(t.latency, excluded.latency) with ordinality x(a, b, i))`,
-    ];
     const add = sql.raw(
       [
-        ...addCounts,
+        ...STATUSES.map((s) => `${s} = t.${s} + excluded.${s}`),
+        `latency = (select array_agg(a + b order by i)::int[]
+         from unnest(t.latency, excluded.latency) with ordinality x(a, b, i))`,
         'first_sent_at = least(t.first_sent_at, excluded.first_sent_at)',
         'last_sent_at = greatest(t.last_sent_at, excluded.last_sent_at)',
       ].join(', '),
@@ -171,7 +179,7 @@ export async function rollUpTermSets(
         on conflict (campaign_id, term_set, kind) do update set ${add}`);
       await tx.execute(sql`insert into term_set_hour_rollups as t (${ids(HOUR_COLUMNS)})
         ${aggregate(toAdd, { w }, many, true)}
-        on conflict (term_set, campaign_id, kind, bucket) do update set ${sql.raw(addCounts.join(', '))}`);
+        on conflict (term_set, campaign_id, kind, bucket) do update set ${add}`);
     }
     // Dirty term sets: recomputed whole, up to the new closed_until.
     const [recomputed] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ts_dirty`);
@@ -200,9 +208,12 @@ export async function rollUpTermSets(
   });
 }
 
-/** Whether the term-set rollups hold this filter (campaign and arm only). */
+/**
+ * Whether the term-set rollups hold this filter: campaign, arm and send-time window (`from`,
+ * `to`; decision 037) only.
+ */
 export function termSetRollupsHold(filter: OutcomeFilter): boolean {
-  const { campaign: _c, kind: _k, ...rest } = filter;
+  const { campaign: _c, kind: _k, from: _f, to: _t, ...rest } = filter;
   return Object.values(rest).every((v) => v === undefined || (Array.isArray(v) && v.length === 0));
 }
 
@@ -278,6 +289,11 @@ export async function countByTermSetFromRollups(
   limit: number,
 ): Promise<TermSetCounts[]> {
   const { ctes, kind } = await readParts(q, { campaign: filter.campaign, kind: filter.kind });
+  // Within a time window the hour rows of its whole hours (decision 037), else one row per
+  // campaign, term set and arm.
+  const window = wholeHours(filter.from, filter.to);
+  const windowed = filter.from !== undefined || filter.to !== undefined;
+  const table = sql.raw(windowed ? 'term_set_hour_rollups' : 'term_set_rollups');
   const found = await rows<
     Record<(typeof STATUSES)[number], number> & {
       term_set: string[];
@@ -291,10 +307,11 @@ export async function countByTermSetFromRollups(
     sql`with ${ctes},
       rolled as (
         select ${ids(COLUMNS.map((col) => `t.${col}`))}
-        from term_set_rollups t join prog p on p.campaign_id = t.campaign_id
+        from ${table} t join prog p on p.campaign_id = t.campaign_id
         where not exists (select 1 from dirty d
-          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}),
-      fresh as (${aggregate(sql`fresh_canaries c`, { now: sql`${FINAL_NOW} ${kind('c')}` }, false)}),
+          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
+          ${windowed ? within(sql`t.bucket`, window.whole) : sql``}),
+      fresh as (${aggregate(windowCanaries(filter, kind, window), { now: sql`${FINAL_NOW} ${kind('c')}` }, false)}),
       per as (
         select term_set, kind, ${SUMS}, ${sumHistograms('latency')} as latency,
           min(first_sent_at) as first_sent_at, max(last_sent_at) as last_sent_at
@@ -333,7 +350,7 @@ const TIMELINE_AXES: readonly AggregationAxis[] = ['hour', 'day', 'kind'];
  * or day and arm (the terms view's timeline of one term set).
  */
 export function termSetTimelineHolds(filter: OutcomeFilter, axes: readonly AggregationAxis[]): boolean {
-  const { termSet, from: _f, to: _t, ...rest } = filter;
+  const { termSet, ...rest } = filter;
   return (
     termSet !== undefined &&
     axes.length > 0 &&
@@ -370,6 +387,27 @@ function within(col: SQL, range: { start?: Date; end?: Date } | null): SQL {
 }
 
 /**
+ * What a read takes from the outcomes (a FROM item aliased c): readParts' `fresh_canaries` sent
+ * in the window's whole hours, and every canary sent in its edges (of the filter's campaign, arm
+ * and term set, if any; by the send-time indexes). Without a window, `fresh_canaries` alone.
+ */
+function windowCanaries(
+  filter: OutcomeFilter,
+  kind: (alias: string) => SQL,
+  window: ReturnType<typeof wholeHours>,
+): SQL {
+  const campaign = filter.campaign ? sql`and c.campaign_id = ${filter.campaign}::uuid` : sql``;
+  const termSet = filter.termSet ? sql`and c.term_set = ${textArray(filter.termSet)}` : sql``;
+  const edges = window.edges.map(
+    (e) => sql`union all select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at
+      from canaries c where true ${termSet} ${campaign} ${kind('c')}
+        ${within(sql`c.send_at`, { start: e.from, end: e.to })}`,
+  );
+  return sql`(select * from fresh_canaries c where true ${within(sql`c.send_at`, window.whole)}
+    ${sql.join(edges, sql` `)}) c`;
+}
+
+/**
  * countByAxes for one term set by hour or day and arm, from term_set_hour_rollups and, for what
  * they cannot vouch for, the outcomes (as countByTermSetFromRollups; sealing applied now: like
  * the raw query's `terms=` filter, only final canaries count). Rows in key order.
@@ -385,15 +423,7 @@ export async function countTermSetTimelineFromRollups(
   const keys = sql.raw(axes.map((_, i) => `k${i}`).join(', '));
   // A window's whole hours come from the hour rows and, for what those cannot vouch for, the
   // outcomes; the parts of an hour at its edges, every canary of them, from the outcomes.
-  const { whole, edges } = wholeHours(from, to);
-  const campaign = filter.campaign ? sql`and c.campaign_id = ${filter.campaign}::uuid` : sql``;
-  const edgeCanaries = edges.map(
-    (e) => sql`union all select c.id, c.campaign_id, c.term_set, c.kind, c.send_at, c.deadline_at
-      from canaries c where c.term_set = ${termSet} ${campaign} ${kind('c')}
-        ${within(sql`c.send_at`, { start: e.from, end: e.to })}`,
-  );
-  const canaries = sql`(select * from fresh_canaries c where true ${within(sql`c.send_at`, whole)}
-    ${sql.join(edgeCanaries, sql` `)}) c`;
+  const window = wholeHours(from, to);
   const found = await rows<Record<string, unknown> & { latency: string }>(
     q,
     sql`with ${ctes},
@@ -402,8 +432,8 @@ export async function countTermSetTimelineFromRollups(
         from term_set_hour_rollups t join prog p on p.campaign_id = t.campaign_id
         where t.term_set = ${termSet} and not exists (select 1 from dirty d
           where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
-          ${within(sql`t.bucket`, whole)}),
-      fresh as (${aggregate(canaries, { now: sql`${FINAL_NOW} ${kind('c')}` }, false, true)})
+          ${within(sql`t.bucket`, window.whole)}),
+      fresh as (${aggregate(windowCanaries(filter, kind, window), { now: sql`${FINAL_NOW} ${kind('c')}` }, false, true)})
     select ${sql.join(
       axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
       sql`, `,
