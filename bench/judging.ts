@@ -8,13 +8,16 @@
  * `--rounds` rounds, every outcome final), then prints: the sweeps until everything is judged (a
  * recomputation from scratch), the median time of a sweep with nothing new, and of a sweep after
  * one outcome changed in one scope, with the cells judged and pair rows read; then the plans
- * (EXPLAIN ANALYZE) of the statements the one-scope sweep runs. `--no-explain` leaves the plans
+ * (EXPLAIN ANALYZE) of the statements the one-scope sweep runs. Each phase prints the longest
+ * event-loop stall of the sweeps in it (the collector's HTTP server waits that long at most).
+ * `--no-explain` leaves the plans
  * out (a tree without incremental judging has neither the statements nor the counts).
  * On a server, a scratch database is created and dropped.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createScratchDatabase } from '../collector/db/ingest-bench.ts';
 import { seedJudgingCampaign } from '../collector/db/judging-bench.ts';
@@ -65,9 +68,18 @@ try {
     keysJudged?: number;
     pairsRead?: number;
   };
+  // the longest event-loop stall of a phase's sweeps (reset when a phase prints it)
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  const stall = () => {
+    const ms = stalls.max / 1e6;
+    stalls.reset();
+    return `; longest event-loop stall ${ms.toFixed(0)} ms`;
+  };
   const sweep = async (): Promise<{ ms: number; r: Result }> => {
     const s = performance.now();
+    stalls.enable();
     const r: Result = await recomputeCampaignFindings(db, c, new Date());
+    stalls.disable();
     return { ms: performance.now() - s, r };
   };
   const counts = (r: Result) =>
@@ -83,7 +95,7 @@ try {
     more = (r as { backlog?: number }).backlog !== undefined && (r as { backlog: number }).backlog > 0;
   }
   console.log(
-    `everything judged (from scratch): ${sweeps} sweep(s), ${(performance.now() - t).toFixed(0)} ms`,
+    `everything judged (from scratch): ${sweeps} sweep(s), ${(performance.now() - t).toFixed(0)} ms${stall()}`,
   );
 
   const idle: number[] = [];
@@ -94,7 +106,7 @@ try {
     last = r;
   }
   console.log(
-    `sweep with nothing new: median ${median(idle).toFixed(1)} ms of ${runs}${last ? counts(last) : ''}`,
+    `sweep with nothing new: median ${median(idle).toFixed(1)} ms of ${runs}${last ? counts(last) : ''}${stall()}`,
   );
 
   const one: number[] = [];
@@ -105,7 +117,7 @@ try {
     last = r;
   }
   console.log(
-    `sweep after one outcome changed in one scope: median ${median(one).toFixed(1)} ms of ${runs}${last ? counts(last) : ''}`,
+    `sweep after one outcome changed in one scope: median ${median(one).toFixed(1)} ms of ${runs}${last ? counts(last) : ''}${stall()}`,
   );
   console.log(`load average at end: ${load()}`);
 

@@ -142,7 +142,7 @@ try {
     await analyzeAll(db);
     const stored = await termSetRollupRows(db);
     out(
-      `  term-set rollups built by their job in ${fmt(performance.now() - t)} (${termSetRun.advanced} campaigns, ${stored.all.toLocaleString('en')} rows, ${stored.hourly.toLocaleString('en')} hourly)`,
+      `  term-set rollups built by their job in ${fmt(performance.now() - t)} (${termSetRun.advanced} campaigns, ${stored.all.toLocaleString('en')} rows, ${stored.hourly.toLocaleString('en')} hourly, ${stored.daily.toLocaleString('en')} daily)`,
     );
   }
 

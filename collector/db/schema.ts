@@ -557,14 +557,12 @@ export const termSetRollups = pgTable(
 );
 
 /**
- * term_set_rollups per hour of the send time (UTC): the terms view's timeline of one term set
- * (`/aggregation?terms=…&group_by=hour|day,kind`). Written by the same job, in the same
- * transaction, from the same canaries, behind the same closed line (decision 035). The key starts
- * at the term set, so one term set's hours are one index range with or without a campaign.
+ * A term-set rollup row per bucket of the send time (UTC): campaign, term set, arm, bucket, the
+ * status counts, the latency histogram, and the bucket's first and last send (the term-set list
+ * within a time window, decision 037).
  */
-export const termSetHourRollups = pgTable(
-  'term_set_hour_rollups',
-  {
+function termSetBucketColumns() {
+  return {
     campaignId: uuid('campaign_id')
       .notNull()
       .references(() => campaigns.id, { onDelete: 'cascade' }),
@@ -573,15 +571,34 @@ export const termSetHourRollups = pgTable(
     bucket: tstz('bucket').notNull(),
     ...statusCounts(),
     latency: integer('latency').array().notNull(),
-    /** The hour's first and last send: the term-set list within a time window (decision 037). */
     firstSentAt: tstz('first_sent_at').notNull(),
     lastSentAt: tstz('last_sent_at').notNull(),
-  },
-  (t) => [
-    primaryKey({ name: 'term_set_hour_rollups_pk', columns: [t.termSet, t.campaignId, t.kind, t.bucket] }),
-    index('term_set_hour_rollups_campaign_idx').on(t.campaignId),
-  ],
-);
+  };
+}
+
+/**
+ * term_set_rollups per hour of the send time (UTC): the terms view's timeline of one term set
+ * (`/aggregation?terms=…&group_by=hour|day,kind`). Written by the same job, in the same
+ * transaction, from the same canaries, behind the same closed line (decision 035). The key starts
+ * at the term set, so one term set's hours are one index range with or without a campaign.
+ */
+export const termSetHourRollups = pgTable('term_set_hour_rollups', termSetBucketColumns(), (t) => [
+  primaryKey({ name: 'term_set_hour_rollups_pk', columns: [t.termSet, t.campaignId, t.kind, t.bucket] }),
+  index('term_set_hour_rollups_campaign_idx').on(t.campaignId),
+  // the term-set list within a time window: the hours beside its whole days (decision 037)
+  index('term_set_hour_rollups_bucket_idx').on(t.bucket),
+]);
+
+/**
+ * term_set_rollups per day of the send time (UTC): the term-set list within a time window reads
+ * its whole days here (decision 037). Written by the same job, in the same transaction, from the
+ * same canaries, behind the same closed line. The key starts at the day, so a window's days are
+ * one index range over every term set.
+ */
+export const termSetDayRollups = pgTable('term_set_day_rollups', termSetBucketColumns(), (t) => [
+  primaryKey({ name: 'term_set_day_rollups_pk', columns: [t.bucket, t.campaignId, t.termSet, t.kind] }),
+  index('term_set_day_rollups_campaign_idx').on(t.campaignId),
+]);
 
 /**
  * How far term_set_rollups has counted a campaign: its canaries sent before `closed_until`,

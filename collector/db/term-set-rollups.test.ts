@@ -23,6 +23,7 @@ import {
   termSetProgress,
   termSetRollupsHold,
   termSetTimelineHolds,
+  wholeDays,
   wholeHours,
 } from './term-set-rollups.ts';
 
@@ -133,6 +134,7 @@ async function insertCanaries(db: Db, w: World, list: CanaryArb[]): Promise<stri
 async function reset(db: Db): Promise<void> {
   await db.execute(sql`delete from term_set_rollups`);
   await db.execute(sql`delete from term_set_hour_rollups`);
+  await db.execute(sql`delete from term_set_day_rollups`);
   await db.execute(sql`delete from term_set_rollup_progress`);
   await db.execute(sql`delete from outcomes`);
   await db.execute(sql`delete from canaries`);
@@ -220,6 +222,32 @@ it('splits a send-time window into whole hours and the parts of an hour at its e
   expect(wholeHours(at('11:00'), at('10:00'))).toEqual({ whole: null, edges: [] });
 });
 
+it("splits a window's whole hours into whole days and the hours beside them", () => {
+  const at = (day: number, hh: string) => new Date(`2026-12-0${day}T${hh}:00:00.000Z`);
+  expect(wholeDays(null)).toEqual({ days: null, hours: [] });
+  expect(wholeDays({})).toEqual({ days: { start: undefined, end: undefined }, hours: [] });
+  expect(wholeDays({ start: at(1, '00'), end: at(4, '00') })).toEqual({
+    days: { start: at(1, '00'), end: at(4, '00') },
+    hours: [],
+  });
+  expect(wholeDays({ start: at(1, '10'), end: at(4, '13') })).toEqual({
+    days: { start: at(2, '00'), end: at(4, '00') },
+    hours: [
+      { start: at(1, '10'), end: at(2, '00') },
+      { start: at(4, '00'), end: at(4, '13') },
+    ],
+  });
+  expect(wholeDays({ start: at(1, '10') })).toEqual({
+    days: { start: at(2, '00'), end: undefined },
+    hours: [{ start: at(1, '10'), end: at(2, '00') }],
+  });
+  // no whole day: all hours
+  expect(wholeDays({ start: at(1, '10'), end: at(2, '13') })).toEqual({
+    days: null,
+    hours: [{ start: at(1, '10'), end: at(2, '13') }],
+  });
+});
+
 it('holds only campaign, arm and time-window filters', () => {
   expect(termSetRollupsHold({})).toBe(true);
   expect(termSetRollupsHold({ campaign: randomUUID(), kind: 'test' })).toBe(true);
@@ -290,6 +318,17 @@ describeEachDb('term-set rollups', (getDb) => {
             expectSame(
               (await countByTermSet(db, within, q.limit)).counts,
               await countByTermSetRaw(db, within, q.limit),
+            );
+            // and over the last four whole days (day rows only: every canary's day is one of them)
+            const today = Math.floor(now / 86_400_000) * 86_400_000;
+            const days: OutcomeFilter = {
+              ...filter,
+              from: new Date(today - 4 * 86_400_000),
+              to: new Date(today),
+            };
+            expectSame(
+              (await countByTermSet(db, days, q.limit)).counts,
+              await countByTermSetRaw(db, days, q.limit),
             );
             // the terms view's timeline of one term set, from term_set_hour_rollups
             const one: OutcomeFilter = { ...filter, termSet: TERM_SETS[q.termSet] };

@@ -78,24 +78,37 @@ const OUTCOMES_PER_CANARY = sql`cross join lateral (select * from outcomes o whe
 const MANY_CANARIES = 50_000;
 const SUMS = statusSums();
 
-/** The hour of a canary's send time (UTC), as term_set_hour_rollups' bucket. */
-const SEND_HOUR = sql`(date_trunc('hour', c.send_at at time zone 'UTC') at time zone 'UTC')`;
+/** The grains the job writes: all time (term_set_rollups), hour and day of the send (UTC). */
+type Grain = 'all' | 'hour' | 'day';
+/** The bucket of a canary's send time (UTC) at a grain. */
+const SEND_BUCKET = (grain: Grain) =>
+  grain === 'all'
+    ? sql`null::timestamptz`
+    : sql`(date_trunc(${sql.raw(`'${grain}'`)}, c.send_at at time zone 'UTC') at time zone 'UTC')`;
+/** Per grain: the table, its columns, and the key an upsert meets. */
+const TABLES: Record<Grain, { table: string; columns: string[]; key: string }> = {
+  all: { table: 'term_set_rollups', columns: COLUMNS, key: 'campaign_id, term_set, kind' },
+  hour: { table: 'term_set_hour_rollups', columns: HOUR_COLUMNS, key: 'term_set, campaign_id, kind, bucket' },
+  day: { table: 'term_set_day_rollups', columns: HOUR_COLUMNS, key: 'bucket, campaign_id, term_set, kind' },
+};
 
 /**
- * Rows (campaign, term set, arm), or with `hourly` (campaign, term set, arm, hour of the send),
+ * Rows (campaign, term set, arm), or at the `hour` or `day` grain (campaign, term set, arm,
+ * bucket of the send),
  * aggregated from the outcomes of the canaries `canaries` yields (a FROM item aliased c), those
  * final only: at the watermark `w` for the job, or now (`final` applies the condition, on `c`
  * and `pe.pending`) for a read. `many`: hash joins (the first run reads every canary), else a
  * lookup per canary. The job's rows and a read's outcome part are counted by this one query.
  */
-function aggregate(canaries: SQL, final: { w: SQL } | { now: SQL }, many: boolean, hourly = false) {
+function aggregate(canaries: SQL, final: { w: SQL } | { now: SQL }, many: boolean, grain: Grain = 'all') {
+  const bucketed = grain !== 'all';
   const isFinal =
     'now' in final
       ? final.now
       : sql`c.deadline_at < ${final.w} and ${many ? NONE_PENDING : sql`not pe.pending`}`;
-  const bucket = hourly ? SEND_HOUR : sql`null::timestamptz`;
-  const groups = sql.raw(hourly ? '1, 2, 3, 4' : '1, 2, 3');
-  return sql`select campaign_id, term_set, kind${hourly ? sql`, bucket` : sql``}, ${SUMS},
+  const bucket = SEND_BUCKET(grain);
+  const groups = sql.raw(bucketed ? '1, 2, 3, 4' : '1, 2, 3');
+  return sql`select campaign_id, term_set, kind${bucketed ? sql`, bucket` : sql``}, ${SUMS},
       ${countPer('lb', LATENCY_BUCKETS)} as latency, min(mn) as first_sent_at, max(mx) as last_sent_at
     from (select c.campaign_id, c.term_set, c.kind, ${bucket} as bucket, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
@@ -174,12 +187,14 @@ export async function rollUpTermSets(
     const [adding] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ${toAdd}`);
     if (adding!.n > 0) {
       const many = adding!.n > (options.manyCanaries ?? MANY_CANARIES);
-      await tx.execute(sql`insert into term_set_rollups as t (${ids(COLUMNS)})
-        ${aggregate(toAdd, { w }, many)}
-        on conflict (campaign_id, term_set, kind) do update set ${add}`);
-      await tx.execute(sql`insert into term_set_hour_rollups as t (${ids(HOUR_COLUMNS)})
-        ${aggregate(toAdd, { w }, many, true)}
-        on conflict (term_set, campaign_id, kind, bucket) do update set ${add}`);
+      for (const [grain, { table, columns, key }] of Object.entries(TABLES) as [
+        Grain,
+        (typeof TABLES)[Grain],
+      ][]) {
+        await tx.execute(sql`insert into ${sql.raw(table)} as t (${ids(columns)})
+          ${aggregate(toAdd, { w }, many, grain)}
+          on conflict (${sql.raw(key)}) do update set ${add}`);
+      }
     }
     // Dirty term sets: recomputed whole, up to the new closed_until.
     const [recomputed] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ts_dirty`);
@@ -187,14 +202,11 @@ export async function rollUpTermSets(
       const dirtyCanaries = sql`ts_dirty d join ts_progress p on p.campaign_id = d.campaign_id
         cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
           and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed offset 0) c`;
-      for (const [table, columns, hourly] of [
-        ['term_set_rollups', COLUMNS, false],
-        ['term_set_hour_rollups', HOUR_COLUMNS, true],
-      ] as const) {
+      for (const [grain, { table, columns }] of Object.entries(TABLES) as [Grain, (typeof TABLES)[Grain]][]) {
         await tx.execute(sql`delete from ${sql.raw(table)} t using ts_dirty d
           where t.campaign_id = d.campaign_id and t.term_set = d.term_set and t.kind = d.kind`);
         await tx.execute(sql`insert into ${sql.raw(table)} (${ids(columns)})
-          ${aggregate(dirtyCanaries, { w }, false, hourly)}`);
+          ${aggregate(dirtyCanaries, { w }, false, grain)}`);
       }
     }
     const moved = await rows<{ n: number }>(
@@ -289,11 +301,23 @@ export async function countByTermSetFromRollups(
   limit: number,
 ): Promise<TermSetCounts[]> {
   const { ctes, kind } = await readParts(q, { campaign: filter.campaign, kind: filter.kind });
-  // Within a time window the hour rows of its whole hours (decision 037), else one row per
-  // campaign, term set and arm.
+  // Within a time window the day rows of its whole days and the hour rows of the whole hours
+  // beside them (decision 037), else one row per campaign, term set and arm.
   const window = wholeHours(filter.from, filter.to);
   const windowed = filter.from !== undefined || filter.to !== undefined;
-  const table = sql.raw(windowed ? 'term_set_hour_rollups' : 'term_set_rollups');
+  const parts = windowed
+    ? [
+        { grain: 'day' as const, range: wholeDays(window.whole).days },
+        ...wholeDays(window.whole).hours.map((range) => ({ grain: 'hour' as const, range })),
+      ]
+    : [{ grain: 'all' as const, range: undefined }];
+  const rolled = parts.map(
+    ({ grain, range }) => sql`select ${ids(COLUMNS.map((col) => `t.${col}`))}
+      from ${sql.raw(TABLES[grain].table)} t join prog p on p.campaign_id = t.campaign_id
+      where not exists (select 1 from dirty d
+        where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
+        ${range === undefined ? sql`` : within(sql`t.bucket`, range)}`,
+  );
   const found = await rows<
     Record<(typeof STATUSES)[number], number> & {
       term_set: string[];
@@ -305,12 +329,7 @@ export async function countByTermSetFromRollups(
   >(
     q,
     sql`with ${ctes},
-      rolled as (
-        select ${ids(COLUMNS.map((col) => `t.${col}`))}
-        from ${table} t join prog p on p.campaign_id = t.campaign_id
-        where not exists (select 1 from dirty d
-          where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
-          ${windowed ? within(sql`t.bucket`, window.whole) : sql``}),
+      rolled as (${sql.join(rolled, sql` union all `)}),
       fresh as (${aggregate(windowCanaries(filter, kind, window), { now: sql`${FINAL_NOW} ${kind('c')}` }, false)}),
       per as (
         select term_set, kind, ${SUMS}, ${sumHistograms('latency')} as latency,
@@ -360,6 +379,7 @@ export function termSetTimelineHolds(filter: OutcomeFilter, axes: readonly Aggre
 }
 
 const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 /**
  * A send-time window [from, to) split into its whole hours [start, end), which hour rows answer
@@ -377,6 +397,24 @@ export function wholeHours(
   if (from && start && from < start) edges.push({ from, to: start });
   if (to && end && end < to) edges.push({ from: end, to });
   return { whole: { start, end }, edges };
+}
+
+/**
+ * A window's whole hours (wholeHours) split into its whole UTC days `[start, end)`, which day rows
+ * answer (`null`: none), and the whole hours beside them, which hour rows answer.
+ */
+export function wholeDays(whole: { start?: Date; end?: Date } | null): {
+  days: { start?: Date; end?: Date } | null;
+  hours: { start?: Date; end?: Date }[];
+} {
+  if (!whole) return { days: null, hours: [] };
+  const start = whole.start && new Date(Math.ceil(whole.start.getTime() / DAY_MS) * DAY_MS);
+  const end = whole.end && new Date(Math.floor(whole.end.getTime() / DAY_MS) * DAY_MS);
+  if (start && end && start >= end) return { days: null, hours: [whole] };
+  const hours: { start?: Date; end?: Date }[] = [];
+  if (whole.start && start && whole.start < start) hours.push({ start: whole.start, end: start });
+  if (whole.end && end && end < whole.end) hours.push({ start: end, end: whole.end });
+  return { days: { start, end }, hours };
 }
 
 /** `col` within [start, end) (either end open when absent). */
@@ -433,7 +471,7 @@ export async function countTermSetTimelineFromRollups(
         where t.term_set = ${termSet} and not exists (select 1 from dirty d
           where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
           ${within(sql`t.bucket`, window.whole)}),
-      fresh as (${aggregate(windowCanaries(filter, kind, window), { now: sql`${FINAL_NOW} ${kind('c')}` }, false, true)})
+      fresh as (${aggregate(windowCanaries(filter, kind, window), { now: sql`${FINAL_NOW} ${kind('c')}` }, false, 'hour')})
     select ${sql.join(
       axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
       sql`, `,
@@ -463,12 +501,15 @@ export async function termSetProgress(q: Queryable): Promise<{ campaign_id: stri
   );
 }
 
-/** For the benchmark: how many rows term_set_rollups and term_set_hour_rollups hold. */
-export async function termSetRollupRows(q: Queryable): Promise<{ all: number; hourly: number }> {
-  const [found] = await rows<{ all: number; hourly: number }>(
+/** For the benchmark: how many rows term_set_rollups, term_set_hour_rollups and term_set_day_rollups hold. */
+export async function termSetRollupRows(
+  q: Queryable,
+): Promise<{ all: number; hourly: number; daily: number }> {
+  const [found] = await rows<{ all: number; hourly: number; daily: number }>(
     q,
     sql`select (select count(*)::int from term_set_rollups) as "all",
-      (select count(*)::int from term_set_hour_rollups) as hourly`,
+      (select count(*)::int from term_set_hour_rollups) as hourly,
+      (select count(*)::int from term_set_day_rollups) as daily`,
   );
   return found!;
 }
