@@ -187,14 +187,11 @@ export async function rollUpTermSets(
     const [adding] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ${toAdd}`);
     if (adding!.n > 0) {
       const many = adding!.n > (options.manyCanaries ?? MANY_CANARIES);
-      for (const [grain, { table, columns, key }] of Object.entries(TABLES) as [
-        Grain,
-        (typeof TABLES)[Grain],
-      ][]) {
-        await tx.execute(sql`insert into ${sql.raw(table)} as t (${ids(columns)})
-          ${aggregate(toAdd, { w }, many, grain)}
-          on conflict (${sql.raw(key)}) do update set ${add}`);
-      }
+      await writeGrains(
+        tx,
+        aggregate(toAdd, { w }, many, 'hour'),
+        (key) => sql`on conflict (${sql.raw(key)}) do update set ${add}`,
+      );
     }
     // Dirty term sets: recomputed whole, up to the new closed_until.
     const [recomputed] = await rows<{ n: number }>(tx, sql`select count(*)::int as n from ts_dirty`);
@@ -202,12 +199,11 @@ export async function rollUpTermSets(
       const dirtyCanaries = sql`ts_dirty d join ts_progress p on p.campaign_id = d.campaign_id
         cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
           and c.term_set = d.term_set and c.kind = d.kind and c.send_at < p.closed offset 0) c`;
-      for (const [grain, { table, columns }] of Object.entries(TABLES) as [Grain, (typeof TABLES)[Grain]][]) {
+      for (const { table } of Object.values(TABLES)) {
         await tx.execute(sql`delete from ${sql.raw(table)} t using ts_dirty d
           where t.campaign_id = d.campaign_id and t.term_set = d.term_set and t.kind = d.kind`);
-        await tx.execute(sql`insert into ${sql.raw(table)} (${ids(columns)})
-          ${aggregate(dirtyCanaries, { w }, false, grain)}`);
       }
+      await writeGrains(tx, aggregate(dirtyCanaries, { w }, false, 'hour'), () => sql``);
     }
     const moved = await rows<{ n: number }>(
       tx,
@@ -218,6 +214,34 @@ export async function rollUpTermSets(
       on conflict (campaign_id) do update set closed_until = excluded.closed_until, watermark = excluded.watermark`);
     return { advanced: moved[0]!.n, recomputed: recomputed!.n, watermark };
   });
+}
+
+/**
+ * Writes the rows of every grain from one aggregation by hour (`hours`: aggregate(…, 'hour'), the
+ * costly part, which reads every outcome of the canaries): the hour rows as they are, the day and
+ * all-time rows summed from them. `conflict` ends each insert (an upsert that adds, or nothing).
+ */
+async function writeGrains(tx: Queryable, hours: SQL, conflict: (key: string) => SQL): Promise<void> {
+  await tx.execute(sql`create temp table ts_hours on commit drop as ${hours}`);
+  const sums = (
+    bucket: SQL | null,
+  ) => sql`select campaign_id, term_set, kind${bucket ? sql`, ${bucket}` : sql``},
+      ${SUMS}, ${sumHistograms('latency')} as latency, min(first_sent_at), max(last_sent_at)
+    from ts_hours group by ${sql.raw(bucket ? '1, 2, 3, 4' : '1, 2, 3')}`;
+  const from: Record<Grain, SQL> = {
+    hour: sql`select ${ids(HOUR_COLUMNS)} from ts_hours`,
+    day: sums(sql`date_trunc('day', bucket at time zone 'UTC') at time zone 'UTC'`),
+    all: sums(null),
+  };
+  for (const [grain, { table, columns, key }] of Object.entries(TABLES) as [
+    Grain,
+    (typeof TABLES)[Grain],
+  ][]) {
+    await tx.execute(
+      sql`insert into ${sql.raw(table)} as t (${ids(columns)}) ${from[grain]} ${conflict(key)}`,
+    );
+  }
+  await tx.execute(sql`drop table ts_hours`);
 }
 
 /**
