@@ -80,11 +80,8 @@ const SUMS = statusSums();
 
 /** The grains the job writes: all time (term_set_rollups), hour and day of the send (UTC). */
 type Grain = 'all' | 'hour' | 'day';
-/** The bucket of a canary's send time (UTC) at a grain. */
-const SEND_BUCKET = (grain: Grain) =>
-  grain === 'all'
-    ? sql`null::timestamptz`
-    : sql`(date_trunc(${sql.raw(`'${grain}'`)}, c.send_at at time zone 'UTC') at time zone 'UTC')`;
+/** The hour of a canary's send time (UTC), as term_set_hour_rollups' bucket. */
+const SEND_HOUR = sql`(date_trunc('hour', c.send_at at time zone 'UTC') at time zone 'UTC')`;
 /** Per grain: the table, its columns, and the key an upsert meets. */
 const TABLES: Record<Grain, { table: string; columns: string[]; key: string }> = {
   all: { table: 'term_set_rollups', columns: COLUMNS, key: 'campaign_id, term_set, kind' },
@@ -93,22 +90,20 @@ const TABLES: Record<Grain, { table: string; columns: string[]; key: string }> =
 };
 
 /**
- * Rows (campaign, term set, arm), or at the `hour` or `day` grain (campaign, term set, arm,
- * bucket of the send),
+ * Rows (campaign, term set, arm), or with `hourly` (campaign, term set, arm, hour of the send),
  * aggregated from the outcomes of the canaries `canaries` yields (a FROM item aliased c), those
  * final only: at the watermark `w` for the job, or now (`final` applies the condition, on `c`
  * and `pe.pending`) for a read. `many`: hash joins (the first run reads every canary), else a
  * lookup per canary. The job's rows and a read's outcome part are counted by this one query.
  */
-function aggregate(canaries: SQL, final: { w: SQL } | { now: SQL }, many: boolean, grain: Grain = 'all') {
-  const bucketed = grain !== 'all';
+function aggregate(canaries: SQL, final: { w: SQL } | { now: SQL }, many: boolean, hourly = false) {
   const isFinal =
     'now' in final
       ? final.now
       : sql`c.deadline_at < ${final.w} and ${many ? NONE_PENDING : sql`not pe.pending`}`;
-  const bucket = SEND_BUCKET(grain);
-  const groups = sql.raw(bucketed ? '1, 2, 3, 4' : '1, 2, 3');
-  return sql`select campaign_id, term_set, kind${bucketed ? sql`, bucket` : sql``}, ${SUMS},
+  const bucket = hourly ? SEND_HOUR : sql`null::timestamptz`;
+  const groups = sql.raw(hourly ? '1, 2, 3, 4' : '1, 2, 3');
+  return sql`select campaign_id, term_set, kind${hourly ? sql`, bucket` : sql``}, ${SUMS},
       ${countPer('lb', LATENCY_BUCKETS)} as latency, min(mn) as first_sent_at, max(mx) as last_sent_at
     from (select c.campaign_id, c.term_set, c.kind, ${bucket} as bucket, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
@@ -189,7 +184,7 @@ export async function rollUpTermSets(
       const many = adding!.n > (options.manyCanaries ?? MANY_CANARIES);
       await writeGrains(
         tx,
-        aggregate(toAdd, { w }, many, 'hour'),
+        aggregate(toAdd, { w }, many, true),
         (key) => sql`on conflict (${sql.raw(key)}) do update set ${add}`,
       );
     }
@@ -203,7 +198,7 @@ export async function rollUpTermSets(
         await tx.execute(sql`delete from ${sql.raw(table)} t using ts_dirty d
           where t.campaign_id = d.campaign_id and t.term_set = d.term_set and t.kind = d.kind`);
       }
-      await writeGrains(tx, aggregate(dirtyCanaries, { w }, false, 'hour'), () => sql``);
+      await writeGrains(tx, aggregate(dirtyCanaries, { w }, false, true), () => sql``);
     }
     const moved = await rows<{ n: number }>(
       tx,
@@ -217,7 +212,7 @@ export async function rollUpTermSets(
 }
 
 /**
- * Writes the rows of every grain from one aggregation by hour (`hours`: aggregate(…, 'hour'), the
+ * Writes the rows of every grain from one aggregation by hour (`hours`: aggregate(…, hourly), the
  * costly part, which reads every outcome of the canaries): the hour rows as they are, the day and
  * all-time rows summed from them. `conflict` ends each insert (an upsert that adds, or nothing).
  */
@@ -329,10 +324,11 @@ export async function countByTermSetFromRollups(
   // beside them (decision 037), else one row per campaign, term set and arm.
   const window = wholeHours(filter.from, filter.to);
   const windowed = filter.from !== undefined || filter.to !== undefined;
+  const split = wholeDays(window.whole);
   const parts = windowed
     ? [
-        { grain: 'day' as const, range: wholeDays(window.whole).days },
-        ...wholeDays(window.whole).hours.map((range) => ({ grain: 'hour' as const, range })),
+        { grain: 'day' as const, range: split.days },
+        ...split.hours.map((range) => ({ grain: 'hour' as const, range })),
       ]
     : [{ grain: 'all' as const, range: undefined }];
   const rolled = parts.map(
@@ -495,7 +491,7 @@ export async function countTermSetTimelineFromRollups(
         where t.term_set = ${termSet} and not exists (select 1 from dirty d
           where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
           ${within(sql`t.bucket`, window.whole)}),
-      fresh as (${aggregate(windowCanaries(filter, kind, window), { now: sql`${FINAL_NOW} ${kind('c')}` }, false, 'hour')})
+      fresh as (${aggregate(windowCanaries(filter, kind, window), { now: sql`${FINAL_NOW} ${kind('c')}` }, false, true)})
     select ${sql.join(
       axes.map((a, i) => sql`${ROLLUP_AXIS[a]!} as ${sql.identifier(`k${i}`)}`),
       sql`, `,
