@@ -89,6 +89,21 @@ export interface FindingsOptions {
   scanRows?: number;
 }
 
+/**
+ * The sequential design and grace a sweep judges a campaign with: the options' own, else
+ * DEFAULT_SEQUENTIAL_DESIGN and the campaign's deadline. Rounds top scopes up by the same
+ * (rounds.ts), and follow-ups read their results after the same default grace (followups.ts).
+ */
+export function sweepRules(
+  options: Pick<FindingsOptions, 'design' | 'graceMs'>,
+  campaign: { deadlineSeconds: number },
+): { design: SequentialDesign; graceMs: number } {
+  return {
+    design: { ...DEFAULT_SEQUENTIAL_DESIGN, ...options.design },
+    graceMs: options.graceMs ?? campaign.deadlineSeconds * 1000,
+  };
+}
+
 const DEFAULT_MAX_KEYS = 500;
 const DEFAULT_SCAN_ROWS = 20_000;
 
@@ -557,9 +572,8 @@ export async function recomputeCampaignFindings(
   now: Date,
   options: FindingsOptions = {},
 ): Promise<CampaignFindingsResult> {
-  const design = { ...DEFAULT_SEQUENTIAL_DESIGN, ...options.design };
+  const { design, graceMs } = sweepRules(options, campaign);
   const lookEvery = options.lookEvery ?? 4;
-  const graceMs = options.graceMs ?? campaign.deadlineSeconds * 1000;
   const before = new Date(now.getTime() - graceMs);
   const skipped = { ran: false, findings: 0, settled: 0, keysJudged: 0, pairsRead: 0, backlog: 0 };
   // The rules the stored judgments were made with: other rules judge everything again.

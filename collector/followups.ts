@@ -64,7 +64,7 @@ import {
   saveStepResults,
 } from './db/followups.ts';
 import type { Db, Queryable } from './db/open.ts';
-import { isFindingVerdict, writeScreenClearances } from './findings.ts';
+import { isFindingVerdict, sweepRules, writeScreenClearances } from './findings.ts';
 import { findingKey, isolateKey, screenKey, termSetKey } from './keys.ts';
 import { planRound } from './planning/canaries.ts';
 import { createRng, pick } from './planning/rng.ts';
@@ -233,7 +233,7 @@ async function advanceRun(
   log?: Logger,
 ): Promise<void> {
   const steps = await followupSteps(tx, run.id);
-  const graceMs = options.graceMs ?? c.deadlineSeconds * 1000;
+  const { graceMs } = sweepRules(options, c);
   for (const s of steps) {
     if (s.results) continue;
     const lostAfterMs = options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);

@@ -37,7 +37,7 @@ import type { CanaryInsert } from './db/canaries.ts';
 import { followupsRunning, pairsInFlight, pairsSoFar, senderLoads } from './db/capacity.ts';
 import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
-import type { FindingsOptions } from './findings.ts';
+import { type FindingsOptions, sweepRules } from './findings.ts';
 import { findingKey, scopeKey, screenKey, termSetKey } from './keys.ts';
 import { type PlanConversation, planRound, type RoundPlan, roundSeed } from './planning/canaries.ts';
 import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
@@ -241,13 +241,14 @@ async function materialiseRound(
   // What is left goes to the scopes that need more pairs, once no screen or isolation of the
   // campaign runs: those go first (a packed message clears many sets, a round's pair one).
   if (campaign.mode !== 'monitor' && !followups) {
+    const rules = sweepRules(findings, campaign);
     const more = await topUp(db, {
       campaignId: campaign.id,
       roundAt,
       // a look counts a pair once its deadline passed by the sweep's grace (the deadline again,
       // by default), on the sweep after that: the grace and another deadline cover both
-      judgedAfterMs: (findings.graceMs ?? campaign.deadlineSeconds * 1000) + campaign.deadlineSeconds * 1000,
-      design: { ...DEFAULT_SEQUENTIAL_DESIGN, ...findings.design },
+      judgedAfterMs: rules.graceMs + campaign.deadlineSeconds * 1000,
+      design: rules.design,
       termSets,
       needs,
       conversations,
