@@ -601,6 +601,17 @@ export const termSetDayRollups = pgTable('term_set_day_rollups', termSetBucketCo
 ]);
 
 /**
+ * term_set_rollups per quarter of a day (six hours from midnight UTC) of the send time: the
+ * term-set list within a time window reads here the whole quarters beside its whole days, and
+ * hour rows only for the hours beside those (decision 037). Written with the others, keyed as
+ * the day rows.
+ */
+export const termSetQuarterRollups = pgTable('term_set_quarter_rollups', termSetBucketColumns(), (t) => [
+  primaryKey({ name: 'term_set_quarter_rollups_pk', columns: [t.bucket, t.campaignId, t.termSet, t.kind] }),
+  index('term_set_quarter_rollups_campaign_idx').on(t.campaignId),
+]);
+
+/**
  * How far term_set_rollups has counted a campaign: its canaries sent before `closed_until`,
  * with the outcomes written before `watermark` (decision 033).
  */

@@ -23,8 +23,8 @@ import {
   termSetProgress,
   termSetRollupsHold,
   termSetTimelineHolds,
-  wholeDays,
   wholeHours,
+  wholeSpans,
 } from './term-set-rollups.ts';
 
 const STATUSES = ['delivered', 'delayed', 'missing', 'altered', 'rejected', 'failed', 'pending'] as const;
@@ -135,6 +135,7 @@ async function reset(db: Db): Promise<void> {
   await db.execute(sql`delete from term_set_rollups`);
   await db.execute(sql`delete from term_set_hour_rollups`);
   await db.execute(sql`delete from term_set_day_rollups`);
+  await db.execute(sql`delete from term_set_quarter_rollups`);
   await db.execute(sql`delete from term_set_rollup_progress`);
   await db.execute(sql`delete from outcomes`);
   await db.execute(sql`delete from canaries`);
@@ -222,30 +223,64 @@ it('splits a send-time window into whole hours and the parts of an hour at its e
   expect(wholeHours(at('11:00'), at('10:00'))).toEqual({ whole: null, edges: [] });
 });
 
-it("splits a window's whole hours into whole days and the hours beside them", () => {
+it("splits a window's whole hours into whole days, the quarters of a day and the hours beside them", () => {
   const at = (day: number, hh: string) => new Date(`2026-12-0${day}T${hh}:00:00.000Z`);
-  expect(wholeDays(null)).toEqual({ days: null, hours: [] });
-  expect(wholeDays({})).toEqual({ days: { start: undefined, end: undefined }, hours: [] });
-  expect(wholeDays({ start: at(1, '00'), end: at(4, '00') })).toEqual({
-    days: { start: at(1, '00'), end: at(4, '00') },
-    hours: [],
-  });
-  expect(wholeDays({ start: at(1, '10'), end: at(4, '13') })).toEqual({
-    days: { start: at(2, '00'), end: at(4, '00') },
-    hours: [
-      { start: at(1, '10'), end: at(2, '00') },
-      { start: at(4, '00'), end: at(4, '13') },
-    ],
-  });
-  expect(wholeDays({ start: at(1, '10') })).toEqual({
-    days: { start: at(2, '00'), end: undefined },
-    hours: [{ start: at(1, '10'), end: at(2, '00') }],
-  });
-  // no whole day: all hours
-  expect(wholeDays({ start: at(1, '10'), end: at(2, '13') })).toEqual({
-    days: null,
-    hours: [{ start: at(1, '10'), end: at(2, '13') }],
-  });
+  const span = (grain: string, start?: Date, end?: Date) => ({ grain, range: { start, end } });
+  expect(wholeSpans(null)).toEqual([]);
+  expect(wholeSpans({})).toEqual([span('day')]);
+  expect(wholeSpans({ start: at(1, '00'), end: at(4, '00') })).toEqual([
+    span('day', at(1, '00'), at(4, '00')),
+  ]);
+  // on each side: whole quarters (00, 06, 12, 18 UTC), then hours
+  expect(wholeSpans({ start: at(1, '10'), end: at(4, '13') })).toEqual([
+    span('day', at(2, '00'), at(4, '00')),
+    span('quarter', at(1, '12'), at(2, '00')),
+    span('hour', at(1, '10'), at(1, '12')),
+    span('quarter', at(4, '00'), at(4, '12')),
+    span('hour', at(4, '12'), at(4, '13')),
+  ]);
+  // a side on a quarter has no hours; a side within one quarter no quarters
+  expect(wholeSpans({ start: at(1, '18'), end: at(3, '05') })).toEqual([
+    span('day', at(2, '00'), at(3, '00')),
+    span('quarter', at(1, '18'), at(2, '00')),
+    span('hour', at(3, '00'), at(3, '05')),
+  ]);
+  expect(wholeSpans({ start: at(1, '10') })).toEqual([
+    span('day', at(2, '00'), undefined),
+    span('quarter', at(1, '12'), at(2, '00')),
+    span('hour', at(1, '10'), at(1, '12')),
+  ]);
+  expect(wholeSpans({ end: at(1, '07') })).toEqual([
+    span('day', undefined, at(1, '00')),
+    span('quarter', at(1, '00'), at(1, '06')),
+    span('hour', at(1, '06'), at(1, '07')),
+  ]);
+  // no whole day: quarters and hours; no whole quarter: hours
+  expect(wholeSpans({ start: at(1, '10'), end: at(2, '13') })).toEqual([
+    span('quarter', at(1, '12'), at(2, '12')),
+    span('hour', at(1, '10'), at(1, '12')),
+    span('hour', at(2, '12'), at(2, '13')),
+  ]);
+  expect(wholeSpans({ start: at(1, '07'), end: at(1, '11') })).toEqual([
+    span('hour', at(1, '07'), at(1, '11')),
+  ]);
+  // a week off the hour, starting at any hour: 6 day rows and at most 8 quarter or hour rows per
+  // term set and arm (before quarters: 23 hour rows)
+  for (let h = 0; h < 24; h++) {
+    const start = new Date(at(1, '00').getTime() + h * 3_600_000);
+    const parts = wholeSpans({ start, end: new Date(start.getTime() + (7 * 24 - 1) * 3_600_000) });
+    const rowsPerSet = parts.reduce(
+      (n, p) =>
+        n +
+        (p.range.end!.getTime() - p.range.start!.getTime()) /
+          { day: 864e5, quarter: 216e5, hour: 36e5 }[p.grain],
+      0,
+    );
+    expect(parts.reduce((n, p) => n + p.range.end!.getTime() - p.range.start!.getTime(), 0)).toBe(
+      167 * 3_600_000,
+    );
+    expect(rowsPerSet).toBeLessThanOrEqual(6 + 8);
+  }
 });
 
 it('holds only campaign, arm and time-window filters', () => {

@@ -23,9 +23,9 @@
  *
  * Latency quantiles come from the histogram (rollups.ts: within LATENCY_RELATIVE_ERROR).
  * Filters the rollups hold: campaign, arm (kind) and a send-time window: its whole hours from
- * the hour rows (decision 035), the parts of an hour at its edges from the outcomes (decision
- * 037). Any other filter (status, scope, probe, verdict) reads the outcomes as before
- * (`termSetRollupsHold`).
+ * the hour rows (decision 035; the list from day, quarter-day and hour rows), the parts of an
+ * hour at its edges from the outcomes (decision 037). Any other filter (status, scope, probe,
+ * verdict) reads the outcomes as before (`termSetRollupsHold`).
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { AggregationAxis } from '../../protocol/research.ts';
@@ -78,14 +78,22 @@ const OUTCOMES_PER_CANARY = sql`cross join lateral (select * from outcomes o whe
 const MANY_CANARIES = 50_000;
 const SUMS = statusSums();
 
-/** The grains the job writes: all time (term_set_rollups), hour and day of the send (UTC). */
-type Grain = 'all' | 'hour' | 'day';
+/**
+ * The grains the job writes: all time (term_set_rollups), and the hour, the quarter of a day (six
+ * hours from midnight) and the day of the send (UTC).
+ */
+type Grain = 'all' | 'hour' | 'quarter' | 'day';
 /** The hour of a canary's send time (UTC), as term_set_hour_rollups' bucket. */
 const SEND_HOUR = sql`(date_trunc('hour', c.send_at at time zone 'UTC') at time zone 'UTC')`;
 /** Per grain: the table, its columns, and the key an upsert meets. */
 const TABLES: Record<Grain, { table: string; columns: string[]; key: string }> = {
   all: { table: 'term_set_rollups', columns: COLUMNS, key: 'campaign_id, term_set, kind' },
   hour: { table: 'term_set_hour_rollups', columns: HOUR_COLUMNS, key: 'term_set, campaign_id, kind, bucket' },
+  quarter: {
+    table: 'term_set_quarter_rollups',
+    columns: HOUR_COLUMNS,
+    key: 'bucket, campaign_id, term_set, kind',
+  },
   day: { table: 'term_set_day_rollups', columns: HOUR_COLUMNS, key: 'bucket, campaign_id, term_set, kind' },
 };
 
@@ -213,8 +221,9 @@ export async function rollUpTermSets(
 
 /**
  * Writes the rows of every grain from one aggregation by hour (`hours`: aggregate(…, hourly), the
- * costly part, which reads every outcome of the canaries): the hour rows as they are, the day and
- * all-time rows summed from them. `conflict` ends each insert (an upsert that adds, or nothing).
+ * costly part, which reads every outcome of the canaries): the hour rows as they are, the
+ * quarter-day, day and all-time rows summed from them. `conflict` ends each insert (an upsert
+ * that adds, or nothing).
  */
 async function writeGrains(tx: Queryable, hours: SQL, conflict: (key: string) => SQL): Promise<void> {
   await tx.execute(sql`create temp table ts_hours on commit drop as ${hours}`);
@@ -225,6 +234,7 @@ async function writeGrains(tx: Queryable, hours: SQL, conflict: (key: string) =>
     from ts_hours group by ${sql.raw(bucket ? '1, 2, 3, 4' : '1, 2, 3')}`;
   const from: Record<Grain, SQL> = {
     hour: sql`select ${ids(HOUR_COLUMNS)} from ts_hours`,
+    quarter: sums(sql`date_bin('6 hours', bucket, '1970-01-01T00:00:00Z'::timestamptz)`),
     day: sums(sql`date_trunc('day', bucket at time zone 'UTC') at time zone 'UTC'`),
     all: sums(null),
   };
@@ -320,23 +330,17 @@ export async function countByTermSetFromRollups(
   limit: number,
 ): Promise<TermSetCounts[]> {
   const { ctes, kind } = await readParts(q, { campaign: filter.campaign, kind: filter.kind });
-  // Within a time window the day rows of its whole days and the hour rows of the whole hours
-  // beside them (decision 037), else one row per campaign, term set and arm.
+  // Within a time window the rows of its whole days, of the whole quarters of a day beside them,
+  // and of the whole hours beside those (decision 037), else one row per campaign, term set and arm.
   const window = wholeHours(filter.from, filter.to);
   const windowed = filter.from !== undefined || filter.to !== undefined;
-  const split = wholeDays(window.whole);
-  const parts = windowed
-    ? [
-        { grain: 'day' as const, range: split.days },
-        ...split.hours.map((range) => ({ grain: 'hour' as const, range })),
-      ]
-    : [{ grain: 'all' as const, range: undefined }];
-  const rolled = parts.map(
+  const spans = windowed ? wholeSpans(window.whole) : [{ grain: 'all' as const, range: {} }];
+  const rolled = (spans.length > 0 ? spans : [{ grain: 'day' as const, range: null }]).map(
     ({ grain, range }) => sql`select ${ids(COLUMNS.map((col) => `t.${col}`))}
       from ${sql.raw(TABLES[grain].table)} t join prog p on p.campaign_id = t.campaign_id
       where not exists (select 1 from dirty d
         where d.campaign_id = t.campaign_id and d.term_set = t.term_set and d.kind = t.kind) ${kind('t')}
-        ${range === undefined ? sql`` : within(sql`t.bucket`, range)}`,
+        ${grain === 'all' ? sql`` : within(sql`t.bucket`, range)}`,
   );
   const found = await rows<
     Record<(typeof STATUSES)[number], number> & {
@@ -419,26 +423,42 @@ export function wholeHours(
   return { whole: { start, end }, edges };
 }
 
+/** The grains a window's whole hours are read from, coarsest first, with their length. */
+const SPANS = [
+  { grain: 'day', ms: DAY_MS },
+  { grain: 'quarter', ms: DAY_MS / 4 },
+  { grain: 'hour', ms: HOUR_MS },
+] as const;
+
+type Range = { start?: Date; end?: Date };
+
 /**
- * A window's whole hours (wholeHours) split into its whole UTC days `[start, end)`, which day rows
- * answer (`null`: none), and the whole hours beside them, which hour rows answer.
+ * A window's whole hours (wholeHours) split into the ranges each grain answers: its whole UTC
+ * days, the whole quarters of a day beside them, and the whole hours beside those; coarsest
+ * first, at most one day range, two quarter ranges and two hour ranges, none empty. An open end
+ * stays open (in the coarsest grain).
  */
-export function wholeDays(whole: { start?: Date; end?: Date } | null): {
-  days: { start?: Date; end?: Date } | null;
-  hours: { start?: Date; end?: Date }[];
-} {
-  if (!whole) return { days: null, hours: [] };
-  const start = whole.start && new Date(Math.ceil(whole.start.getTime() / DAY_MS) * DAY_MS);
-  const end = whole.end && new Date(Math.floor(whole.end.getTime() / DAY_MS) * DAY_MS);
-  if (start && end && start >= end) return { days: null, hours: [whole] };
-  const hours: { start?: Date; end?: Date }[] = [];
-  if (whole.start && start && whole.start < start) hours.push({ start: whole.start, end: start });
-  if (whole.end && end && end < whole.end) hours.push({ start: end, end: whole.end });
-  return { days: { start, end }, hours };
+export function wholeSpans(
+  whole: Range | null,
+  level = 0,
+): { grain: 'day' | 'quarter' | 'hour'; range: Range }[] {
+  if (!whole) return [];
+  const { grain, ms } = SPANS[level]!;
+  if (level === SPANS.length - 1) return [{ grain, range: whole }];
+  const start = whole.start && new Date(Math.ceil(whole.start.getTime() / ms) * ms);
+  const end = whole.end && new Date(Math.floor(whole.end.getTime() / ms) * ms);
+  if (start && end && start >= end) return wholeSpans(whole, level + 1);
+  return [
+    { grain, range: { start, end } },
+    ...(whole.start && start && whole.start < start
+      ? wholeSpans({ start: whole.start, end: start }, level + 1)
+      : []),
+    ...(whole.end && end && end < whole.end ? wholeSpans({ start: end, end: whole.end }, level + 1) : []),
+  ];
 }
 
 /** `col` within [start, end) (either end open when absent). */
-function within(col: SQL, range: { start?: Date; end?: Date } | null): SQL {
+function within(col: SQL, range: Range | null): SQL {
   if (!range) return sql`and false`;
   return sql`${range.start ? sql`and ${col} >= ${range.start.toISOString()}::timestamptz` : sql``}
     ${range.end ? sql`and ${col} < ${range.end.toISOString()}::timestamptz` : sql``}`;
@@ -521,14 +541,15 @@ export async function termSetProgress(q: Queryable): Promise<{ campaign_id: stri
   );
 }
 
-/** For the benchmark: how many rows term_set_rollups, term_set_hour_rollups and term_set_day_rollups hold. */
+/** For the benchmark: how many rows each term-set rollup table holds (all time, hour, quarter, day). */
 export async function termSetRollupRows(
   q: Queryable,
-): Promise<{ all: number; hourly: number; daily: number }> {
-  const [found] = await rows<{ all: number; hourly: number; daily: number }>(
+): Promise<{ all: number; hourly: number; quarterly: number; daily: number }> {
+  const [found] = await rows<{ all: number; hourly: number; quarterly: number; daily: number }>(
     q,
     sql`select (select count(*)::int from term_set_rollups) as "all",
       (select count(*)::int from term_set_hour_rollups) as hourly,
+      (select count(*)::int from term_set_quarter_rollups) as quarterly,
       (select count(*)::int from term_set_day_rollups) as daily`,
   );
   return found!;
