@@ -142,7 +142,7 @@ try {
     await analyzeAll(db);
     const stored = await termSetRollupRows(db);
     out(
-      `  term-set rollups built by their job in ${fmt(performance.now() - t)} (${termSetRun.advanced} campaigns, ${stored.all.toLocaleString('en')} rows, ${stored.hourly.toLocaleString('en')} hourly, ${stored.daily.toLocaleString('en')} daily)`,
+      `  term-set rollups built by their job in ${fmt(performance.now() - t)} (${termSetRun.advanced} campaigns, ${stored.all.toLocaleString('en')} rows, ${stored.hourly.toLocaleString('en')} hourly, ${stored.quarterly.toLocaleString('en')} by quarter day, ${stored.daily.toLocaleString('en')} daily)`,
     );
   }
 
@@ -220,6 +220,9 @@ try {
   const terms = encodeURIComponent(JSON.stringify(TERM_SET));
   const weekTo = new Date(Math.floor((Date.now() - 2 * 86_400_000) / 60_000) * 60_000);
   const weekFrom = new Date(weekTo.getTime() - 7 * 86_400_000);
+  // the terms view asks for the whole UTC hours the filter bar's range touches (decision 037)
+  const hourFrom = new Date(Math.floor(weekFrom.getTime() / 3_600_000) * 3_600_000);
+  const hourTo = new Date(Math.ceil(weekTo.getTime() / 3_600_000) * 3_600_000);
   const cases: {
     name: string;
     current: () => Promise<unknown>;
@@ -243,9 +246,14 @@ try {
     termSets('term-set list, all (terms view)', {}, ''),
     termSets('term-set list, one campaign', { campaign }, `?campaign=${campaign}`),
     termSets(
-      'term-set list, a week off the hour (filter bar time range)',
+      'term-set list, a week off the hour (API, a range on the minute)',
       { from: weekFrom, to: weekTo },
       `?from=${weekFrom.toISOString()}&to=${weekTo.toISOString()}`,
+    ),
+    termSets(
+      'term-set list, that week in whole hours (terms view, filter bar range)',
+      { from: hourFrom, to: hourTo },
+      `?from=${hourFrom.toISOString()}&to=${hourTo.toISOString()}`,
     ),
     // The terms view's detail of one term set (dashboard/src/views/terms.ts): its timeline, from
     // the hour rows (decisions 035, 037), and its latest outcomes.
@@ -255,12 +263,18 @@ try {
       ['hour', 'kind'],
       `&terms=${terms}`,
     ),
-    // the same with the filter bar's time range (minutes, not whole hours): a week, two days back
+    // the same within a week, two days back: on the minute (the API), in whole hours (the view)
     agg(
       'terms view detail: one term set, hour × kind, a week off the hour',
       { termSet: TERM_SET, from: weekFrom, to: weekTo },
       ['hour', 'kind'],
       `&terms=${terms}&from=${weekFrom.toISOString()}&to=${weekTo.toISOString()}`,
+    ),
+    agg(
+      'terms view detail: one term set, hour × kind, that week in whole hours',
+      { termSet: TERM_SET, from: hourFrom, to: hourTo },
+      ['hour', 'kind'],
+      `&terms=${terms}&from=${hourFrom.toISOString()}&to=${hourTo.toISOString()}`,
     ),
     {
       name: 'terms view detail: latest 50 outcomes of one term set',

@@ -275,6 +275,46 @@ if (!available) {
       await page.close();
     });
 
+    it("Terms counts the filter bar's range in the whole UTC hours it touches, and says so", async () => {
+      const HOUR = 3_600_000;
+      // a range on the minute, within the world's hours: hh+1:10 to hh+3:30
+      const from = new Date(Math.floor(w.start.getTime() / HOUR) * HOUR + HOUR + 10 * 60_000);
+      const to = new Date(from.getTime() + 2 * HOUR + 20 * 60_000);
+      const hourFrom = new Date(Math.floor(from.getTime() / HOUR) * HOUR).toISOString();
+      const hourTo = new Date(Math.ceil(to.getTime() / HOUR) * HOUR).toISOString();
+      const enc = encodeURIComponent;
+      const { page, problems } = await open(
+        `#/terms?campaign=${w.campaignId}&from=${enc(from.toISOString())}&to=${enc(to.toISOString())}&terms=${enc(JSON.stringify(SENSITIVE))}`,
+        'terms',
+      );
+      expect(await page.$eval('[data-stat="whole-hours"]', (e) => e.textContent)).toBe(
+        `counted in whole hours (UTC): ${hourFrom.slice(0, 16).replace('T', ' ')}Z to ${hourTo.slice(0, 16).replace('T', ' ')}Z`,
+      );
+      // the list, and the chosen term set's timeline, outcomes and findings, were asked for those hours (the
+      // filter bar's choices are asked without a range)
+      const asked = await page.evaluate(() =>
+        performance
+          .getEntriesByType('resource')
+          .map((e) => new URL(e.name))
+          .filter((u) => u.pathname === '/api/v1/term-sets' || u.searchParams.has('terms'))
+          .map((u) => [u.pathname, u.searchParams.get('from'), u.searchParams.get('to')]),
+      );
+      expect(asked.map(([path]) => path).sort()).toEqual(
+        ['/api/v1/aggregation', '/api/v1/findings', '/api/v1/outcomes', '/api/v1/term-sets'].sort(),
+      );
+      for (const [, f, t] of asked) expect([f, t]).toEqual([hourFrom, hourTo]);
+      const sets = await api<TermSetsResponse>(
+        `/api/v1/term-sets?campaign=${w.campaignId}&from=${enc(hourFrom)}&to=${enc(hourTo)}`,
+      );
+      expect(sets.term_sets.length).toBeGreaterThan(0);
+      const rows = await page.$$eval('#term-table tbody tr', (trs) =>
+        trs.map((tr) => tr.getAttribute('data-terms-key')),
+      );
+      expect(rows.sort()).toEqual(sets.term_sets.map((t) => t.terms_key).sort());
+      expect(problems).toEqual([]);
+      await page.close();
+    });
+
     it('Terms lists every term set, shows the markup-and-SQL term as inert text, and opens its timeline', async () => {
       const { page, problems, dialogs } = await open(
         `#/terms?campaign=${w.campaignId}&sort=test_rate&dir=desc`,

@@ -55,10 +55,36 @@ function compare(a: string | number | null, b: string | number | null): number {
   return a < b ? -1 : 1;
 }
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * The filter bar's time range (minutes) widened to the whole UTC hours it touches: the terms
+ * view counts by the hour, as its timeline charts, and the collector then answers from hour rows
+ * alone (decision 037). `hours`: the range counted, when it differs from the one chosen.
+ */
+export function wholeHoursOf(filters: URLSearchParams): {
+  filters: URLSearchParams;
+  hours: { from: string | null; to: string | null } | null;
+} {
+  const out = new URLSearchParams(filters);
+  const snap = (key: 'from' | 'to', round: (x: number) => number) => {
+    const v = filters.get(key);
+    const t = v === null ? Number.NaN : Date.parse(v);
+    if (Number.isNaN(t)) return v;
+    const iso = new Date(round(t / HOUR_MS) * HOUR_MS).toISOString();
+    out.set(key, iso);
+    return iso;
+  };
+  const from = snap('from', Math.floor);
+  const to = snap('to', Math.ceil);
+  const changed = from !== filters.get('from') || to !== filters.get('to');
+  return { filters: out, hours: changed ? { from, to } : null };
+}
+
 export async function termsView(root: HTMLElement, route: Route): Promise<void> {
   const p = route.params;
   // The selected term set (`terms`) opens its detail; the list shows every term set.
-  const filters = apiFilters(p);
+  const { filters, hours } = wholeHoursOf(apiFilters(p));
   filters.delete('terms');
   const { term_sets } = await api.termSets(filters);
   const q = (p.get('q') ?? '').toLowerCase();
@@ -87,6 +113,13 @@ export async function termsView(root: HTMLElement, route: Route): Promise<void> 
         { class: 'stat', 'data-stat': 'term-sets' },
         `${shown.length} of ${term_sets.length} term sets`,
       ),
+      hours
+        ? h(
+            'span',
+            { class: 'stat', 'data-stat': 'whole-hours' },
+            `counted in whole hours (UTC): ${time(hours.from)} to ${time(hours.to)}`,
+          )
+        : null,
     ),
   );
   const head = h(
