@@ -5,6 +5,7 @@
  * first bytes cuts the connection, so a client sees the answer as broken, never complete.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'drizzle-orm';
@@ -358,7 +359,25 @@ describeEachDb('research API: streamed export', (getDb) => {
     }, 120_000);
 
     it('cuts a client that reads nothing while the connection is full, and releases everything', async () => {
-      const open = await openPaused(base, `/api/v1/export?campaign=${w.campaignId}&format=csv`);
+      // The connection fills only if the export is larger than the kernel's socket buffers on
+      // both ends can hold (Linux autotunes a local receive buffer up to tcp_rmem's maximum). The
+      // CSV of this campaign (30.2 MB) is less than the 37.7 MB they can hold on the CI machine,
+      // and a CI run once saw the export complete; the NDJSON is larger.
+      const path = `/api/v1/export?campaign=${w.campaignId}`;
+      const buffers = ['tcp_rmem', 'tcp_wmem']
+        .map((f) => {
+          try {
+            return Number(readFileSync(`/proc/sys/net/ipv4/${f}`, 'utf8').trim().split(/\s+/)[2]);
+          } catch {
+            return 0;
+          }
+        })
+        .reduce((a, b) => a + b, 0);
+      const whole = await fetchAll(base, path);
+      expect(Buffer.byteLength(whole.body), 'the export must outgrow the socket buffers').toBeGreaterThan(
+        buffers,
+      );
+      const open = await openPaused(base, path);
       // exportStallMs is 5 s here: the server gives up on the paused client. (A paused
       // client does not see its socket close: the server side shows it.)
       if (getDb().driver === 'pg') {
