@@ -62,22 +62,25 @@ const HOUR_MS = 3_600_000;
  * view counts by the hour, as its timeline charts, and the collector then answers from hour rows
  * alone (decision 037). `hours`: the range counted, when it differs from the one chosen.
  */
-export function wholeHoursOf(filters: URLSearchParams): {
+function wholeHoursOf(filters: URLSearchParams): {
   filters: URLSearchParams;
   hours: { from: string | null; to: string | null } | null;
 } {
   const out = new URLSearchParams(filters);
+  let changed = false;
   const snap = (key: 'from' | 'to', round: (x: number) => number) => {
     const v = filters.get(key);
     const t = v === null ? Number.NaN : Date.parse(v);
     if (Number.isNaN(t)) return v;
-    const iso = new Date(round(t / HOUR_MS) * HOUR_MS).toISOString();
+    const hour = round(t / HOUR_MS) * HOUR_MS;
+    // an instant already on the hour, however written, is not a change
+    if (hour !== t) changed = true;
+    const iso = new Date(hour).toISOString();
     out.set(key, iso);
     return iso;
   };
   const from = snap('from', Math.floor);
   const to = snap('to', Math.ceil);
-  const changed = from !== filters.get('from') || to !== filters.get('to');
   return { filters: out, hours: changed ? { from, to } : null };
 }
 
