@@ -39,8 +39,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Collector clock (tests move it). */
   now?: () => Date;
-  /** Runs before canaries are handed out at check-in (round materialisation). */
-  beforeAssign?: (now: Date) => Promise<void>;
+  /** Runs before canaries are handed out at check-in (round materialisation), with the probe checking in. */
+  beforeAssign?: (now: Date, probeId: string) => Promise<void>;
   /** Research API rate limit per client (default 600 a minute). */
   rateLimit?: RateLimitOptions;
   /** Probe API rate limit per probe (default 1,200 a minute). */

@@ -111,6 +111,8 @@ export function budgetLeft(load: SenderLoad, from: number, until: number): numbe
 
 /** A sender's probe as the planner sees its check-ins (db/capacity.ts `senderCheckins`). */
 export interface ProbeCheckins {
+  /** The probe's id: the probe whose check-in asked for a plan hears of it at once. */
+  probeId?: string | undefined;
   lastCheckinAt?: Date | undefined;
   /** Between its last two check-ins, ms (undefined before the second). */
   gapMs?: number | undefined;
@@ -137,4 +139,37 @@ export function nextCheckin(
   if (gap <= 0 || now > last + gap) return from;
   const k = Math.max(1, Math.ceil((from - last) / gap));
   return Math.max(from, Math.min(last + k * gap, from + intervalMs));
+}
+
+/**
+ * A round's canaries moved, per sender account, so that none is due before its sender's probe
+ * can hear of it (`heardAt`, epoch ms). A round is due at its cron time, and planning it ahead
+ * (a check-in interval, the rounds' horizon) lets the probe hear of it at a check-in first; a
+ * round planned late (a slow sweep on a large campaign, decision 024's 500-set run: rounds
+ * stored 2–8 s after their time, two of three canaries `deadline_missed` with a 3-s deadline)
+ * had canaries due, or past their deadline, before any probe could hear of them. A sender's
+ * canaries keep their order and spacing (its pacing within the round) and each pair its test
+ * and control together (they share the sender); only their send time and deadline move, by
+ * what the sender's first canary would be early. Canaries already due after `heardAt` are
+ * unchanged. Pure.
+ */
+export function dueWhenHeard<C extends { senderAccountId: string; sendAt: Date; deadlineAt: Date }>(
+  canaries: readonly C[],
+  heardAt: (accountId: string) => number,
+): C[] {
+  const first = new Map<string, number>();
+  for (const c of canaries) {
+    const t = c.sendAt.getTime();
+    if (t < (first.get(c.senderAccountId) ?? Number.POSITIVE_INFINITY)) first.set(c.senderAccountId, t);
+  }
+  const shift = new Map([...first].map(([id, t]) => [id, Math.max(0, heardAt(id) - t)] as const));
+  return canaries.map((c) => {
+    const by = shift.get(c.senderAccountId) ?? 0;
+    if (by === 0) return c;
+    return {
+      ...c,
+      sendAt: new Date(c.sendAt.getTime() + by),
+      deadlineAt: new Date(c.deadlineAt.getTime() + by),
+    };
+  });
 }

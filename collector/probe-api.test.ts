@@ -371,3 +371,36 @@ describeEachDb('probe API rate limit', (getDb) => {
     expect(codes).toEqual([401, 401, 429]);
   });
 });
+
+describeEachDb('probe API check-in that plans for a while', (getDb) => {
+  let app: FastifyInstance;
+  let w: World;
+  const asked: string[] = [];
+  // round planning at check-in (collector/server.ts) takes seconds on a large campaign
+  onAppWorld(
+    getDb,
+    (a, world) => {
+      app = a;
+      w = world;
+    },
+    {
+      beforeAssign: async (_now, probeId) => {
+        asked.push(probeId);
+        await new Promise((r) => setTimeout(r, 600));
+      },
+    },
+  );
+
+  it('hands out canaries as of the end of planning: none whose deadline passed meanwhile', async () => {
+    asked.length = 0;
+    const now = Date.now();
+    const expires = await w.makeCanary({ sendAt: new Date(now), deadlineAt: new Date(now + 300) });
+    const keeps = await w.makeCanary({ sendAt: new Date(now), deadlineAt: new Date(now + 30_000) });
+    const res = await checkin(app, w.us, [account('testbed', w.handles.alice, 'US')], []);
+    const ids = (res.json().canaries as { canary_id: string }[]).map((c) => c.canary_id);
+    expect(ids).toContain(keeps.id);
+    expect(ids).not.toContain(expires.id);
+    // the planner is told which probe checks in (it hears of the plan at once)
+    expect(asked).toEqual([w.us.id]);
+  });
+});

@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
 import type { SendCapacity } from '../protocol/index.ts';
-import { budgetLeft, DEFAULT_CAPACITY, nextCheckin, sendsWithin } from './capacity.ts';
+import { budgetLeft, DEFAULT_CAPACITY, dueWhenHeard, nextCheckin, sendsWithin } from './capacity.ts';
 import { createCampaign, createTermList } from './db/campaigns.ts';
 import { senderLoads } from './db/capacity.ts';
 import type { FindingScope } from './db/findings.ts';
@@ -93,6 +93,33 @@ it('plans an account that missed deadlines at the rate it showed, never below ha
   // the limits still apply
   const limited = { ...fast, capacity: capacity({ pacing_max_ms: 500, remaining_minute: 5 }) };
   expect(sendsWithin({ ...limited, recent: { sent: 90, missed: 40, spanMs: 60_000 } }, 0, 10_000)).toBe(5);
+});
+
+it("moves a sender's canaries that would be due before its probe hears of them, keeping their spacing", () => {
+  const c = (sender: string, sendMs: number) => ({
+    senderAccountId: sender,
+    sendAt: new Date(sendMs),
+    deadlineAt: new Date(sendMs + 3000),
+  });
+  const heard: Record<string, number> = { a: 5000, b: 1000, c: 2500 };
+  const moved = dueWhenHeard(
+    [c('a', 1000), c('a', 1800), c('b', 2000), c('c', 2000), c('c', 4000)],
+    (id) => heard[id] ?? 0,
+  );
+  const times = moved.map((m) => [m.senderAccountId, m.sendAt.getTime(), m.deadlineAt.getTime()]);
+  expect(times).toEqual([
+    // a hears at 5 s: its first canary is due then, the second 0.8 s later as planned
+    ['a', 5000, 8000],
+    ['a', 5800, 8800],
+    // b hears before its canary is due: unchanged
+    ['b', 2000, 5000],
+    // c hears 0.5 s after its first canary was due: both move by 0.5 s
+    ['c', 2500, 5500],
+    ['c', 4500, 7500],
+  ]);
+  // nothing to move: the same objects
+  const onTime = [c('b', 1500)];
+  expect(dueWhenHeard(onTime, () => 1000)[0]).toBe(onTime[0]);
 });
 
 it('tops a scope up to what its first look needs, or a quarter of its pairs, in flight', () => {
@@ -641,6 +668,73 @@ describeEachDb('rounds within the send budget', (getDb) => {
     within(await stepAt(['庚', '辛', '壬'], { lastMsAgo: 1000, gapMs: 60_000 }), 4000);
     // past its time: it may come any moment, so the step is due at once
     within(await stepAt(['子', '丑', '寅'], { lastMsAgo: 10_000, gapMs: 2000 }), 0);
+  });
+
+  it("a round planned late is due when its senders' probes hear of it, not before", async () => {
+    const { db } = getDb();
+    const { tag, us, cn, group } = twoInAGroup('late');
+    await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: UNLIMITED_CAPACITY }], [group]);
+    await checkin(app, w.cn, [{ ...account('testbed', cn, 'CN'), capacity: UNLIMITED_CAPACITY }], [group]);
+    const list = await createTermList(db, { name: `late-${tag}`, termSets: [['晚甲'], ['晚乙']] });
+    // rounds every 10 s, sends spread over 5 s, a 3-s deadline
+    const roundAt = Math.ceil(Date.now() / 10_000) * 10_000 + 20_000;
+    const campaign = await createCampaign(db, {
+      name: `late-${tag}`,
+      mode: 'isolate',
+      termListIds: list ? [list.id] : [],
+      conversations: { platform: 'testbed', refs: [group.ref] },
+      cadenceCron: '*/10 * * * * *',
+      deadlineSeconds: 3,
+      termSetsPerRound: 10,
+      seed: `late-${tag}`,
+      startsAt: new Date(roundAt - 500),
+      endsAt: null,
+    });
+    /** The US probe checked in `lastMsAgo` before `now` and checks in every 2 s. */
+    const usCheckedIn = (now: number, lastMsAgo: number) =>
+      db.execute(sql`update probes set
+          last_checkin_at = ${new Date(now - lastMsAgo).toISOString()}::timestamptz, checkin_gap_ms = 2000
+        where id = ${w.us.id}::uuid`);
+    const planned = async (at: number) =>
+      rows<{ region: string; sendAt: string; deadlineAt: string }>(
+        db,
+        sql`select a.region, c.send_at as "sendAt", c.deadline_at as "deadlineAt" from canaries c
+            join rounds r on r.id = c.round_id join accounts a on a.id = c.sender_account_id
+            where c.campaign_id = ${campaign.id}::uuid
+              and r.round_at = ${new Date(at).toISOString()}::timestamptz`,
+      );
+    const first = (found: { region: string; sendAt: string }[], region: string) =>
+      Math.min(...found.filter((f) => f.region === region).map((f) => Date.parse(f.sendAt)));
+
+    // Planned 6 s late (every send of the round was due by then), at the CN probe's check-in,
+    // with a 10-s check-in interval; the US probe checked in 0.5 s ago and comes every 2 s.
+    const late = roundAt + 6000;
+    await usCheckedIn(late, 500);
+    await materialiseDueRounds(db, new Date(late), 10_000, undefined, {}, w.cn.id);
+    const found = await planned(roundAt);
+    expect(new Set(found.map((f) => f.region))).toEqual(new Set(['US', 'CN']));
+    // the US sender's first canary is due at its probe's next check-in, 1.5 s from now
+    expect(first(found, 'US')).toBe(late + 1500);
+    // the CN probe asked for the plan: it hears of it once stored, and its canaries are due then
+    expect(first(found, 'CN')).toBeGreaterThanOrEqual(late);
+    expect(first(found, 'CN')).toBeLessThan(late + 2000);
+    // none is due before now, and each keeps its 3-s deadline
+    for (const f of found) {
+      expect(Date.parse(f.sendAt)).toBeGreaterThanOrEqual(late);
+      expect(Date.parse(f.deadlineAt) - Date.parse(f.sendAt)).toBe(3000);
+    }
+
+    // The next round, planned 4 s ahead: the US probe hears of it 2.5 s before it is due, and
+    // its sends keep the round's times (within the round's 5-s spread).
+    const next = roundAt + 10_000;
+    await usCheckedIn(next - 4000, 500);
+    await materialiseDueRounds(db, new Date(next - 4000), 10_000, undefined, {}, w.cn.id);
+    const onTime = (await planned(next)).filter((f) => f.region === 'US');
+    expect(onTime.length).toBeGreaterThan(0);
+    for (const f of onTime) {
+      expect(Date.parse(f.sendAt)).toBeGreaterThanOrEqual(next);
+      expect(Date.parse(f.sendAt)).toBeLessThan(next + 5000);
+    }
   });
 
   it('tells when a probe hears of a canary planned now', () => {

@@ -23,7 +23,7 @@ import { CronExpressionParser } from 'cron-parser';
 import type { Logger } from 'pino';
 import type { ConversationSelection } from '../protocol/index.ts';
 import { DEFAULT_SEQUENTIAL_DESIGN, type SequentialDesign } from './analysis/index.ts';
-import { budgetLeft } from './capacity.ts';
+import { budgetLeft, dueWhenHeard, nextCheckin } from './capacity.ts';
 import {
   activeCampaigns,
   insertRound,
@@ -34,7 +34,7 @@ import {
   termSetsOf,
 } from './db/campaigns.ts';
 import type { CanaryInsert } from './db/canaries.ts';
-import { followupsRunning, pairsInFlight, pairsSoFar, senderLoads } from './db/capacity.ts';
+import { followupsRunning, pairsInFlight, pairsSoFar, senderCheckins, senderLoads } from './db/capacity.ts';
 import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { type FindingsOptions, sweepRules } from './findings.ts';
@@ -103,6 +103,9 @@ export function toCanaryRows(
  * Materialises every round due by `now + horizonMs`; returns how many rounds and canaries were
  * created. `findings` is what the sweep judges with (its sequential design and grace): a round
  * tops scopes up to that design's looks and counts pairs in flight till that grace has passed.
+ * `horizonMs` is the collector's check-in interval: probes hear of canaries at check-in, and no
+ * canary is due before its sender's probe can hear of it (`dueWhenHeard`); the probe whose
+ * check-in asks for the plan (`checkinProbeId`) hears of it as soon as it is stored.
  */
 export async function materialiseDueRounds(
   db: Db,
@@ -110,7 +113,9 @@ export async function materialiseDueRounds(
   horizonMs: number,
   log?: Logger,
   findings: Pick<FindingsOptions, 'design' | 'graceMs'> = {},
+  checkinProbeId?: string,
 ): Promise<{ rounds: number; canaries: number }> {
+  const began = performance.now();
   const total = { rounds: 0, canaries: 0 };
   const until = new Date(now.getTime() + horizonMs);
   // Every campaign's due rounds, earliest first. Campaigns due at the same time go in an order
@@ -135,7 +140,12 @@ export async function materialiseDueRounds(
   for (const { campaign, roundAt } of due) {
     if (failed.has(campaign.id)) continue;
     try {
-      await materialiseRound(campaign, db, roundAt, total, log, findings);
+      await materialiseRound(campaign, db, roundAt, total, log, findings, {
+        now,
+        began,
+        horizonMs,
+        checkinProbeId,
+      });
     } catch (err) {
       // One campaign that cannot be planned (e.g. a term in a script without controls) must not
       // stop the rest; its later rounds wait for the next sweep.
@@ -160,6 +170,7 @@ async function materialiseRound(
   total: { rounds: number; canaries: number },
   log: Logger | undefined,
   findings: Pick<FindingsOptions, 'design' | 'graceMs'>,
+  timing: { now: Date; began: number; horizonMs: number; checkinProbeId?: string | undefined },
 ): Promise<void> {
   const seed = `${campaign.seed}:${roundSeed(campaign.id, roundAt)}`;
   const listed = await termSetsOf(db, campaign.termListIds);
@@ -297,6 +308,7 @@ async function materialiseRound(
     } else log?.info({ campaign: campaign.id, ...s }, 'conversation skipped in round');
   }
   const roundId = randomUUID();
+  const rows = await dueWhenStored(db, toCanaryRows(plan, roundId, conversations), timing);
   const result = await insertRound(
     db,
     {
@@ -307,13 +319,34 @@ async function materialiseRound(
       rngAlgorithm: RNG_ALGORITHM,
       skipped: skippedTermSets(plan.skipped),
     },
-    toCanaryRows(plan, roundId, conversations),
+    rows,
   );
   if (result.created) {
     total.rounds++;
     total.canaries += result.canaries;
     log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
   }
+}
+
+/**
+ * The round's canaries, none due before its sender's probe can hear of them (`dueWhenHeard`):
+ * the plan is stored about now (the planning clock plus the time planning took), the probe
+ * whose check-in asked for it hears of it then, every other probe at its next check-in
+ * (`nextCheckin`, as follow-up steps).
+ */
+async function dueWhenStored(
+  db: Db,
+  rows: CanaryInsert[],
+  timing: { now: Date; began: number; horizonMs: number; checkinProbeId?: string | undefined },
+): Promise<CanaryInsert[]> {
+  if (rows.length === 0) return rows;
+  const stored = timing.now.getTime() + (performance.now() - timing.began);
+  const checkins = await senderCheckins(db, [...new Set(rows.map((r) => r.senderAccountId))]);
+  return dueWhenHeard(rows, (id) => {
+    const c = checkins.get(id);
+    if (timing.checkinProbeId !== undefined && c?.probeId === timing.checkinProbeId) return stored;
+    return nextCheckin(c, stored, stored, timing.horizonMs);
+  });
 }
 
 /** The plan's skipped term sets, one entry per term set and reason, with the conversations. */

@@ -80,9 +80,9 @@ export async function startCollector(
     throw new SdError('SD_ERR_DATABASE', `cannot open the database at ${where}: ${(err as Error).message}`);
   }
   const { db } = database;
-  const plan = async (now: Date) => {
+  const plan = async (now: Date, checkinProbeId?: string) => {
     try {
-      await materialiseDueRounds(db, now, config.checkinIntervalMs, logger, options.findings);
+      await materialiseDueRounds(db, now, config.checkinIntervalMs, logger, options.findings, checkinProbeId);
     } catch (err) {
       logger.error({ err }, 'round materialisation failed');
     }

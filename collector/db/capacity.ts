@@ -105,16 +105,20 @@ export async function senderCheckins(
   accountIds: readonly string[],
 ): Promise<Map<string, ProbeCheckins>> {
   if (accountIds.length === 0) return new Map();
-  const found = await rows<{ id: string; lastAt: string | null; gapMs: number | null }>(
+  const found = await rows<{ id: string; probeId: string; lastAt: string | null; gapMs: number | null }>(
     q,
-    sql`select a.id, p.last_checkin_at as "lastAt", p.checkin_gap_ms as "gapMs"
+    sql`select a.id, p.id as "probeId", p.last_checkin_at as "lastAt", p.checkin_gap_ms as "gapMs"
         from accounts a join probes p on p.id = a.probe_id
         where a.id = any(${sql.param([...accountIds])}::uuid[])`,
   );
   return new Map(
     found.map((r) => [
       r.id,
-      { lastCheckinAt: r.lastAt ? new Date(r.lastAt) : undefined, gapMs: r.gapMs ?? undefined },
+      {
+        probeId: r.probeId,
+        lastCheckinAt: r.lastAt ? new Date(r.lastAt) : undefined,
+        gapMs: r.gapMs ?? undefined,
+      },
     ]),
   );
 }

@@ -33,8 +33,8 @@ export interface ProbeRoutesOptions {
   hashKey: Buffer;
   checkinIntervalMs: number;
   now: () => Date;
-  /** Called before canaries are handed out (materialises due campaign rounds). */
-  beforeAssign?: (now: Date) => Promise<void>;
+  /** Called before canaries are handed out (materialises due campaign rounds), with the probe checking in. */
+  beforeAssign?: (now: Date, probeId: string) => Promise<void>;
   /** Requests per probe (enrollment: per address) and window; default 1,200 a minute. */
   rateLimit?: RateLimitOptions | undefined;
   /** Counts refused requests per address HMAC and answers 429 past the limit, before anything else. */
@@ -127,7 +127,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
         );
       }
       if (refused.length > 0) req.log.warn({ probe: auth.probeId, refused }, 'check-in items refused');
-      await opts.beforeAssign?.(new Date(t1));
+      await opts.beforeAssign?.(new Date(t1), auth.probeId);
       // A probe whose data folder is full cannot journal a hand-out (decision 020): it gets
       // none, and the canaries stay unassigned until a check-in says it has space again.
       const full = req.body.storage?.state === 'full';
@@ -136,9 +136,17 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
           { probe: auth.probeId, storage: req.body.storage },
           'probe data folder full; no canaries',
         );
+      // Handed out as of now, not as of the request's arrival: planning at a check-in can take
+      // seconds on a large campaign, and a canary whose deadline passed meanwhile is no use to
+      // the probe (it could only report it `deadline_missed`).
       const canaries = full
         ? []
-        : await assignCanaries(db, auth.probeId, new Date(t1), opts.checkinIntervalMs);
+        : await assignCanaries(
+            db,
+            auth.probeId,
+            new Date(Math.max(t1, now().getTime())),
+            opts.checkinIntervalMs,
+          );
       const t2 = now().getTime();
       return {
         t1,
