@@ -121,11 +121,13 @@ export interface ProbeCheckins {
 /**
  * When the sender's probe hears of a canary the planner makes visible at `from` (epoch ms; its
  * transaction commits then, `from` ≥ `now`): its first check-in at or after `from`, counted in
- * the gap it keeps from its last check-in, that gap at most the collector's check-in interval (a
- * probe checks in again by the time the collector asks for, `next_checkin_at`). A check-in that
- * comes before the commit does not see the canary; the one after does. A probe that never checked
- * in, or is past its time (its check-in may be waiting for that very commit), is taken to come any
- * moment: `from`.
+ * the gap it keeps from its last check-in. That gap is the interval the collector asks for
+ * (`next_checkin_at`) plus how long the check-in itself took and the probe's own delays: under
+ * load (500 term sets, decision 024) 7–11 s against a 5-s interval, and canaries aimed at the
+ * interval reached the probe past their deadline. It counts up to `MAX_GAP_INTERVALS` intervals
+ * (a gap that long is an outage, not a rhythm). A check-in that comes before the commit does not
+ * see the canary; the one after does. A probe that never checked in, or is past its time (its
+ * check-in may be waiting for that very commit), is taken to come any moment: `from`.
  */
 export function nextCheckin(
   p: ProbeCheckins | undefined,
@@ -134,12 +136,15 @@ export function nextCheckin(
   intervalMs: number,
 ): number {
   if (!p?.lastCheckinAt) return from;
-  const gap = Math.min(p.gapMs ?? intervalMs, intervalMs);
+  const gap = Math.min(p.gapMs ?? intervalMs, MAX_GAP_INTERVALS * intervalMs);
   const last = p.lastCheckinAt.getTime();
   if (gap <= 0 || now > last + gap) return from;
   const k = Math.max(1, Math.ceil((from - last) / gap));
-  return Math.max(from, Math.min(last + k * gap, from + intervalMs));
+  return Math.max(from, Math.min(last + k * gap, from + Math.max(gap, intervalMs)));
 }
+
+/** The longest gap between a probe's check-ins the planner expects, in check-in intervals. */
+export const MAX_GAP_INTERVALS = 3;
 
 /**
  * A round's canaries moved, per sender account, so that none is due before its sender's probe

@@ -82,8 +82,9 @@ export interface FollowupOptions {
   /**
    * The collector's check-in interval (default 60 s, its own default): a step's messages are due
    * from their sender's probe's next check-in, estimated from its last check-in and the gap it
-   * keeps, at most this far ahead (`nextCheckin`, decision 024). Probes hear of canaries only at
-   * check-in; a message due at once waited up to a check-in gap for it, past a short deadline.
+   * keeps, counted up to three of these intervals (`nextCheckin`, decision 024). Probes hear of
+   * canaries only at check-in; a message due at once waited up to a check-in gap for it, past a
+   * short deadline.
    */
   checkinIntervalMs?: number;
   /**

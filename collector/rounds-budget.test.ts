@@ -664,8 +664,10 @@ describeEachDb('rounds within the send budget', (getDb) => {
     within(await stepAt(['甲', '乙', '丙'], { lastMsAgo: 500, gapMs: 2000 }), 1500);
     // no gap known yet: the collector's interval (5 s) after the last check-in
     within(await stepAt(['丁', '戊', '己'], { lastMsAgo: 500, gapMs: null }), 4500);
-    // a gap longer than the interval the collector asks for counts as the interval
-    within(await stepAt(['庚', '辛', '壬'], { lastMsAgo: 1000, gapMs: 60_000 }), 4000);
+    // a probe slower than the interval the collector asks for: its own gap (checks in 7 s apart)
+    within(await stepAt(['卯', '辰', '巳'], { lastMsAgo: 1000, gapMs: 7000 }), 6000);
+    // a gap longer than three intervals is an outage, not a rhythm: three intervals
+    within(await stepAt(['庚', '辛', '壬'], { lastMsAgo: 1000, gapMs: 60_000 }), 14_000);
     // past its time: it may come any moment, so the step is due at once
     within(await stepAt(['子', '丑', '寅'], { lastMsAgo: 10_000, gapMs: 2000 }), 0);
   });
@@ -744,9 +746,12 @@ describeEachDb('rounds within the send budget', (getDb) => {
     expect(nextCheckin(p, 500, 500, 5000)).toBe(2000);
     // the plan commits after the next check-in: the one after it hears of it
     expect(nextCheckin(p, 500, 2300, 5000)).toBe(4000);
-    // no gap yet, or one longer than the interval the collector asks for: that interval
+    // no gap yet: the interval the collector asks for
     expect(nextCheckin({ lastCheckinAt: at(0) }, 500, 500, 5000)).toBe(5000);
-    expect(nextCheckin({ lastCheckinAt: at(0), gapMs: 9000 }, 500, 500, 5000)).toBe(5000);
+    // a probe that keeps a longer gap (its check-ins take long, it is busy) comes at its gap…
+    expect(nextCheckin({ lastCheckinAt: at(0), gapMs: 9000 }, 500, 500, 5000)).toBe(9000);
+    // … up to three intervals: longer is an outage
+    expect(nextCheckin({ lastCheckinAt: at(0), gapMs: 60_000 }, 500, 500, 5000)).toBe(15_000);
     // past its time: any moment
     expect(nextCheckin(p, 3000, 3200, 5000)).toBe(3200);
     // no interval (probes that hear at once, as in the simulated tests)
