@@ -170,7 +170,7 @@ async function materialiseRound(
   total: { rounds: number; canaries: number },
   log: Logger | undefined,
   findings: Pick<FindingsOptions, 'design' | 'graceMs'>,
-  timing: { now: Date; began: number; horizonMs: number; checkinProbeId?: string | undefined },
+  timing: RoundTiming,
 ): Promise<void> {
   const seed = `${campaign.seed}:${roundSeed(campaign.id, roundAt)}`;
   const listed = await termSetsOf(db, campaign.termListIds);
@@ -329,16 +329,23 @@ async function materialiseRound(
 }
 
 /**
+ * When a plan is made: the planning clock, the moment planning began (performance.now()), the
+ * check-in interval, and the probe whose check-in asked for it (none for the sweep).
+ */
+interface RoundTiming {
+  now: Date;
+  began: number;
+  horizonMs: number;
+  checkinProbeId?: string | undefined;
+}
+
+/**
  * The round's canaries, none due before its sender's probe can hear of them (`dueWhenHeard`):
  * the plan is stored about now (the planning clock plus the time planning took), the probe
  * whose check-in asked for it hears of it then, every other probe at its next check-in
  * (`nextCheckin`, as follow-up steps).
  */
-async function dueWhenStored(
-  db: Db,
-  rows: CanaryInsert[],
-  timing: { now: Date; began: number; horizonMs: number; checkinProbeId?: string | undefined },
-): Promise<CanaryInsert[]> {
+async function dueWhenStored(db: Db, rows: CanaryInsert[], timing: RoundTiming): Promise<CanaryInsert[]> {
   if (rows.length === 0) return rows;
   const stored = timing.now.getTime() + (performance.now() - timing.began);
   const checkins = await senderCheckins(db, [...new Set(rows.map((r) => r.senderAccountId))]);
