@@ -60,8 +60,17 @@ export function parseScopeKey(key: string): FindingScope {
 }
 
 /** The key a finding and its sequential state are stored under. */
-export function findingKey(termSet: readonly string[], scope: FindingScope): FindingKey {
-  return `${termSetKey(termSet)}${SEP}${scopeKey(scope)}` as FindingKey;
+/**
+ * A term set's key in a scope. Either part may come as its key already built (a term set tried in
+ * every scope of a round is canonicalised once, not once per scope).
+ */
+export function findingKey(
+  termSet: readonly string[] | TermSetKey,
+  scope: FindingScope | ScopeKey,
+): FindingKey {
+  const t = typeof termSet === 'string' ? termSet : termSetKey(termSet);
+  const s = typeof scope === 'string' ? scope : scopeKey(scope);
+  return `${t}${SEP}${s}` as FindingKey;
 }
 
 export function parseFindingKey(key: string): { termSet: string[]; scope: FindingScope } {

@@ -17,7 +17,7 @@ import { insertFollowup } from './db/followups.ts';
 import { type Db, rows } from './db/open.ts';
 import { advanceFollowups } from './followups.ts';
 import { findingKey, isolateKey } from './keys.ts';
-import { extraPairs, materialiseDueRounds } from './rounds.ts';
+import { extraPairs, materialiseDueRounds, planningLead, RoundPlanner } from './rounds.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { account, checkin, signedPost, UNLIMITED_CAPACITY } from './test-support/probe.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
@@ -672,26 +672,36 @@ describeEachDb('rounds within the send budget', (getDb) => {
     within(await stepAt(['子', '丑', '寅'], { lastMsAgo: 10_000, gapMs: 2000 }), 0);
   });
 
-  it("a round planned late is due when its senders' probes hear of it, not before", async () => {
+  /**
+   * A US and a CN account in a group, both checked in, and an `isolate` campaign on `termSets` in
+   * it: rounds every 10 s (sends spread over 5 s, a 3-s deadline), the first at `roundAt`, 20-30 s
+   * from now; the campaign starts `startsBeforeMs` before it.
+   */
+  const roundsEvery10s = async (prefix: string, termSets: string[][], startsBeforeMs: number) => {
     const { db } = getDb();
-    const { tag, us, cn, group } = twoInAGroup('late');
+    const { tag, us, cn, group } = twoInAGroup(prefix);
     await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: UNLIMITED_CAPACITY }], [group]);
     await checkin(app, w.cn, [{ ...account('testbed', cn, 'CN'), capacity: UNLIMITED_CAPACITY }], [group]);
-    const list = await createTermList(db, { name: `late-${tag}`, termSets: [['晚甲'], ['晚乙']] });
-    // rounds every 10 s, sends spread over 5 s, a 3-s deadline
+    const list = await createTermList(db, { name: `${prefix}-${tag}`, termSets });
     const roundAt = Math.ceil(Date.now() / 10_000) * 10_000 + 20_000;
     const campaign = await createCampaign(db, {
-      name: `late-${tag}`,
+      name: `${prefix}-${tag}`,
       mode: 'isolate',
       termListIds: list ? [list.id] : [],
       conversations: { platform: 'testbed', refs: [group.ref] },
       cadenceCron: '*/10 * * * * *',
       deadlineSeconds: 3,
       termSetsPerRound: 10,
-      seed: `late-${tag}`,
-      startsAt: new Date(roundAt - 500),
+      seed: `${prefix}-${tag}`,
+      startsAt: new Date(roundAt - startsBeforeMs),
       endsAt: null,
     });
+    return { roundAt, campaign };
+  };
+
+  it("a round planned late is due when its senders' probes hear of it, not before", async () => {
+    const { db } = getDb();
+    const { roundAt, campaign } = await roundsEvery10s('late', [['晚甲'], ['晚乙']], 500);
     /** The US probe checked in `lastMsAgo` before `now` and checks in every 2 s. */
     const usCheckedIn = (now: number, lastMsAgo: number) =>
       db.execute(sql`update probes set
@@ -712,7 +722,7 @@ describeEachDb('rounds within the send budget', (getDb) => {
     // with a 10-s check-in interval; the US probe checked in 0.5 s ago and comes every 2 s.
     const late = roundAt + 6000;
     await usCheckedIn(late, 500);
-    await materialiseDueRounds(db, new Date(late), 10_000, undefined, {}, w.cn.id);
+    await materialiseDueRounds(db, new Date(late), 10_000, undefined, {}, { checkinProbeId: w.cn.id });
     const found = await planned(roundAt);
     expect(new Set(found.map((f) => f.region))).toEqual(new Set(['US', 'CN']));
     // the US sender's first canary is due at its probe's next check-in, 1.5 s from now
@@ -730,13 +740,56 @@ describeEachDb('rounds within the send budget', (getDb) => {
     // its sends keep the round's times (within the round's 5-s spread).
     const next = roundAt + 10_000;
     await usCheckedIn(next - 4000, 500);
-    await materialiseDueRounds(db, new Date(next - 4000), 10_000, undefined, {}, w.cn.id);
+    await materialiseDueRounds(db, new Date(next - 4000), 10_000, undefined, {}, { checkinProbeId: w.cn.id });
     const onTime = (await planned(next)).filter((f) => f.region === 'US');
     expect(onTime.length).toBeGreaterThan(0);
     for (const f of onTime) {
       expect(Date.parse(f.sendAt)).toBeGreaterThanOrEqual(next);
       expect(Date.parse(f.sendAt)).toBeLessThan(next + 5000);
     }
+  });
+
+  it('plans a round before its horizon by the lead, and one planning at a time', async () => {
+    const { db } = getDb();
+    // the planner's clock is 7 s before a round, with a 5-s horizon
+    const { roundAt, campaign } = await roundsEvery10s('lead', [['先甲'], ['先乙']], 9500);
+    const roundsOf = async () =>
+      (
+        await rows<{ n: number }>(
+          db,
+          sql`select count(*)::int as n from rounds where campaign_id = ${campaign.id}::uuid`,
+        )
+      )[0]?.n;
+    const now = new Date(roundAt - 7000);
+    // 2 s past the horizon: not due without a lead, due with a lead of 2 s
+    expect((await materialiseDueRounds(db, now, 5000)).rounds).toBe(0);
+    expect((await materialiseDueRounds(db, now, 5000, undefined, {}, { leadMs: 1999 })).rounds).toBe(0);
+    expect(await roundsOf()).toBe(0);
+    const led = await materialiseDueRounds(db, now, 5000, undefined, {}, { leadMs: 2000 });
+    expect(led.rounds).toBe(1);
+    expect(led.slowestMs).toBeGreaterThan(0);
+    expect(await roundsOf()).toBe(1);
+
+    // The planner: a check-in that comes while a planning runs does not plan beside it.
+    const planner = new RoundPlanner(db, 5000);
+    expect(planner.leadMs).toBe(0);
+    const later = new Date(roundAt + 10_000 - 4000);
+    const first = planner.plan(later);
+    const second = planner.plan(later);
+    expect(await second).toBeNull();
+    expect(await first).toMatchObject({ rounds: 1 });
+    expect(await roundsOf()).toBe(2);
+    // it leads by how long that planning took, and is free for the next check-in
+    expect(planner.leadMs).toBeGreaterThan(0);
+    expect(await planner.plan(later)).toEqual({ rounds: 0, canaries: 0 });
+  });
+
+  it('leads planning by the longest of the last few plannings, at most one horizon', () => {
+    expect(planningLead([], 5000)).toBe(0);
+    expect(planningLead([1200.2, 300], 5000)).toBe(1201);
+    // the last five count: an old slow planning is forgotten
+    expect(planningLead([4000, 100, 200, 300, 400, 500], 5000)).toBe(500);
+    expect(planningLead([9000], 5000)).toBe(5000);
   });
 
   it('tells when a probe hears of a canary planned now', () => {

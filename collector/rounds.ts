@@ -38,7 +38,7 @@ import { followupsRunning, pairsInFlight, pairsSoFar, senderCheckins, senderLoad
 import { derivedTermSets, type FindingScope, finishedScreens, settledKeys } from './db/findings.ts';
 import type { Db } from './db/open.ts';
 import { type FindingsOptions, sweepRules } from './findings.ts';
-import { findingKey, scopeKey, screenKey, termSetKey } from './keys.ts';
+import { findingKey, type ScopeKey, scopeKey, screenKey, termSetKey } from './keys.ts';
 import { type PlanConversation, planRound, type RoundPlan, roundSeed } from './planning/canaries.ts';
 import { createRng, RNG_ALGORITHM, shuffled } from './planning/rng.ts';
 import { yielder } from './yield.ts';
@@ -99,13 +99,26 @@ export function toCanaryRows(
   });
 }
 
+/** When and for whom a planning runs, beside its clock and horizon. */
+export interface PlanningAt {
+  /** The probe whose check-in asks for the plan: it hears of it as soon as it is stored. */
+  checkinProbeId?: string | undefined;
+  /**
+   * How long before `now + horizonMs` planning starts (`RoundPlanner` passes how long planning
+   * has lately taken): a round is then stored by the time its probes are told of it, not after.
+   */
+  leadMs?: number;
+}
+
 /**
- * Materialises every round due by `now + horizonMs`; returns how many rounds and canaries were
- * created. `findings` is what the sweep judges with (its sequential design and grace): a round
- * tops scopes up to that design's looks and counts pairs in flight till that grace has passed.
- * `horizonMs` is the collector's check-in interval: probes hear of canaries at check-in, and no
- * canary is due before its sender's probe can hear of it (`dueWhenHeard`); the probe whose
- * check-in asks for the plan (`checkinProbeId`) hears of it as soon as it is stored.
+ * Materialises every round due by `now + horizonMs + leadMs`; returns how many rounds and
+ * canaries were created, and the longest any one round took to plan and store (`slowestMs`, the
+ * first counting the campaigns' lookup). `findings` is what the sweep judges with (its
+ * sequential design and grace): a round tops scopes up to that design's looks and counts pairs in
+ * flight till that grace has passed. `horizonMs` is the collector's check-in interval: probes
+ * hear of canaries at check-in, and no canary is due before its sender's probe can hear of it
+ * (`dueWhenHeard`); the probe whose check-in asks for the plan (`at.checkinProbeId`) hears of it
+ * as soon as it is stored.
  */
 export async function materialiseDueRounds(
   db: Db,
@@ -113,11 +126,11 @@ export async function materialiseDueRounds(
   horizonMs: number,
   log?: Logger,
   findings: Pick<FindingsOptions, 'design' | 'graceMs'> = {},
-  checkinProbeId?: string,
-): Promise<{ rounds: number; canaries: number }> {
+  at: PlanningAt = {},
+): Promise<{ rounds: number; canaries: number; slowestMs: number }> {
   const began = performance.now();
-  const total = { rounds: 0, canaries: 0 };
-  const until = new Date(now.getTime() + horizonMs);
+  const total = { rounds: 0, canaries: 0, slowestMs: 0 };
+  const until = new Date(now.getTime() + horizonMs + Math.max(0, at.leadMs ?? 0));
   // Every campaign's due rounds, earliest first. Campaigns due at the same time go in an order
   // drawn from the campaign and the time: campaigns that share accounts take turns at their
   // send budgets, instead of the one listed first taking them every round.
@@ -137,6 +150,7 @@ export async function materialiseDueRounds(
   }
   due.sort((a, b) => a.roundAt.getTime() - b.roundAt.getTime() || a.turn - b.turn);
   const failed = new Set<string>();
+  let from = began;
   for (const { campaign, roundAt } of due) {
     if (failed.has(campaign.id)) continue;
     try {
@@ -144,7 +158,7 @@ export async function materialiseDueRounds(
         now,
         began,
         horizonMs,
-        checkinProbeId,
+        checkinProbeId: at.checkinProbeId,
       });
     } catch (err) {
       // One campaign that cannot be planned (e.g. a term in a script without controls) must not
@@ -152,8 +166,86 @@ export async function materialiseDueRounds(
       failed.add(campaign.id);
       log?.error({ err, campaign: campaign.id }, 'round planning failed');
     }
+    const done = performance.now();
+    total.slowestMs = Math.max(total.slowestMs, done - from);
+    from = done;
   }
   return total;
+}
+
+/** How many recent plannings `planningLead` looks at. */
+const LEAD_WINDOW = 5;
+
+/**
+ * How long before a round's horizon to plan it: the longest a round took to plan and store among
+ * the last few plannings that stored one (`recentMs`, oldest first), at most one horizon more.
+ */
+export function planningLead(recentMs: readonly number[], horizonMs: number): number {
+  const longest = Math.max(0, ...recentMs.slice(-LEAD_WINDOW));
+  return Math.min(horizonMs, Math.ceil(longest));
+}
+
+/**
+ * A collector's round planning, asked for at check-ins (docs/decisions/024):
+ * - one planning at a time in this process. A check-in that comes while one runs goes on without
+ *   it: its probe hears of that plan at its next check-in, which is when the plan has its canaries
+ *   due (`dueWhenHeard`). Before, every such check-in planned the same rounds beside it, and only
+ *   the first stored them (rounds are unique per campaign and time);
+ * - ahead of time by as long as planning has lately taken (`planningLead`): a round of hundreds
+ *   of term sets takes seconds to plan, and a round stored after its time has canaries due before
+ *   their probes could hear of them.
+ * Several collectors sharing a database each plan this way; the database keeps one of each round.
+ */
+export class RoundPlanner {
+  readonly #db: Db;
+  readonly #horizonMs: number;
+  readonly #log: Logger | undefined;
+  readonly #findings: Pick<FindingsOptions, 'design' | 'graceMs'>;
+  #running = false;
+  readonly #took: number[] = [];
+
+  constructor(
+    db: Db,
+    horizonMs: number,
+    log?: Logger,
+    findings: Pick<FindingsOptions, 'design' | 'graceMs'> = {},
+  ) {
+    this.#db = db;
+    this.#horizonMs = horizonMs;
+    this.#log = log;
+    this.#findings = findings;
+  }
+
+  /** How long before the horizon the next planning starts. */
+  get leadMs(): number {
+    return planningLead(this.#took, this.#horizonMs);
+  }
+
+  /**
+   * Plans what is due by `now` plus the horizon and the lead, unless a planning already runs
+   * (then returns at once, `null`). Never throws: a failed planning is logged, and the next
+   * check-in tries again.
+   */
+  async plan(now: Date, checkinProbeId?: string): Promise<{ rounds: number; canaries: number } | null> {
+    if (this.#running) return null;
+    this.#running = true;
+    try {
+      const done = await materialiseDueRounds(this.#db, now, this.#horizonMs, this.#log, this.#findings, {
+        checkinProbeId,
+        leadMs: this.leadMs,
+      });
+      if (done.rounds > 0) {
+        this.#took.push(done.slowestMs);
+        if (this.#took.length > LEAD_WINDOW) this.#took.shift();
+      }
+      return { rounds: done.rounds, canaries: done.canaries };
+    } catch (err) {
+      this.#log?.error({ err }, 'round materialisation failed');
+      return { rounds: 0, canaries: 0 };
+    } finally {
+      this.#running = false;
+    }
+  }
 }
 
 type ActiveCampaign = Awaited<ReturnType<typeof activeCampaigns>>[number];
@@ -195,8 +287,9 @@ async function materialiseRound(
   // planning grows with term sets × conversations: give the event loop a turn every 20 ms
   const tick = yielder();
   const needs = new Map<string[], Map<string, string[]>>();
+  const reached = scopesReachedBy(conversations);
   for (const t of allSets) {
-    needs.set(t, openSenders(t, conversations, active, settled));
+    needs.set(t, openSenders(t, conversations, active, settled, reached));
     await tick();
   }
   const open = allSets.filter((t) => (needs.get(t)?.size ?? 0) > 0);
@@ -229,10 +322,11 @@ async function materialiseRound(
   // senders cannot send more before the round's deadlines (docs/decisions/014).
   const parts: RoundPlan[] = [];
   let capped = 0;
+  const byRef = new Map(conversations.map((c) => [c.ref, c]));
   for (const [i, t] of termSets.entries()) {
     for (const [ref, handles] of needs.get(t) ?? []) {
       await tick();
-      const conv = conversations.find((c) => c.ref === ref);
+      const conv = byRef.get(ref);
       if (!conv) continue;
       const idOf = new Map(conv.members.map((m) => [m.handle, m.accountId]));
       const eligible = handles.filter((h) => (budget.get(idOf.get(h) ?? '') ?? 0) >= 2);
@@ -324,7 +418,18 @@ async function materialiseRound(
   if (result.created) {
     total.rounds++;
     total.canaries += result.canaries;
-    log?.info({ campaign: campaign.id, roundAt, canaries: result.canaries }, 'round materialised');
+    log?.info(
+      {
+        campaign: campaign.id,
+        roundAt,
+        canaries: result.canaries,
+        // when it was stored, against its time: negative when planned ahead
+        storedAfterMs: Math.round(
+          timing.now.getTime() + (performance.now() - timing.began) - roundAt.getTime(),
+        ),
+      },
+      'round materialised',
+    );
   }
 }
 
@@ -470,9 +575,11 @@ async function topUp(
   const byRef = new Map(o.conversations.map((c) => [c.ref, c]));
   /** Pairs in flight per findingKey. */
   const flight = new Map<string, number>();
+  const reached = scopesReachedBy(o.conversations);
   const add = (termSet: readonly string[], conv: SelectedConversation, region: string, n: number) => {
-    for (const scope of scopesReached(conv, region)) {
-      const key = findingKey(termSet, scope);
+    const t = termSetKey(termSet);
+    for (const scope of reached.get(conv)?.get(region) ?? scopesReached(conv, region).map(scopeKey)) {
+      const key = findingKey(t, scope);
       flight.set(key, (flight.get(key) ?? 0) + n);
     }
   };
@@ -489,14 +596,15 @@ async function topUp(
   for (const part of o.planned) count(part);
   const out: RoundPlan[] = [];
   for (const [i, t] of o.termSets.entries()) {
+    const tKey = termSetKey(t);
     for (const [ref, handles] of o.needs.get(t) ?? []) {
       const conv = byRef.get(ref);
       if (!conv) continue;
       const member = new Map(conv.members.map((m) => [m.handle, m]));
       for (const region of [...new Set(handles.map((h) => member.get(h)?.region ?? ''))].sort()) {
         await o.tick();
-        const open = scopesReached(conv, region)
-          .map((scope) => findingKey(t, scope))
+        const open = (reached.get(conv)?.get(region) ?? [])
+          .map((scope) => findingKey(tKey, scope))
           .filter((key) => !o.settled.has(key));
         const wanted = () =>
           Math.max(
@@ -536,9 +644,11 @@ export async function screenedKeys(
   const held = new Set<string>();
   if (listed.length < 2) return held;
   const over = await finishedScreens(db, campaignId);
+  const keys = listed.map(termSetKey);
   for (const scope of conversationScopes(conversations)) {
     if (over.has(screenKey(scope))) continue;
-    for (const t of listed) held.add(findingKey(t, scope));
+    const s = scopeKey(scope);
+    for (const t of keys) held.add(findingKey(t, s));
   }
   return held;
 }
@@ -553,20 +663,43 @@ export function openSenders(
   conversations: readonly SelectedConversation[],
   active: readonly string[],
   settled: ReadonlySet<string>,
+  reached: ScopesReached = scopesReachedBy(conversations),
 ): Map<string, string[]> {
   const isActive = new Set(active);
+  const t = termSetKey(termSet);
   const out = new Map<string, string[]>();
   for (const c of conversations) {
     if (c.members.length < 2) continue;
     const handles: string[] = [];
     for (const sender of c.members) {
       if (!isActive.has(sender.handle)) continue;
-      const open = scopesReached(c, sender.region).some((scope) => !settled.has(findingKey(termSet, scope)));
-      if (open) handles.push(sender.handle);
+      const scopes = reached.get(c)?.get(sender.region) ?? [];
+      if (scopes.some((scope) => !settled.has(findingKey(t, scope)))) handles.push(sender.handle);
     }
     if (handles.length > 0) out.set(c.ref, handles);
   }
   return out;
+}
+
+/** Per conversation and sender region, the keys of the scopes a pair sent from there reaches. */
+export type ScopesReached = ReadonlyMap<SelectedConversation, ReadonlyMap<string, ScopeKey[]>>;
+
+/**
+ * `scopesReached` for every conversation and region among its members, as scope keys: built once
+ * per round rather than once per term set (a round of 500 sets asked it 500 times).
+ */
+export function scopesReachedBy(conversations: readonly SelectedConversation[]): ScopesReached {
+  return new Map(
+    conversations.map((c) => [
+      c,
+      new Map(
+        [...new Set(c.members.map((m) => m.region))].map((region) => [
+          region,
+          scopesReached(c, region).map(scopeKey),
+        ]),
+      ),
+    ]),
+  );
 }
 
 /**

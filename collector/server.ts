@@ -25,7 +25,7 @@ import {
   type RetentionRunnerOptions,
   startRetentionJob,
 } from './retention.ts';
-import { materialiseDueRounds } from './rounds.ts';
+import { RoundPlanner } from './rounds.ts';
 
 export interface RunningCollector {
   /** http://host:port of the listening server. */
@@ -80,12 +80,9 @@ export async function startCollector(
     throw new SdError('SD_ERR_DATABASE', `cannot open the database at ${where}: ${(err as Error).message}`);
   }
   const { db } = database;
+  const planner = new RoundPlanner(db, config.checkinIntervalMs, logger, options.findings);
   const plan = async (now: Date, checkinProbeId?: string) => {
-    try {
-      await materialiseDueRounds(db, now, config.checkinIntervalMs, logger, options.findings, checkinProbeId);
-    } catch (err) {
-      logger.error({ err }, 'round materialisation failed');
-    }
+    await planner.plan(now, checkinProbeId);
   };
   const { now: retentionNow, intervalMs, firstRunAfterMs, ...runnerOptions } = options.retention ?? {};
   const retention = new RetentionRunner(
