@@ -59,10 +59,10 @@ export function parseScopeKey(key: string): FindingScope {
   };
 }
 
-/** The key a finding and its sequential state are stored under. */
 /**
- * A term set's key in a scope. Either part may come as its key already built (a term set tried in
- * every scope of a round is canonicalised once, not once per scope).
+ * The key a finding and its sequential state are stored under: a term set's key in a scope. Either
+ * part may come as its key already built (a term set tried in every scope of a round is
+ * canonicalised once, not once per scope).
  */
 export function findingKey(
   termSet: readonly string[] | TermSetKey,
