@@ -357,6 +357,7 @@ async function materialiseRound(
       termSets,
       needs,
       conversations,
+      reached,
       pairs,
       settled,
       planned: parts,
@@ -424,9 +425,7 @@ async function materialiseRound(
         roundAt,
         canaries: result.canaries,
         // when it was stored, against its time: negative when planned ahead
-        storedAfterMs: Math.round(
-          timing.now.getTime() + (performance.now() - timing.began) - roundAt.getTime(),
-        ),
+        storedAfterMs: Math.round(storedAt(timing) - roundAt.getTime()),
       },
       'round materialised',
     );
@@ -444,6 +443,11 @@ interface RoundTiming {
   checkinProbeId?: string | undefined;
 }
 
+/** About now on the planning clock: its time when planning began plus the time planning took. */
+function storedAt(timing: RoundTiming): number {
+  return timing.now.getTime() + (performance.now() - timing.began);
+}
+
 /**
  * The round's canaries, none due before its sender's probe can hear of them (`dueWhenHeard`):
  * the plan is stored about now (the planning clock plus the time planning took), the probe
@@ -452,7 +456,7 @@ interface RoundTiming {
  */
 async function dueWhenStored(db: Db, rows: CanaryInsert[], timing: RoundTiming): Promise<CanaryInsert[]> {
   if (rows.length === 0) return rows;
-  const stored = timing.now.getTime() + (performance.now() - timing.began);
+  const stored = storedAt(timing);
   const checkins = await senderCheckins(db, [...new Set(rows.map((r) => r.senderAccountId))]);
   return dueWhenHeard(rows, (id) => {
     const c = checkins.get(id);
@@ -562,6 +566,8 @@ async function topUp(
     termSets: readonly string[][];
     needs: ReadonlyMap<string[], Map<string, string[]>>;
     conversations: readonly SelectedConversation[];
+    /** The scopes each conversation's senders reach (`scopesReachedBy(conversations)`). */
+    reached: ScopesReached;
     pairs: ReadonlyMap<string, number>;
     settled: ReadonlySet<string>;
     planned: readonly RoundPlan[];
@@ -575,10 +581,9 @@ async function topUp(
   const byRef = new Map(o.conversations.map((c) => [c.ref, c]));
   /** Pairs in flight per findingKey. */
   const flight = new Map<string, number>();
-  const reached = scopesReachedBy(o.conversations);
   const add = (termSet: readonly string[], conv: SelectedConversation, region: string, n: number) => {
     const t = termSetKey(termSet);
-    for (const scope of reached.get(conv)?.get(region) ?? scopesReached(conv, region).map(scopeKey)) {
+    for (const scope of o.reached.get(conv)?.get(region) ?? scopesReached(conv, region).map(scopeKey)) {
       const key = findingKey(t, scope);
       flight.set(key, (flight.get(key) ?? 0) + n);
     }
@@ -603,7 +608,7 @@ async function topUp(
       const member = new Map(conv.members.map((m) => [m.handle, m]));
       for (const region of [...new Set(handles.map((h) => member.get(h)?.region ?? ''))].sort()) {
         await o.tick();
-        const open = (reached.get(conv)?.get(region) ?? [])
+        const open = (o.reached.get(conv)?.get(region) ?? [])
           .map((scope) => findingKey(tKey, scope))
           .filter((key) => !o.settled.has(key));
         const wanted = () =>
