@@ -777,11 +777,14 @@ describeEachDb('rounds within the send budget', (getDb) => {
     const first = planner.plan(later);
     const second = planner.plan(later);
     expect(await second).toBeNull();
-    expect(await first).toMatchObject({ rounds: 1 });
+    // (the planner plans every active campaign: the previous test's, every 10 s too, may have a
+    // round due by then as well, depending on where the clock fell; count this campaign's)
+    expect((await first)?.rounds).toBeGreaterThanOrEqual(1);
     expect(await roundsOf()).toBe(2);
     // it leads by how long that planning took, and is free for the next check-in
     expect(planner.leadMs).toBeGreaterThan(0);
-    expect(await planner.plan(later)).toEqual({ rounds: 0, canaries: 0 });
+    expect(await planner.plan(later)).not.toBeNull();
+    expect(await roundsOf()).toBe(2);
   });
 
   it('leads planning by the longest of the last few plannings, at most one horizon', () => {
