@@ -169,7 +169,7 @@ async function screeningTable(inputOrder: boolean, isolate: boolean): Promise<vo
 async function collectorTable(clearance: boolean): Promise<void> {
   console.log(
     clearance
-      ? '\nwith the clearance of decision 024 (FollowupOptions.screenClearance): a second pass asks every group that passed until 11 intact packs rule out a drop of 20 % or more (beta 0.1)'
+      ? '\nwith the clearance of decision 024 (FollowupOptions.screenClearance): a second pass asks the cleared sets again, one group per first-pass pack where no known trigger is in it, until 11 intact packs rule out a drop of 20 % or more (beta 0.1)'
       : '\nas the collector runs it: matched control per pack, confirmSet 1, flagged sets judged by the rounds',
   );
   console.log(

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { citizenLabAvailable, loadCitizenLab } from './citizenlab-data.ts';
-import { answersToPass, hwangGroupSize, packTermSets, passedAt, screen } from './screening.ts';
+import {
+  answersToPass,
+  clearanceGroups,
+  hwangGroupSize,
+  packTermSets,
+  passedAt,
+  type ScreenStatus,
+  screen,
+} from './screening.ts';
 import { type CensorConfig, createCensor, type SimRule } from './simulate.ts';
 import { US_TO_CN_GROUP } from './simulate-evidence.ts';
 import { simRoundProbe } from './simulate-probes.ts';
@@ -164,5 +172,39 @@ describe('clearance as strong as a sequential none', () => {
     expect(innocentCleared).toBeGreaterThanOrEqual(0.8 * 200);
     // the first pass alone clears the partly dropped set about half the time
     expect(clearedByOne).toBeGreaterThan(3);
+  });
+
+  it('asks again in one group per pack what the first pass cleared in many, never a known trigger', () => {
+    // pack 0: sets 0–7, set 7 suppressed, so its cleared sets passed as halves and quarters;
+    // pack 1: sets 8–12, where 10 is the combination of 8's and 9's terms (suppressed), 8 and
+    // 9 passed apart; set 12 was cleared inside a cross-set search (in no passed group)
+    const sets = [...Array.from({ length: 8 }, (_, i) => [`t${i}`]), ['a'], ['b'], ['a', 'b'], ['c'], ['d']];
+    const status: ScreenStatus[] = sets.map(() => 'clear');
+    status[7] = 'suppressed';
+    status[10] = 'suppressed';
+    const packs = [
+      [0, 1, 2, 3, 4, 5, 6, 7],
+      [8, 9, 10, 11, 12],
+    ];
+    const passedOnce = [[0, 1, 2, 3], [4, 5], [6], [8], [9, 11]];
+    const termsOf = (g: readonly number[]) => [...new Set(g.flatMap((i) => sets[i] ?? []))];
+    expect(clearanceGroups(packs, passedOnce, status, termsOf, [])).toEqual([
+      [0, 1, 2, 3, 4, 5, 6],
+      [8, 11],
+      [9],
+      [12],
+    ]);
+    // a cross-set combination the first pass found is a trigger too: its members stay apart
+    status[4] = 'cross-set';
+    status[5] = 'cross-set';
+    // (and sets in no group that passed, here all of pack 1, go alone)
+    expect(clearanceGroups(packs, [[0, 1], [2, 3], [6]], status, termsOf, [[0, 2]])).toEqual([
+      [0, 1, 3, 6],
+      [2],
+      [8],
+      [9],
+      [11],
+      [12],
+    ]);
   });
 });
