@@ -129,7 +129,7 @@ describe('saving while running', () => {
     const saver = new StateSaver(join(blocker, 'state.json'), store, log, 5);
     store.newMessageId();
     for (let i = 0; i < 100 && errors.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
-    saver.close();
+    await saver.close();
     // the first write at start, then the save in slices; close()'s write may add a third
     expect(errors.length).toBeGreaterThanOrEqual(2);
     expect(errors.join('')).toMatch(/cannot save the testbed state/);
@@ -169,7 +169,43 @@ describe('saving while running', () => {
     store.newMessageId();
     await until(() => (onDisk() as unknown as { nextMessage: number }).nextMessage === 2);
     expect((onDisk() as unknown as { nextMessage: number }).nextMessage).toBe(2);
-    saver.close();
+    await saver.close();
     expect(onDisk()).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
+  });
+
+  it('bounds a slice by characters too, and close() writes the last change after a save that runs', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'state.json');
+    const store = new Store({ now: () => Date.parse('2026-01-01T00:00:00Z') });
+    const saver = new StateSaver(file, store, pino({ level: 'silent' }), 1);
+    store.addAccount({
+      handle: 'alice',
+      region: 'US',
+      password: { salt: Buffer.from('s'), hash: Buffer.from('h') },
+    });
+    // 60 entries of 100,000 characters: one slice of 2,000 entries would be 6 MB
+    for (let i = 0; i < 60; i++) {
+      store.append('alice', 'own', {
+        id: `m${i}`,
+        conversation: 'c1',
+        from: 'alice',
+        text: String(i % 10).repeat(100_000),
+        at: '2026-01-01T00:00:00.000Z',
+        delivered_at: '2026-01-01T00:00:00.000Z',
+      });
+    }
+    const slices = [...snapshotSlices(store.snapshot())];
+    expect(Math.max(...slices.map((x) => x.length))).toBeLessThan((1 << 20) + 100_200);
+    expect(slices.length).toBeGreaterThan(5);
+    expect(JSON.parse(slices.join(''))).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
+    // a save is running (scheduled 1 ms after the changes); a change now, then close at once
+    await new Promise((r) => setTimeout(r, 5));
+    store.newMessageId();
+    await saver.close();
+    const onDisk = JSON.parse(readFileSync(file, 'utf8')) as {
+      nextMessage: number;
+      timelines: { alice: unknown[] };
+    };
+    expect(onDisk).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
+    expect(onDisk.timelines.alice).toHaveLength(60);
   });
 });

@@ -1,10 +1,10 @@
 /**
  * Optional persistence of the testbed's state (`stateFile`): one JSON file holding the
  * Store snapshot. Loaded at start; written atomically (temp file + rename) at most every
- * `debounceMs` after a change, and synchronously on close.
+ * `debounceMs` after a change, and once more on close.
  *
- * A save while the testbed runs is written in slices, giving the event loop a turn between
- * them: the state grows with the timelines (up to the history limits, store.ts), and one
+ * Every save after the first (at start, synchronous) is written in slices, giving the event
+ * loop a turn between them: the state grows with the timelines (up to the history limits, store.ts), and one
  * synchronous `JSON.stringify` of it stalled everything in the process (in `npm start`, the
  * collector too) for as long as it took. Saves never overlap; the next one waits at least
  * ten times as long as the last one took, so saving stays a small share of the time.
@@ -137,10 +137,15 @@ function writeAtomically(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-/** Entries serialised per slice of an asynchronous save. */
+/** Entries serialised per slice of an asynchronous save, at most. */
 const SLICE_ENTRIES = 2_000;
+/** Characters per slice, at most (a slice ends after the entry that reaches it). */
+const SLICE_CHARS = 1 << 20;
 
-/** The snapshot as JSON text, in slices of at most SLICE_ENTRIES timeline entries. */
+/**
+ * The snapshot as JSON text, in slices of at most SLICE_ENTRIES timeline entries and about
+ * SLICE_CHARS characters (entries hold texts of up to 100,000 characters).
+ */
 export function* snapshotSlices(snap: StoreSnapshot): Generator<string> {
   const { timelines, ...rest } = snap;
   const head = JSON.stringify(rest);
@@ -149,9 +154,17 @@ export function* snapshotSlices(snap: StoreSnapshot): Generator<string> {
   for (const [handle, entries] of Object.entries(timelines)) {
     yield `${firstTimeline ? '' : ','}${JSON.stringify(handle)}:[`;
     firstTimeline = false;
-    for (let i = 0; i < entries.length; i += SLICE_ENTRIES) {
-      const part = entries.slice(i, i + SLICE_ENTRIES).map((e) => JSON.stringify(e));
-      yield `${i === 0 ? '' : ','}${part.join(',')}`;
+    let part: string[] = [];
+    let chars = 0;
+    for (const [i, e] of entries.entries()) {
+      const text = JSON.stringify(e);
+      part.push(text);
+      chars += text.length;
+      if (part.length >= SLICE_ENTRIES || chars >= SLICE_CHARS || i === entries.length - 1) {
+        yield `${i + 1 === part.length ? '' : ','}${part.join(',')}`;
+        part = [];
+        chars = 0;
+      }
     }
     yield ']';
   }
@@ -202,11 +215,13 @@ export class StateSaver {
     this.timer.unref();
   }
 
-  private async saveInSlices(): Promise<void> {
+  /** One save in slices; `final`: close()'s, which a close does not cut short. */
+  private async saveInSlices(final = false): Promise<void> {
     const started = performance.now();
-    // Not the temp file of the synchronous write (close() may run during this one); saves do
-    // not overlap, so one name is enough, and a crash leaves at most this one file behind.
+    // Not the temp file of the synchronous write at start; saves do not overlap (close() waits
+    // for the one running), so one name is enough, and a crash leaves at most this one behind.
     const tmp = `${this.file}.saving.tmp`;
+    const cut = () => this.closed && !final;
     try {
       mkdirSync(dirname(this.file), { recursive: true });
       const handle = await open(tmp, 'w', 0o600);
@@ -214,13 +229,13 @@ export class StateSaver {
         for (const slice of snapshotSlices(this.store.snapshot())) {
           await handle.write(slice);
           await turn();
-          if (this.closed) break;
+          if (cut()) break;
         }
       } finally {
         await handle.close();
       }
-      // close() wrote the final state meanwhile: this one is older.
-      if (this.closed) await rm(tmp, { force: true });
+      // closed meanwhile: close() writes the final state after this one
+      if (cut()) await rm(tmp, { force: true });
       else await rename(tmp, this.file);
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => {});
@@ -237,13 +252,18 @@ export class StateSaver {
     }
   }
 
-  /** Final write (synchronous); no more writes after it. */
-  close(): void {
+  /**
+   * The final write, in slices like the others (a synchronous one of a 33-MB state stalled the
+   * process for 430 ms as the evaluate network stopped); no more writes after it. A save
+   * running is cut short at its next slice first.
+   */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.store.onChange = undefined;
-    this.saveNow();
+    await this.saving;
+    await this.saveInSlices(true);
   }
 }

@@ -108,7 +108,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
   try {
     await app.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
   } catch (err) {
-    saver?.close();
+    await saver?.close();
     throw err;
   }
   const address = app.server.address();
@@ -133,7 +133,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       dispatcher.close();
       hub.closeAll();
       await app.close();
-      saver?.close();
+      await saver?.close();
     },
   };
 }
