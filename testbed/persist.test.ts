@@ -119,6 +119,27 @@ describe('history limits', () => {
   });
 });
 
+/** A store on a fixed clock with alice (US) and `n` of her own messages, texts from `text`. */
+function storeWithAlice(n: number, text: (i: number) => string): Store {
+  const store = new Store({ now: () => Date.parse('2026-01-01T00:00:00Z') });
+  store.addAccount({
+    handle: 'alice',
+    region: 'US',
+    password: { salt: Buffer.from('s'), hash: Buffer.from('h') },
+  });
+  for (let i = 0; i < n; i++) {
+    store.append('alice', 'own', {
+      id: `m${i}`,
+      conversation: 'c1',
+      from: 'alice',
+      text: text(i),
+      at: '2026-01-01T00:00:00.000Z',
+      delivered_at: '2026-01-01T00:00:00.000Z',
+    });
+  }
+  return store;
+}
+
 describe('saving while running', () => {
   it('logs a save it cannot write and goes on (no rejection escapes)', async () => {
     const blocker = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'a-file');
@@ -137,25 +158,10 @@ describe('saving while running', () => {
 
   it('writes the state in slices that make the same JSON, and saves changes made during a save', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'state.json');
-    const store = new Store({ now: () => Date.parse('2026-01-01T00:00:00Z') });
     const log = pino({ level: 'silent' });
-    const saver = new StateSaver(file, store, log, 10);
-    store.addAccount({
-      handle: 'alice',
-      region: 'US',
-      password: { salt: Buffer.from('s'), hash: Buffer.from('h') },
-    });
     // Enough entries for several slices.
-    for (let i = 0; i < 4_500; i++) {
-      store.append('alice', 'own', {
-        id: `m${i}`,
-        conversation: 'c1',
-        from: 'alice',
-        text: `text "${i}" \u2028 ✓`,
-        at: '2026-01-01T00:00:00.000Z',
-        delivered_at: '2026-01-01T00:00:00.000Z',
-      });
-    }
+    const store = storeWithAlice(4_500, (i) => `text "${i}" \u2028 ✓`);
+    const saver = new StateSaver(file, store, log, 10);
     const slices = [...snapshotSlices(store.snapshot())];
     expect(slices.length).toBeGreaterThan(3);
     expect(JSON.parse(slices.join(''))).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
@@ -173,26 +179,11 @@ describe('saving while running', () => {
     expect(onDisk()).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
   });
 
-  it('bounds a slice by characters too, and close() writes the last change after a save that runs', async () => {
+  it('bounds a slice by characters too, and close() writes the last change after a save that runs, for every caller', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tb-state-')), 'state.json');
-    const store = new Store({ now: () => Date.parse('2026-01-01T00:00:00Z') });
-    const saver = new StateSaver(file, store, pino({ level: 'silent' }), 1);
-    store.addAccount({
-      handle: 'alice',
-      region: 'US',
-      password: { salt: Buffer.from('s'), hash: Buffer.from('h') },
-    });
     // 60 entries of 100,000 characters: one slice of 2,000 entries would be 6 MB
-    for (let i = 0; i < 60; i++) {
-      store.append('alice', 'own', {
-        id: `m${i}`,
-        conversation: 'c1',
-        from: 'alice',
-        text: String(i % 10).repeat(100_000),
-        at: '2026-01-01T00:00:00.000Z',
-        delivered_at: '2026-01-01T00:00:00.000Z',
-      });
-    }
+    const store = storeWithAlice(60, (i) => String(i % 10).repeat(100_000));
+    const saver = new StateSaver(file, store, pino({ level: 'silent' }), 1);
     const slices = [...snapshotSlices(store.snapshot())];
     expect(Math.max(...slices.map((x) => x.length))).toBeLessThan((1 << 20) + 100_200);
     expect(slices.length).toBeGreaterThan(5);
@@ -200,12 +191,15 @@ describe('saving while running', () => {
     // a save is running (scheduled 1 ms after the changes); a change now, then close at once
     await new Promise((r) => setTimeout(r, 5));
     store.newMessageId();
-    await saver.close();
+    // a second close() resolves only once the first one's final write is done
+    const closes = [saver.close(), saver.close()];
+    await closes[1];
     const onDisk = JSON.parse(readFileSync(file, 'utf8')) as {
       nextMessage: number;
       timelines: { alice: unknown[] };
     };
     expect(onDisk).toEqual(JSON.parse(JSON.stringify(store.snapshot())));
     expect(onDisk.timelines.alice).toHaveLength(60);
+    await closes[0];
   });
 });

@@ -176,6 +176,8 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 export class StateSaver {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** close()'s final write, which a second close() waits for too. */
+  private closing: Promise<void> | undefined;
   private saving: Promise<void> | undefined;
   /** A change arrived while a save was running: save again after it. */
   private dirty = false;
@@ -255,10 +257,15 @@ export class StateSaver {
   /**
    * The final write, in slices like the others (a synchronous one of a 33-MB state stalled the
    * process for 430 ms as the evaluate network stopped); no more writes after it. A save
-   * running is cut short at its next slice first.
+   * running is cut short at its next slice first. Every call resolves once the final write is
+   * done.
    */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.finish();
+    return this.closing;
+  }
+
+  private async finish(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;

@@ -224,8 +224,9 @@ export function clearanceGroups(
     ...status.flatMap((x, i) => (x === 'suppressed' ? [termsOf([i])] : [])),
     ...crossSet.map((g) => termsOf(g)),
   ].map((t) => new Set(t));
-  const holdsTrigger = (terms: ReadonlySet<string>) =>
-    triggers.some((t) => t.size > 0 && [...t].every((term) => terms.has(term)));
+  /** Whether a group's terms with a set's own added would hold every term of a trigger. */
+  const holdsTrigger = (terms: ReadonlySet<string>, added: readonly string[]) =>
+    triggers.some((t) => t.size > 0 && [...t].every((term) => terms.has(term) || added.includes(term)));
   const packOf = new Map<number, number>();
   packs.forEach((pack, p) => {
     for (const i of pack) packOf.set(i, p);
@@ -240,11 +241,12 @@ export function clearanceGroups(
       const p = packOf.get(i) ?? -1;
       const groups = open.get(p) ?? [];
       open.set(p, groups);
-      const fits = groups.find((x) => !holdsTrigger(new Set([...x.terms, ...termsOf([i])])));
+      const own = termsOf([i]);
+      const fits = groups.find((x) => !holdsTrigger(x.terms, own));
       if (fits) {
         fits.sets.push(i);
-        for (const t of termsOf([i])) fits.terms.add(t);
-      } else groups.push({ sets: [i], terms: new Set(termsOf([i])) });
+        for (const t of own) fits.terms.add(t);
+      } else groups.push({ sets: [i], terms: new Set(own) });
     }
   }
   const out = [...open.values()].flatMap((groups) => groups.map((x) => x.sets));
@@ -422,7 +424,7 @@ export async function screen(
   await pass(packs);
   if (o.clearance) {
     rule = o.clearance;
-    await pass(clearanceGroups(packs, passedOnce, status, (group) => termsOf(group), crossSet));
+    await pass(clearanceGroups(packs, passedOnce, status, termsOf, crossSet));
   }
   return {
     status,
