@@ -479,7 +479,14 @@ async function sendMessages(
   return pairIds;
 }
 
-/** Per pair (message) the result at the scope's recipients, or undefined while any is not final. */
+/**
+ * Per pair (message) the result at the scope's recipients, or undefined while any is not final.
+ * A pair whose test and control reached every recipient in the scope is final at once: a
+ * delivery in time stays one. Any other pair is read once its deadline passed `graceMs` ago (a
+ * late-reported receipt still turns `missing` into a delivery), or `lostAfterMs` while an
+ * outcome is still pending. A screen step whose messages all arrived is read a deadline and a
+ * grace sooner (decision 024), with the same results.
+ */
 async function readResults(
   tx: Queryable,
   pairIds: string[],
@@ -493,9 +500,14 @@ async function readResults(
   for (const pair of pairIds) {
     const mine = found.filter((f) => f.pairId === pair);
     const deadline = Math.max(...mine.map((f) => f.deadlineMs));
-    if (now.getTime() < deadline + graceMs) return undefined;
     const test = mine.filter((f) => f.kind === 'test').map((f) => f.status);
     const control = mine.filter((f) => f.kind === 'control').map((f) => f.status);
+    const arrived = test.length > 0 && control.length > 0 && mine.every((f) => f.status === 'delivered');
+    if (arrived) {
+      out.push('negative');
+      continue;
+    }
+    if (now.getTime() < deadline + graceMs) return undefined;
     const pending = [...test, ...control].some((s) => s === 'pending' || s === null);
     if (pending && now.getTime() < deadline + lostAfterMs) return undefined;
     if (control.length === 0 || control.some((s) => s !== 'delivered')) out.push('void');

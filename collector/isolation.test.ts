@@ -11,12 +11,15 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
+import { insertFollowup } from './db/followups.ts';
 import { rows } from './db/open.ts';
-import { isolationNeed } from './followups.ts';
+import { advanceFollowups, isolationNeed } from './followups.ts';
 import { findingKey, isolateKey } from './keys.ts';
-import { simulatedCampaign } from './test-support/censor.ts';
+import { finaliseOutcomes } from './outcomes.ts';
+import { campaignWithoutRounds, simulatedCampaign } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
-import { onAppWorld, type World } from './test-support/world.ts';
+import { signedPost } from './test-support/probe.ts';
+import { onAppWorld, receivedEvent, sentEvent, type World } from './test-support/world.ts';
 
 describe('isolationNeed', () => {
   const scope = {
@@ -64,6 +67,86 @@ describeEachDb('isolation end to end', (getDb) => {
   onAppWorld(getDb, (a, world) => {
     app = a;
     w = world;
+  });
+
+  it("reads a step as soon as every message reached the scope's recipients, a drop only after its deadline and grace", async () => {
+    const { db } = getDb();
+    const campaign = await campaignWithoutRounds(db, `early-${w.group}`, [['甲', '乙', '丙']], [w.group]);
+    const scope = {
+      platform: 'testbed',
+      conversation_kind: 'group' as const,
+      sender_region: 'US',
+      recipient_region: 'CN',
+    };
+    const t0 = Date.now();
+    // two runs in the scope (alice in the US sends, bob in CN receives); the censor drops 丁 for bob
+    for (const input of [
+      ['甲', '乙', '丙'],
+      ['丁', '戊', '己'],
+    ])
+      await insertFollowup(db, {
+        campaignId: campaign.id,
+        procedure: 'isolate',
+        input,
+        scope,
+        key: isolateKey(input, scope),
+      });
+    // the probes hear of a step at once (check-in interval 0), so its messages are due from t0
+    await advanceFollowups(db, new Date(t0), { checkinIntervalMs: 0 });
+    const canaries = await rows<{
+      id: string;
+      nonce: string;
+      text: string;
+      sendAt: string;
+      deadlineAt: string;
+    }>(
+      db,
+      sql`select id, nonce, text, send_at as "sendAt", deadline_at as "deadlineAt" from canaries
+          where campaign_id = ${campaign.id}::uuid`,
+    );
+    expect(canaries.length).toBeGreaterThan(0);
+    const lastDeadline = Math.max(...canaries.map((c) => Date.parse(c.deadlineAt)));
+    expect(lastDeadline).toBeGreaterThan(t0 + 2000);
+    // every canary is sent when due and seen 300 ms later, except those carrying 丁
+    const sent = [];
+    const received = [];
+    for (const c of canaries) {
+      const at = Date.parse(c.sendAt);
+      const canary = { ...c, deadlineAt: new Date(c.deadlineAt) };
+      sent.push(sentEvent(w, canary, { at: new Date(at) }));
+      if (!c.text.includes('丁')) received.push(receivedEvent(w, 'bob', canary, { at: new Date(at + 300) }));
+    }
+    for (const [probe, events] of [
+      [w.cn, received],
+      [w.us, sent],
+    ] as const) {
+      const res = await signedPost(app, probe, '/probe/v1/events', { protocol: 1, events });
+      expect(res.statusCode, res.body).toBe(200);
+    }
+    const steps = async () =>
+      rows<{ input: string[]; step: number; results: string[] | null }>(
+        db,
+        sql`select f.input, s.step, s.results from followup_steps s join followups f on f.id = s.followup_id
+            where f.campaign_id = ${campaign.id}::uuid order by f.input::text, s.step`,
+      );
+    /** Per run (its input, joined), the results of its first step: null while not read. */
+    const firstStep = async () => {
+      const out = new Map<string, string[] | null>();
+      for (const s of await steps()) if (s.step === 0) out.set(s.input.join(''), s.results);
+      return out;
+    };
+    // a second after the last send, long before deadline + grace: the run whose message arrived
+    // is read; the run whose test was dropped waits
+    const sentBy = Math.max(...canaries.map((c) => Date.parse(c.sendAt)));
+    await advanceFollowups(db, new Date(sentBy + 1000), { checkinIntervalMs: 0 });
+    const early = await firstStep();
+    expect(early.get('甲乙丙')).toEqual(['negative']);
+    expect(early.get('丁戊己')).toBeNull();
+    // after the deadline and the grace (the campaign's deadline), the drop is read as positive
+    const after = lastDeadline + 3000 + 1000;
+    await finaliseOutcomes(db, new Date(after));
+    await advanceFollowups(db, new Date(after), { checkinIntervalMs: 0 });
+    expect((await firstStep()).get('丁戊己')).toEqual(['positive']);
   });
 
   it('isolates 709 + 律师 out of 709 + 律师 + 天气预报 and reports it as the minimal set', async () => {

@@ -18,6 +18,7 @@ import { type Db, rows } from './db/open.ts';
 import { advanceFollowups } from './followups.ts';
 import { findingKey, isolateKey } from './keys.ts';
 import { extraPairs, materialiseDueRounds, planningLead, RoundPlanner } from './rounds.ts';
+import { campaignWithoutRounds } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { account, checkin, signedPost, UNLIMITED_CAPACITY } from './test-support/probe.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
@@ -607,25 +608,8 @@ describeEachDb('rounds within the send budget', (getDb) => {
     expect(second?.gap).toBe(Date.parse(second?.at ?? '') - Date.parse(first?.at ?? ''));
     expect(second?.gap).toBeGreaterThanOrEqual(30);
 
-    const list = await createTermList(db, { name: `iso-${tag}`, termSets: [['甲', '乙', '丙']] });
-    const campaign = await createCampaign(db, {
-      name: `iso-${tag}`,
-      mode: 'isolate',
-      termListIds: list ? [list.id] : [],
-      conversations: { platform: 'testbed', refs: [group.ref] },
-      cadenceCron: '0 0 1 1 *',
-      deadlineSeconds: 3,
-      termSetsPerRound: 10,
-      seed: `iso-${tag}`,
-      startsAt: new Date(Date.now() - 60_000),
-      endsAt: null,
-    });
-    const scope = {
-      platform: 'testbed',
-      conversation_kind: 'group' as const,
-      sender_region: 'US',
-      recipient_region: 'CN',
-    };
+    const campaign = await campaignWithoutRounds(db, `iso-${tag}`, [['甲', '乙', '丙']], [group.ref]);
+    const scope = testbedScope('group', 'US', 'CN');
     const seen = new Set<string>();
     /** The first send time of the canaries a new isolation step planned, ms after `now`. */
     const stepAt = async (terms: string[], probe: { lastMsAgo: number; gapMs: number | null }) => {

@@ -145,3 +145,24 @@ export async function simulatedCampaign(
     },
   };
 }
+
+/**
+ * An `isolate` campaign named `name` on `termSets` over the conversations `refs`, with a 3-s
+ * deadline, started a minute ago, whose rounds come once a year: only the follow-ups a test
+ * inserts send.
+ */
+export async function campaignWithoutRounds(db: Db, name: string, termSets: string[][], refs: string[]) {
+  const list = await createTermList(db, { name, termSets });
+  return createCampaign(db, {
+    name,
+    mode: 'isolate',
+    termListIds: list ? [list.id] : [],
+    conversations: { platform: 'testbed', refs },
+    cadenceCron: '0 0 1 1 *',
+    deadlineSeconds: 3,
+    termSetsPerRound: 10,
+    seed: name,
+    startsAt: new Date(Date.now() - 60_000),
+    endsAt: null,
+  });
+}
