@@ -95,6 +95,12 @@ export interface FollowupOptions {
   screenClearance?: boolean;
 }
 
+/**
+ * A step's messages without a control of their own share one control for every this many a
+ * sender sends (the stepper's contract, collector/analysis/resumable.ts: ceil(n / 10)).
+ */
+const SHARED_CONTROL_EVERY = 10;
+
 /** Per campaign, how long its last follow-up transaction took in this process (ms). */
 const followupsTook = new Map<string, number>();
 
@@ -238,7 +244,7 @@ async function advanceRun(
   for (const s of steps) {
     if (s.results) continue;
     const lostAfterMs = options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);
-    const results = await readResults(tx, s.pairIds, run.scope, now, graceMs, lostAfterMs);
+    const results = await readResults(tx, s.pairIds, s.messages, run.scope, now, graceMs, lostAfterMs);
     if (!results) return; // the latest round is not final yet
     await saveStepResults(tx, run.id, s.step, results);
     s.results = results;
@@ -357,7 +363,7 @@ async function finish(
 
 /**
  * The shortest window (1 s, doubling up to an hour, plus the deadline) in which the scope's
- * senders have budget for every message of the step (a test and a control each), with each
+ * senders have budget for every canary of the step (`canaries`: tests and controls), with each
  * sender's budget there; undefined when even an hour is not enough (the step waits for a later
  * sweep). Each sender's window opens when its probe hears of the step (`from`: its next
  * check-in). Follow-up messages are planned within the senders' send budget like rounds
@@ -366,7 +372,7 @@ async function finish(
 async function followupBudget(
   tx: Queryable,
   from: ReadonlyMap<string, number>,
-  messages: number,
+  canaries: number,
   now: Date,
   deadlineSeconds: number,
 ): Promise<{ spreadSeconds: number; left: Map<string, number> } | undefined> {
@@ -380,18 +386,25 @@ async function followupBudget(
     const left = new Map(
       ids.map((id) => {
         const start = from.get(id) ?? now.getTime();
-        const n = budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, start, start + span);
-        return [id, n - (n % 2)] as const;
+        return [
+          id,
+          budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, start, start + span),
+        ] as const;
       }),
     );
-    if ([...left.values()].reduce((a, b) => a + b, 0) >= 2 * messages) return { spreadSeconds, left };
+    if ([...left.values()].reduce((a, b) => a + b, 0) >= canaries) return { spreadSeconds, left };
   }
   return undefined;
 }
 
 /**
- * Plans one test + control per message in the run's scope: the pair ids by message, undefined
- * when the scope has no conversation and sender, or `wait` when its senders have no budget.
+ * Plans the step's messages in the run's scope: a test canary per message, with a matched
+ * control of its own where the message asks for one (`control`), and for the rest shared
+ * controls, one for each sender's first, eleventh, twenty-first … message without one
+ * (ceil(n / 10) a sender, as the stepper's contract says: collector/analysis/resumable.ts). The
+ * pair ids by message (a shared control carries the pair id of the message it was planned
+ * with), undefined when the scope has no conversation and sender, or `wait` when its senders
+ * have no budget.
  */
 async function sendMessages(
   tx: Queryable,
@@ -428,12 +441,19 @@ async function sendMessages(
       (id) => [id, nextCheckin(checkins.get(id), now.getTime(), visible, heard.checkinIntervalMs)] as const,
     ),
   );
-  const budget = await followupBudget(tx, from, messages.length, now, c.deadlineSeconds);
+  const uncontrolled = messages.filter((m) => !m.control).length;
+  const canaries =
+    messages.length +
+    (messages.length - uncontrolled) +
+    (uncontrolled > 0 ? Math.ceil(uncontrolled / SHARED_CONTROL_EVERY) + ids.length - 1 : 0);
+  const budget = await followupBudget(tx, from, canaries, now, c.deadlineSeconds);
   if (!budget) return 'wait';
   const pairIds: string[] = [];
   const inserts = [];
   /** Messages given to each sender account so far: its sends are spread evenly over the window. */
   const given = new Map<string, number>();
+  /** Messages without a control of their own given to each sender so far. */
+  const bare = new Map<string, number>();
   const plans = messages.map((m) => {
     // the sender with the most budget left (ties at random), so the step spreads over the scope's senders
     const most = Math.max(...options.map((o) => budget.left.get(o.accountId) ?? 0));
@@ -441,12 +461,15 @@ async function sendMessages(
       rng,
       options.filter((o) => (budget.left.get(o.accountId) ?? 0) === most),
     );
-    budget.left.set(choice.accountId, most - 2);
+    const b = bare.get(choice.accountId) ?? 0;
+    if (!m.control) bare.set(choice.accountId, b + 1);
+    const withControl = m.control || b % SHARED_CONTROL_EVERY === 0;
+    budget.left.set(choice.accountId, most - (withControl ? 2 : 1));
     const k = given.get(choice.accountId) ?? 0;
     given.set(choice.accountId, k + 1);
-    return { m, choice, k };
+    return { m, choice, k, withControl };
   });
-  for (const [i, { m, choice, k }] of plans.entries()) {
+  for (const [i, { m, choice, k, withControl }] of plans.entries()) {
     const conv: SelectedConversation = choice.conv;
     const share = given.get(choice.accountId) ?? 1;
     const plan = planRound({
@@ -469,7 +492,7 @@ async function sendMessages(
       deadlineSeconds: c.deadlineSeconds,
       avoid: [...all.flat(), ...m.terms],
     });
-    const rowsToInsert = toCanaryRows(plan, null, [conv]);
+    const rowsToInsert = toCanaryRows(plan, null, [conv]).filter((r) => withControl || r.kind === 'test');
     const pair = rowsToInsert[0]?.pairId;
     if (!pair) return undefined;
     pairIds.push(pair);
@@ -481,39 +504,76 @@ async function sendMessages(
 
 /**
  * Per pair (message) the result at the scope's recipients, or undefined while any is not final.
- * A pair whose test and control reached every recipient in the scope is final at once: a
- * delivery in time stays one. Any other pair is read once its deadline passed `graceMs` ago (a
- * late-reported receipt still turns `missing` into a delivery), or `lostAfterMs` while an
- * outcome is still pending. A screen step whose messages all arrived is read a deadline and a
- * grace sooner (decision 024), with the same results.
+ * A pair whose canaries reached every recipient in the scope in time (`delivered` at each) is
+ * final at once: a delivery in time stays one. Any other pair is read once its deadline passed
+ * `graceMs` ago (a late-reported receipt still turns `missing` into a delivery), or
+ * `lostAfterMs` while an outcome is still pending. A screen step whose messages all arrived is
+ * read a deadline and a grace sooner (decision 024), with the same results.
+ *
+ * A message with a control of its own (`control`) is `void` unless that control reached every
+ * recipient; one without is `void` when most of its sender's shared controls in the step did
+ * not (an outage of that sender's path, not the background loss of one control). Otherwise
+ * `positive` when its test did not reach a recipient intact in time, `negative` when it did.
  */
 async function readResults(
   tx: Queryable,
   pairIds: string[],
+  messages: readonly MessageRequest[],
   scope: FindingScope,
   now: Date,
   graceMs: number,
   lostAfterMs: number,
 ): Promise<ProbeResult[] | undefined> {
   const found = await pairOutcomesAt(tx, pairIds, scope.recipient_region);
-  const out: ProbeResult[] = [];
+  const byPair = groupBy(found, (f) => f.pairId);
   for (const pair of pairIds) {
-    const mine = found.filter((f) => f.pairId === pair);
+    const mine = byPair.get(pair) ?? [];
     const deadline = Math.max(...mine.map((f) => f.deadlineMs));
-    const test = mine.filter((f) => f.kind === 'test').map((f) => f.status);
-    const control = mine.filter((f) => f.kind === 'control').map((f) => f.status);
-    const arrived = test.length > 0 && control.length > 0 && mine.every((f) => f.status === 'delivered');
-    if (arrived) {
-      out.push('negative');
-      continue;
-    }
+    const arrived = mine.length > 0 && mine.every((f) => f.status === 'delivered');
+    if (arrived) continue;
     if (now.getTime() < deadline + graceMs) return undefined;
-    const pending = [...test, ...control].some((s) => s === 'pending' || s === null);
+    const pending = mine.some((f) => f.status === 'pending' || f.status === null);
     if (pending && now.getTime() < deadline + lostAfterMs) return undefined;
-    if (control.length === 0 || control.some((s) => s !== 'delivered')) out.push('void');
-    else if (test.length === 0 || test.some((s) => s === null || s === 'pending' || s === 'failed'))
-      out.push('void');
-    else out.push(test.some((s) => s !== 'delivered') ? 'positive' : 'negative');
+  }
+  /** Whether a control canary reached every recipient of the scope in time. */
+  const reached = (rows: readonly { status: string | null }[]) =>
+    rows.length > 0 && rows.every((r) => r.status === 'delivered');
+  // the shared controls (of messages without their own), per sender: how many failed of how many
+  const shared = new Map<string, { failed: number; all: number }>();
+  const bareControls = found.filter(
+    (f) => f.kind === 'control' && !messages[pairIds.indexOf(f.pairId)]?.control,
+  );
+  for (const rows of groupBy(bareControls, (f) => f.canaryId).values()) {
+    const s = shared.get(rows[0]?.senderId ?? '') ?? { failed: 0, all: 0 };
+    s.all++;
+    if (!reached(rows)) s.failed++;
+    shared.set(rows[0]?.senderId ?? '', s);
+  }
+  return pairIds.map((pair, i) => {
+    const mine = byPair.get(pair) ?? [];
+    const test = mine.filter((f) => f.kind === 'test');
+    let controlsFine: boolean;
+    if (messages[i]?.control) controlsFine = reached(mine.filter((f) => f.kind === 'control'));
+    else {
+      const s = shared.get(test[0]?.senderId ?? '');
+      controlsFine = s !== undefined && s.failed * 2 <= s.all;
+    }
+    if (!controlsFine) return 'void';
+    const statuses = test.map((f) => f.status);
+    if (statuses.length === 0 || statuses.some((s) => s === null || s === 'pending' || s === 'failed'))
+      return 'void';
+    return statuses.some((s) => s !== 'delivered') ? 'positive' : 'negative';
+  });
+}
+
+/** `items` by `key`, in order (Map.groupBy is Node 21). */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
   }
   return out;
 }

@@ -16,10 +16,15 @@ import { rows } from './db/open.ts';
 import { advanceFollowups, isolationNeed } from './followups.ts';
 import { findingKey, isolateKey } from './keys.ts';
 import { finaliseOutcomes } from './outcomes.ts';
-import { campaignWithoutRounds, simulatedCampaign } from './test-support/censor.ts';
+import {
+  campaignWithoutRounds,
+  dueCanaries,
+  lastDeadlineOf,
+  reportDeliveries,
+  simulatedCampaign,
+} from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
-import { signedPost } from './test-support/probe.ts';
-import { onAppWorld, receivedEvent, sentEvent, type World } from './test-support/world.ts';
+import { onAppWorld, type World } from './test-support/world.ts';
 
 describe('isolationNeed', () => {
   const scope = {
@@ -93,36 +98,12 @@ describeEachDb('isolation end to end', (getDb) => {
       });
     // the probes hear of a step at once (check-in interval 0), so its messages are due from t0
     await advanceFollowups(db, new Date(t0), { checkinIntervalMs: 0 });
-    const canaries = await rows<{
-      id: string;
-      nonce: string;
-      text: string;
-      sendAt: string;
-      deadlineAt: string;
-    }>(
-      db,
-      sql`select id, nonce, text, send_at as "sendAt", deadline_at as "deadlineAt" from canaries
-          where campaign_id = ${campaign.id}::uuid`,
-    );
+    const canaries = await dueCanaries(db, campaign.id, new Date(t0 + 3600_000));
     expect(canaries.length).toBeGreaterThan(0);
-    const lastDeadline = Math.max(...canaries.map((c) => Date.parse(c.deadlineAt)));
+    const lastDeadline = await lastDeadlineOf(db, campaign.id);
     expect(lastDeadline).toBeGreaterThan(t0 + 2000);
-    // every canary is sent when due and seen 300 ms later, except those carrying 丁
-    const sent = [];
-    const received = [];
-    for (const c of canaries) {
-      const at = Date.parse(c.sendAt);
-      const canary = { ...c, deadlineAt: new Date(c.deadlineAt) };
-      sent.push(sentEvent(w, canary, { at: new Date(at) }));
-      if (!c.text.includes('丁')) received.push(receivedEvent(w, 'bob', canary, { at: new Date(at + 300) }));
-    }
-    for (const [probe, events] of [
-      [w.cn, received],
-      [w.us, sent],
-    ] as const) {
-      const res = await signedPost(app, probe, '/probe/v1/events', { protocol: 1, events });
-      expect(res.statusCode, res.body).toBe(200);
-    }
+    // every canary is sent when due and seen 300 ms later, except that bob never sees 丁
+    await reportDeliveries(app, w, canaries, (c) => (c.text.includes('丁') ? [] : [w.handles.bob]));
     const steps = async () =>
       rows<{ input: string[]; step: number; results: string[] | null }>(
         db,

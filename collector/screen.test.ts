@@ -11,9 +11,18 @@ import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
 import type { FindingsResponse } from '../protocol/index.ts';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
+import { insertFollowup } from './db/followups.ts';
 import { rows } from './db/open.ts';
-import { termSetKey } from './keys.ts';
-import { simulatedCampaign } from './test-support/censor.ts';
+import { advanceFollowups } from './followups.ts';
+import { screenKey, termSetKey } from './keys.ts';
+import { finaliseOutcomes } from './outcomes.ts';
+import {
+  campaignWithoutRounds,
+  type DueCanary,
+  lastDeadlineOf,
+  reportDeliveries,
+  simulatedCampaign,
+} from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { onAppWorld, type World } from './test-support/world.ts';
 
@@ -38,6 +47,86 @@ describeEachDb('screen mode end to end', (getDb) => {
   onAppWorld(getDb, (a, world) => {
     app = a;
     w = world;
+  });
+
+  it("sends a screen step's packs with a shared control for every ten a sender sends, void only when most fail", async () => {
+    const { db } = getDb();
+    // 150 sets of one 40-character term each: packs of 600 characters hold 13 of them
+    const sets = Array.from({ length: 150 }, (_, i) => [`t${String(i).padStart(3, '0')}${'x'.repeat(36)}`]);
+    const trigger = sets[7]?.[0] ?? '';
+    const campaign = await campaignWithoutRounds(db, `shared-${w.group}`, sets, [w.group]);
+    const scope = (sender: string, recipient: string) => ({
+      platform: 'testbed',
+      conversation_kind: 'group' as const,
+      sender_region: sender,
+      recipient_region: recipient,
+    });
+    // alice (US) screens towards bob (CN), bob towards alice: one sender in each scope
+    for (const s of [scope('US', 'CN'), scope('CN', 'US')])
+      await insertFollowup(db, {
+        campaignId: campaign.id,
+        procedure: 'screen',
+        input: sets,
+        scope: s,
+        key: screenKey(s),
+      });
+    const t0 = Date.now();
+    await advanceFollowups(db, new Date(t0), { checkinIntervalMs: 0 });
+    const canaries = await rows<DueCanary & { kind: string; pairId: string }>(
+      db,
+      sql`select c.id, c.text, c.nonce, c.send_at as "sendAt", a.handle as sender, c.kind, c.pair_id as "pairId"
+          from canaries c join accounts a on a.id = c.sender_account_id
+          where c.campaign_id = ${campaign.id}::uuid order by c.send_at`,
+    );
+    /** Each screen's first step, bob's (from CN) first. */
+    const steps = async () =>
+      rows<{
+        sender: string;
+        messages: { terms: string[]; control: boolean }[];
+        pairIds: string[];
+        results: string[] | null;
+      }>(
+        db,
+        sql`select f.scope->>'sender_region' as sender, s.messages, s.pair_ids as "pairIds", s.results
+            from followup_steps s join followups f on f.id = s.followup_id
+            where f.campaign_id = ${campaign.id}::uuid and s.step = 0 order by 1`,
+      );
+    const [fromCN, fromUS] = await steps();
+    for (const [step, handle] of [
+      [fromUS, w.handles.alice],
+      [fromCN, w.handles.bob],
+    ] as const) {
+      const n = step?.messages.length ?? 0;
+      expect(n).toBeGreaterThan(10);
+      expect(step?.messages.every((m) => !m.control)).toBe(true);
+      const mine = canaries.filter((c) => c.sender === handle);
+      // a test per pack, and ceil(n / 10) controls instead of n
+      expect(mine.filter((c) => c.kind === 'test')).toHaveLength(n);
+      expect(mine.filter((c) => c.kind === 'control')).toHaveLength(Math.ceil(n / 10));
+    }
+    // bob never sees the trigger; alice's first control is lost (one of two), bob's controls
+    // both (every one of his)
+    const controls = (handle: string) => canaries.filter((c) => c.kind === 'control' && c.sender === handle);
+    const lost = new Set([controls(w.handles.alice)[0]?.id, ...controls(w.handles.bob).map((c) => c.id)]);
+    await reportDeliveries(app, w, canaries, (c) => {
+      if (lost.has(c.id)) return [];
+      if (c.sender === w.handles.alice) return c.text.includes(trigger) ? [] : [w.handles.bob];
+      return [w.handles.alice];
+    });
+    // the lost controls and the drop are final only after their deadline and grace
+    const sentBy = Math.max(...canaries.map((c) => Date.parse(c.sendAt)));
+    await advanceFollowups(db, new Date(sentBy + 1000), { checkinIntervalMs: 0 });
+    expect((await steps()).map((s) => s.results)).toEqual([null, null]);
+    const after = (await lastDeadlineOf(db, campaign.id)) + 3000 + 1000;
+    await finaliseOutcomes(db, new Date(after));
+    await advanceFollowups(db, new Date(after), { checkinIntervalMs: 0 });
+    const [readCN, readUS] = await steps();
+    // one of alice's two controls failed: not most, so her packs are read; all of bob's: void
+    expect(readUS?.results).toEqual(
+      readUS?.messages.map((m) => (m.terms.includes(trigger) ? 'positive' : 'negative')),
+    );
+    expect(readUS?.results).toContain('positive');
+    expect(readCN?.results).toEqual(readCN?.messages.map(() => 'void'));
   });
 
   it('screens packed term sets, clears the innocent ones without sending them alone, and judges the rest', async () => {

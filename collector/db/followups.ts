@@ -157,10 +157,20 @@ export async function pairOutcomesAt(
   q: Queryable,
   pairIds: readonly string[],
   recipientRegion: string,
-): Promise<{ pairId: string; kind: 'test' | 'control'; status: string | null; deadlineMs: number }[]> {
+): Promise<
+  {
+    pairId: string;
+    canaryId: string;
+    senderId: string;
+    kind: 'test' | 'control';
+    status: string | null;
+    deadlineMs: number;
+  }[]
+> {
   return rows(
     q,
-    sql`select c.pair_id as "pairId", c.kind, o.status, (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+    sql`select c.pair_id as "pairId", c.id as "canaryId", c.sender_account_id as "senderId", c.kind, o.status,
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
         from canaries c
         left join outcomes o on o.canary_id = c.id
           and exists (select 1 from accounts a where a.id = o.recipient_account_id and a.region = ${recipientRegion})

@@ -25,6 +25,96 @@ export function worldRegions(w: World): Record<string, Region> {
   return { [w.handles.alice]: 'US', [w.handles.bob]: 'CN', [w.handles.carol]: 'AU' };
 }
 
+/** A canary as the simulated probes need it to report its send and receipts. */
+export interface DueCanary {
+  id: string;
+  text: string;
+  nonce: string;
+  sendAt: string;
+  /** The sender's handle. */
+  sender: string;
+}
+
+/**
+ * Reports, through the real probe API, each canary sent by its sender when due and seen 300 ms
+ * later by the members `seenBy` names (by handle), each event from the probe that holds the
+ * account (alice: the US probe; bob and carol: the CN probe). Receipts go first: a canary's
+ * deadline may be past, and a send alone would finalise as missing.
+ */
+export async function reportDeliveries(
+  app: FastifyInstance,
+  w: World,
+  canaries: readonly DueCanary[],
+  seenBy: (c: DueCanary) => readonly string[],
+): Promise<void> {
+  const region = worldRegions(w);
+  const probeOf = (handle: string): TestProbe => (region[handle] === 'US' ? w.us : w.cn);
+  const received = new Map<TestProbe, unknown[]>([
+    [w.us, []],
+    [w.cn, []],
+  ]);
+  const sent = new Map<TestProbe, unknown[]>([
+    [w.us, []],
+    [w.cn, []],
+  ]);
+  for (const c of canaries) {
+    const at = new Date(c.sendAt).getTime();
+    for (const r of seenBy(c).filter((m) => m !== c.sender)) {
+      received.get(probeOf(r))?.push({
+        type: 'received',
+        event_id: randomUUID(),
+        platform: 'testbed',
+        account: r,
+        conversation: w.group,
+        at: new Date(at + 300).toISOString(),
+        clock_offset_ms: 0,
+        adapter,
+        nonce: c.nonce,
+        text: c.text,
+      });
+    }
+    sent.get(probeOf(c.sender))?.push({
+      type: 'sent',
+      event_id: randomUUID(),
+      platform: 'testbed',
+      account: c.sender,
+      conversation: w.group,
+      at: new Date(at).toISOString(),
+      clock_offset_ms: 0,
+      adapter,
+      canary_id: c.id,
+      text: c.text,
+    });
+  }
+  for (const batch of [received, sent]) {
+    for (const p of [w.us, w.cn]) {
+      const events = batch.get(p) ?? [];
+      if (events.length === 0) continue;
+      const res = await signedPost(app, p, '/probe/v1/events', { protocol: 1, events });
+      expect(res.statusCode, res.body).toBe(200);
+    }
+  }
+}
+
+/** The campaign's canaries due by `now`, as reportDeliveries takes them. */
+export async function dueCanaries(db: Db, campaignId: string, now: Date): Promise<DueCanary[]> {
+  return rows<DueCanary>(
+    db,
+    sql`select c.id, c.text, c.nonce, c.send_at as "sendAt", a.handle as sender from canaries c
+        join accounts a on a.id = c.sender_account_id
+        where c.campaign_id = ${campaignId}::uuid and c.send_at <= ${now.toISOString()}::timestamptz`,
+  );
+}
+
+/** The latest deadline of the campaign's canaries (epoch ms). */
+export async function lastDeadlineOf(db: Db, campaignId: string): Promise<number> {
+  const [r] = await rows<{ at: string }>(
+    db,
+    sql`select max(deadline_at) as at from canaries where campaign_id = ${campaignId}::uuid`,
+  );
+  return Date.parse(r?.at ?? '');
+}
+
 export function censoredDelivery(
   app: FastifyInstance,
   db: Db,
@@ -34,61 +124,11 @@ export function censoredDelivery(
 ): (now: Date) => Promise<void> {
   const region = worldRegions(w);
   const members = Object.keys(region);
-  const probeOf = (handle: string): TestProbe => (region[handle] === 'US' ? w.us : w.cn);
-  const post = async (probe: TestProbe, events: unknown[]) => {
-    if (events.length === 0) return;
-    const res = await signedPost(app, probe, '/probe/v1/events', { protocol: 1, events });
-    expect(res.statusCode, res.body).toBe(200);
-  };
   const done = new Set<string>();
   return async (now: Date) => {
-    const due = await rows<{ id: string; text: string; nonce: string; sendAt: string; sender: string }>(
-      db,
-      sql`select c.id, c.text, c.nonce, c.send_at as "sendAt", a.handle as sender from canaries c
-          join accounts a on a.id = c.sender_account_id
-          where c.campaign_id = ${campaignId}::uuid and c.send_at <= ${now.toISOString()}::timestamptz`,
-    );
-    const received = new Map<TestProbe, unknown[]>([
-      [w.us, []],
-      [w.cn, []],
-    ]);
-    const sent = new Map<TestProbe, unknown[]>([
-      [w.us, []],
-      [w.cn, []],
-    ]);
-    for (const c of due.filter((d) => !done.has(d.id))) {
-      done.add(c.id);
-      const at = new Date(c.sendAt).getTime();
-      for (const r of members.filter((m) => m !== c.sender && !censored(c.text, region[m] as Region))) {
-        received.get(probeOf(r))?.push({
-          type: 'received',
-          event_id: randomUUID(),
-          platform: 'testbed',
-          account: r,
-          conversation: w.group,
-          at: new Date(at + 300).toISOString(),
-          clock_offset_ms: 0,
-          adapter,
-          nonce: c.nonce,
-          text: c.text,
-        });
-      }
-      sent.get(probeOf(c.sender))?.push({
-        type: 'sent',
-        event_id: randomUUID(),
-        platform: 'testbed',
-        account: c.sender,
-        conversation: w.group,
-        at: new Date(at).toISOString(),
-        clock_offset_ms: 0,
-        adapter,
-        canary_id: c.id,
-        text: c.text,
-      });
-    }
-    // receipts first: the sends' deadlines are in the past, so a send alone would finalise as missing
-    for (const p of [w.us, w.cn]) await post(p, received.get(p) ?? []);
-    for (const p of [w.us, w.cn]) await post(p, sent.get(p) ?? []);
+    const due = (await dueCanaries(db, campaignId, now)).filter((d) => !done.has(d.id));
+    for (const c of due) done.add(c.id);
+    await reportDeliveries(app, w, due, (c) => members.filter((m) => !censored(c.text, region[m] as Region)));
   };
 }
 
