@@ -109,8 +109,12 @@ async function run(databaseUrl: string, collectors: number): Promise<Run> {
 /** Rows that would show a piece of the loop done twice; each query must return nothing. */
 const DUPLICATES: Record<string, string> = {
   'rounds (campaign, round_at)': `select campaign_id, round_at from rounds group by 1, 2 having count(*) > 1`,
-  'canaries per pair (one test, one control)': `select pair_id from canaries group by pair_id
-      having count(*) filter (where kind = 'test') <> 1 or count(*) filter (where kind = 'control') <> 1`,
+  // a round's pair is one test and one control; a follow-up message's test may share its step's
+  // controls (decision 024), so its pair holds one test and at most one control
+  'canaries per pair (one test; one control, none for a follow-up sharing them)': `select pair_id
+      from canaries group by pair_id
+      having count(*) filter (where kind = 'test') <> 1 or count(*) filter (where kind = 'control') > 1
+        or (bool_and(round_id is not null) and count(*) filter (where kind = 'control') <> 1)`,
   'rounds planned twice (same seed and time)': `select r.campaign_id, c.seed, c.send_at, c.sender_account_id, c.conversation_id, c.kind
       from canaries c join rounds r on r.id = c.round_id
       group by 1, 2, 3, 4, 5, 6, c.term_set having count(*) > 1`,
