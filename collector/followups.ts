@@ -305,9 +305,10 @@ export const SCREEN_OPTIONS = (seed: string, o: { clearance?: boolean } = {}) =>
 
 /**
  * The clearance rule of the sequential design's `none` (decision 024). Not yet the collector's
- * default: at 100 term sets `silentdrop evaluate` does not settle with it in 10 minutes (five
- * times the messages). A collector gets it with `FollowupOptions.screenClearance`, which a
- * deployed one takes from SILENTDROP_SCREEN_CLEARANCE (collector/config.ts).
+ * default: at 100 term sets `silentdrop evaluate` settles with it in 7 minutes (P = R = 1, two
+ * to three times the messages), but at 500 not in 30 minutes. A collector gets it with
+ * `FollowupOptions.screenClearance`, which a deployed one takes from SILENTDROP_SCREEN_CLEARANCE
+ * (collector/config.ts).
  */
 export const SCREEN_CLEARANCE = {
   margin: DEFAULT_SEQUENTIAL_DESIGN.margin,
