@@ -12,7 +12,7 @@
  * Words come from vocabulary.ts; which words, and how a run is cut, is random (seeded).
  */
 
-import { findTriggers, matchKey, type TriggerIndex, triggerIndex } from './matching.ts';
+import { asTriggerIndex, findTriggers, matchKey, type TriggerIndex, triggerIndex } from './matching.ts';
 import { pick, type Rng, randomInt } from './rng.ts';
 import { type HanVariant, hanVariant, type RunFamily, type ScriptRun, scriptRuns } from './scripts.ts';
 import { normalizeTerm } from './terms.ts';
@@ -166,10 +166,6 @@ export interface ControlOptions {
   maxAttempts?: number;
 }
 
-function isIndex(x: Iterable<string> | TriggerIndex): x is TriggerIndex {
-  return 'keys' in x && Array.isArray((x as TriggerIndex).keys);
-}
-
 /** Benign control terms matched one-to-one to `termSet` (see the file comment for "matched"). */
 export function makeControlTerms(
   termSet: readonly string[],
@@ -178,12 +174,7 @@ export function makeControlTerms(
 ): string[] {
   const terms = termSet.map(normalizeTerm);
   const own = triggerIndex(terms);
-  const avoid =
-    options.avoid === undefined
-      ? undefined
-      : isIndex(options.avoid)
-        ? options.avoid
-        : triggerIndex(options.avoid);
+  const avoid = asTriggerIndex(options.avoid);
   const safe = (text: string) =>
     findTriggers(text, own).length === 0 && (avoid === undefined || findTriggers(text, avoid).length === 0);
   const maxAttempts = options.maxAttempts ?? 200;
