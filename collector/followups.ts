@@ -66,9 +66,10 @@ import {
 import type { Db, Queryable } from './db/open.ts';
 import { isFindingVerdict, sweepRules, writeScreenClearances } from './findings.ts';
 import { findingKey, isolateKey, screenKey, termSetKey } from './keys.ts';
-import { planRound } from './planning/canaries.ts';
+import { avoidList, planRound } from './planning/canaries.ts';
 import { createRng, pick } from './planning/rng.ts';
 import { conversationScopes, toCanaryRows } from './rounds.ts';
+import { yielder } from './yield.ts';
 
 export interface FollowupOptions {
   /** Results are read once the deadline passed this long ago (default: the campaign's deadline). */
@@ -470,7 +471,11 @@ async function sendMessages(
     given.set(choice.accountId, k + 1);
     return { m, choice, k, withControl };
   });
+  // built once for the step: every message's plan avoids the whole list (thousands of terms)
+  const avoid = avoidList(all.flat());
+  const tick = yielder();
   for (const [i, { m, choice, k, withControl }] of plans.entries()) {
+    await tick();
     const conv: SelectedConversation = choice.conv;
     const share = given.get(choice.accountId) ?? 1;
     const plan = planRound({
@@ -491,7 +496,7 @@ async function sendMessages(
       senders: { eligible: [choice.sender] },
       spreadSeconds: 1,
       deadlineSeconds: c.deadlineSeconds,
-      avoid: [...all.flat(), ...m.terms],
+      avoid,
     });
     const rowsToInsert = toCanaryRows(plan, null, [conv]).filter((r) => withControl || r.kind === 'test');
     const pair = rowsToInsert[0]?.pairId;
@@ -541,8 +546,9 @@ async function readResults(
     rows.length > 0 && rows.every((r) => r.status === 'delivered');
   // the shared controls (of messages without their own), per sender: how many failed of how many
   const shared = new Map<string, { failed: number; all: number }>();
+  const place = new Map(pairIds.map((pair, i) => [pair, i]));
   const bareControls = found.filter(
-    (f) => f.kind === 'control' && !messages[pairIds.indexOf(f.pairId)]?.control,
+    (f) => f.kind === 'control' && !messages[place.get(f.pairId) ?? -1]?.control,
   );
   for (const rows of groupBy(bareControls, (f) => f.canaryId).values()) {
     const s = shared.get(rows[0]?.senderId ?? '') ?? { failed: 0, all: 0 };

@@ -8,7 +8,8 @@
  * per region of the policy); `--accounts` points probes at an existing XMPP server with the
  * accounts of an accounts file (accounts-network.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runningScreens } from '../../collector/db/evaluation.ts';
@@ -164,6 +165,7 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
     return { report: last.report, settled: last.settled, durationMs, dataDir };
   } finally {
     await net.stop();
-    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    // async: removing a PGlite folder takes most of a second, which would stall the event loop
+    if (ownDir) await rm(dataDir, { recursive: true, force: true });
   }
 }

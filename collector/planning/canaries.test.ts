@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { findNonce, findNonces, GENERATED_NONCE_FORMS, nonceForm } from '../../protocol/nonce.ts';
 import {
+  avoidList,
   buildCanaryText,
   type CanaryTemplate,
   checkTemplateSafety,
@@ -155,6 +156,17 @@ describe.skipIf(!citizenLabPresent)(`safety against the Citizen Lab lists${skipN
 });
 
 describe('planRound', () => {
+  it('plans the same from a list built once with avoidList as from the terms, per set and for a set not listed', () => {
+    const list = [...allCitizenLabSets().flatMap((x) => x.terms), 'ＪＩＮＰＩＮＧ', '六四', '刘晓波'];
+    const built = avoidList(list);
+    const sets = [['六四', '刘晓波'], ['法輪功'], ['Jinping'], ['not listed']];
+    for (const [i, set] of sets.entries()) {
+      const one = { termSets: [set], seed: `step:${i}` };
+      expect(planRound(input({ ...one, avoid: built }))).toEqual(planRound(input({ ...one, avoid: list })));
+    }
+    expect(planRound(input({ avoid: built }))).toEqual(planRound(input({ avoid: list })));
+  });
+
   it('is deterministic for a seed and differs for another seed', () => {
     const a = planRound(input());
     expect(planRound(input())).toEqual(a);

@@ -5,7 +5,7 @@
 import type { ConversationKind } from '../../protocol/common.ts';
 import { GENERATED_NONCE_FORMS, makeNonce } from '../../protocol/nonce.ts';
 import { ControlError, makeControlTerms } from './controls.ts';
-import { findTriggers, type TriggerIndex, triggerIndex } from './matching.ts';
+import { asTriggerIndex, findTriggers, matchKey, type TriggerIndex, triggerIndex } from './matching.ts';
 import { createRng, pick, RNG_ALGORITHM, type Rng, randomInt, randomUuid, shuffled } from './rng.ts';
 import { buildCanaryText, type CanaryTemplate, TEMPLATE_VERSION, TEMPLATES } from './templates.ts';
 import { normalizeTerm, termSetKey } from './terms.ts';
@@ -69,8 +69,11 @@ export interface PlanRoundInput {
   deadlineSeconds: number;
   /** Default TEMPLATES. */
   templates?: readonly CanaryTemplate[];
-  /** Further terms no control, padding or nonce may contain (e.g. the campaign's whole list). */
-  avoid?: Iterable<string>;
+  /**
+   * Further terms no control, padding or nonce may contain (e.g. the campaign's whole list),
+   * or the same built once with `avoidList`.
+   */
+  avoid?: Iterable<string> | TriggerIndex;
 }
 
 export type CanaryKind = 'test' | 'control';
@@ -117,17 +120,37 @@ export interface RoundPlan {
   skipped: { conversation: string; reason: string; termSet?: string[] }[];
 }
 
+/** Answers of `nonceAvoidable`, which planning asks for every listed term of every plan. */
+const avoidable = new Map<string, boolean>();
+/** Bounds the memo; a campaign's list is a few thousand terms. */
+const AVOIDABLE_MEMO = 100_000;
+
 /**
  * Whether a nonce free of `term` can be drawn at all (a term such as "s" or "sd" is in every
- * nonce). Uses its own generator so the round's random stream is unchanged.
+ * nonce). A pure function of the term (its own generator, seeded by the term), so the round's
+ * random stream is unchanged and the answer is kept.
  */
-function nonceAvoidable(term: string, seed: string): boolean {
+function nonceAvoidable(term: string): boolean {
+  const known = avoidable.get(term);
+  if (known !== undefined) return known;
+  let ok = true;
   try {
-    newNonce(createRng(`${seed}:nonce-check`), triggerIndex([term]));
-    return true;
+    newNonce(createRng(`nonce-check:${term}`), triggerIndex([term]));
   } catch {
-    return false;
+    ok = false;
   }
+  if (avoidable.size >= AVOIDABLE_MEMO) avoidable.clear();
+  avoidable.set(term, ok);
+  return ok;
+}
+
+/**
+ * A campaign's list as planning avoids it (`PlanRoundInput.avoid`): normalised, without the
+ * terms no nonce can avoid. Build it once for many plans of the same list (a follow-up step
+ * plans one per message); a plan built from it equals one given the terms themselves.
+ */
+export function avoidList(terms: Iterable<string>): TriggerIndex {
+  return triggerIndex([...terms].map(normalizeTerm).filter(nonceAvoidable));
 }
 
 /** A per-round seed that every stateless collector derives alike. */
@@ -204,16 +227,8 @@ export function planRound(input: PlanRoundInput): RoundPlan {
   const requested = input.termSets.map((s) => [...new Set(s.map(normalizeTerm))]);
   // A term no nonce can avoid cannot be tested; it is left out of the nonce check as well,
   // since otherwise no canary of the round could be planned.
-  const avoidable = new Map<string, boolean>();
-  const canAvoid = (t: string) => {
-    const known = avoidable.get(t);
-    if (known !== undefined) return known;
-    const ok = nonceAvoidable(t, seed);
-    avoidable.set(t, ok);
-    return ok;
-  };
   const termSets = requested.filter((set) => {
-    const bad = set.filter((t) => !canAvoid(t));
+    const bad = set.filter((t) => !nonceAvoidable(t));
     if (bad.length === 0) return true;
     skipped.push({
       conversation: '*',
@@ -222,10 +237,11 @@ export function planRound(input: PlanRoundInput): RoundPlan {
     });
     return false;
   });
-  const avoid = triggerIndex([
-    ...termSets.flat(),
-    ...[...(input.avoid ?? [])].map(normalizeTerm).filter(canAvoid),
-  ]);
+  const listed = asTriggerIndex(input.avoid, avoidList);
+  const avoid =
+    listed !== undefined && termSets.every((set) => set.every((t) => listed.rank.has(matchKey(t).trim())))
+      ? listed
+      : triggerIndex([...termSets.flat(), ...(listed?.keys ?? []).map(({ term }) => term)]);
   const usedNonces = new Set<string>();
   const nonce = (form: GeneratedNonceForm) => {
     let n = newNonce(rng, avoid, form);
