@@ -364,12 +364,17 @@ async function finish(
 }
 
 /**
- * The shortest window (1 s, doubling up to an hour, plus the deadline) in which the scope's
+ * The shortest window (whole seconds up to an hour, plus the deadline) in which the scope's
  * senders have budget for every canary of the step (`canaries`: tests and controls), with each
  * sender's budget there; undefined when even an hour is not enough (the step waits for a later
  * sweep). Each sender's window opens when its probe hears of the step (`from`: its next
  * check-in). Follow-up messages are planned within the senders' send budget like rounds
  * (docs/decisions/014).
+ *
+ * The window doubles from 1 s until it holds the step, reading the senders' loads once per
+ * try; then the shortest whole second between the last two tries is found by halving, against
+ * the longer window's loads (which count at least as many competing sends: never too few). A
+ * step that needs 9 s takes 9, not 16: the step, and the screen it belongs to, end sooner.
  */
 async function followupBudget(
   tx: Queryable,
@@ -381,20 +386,37 @@ async function followupBudget(
   const ids = [...from.keys()];
   const latest = Math.max(now.getTime(), ...from.values());
   for (let spreadSeconds = 1; spreadSeconds <= 3600; spreadSeconds *= 2) {
-    const span = (spreadSeconds + deadlineSeconds) * 1000;
     // what is planned from now to the latest window's end competes (a little more than one
     // sender's own window: counted against it, never for it)
-    const loads = await senderLoads(tx, ids, now, new Date(latest + span));
-    const left = new Map(
-      ids.map((id) => {
-        const start = from.get(id) ?? now.getTime();
-        return [
-          id,
-          budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, start, start + span),
-        ] as const;
-      }),
+    const loads = await senderLoads(
+      tx,
+      ids,
+      now,
+      new Date(latest + (spreadSeconds + deadlineSeconds) * 1000),
     );
-    if ([...left.values()].reduce((a, b) => a + b, 0) >= canaries) return { spreadSeconds, left };
+    const leftIn = (seconds: number) => {
+      const span = (seconds + deadlineSeconds) * 1000;
+      return new Map(
+        ids.map((id) => {
+          const start = from.get(id) ?? now.getTime();
+          return [
+            id,
+            budgetLeft(loads.get(id) ?? { sentSinceReport: 0, outstanding: 0 }, start, start + span),
+          ] as const;
+        }),
+      );
+    };
+    const fits = (left: ReadonlyMap<string, number>) =>
+      [...left.values()].reduce((a, b) => a + b, 0) >= canaries;
+    if (!fits(leftIn(spreadSeconds))) continue;
+    let short = Math.floor(spreadSeconds / 2);
+    let long = spreadSeconds;
+    while (long - short > 1) {
+      const mid = Math.floor((short + long) / 2);
+      if (fits(leftIn(mid))) long = mid;
+      else short = mid;
+    }
+    return { spreadSeconds: long, left: leftIn(long) };
   }
   return undefined;
 }

@@ -16,7 +16,7 @@ import type { FindingScope } from './db/findings.ts';
 import { insertFollowup } from './db/followups.ts';
 import { type Db, rows } from './db/open.ts';
 import { advanceFollowups } from './followups.ts';
-import { findingKey, isolateKey } from './keys.ts';
+import { findingKey, isolateKey, screenKey } from './keys.ts';
 import { extraPairs, materialiseDueRounds, planningLead, RoundPlanner } from './rounds.ts';
 import { campaignWithoutRounds } from './test-support/censor.ts';
 import { describeEachDb } from './test-support/db.ts';
@@ -654,6 +654,43 @@ describeEachDb('rounds within the send budget', (getDb) => {
     within(await stepAt(['庚', '辛', '壬'], { lastMsAgo: 1000, gapMs: 60_000 }), 14_000);
     // past its time: it may come any moment, so the step is due at once
     within(await stepAt(['子', '丑', '寅'], { lastMsAgo: 10_000, gapMs: 2000 }), 0);
+  });
+
+  it('spreads a follow-up step over the shortest whole second that holds it, not the next power of two', async () => {
+    const { db } = getDb();
+    const { tag, us, cn, group } = twoInAGroup('spread');
+    // one send every 3 s: with the 3-s deadline, a window of s seconds holds floor((s + 3) / 3) + 1
+    const slow = capacity({ pacing_max_ms: 3000 });
+    await checkin(app, w.cn, [{ ...account('testbed', cn, 'CN'), capacity: UNLIMITED_CAPACITY }], [group]);
+    await checkin(app, w.us, [{ ...account('testbed', us, 'US'), capacity: slow }], [group]);
+    // 150 sets of one 40-character term: a screen's first step packs them into a dozen messages
+    const sets = Array.from({ length: 150 }, (_, i) => [`t${String(i).padStart(3, '0')}${'x'.repeat(36)}`]);
+    const campaign = await campaignWithoutRounds(db, `spread-${tag}`, sets, [group.ref]);
+    const scope = testbedScope('group', 'US', 'CN');
+    await insertFollowup(db, {
+      campaignId: campaign.id,
+      procedure: 'screen',
+      input: sets,
+      scope,
+      key: screenKey(scope),
+    });
+    await advanceFollowups(db, new Date(), { checkinIntervalMs: 5000 });
+    const made = await rows<{ sendAt: string; kind: string }>(
+      db,
+      sql`select send_at as "sendAt", kind from canaries where campaign_id = ${campaign.id}::uuid`,
+    );
+    const n = made.filter((c) => c.kind === 'test').length;
+    expect(n).toBeGreaterThan(10);
+    // n packs and a shared control per ten: the shortest window that holds them (a power of two
+    // would be up to twice as long); message k of n starts k/n into it, within its own second
+    expect(made).toHaveLength(n + Math.ceil(n / 10));
+    let needed = 1;
+    while (Math.floor((needed + 3) / 3) + 1 < made.length) needed++;
+    expect(needed & (needed - 1)).not.toBe(0);
+    const at = made.map((c) => Date.parse(c.sendAt));
+    const last = ((n - 1) / n) * needed * 1000;
+    expect(Math.max(...at) - Math.min(...at)).toBeGreaterThan(last - 1000);
+    expect(Math.max(...at) - Math.min(...at)).toBeLessThan(last + 1000);
   });
 
   /**
