@@ -5,7 +5,7 @@
 import type { ConversationKind } from '../../protocol/common.ts';
 import { GENERATED_NONCE_FORMS, makeNonce } from '../../protocol/nonce.ts';
 import { ControlError, makeControlTerms } from './controls.ts';
-import { asTriggerIndex, findTriggers, matchKey, type TriggerIndex, triggerIndex } from './matching.ts';
+import { asTriggerIndex, findTriggers, hasTerm, type TriggerIndex, triggerIndex } from './matching.ts';
 import { createRng, pick, RNG_ALGORITHM, type Rng, randomInt, randomUuid, shuffled } from './rng.ts';
 import { buildCanaryText, type CanaryTemplate, TEMPLATE_VERSION, TEMPLATES } from './templates.ts';
 import { normalizeTerm, termSetKey } from './terms.ts';
@@ -239,7 +239,7 @@ export function planRound(input: PlanRoundInput): RoundPlan {
   });
   const listed = asTriggerIndex(input.avoid, avoidList);
   const avoid =
-    listed !== undefined && termSets.every((set) => set.every((t) => listed.rank.has(matchKey(t).trim())))
+    listed !== undefined && termSets.every((set) => set.every((t) => hasTerm(listed, t)))
       ? listed
       : triggerIndex([...termSets.flat(), ...(listed?.keys ?? []).map(({ term }) => term)]);
   const usedNonces = new Set<string>();

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { findTriggers, matchKey, triggerIndex } from './matching.ts';
+import { findTriggers, hasTerm, matchKey, triggerIndex } from './matching.ts';
 
 /** The rule itself, one key at a time: what the index must find. */
 function scanned(text: string, terms: readonly string[]): string[] {
@@ -57,5 +57,21 @@ describe('findTriggers', () => {
     expect(findTriggers('ＴＩＡＮＡＮＭＥＮ', index)).toEqual(['Tiananmen']);
     expect(findTriggers('term12 term1x', index)).toEqual(['term1x']);
     expect(findTriggers('nothing here', index)).toEqual([]);
+  });
+
+  it('knows its own terms by their match keys, not by their spelling', () => {
+    const index = triggerIndex(['Tiananmen', '六四', ' padded ']);
+    expect(['ＴＩＡＮＡＮＭＥＮ', '六 四', 'padded', 'PADDED '].map((t) => hasTerm(index, t))).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(['Tiananmen Square', '六', '', ' '].map((t) => hasTerm(index, t))).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
   });
 });

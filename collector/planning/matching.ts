@@ -37,6 +37,11 @@ export function asTriggerIndex(
   return build(terms as Iterable<string>);
 }
 
+/** Whether `term` is one of the index's terms (by its match key, as the index keeps it). */
+export function hasTerm(index: TriggerIndex, term: string): boolean {
+  return index.rank.has(matchKey(term).trim());
+}
+
 /** Below this many keys, one `includes` per key is as quick as the lookups. */
 const SCAN_KEYS = 16;
 
