@@ -164,7 +164,7 @@ async function screeningTable(inputOrder: boolean, isolate: boolean): Promise<vo
  * second pass of decision 024), and every set the screen flags is then judged by the rounds
  * one per message with paired controls and the sequential design (a look every 4 pairs) until
  * it settles. Reported: the screen's messages, the rounds' messages for flagged sets, and the
- * precision and recall of the final verdicts.
+ * precision and recall of the final verdicts, and the rounds the screen took.
  */
 async function collectorTable(clearance: boolean): Promise<void> {
   console.log(
@@ -173,10 +173,11 @@ async function collectorTable(clearance: boolean): Promise<void> {
       : '\nas the collector runs it: matched control per pack, confirmSet 1, flagged sets judged by the rounds',
   );
   console.log(
-    'seed  truth  flagged  screen-msgs  round-msgs  messages  one-per-set  saving  precision  recall  (one-per-set: precision  recall)',
+    'seed  truth  flagged  screen-rounds  screen-msgs  round-msgs  messages  one-per-set  saving  precision  recall  (one-per-set: precision  recall)',
   );
   let sumMessages = 0;
   let sumBaseline = 0;
+  let sumRounds = 0;
   for (let seed = 1; seed <= seeds; seed++) {
     const { scenario, censor, truth } = seededScenario(seed);
     let screenMessages = 0;
@@ -233,10 +234,12 @@ async function collectorTable(clearance: boolean): Promise<void> {
     const messages = screenMessages + roundMessages;
     sumMessages += messages;
     sumBaseline += baseline;
+    sumRounds += r.rounds;
     const row = [
       seed,
       truth.length,
       flagged.length,
+      r.rounds,
       screenMessages,
       roundMessages,
       messages,
@@ -250,7 +253,7 @@ async function collectorTable(clearance: boolean): Promise<void> {
     console.log(row.map((v) => String(v).padStart(5)).join('  '));
   }
   console.log(
-    `mean: ${(sumMessages / seeds).toFixed(0)} messages vs ${(sumBaseline / seeds).toFixed(0)} one set per message (${(sumBaseline / sumMessages).toFixed(1)}x fewer)`,
+    `mean: ${(sumMessages / seeds).toFixed(0)} messages vs ${(sumBaseline / seeds).toFixed(0)} one set per message (${(sumBaseline / sumMessages).toFixed(1)}x fewer); the screen took ${(sumRounds / seeds).toFixed(1)} rounds a seed (in a collector a round is a follow-up step)`,
   );
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { benignTermSets } from './benign-terms.ts';
 import { citizenLabAvailable, loadCitizenLab } from './citizenlab-data.ts';
 import {
   answersToPass,
@@ -69,6 +70,41 @@ describe('screen', () => {
     expect(r.suppressed).toEqual([2]);
     expect(r.status[0]).not.toBe('suppressed');
     expect(r.status[3]).not.toBe('suppressed');
+  });
+
+  it('finds a cross-set combination by asking the pack without each block, then each set, in fewer rounds', async () => {
+    // 32 sets in one pack, three of them a combination that is dropped only together
+    const parts = ['709', '律师', '维权'];
+    let oneRound = { rounds: 0, tests: 0, exact: 0 };
+    let sequential = { rounds: 0, tests: 0, exact: 0 };
+    for (let seed = 1; seed <= 30; seed++) {
+      const sets = benignTermSets(29, seed);
+      const at = [3 + (seed % 7), 12 + (seed % 9), 24 + (seed % 5)];
+      at.forEach((i, k) => {
+        sets.splice(i, 0, [parts[k]!]);
+      });
+      const rules: SimRule[] = [{ id: 'combo', all: parts, action: 'drop' }];
+      const run = async (crossSetOneRound: boolean, sum: typeof oneRound) => {
+        const { probe } = probeFor({ rules, backgroundLoss: 0.03 }, seed);
+        const r = await screen(sets, probe, { crossSetOneRound });
+        expect(r.packs).toBe(1);
+        expect(r.suppressed, `seed ${seed}`).toEqual([]);
+        const exact = JSON.stringify(r.crossSet) === JSON.stringify([at]);
+        return {
+          rounds: sum.rounds + r.rounds,
+          tests: sum.tests + r.tests,
+          exact: sum.exact + (exact ? 1 : 0),
+        };
+      };
+      oneRound = await run(true, oneRound);
+      sequential = await run(false, sequential);
+    }
+    expect(oneRound.exact).toBeGreaterThanOrEqual(28);
+    expect(oneRound.exact).toBeGreaterThanOrEqual(sequential.exact);
+    // two rounds of questions at once where the minimisation asks one a round, for no more messages
+    // (here 600 rounds and 1,115 tests against 1,165 and 1,166)
+    expect(oneRound.rounds).toBeLessThan(0.75 * sequential.rounds);
+    expect(oneRound.tests).toBeLessThan(1.05 * sequential.tests);
   });
 
   it('retries rounds voided by an outage instead of reading them as suppression', async () => {
