@@ -2,7 +2,7 @@
  * Follow-up canaries that spend fewer messages: isolation of the minimal term combination(s)
  * behind a suppressed multi-term finding (`isolate` and `screen` campaigns), and screening of
  * a `screen` campaign's term sets packed into messages (group testing). Both are driven by the
- * stateless steppers of collector/analysis (`isolationStep`, `screeningStep`): every round they
+ * stateless steppers of collector/analysis (`isolationStep`, `screeningStep` through `resumeScreening`): every round they
  * ask for is stored (followup_steps: messages, the pair ids sent for them, and their results
  * once final), so the stepper replays the log after a restart and nothing lives in memory.
  *
@@ -31,9 +31,9 @@ import {
   type MessageRequest,
   type ProbeResult,
   type RoundRecord,
+  resumeScreening,
   type ScreeningOptions,
   type ScreeningResult,
-  screeningStep,
 } from './analysis/index.ts';
 import { budgetLeft, nextCheckin } from './capacity.ts';
 import { DEFAULT_CHECKIN_INTERVAL_MS } from './config.ts';
@@ -251,16 +251,16 @@ async function advanceRun(
     s.results = results;
   }
   const logRecords: RoundRecord[] = steps.map((s) => ({ messages: s.messages, results: s.results ?? [] }));
-  let step: Awaited<ReturnType<typeof isolationStep>> | Awaited<ReturnType<typeof screeningStep>>;
+  const screenOptions = SCREEN_OPTIONS(c.seed, { clearance: options.screenClearance === true });
+  let step: Awaited<ReturnType<typeof isolationStep>> | Awaited<ReturnType<typeof resumeScreening>>;
   try {
     step =
       run.procedure === 'isolate'
         ? await isolationStep(run.input as string[], logRecords)
-        : await screeningStep(
-            run.input as string[][],
-            logRecords,
-            SCREEN_OPTIONS(c.seed, { clearance: options.screenClearance === true }),
-          );
+        : await resumeScreening(run.input as string[][], logRecords, screenOptions, [
+            // a screen begun before cross-set searches asked their first questions at once
+            { ...screenOptions, crossSetOneRound: false },
+          ]);
   } catch (err) {
     log?.warn({ err, followup: run.id }, 'follow-up run failed');
     await failFollowup(tx, run.id, (err as Error).message);
@@ -301,6 +301,9 @@ export const SCREEN_OPTIONS = (seed: string, o: { clearance?: boolean } = {}) =>
   ({
     shuffleSeed: seedNumber(seed),
     confirmSet: 1,
+    // a round is a follow-up step here (seconds): a cross-set search asks its first round of
+    // questions at once, not one a step
+    crossSetOneRound: true,
     ...(o.clearance ? { clearance: SCREEN_CLEARANCE } : {}),
   }) satisfies Partial<ScreeningOptions>;
 

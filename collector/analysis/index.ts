@@ -41,6 +41,7 @@ export {
   ReplayMismatchError,
   type RoundRecord,
   replay,
+  resumeScreening,
   type Step,
   screeningStep,
   textIsolationStep,

@@ -4,6 +4,7 @@ import {
   isolationStep,
   ReplayMismatchError,
   type RoundRecord,
+  resumeScreening,
   type Step,
   screeningStep,
   textIsolationStep,
@@ -74,6 +75,35 @@ describe('screeningStep', () => {
     expect(result.suppressed).toEqual([5]);
     expect(result.crossSet).toEqual([[1, 3]]);
     expect(log.length).toBe(live.rounds);
+  });
+
+  it('goes on with earlier options where the log was written with them, and only then', async () => {
+    // noiseless: a pack is positive when a rule fires in it (709 + 律师 meet in one cross-set search)
+    const fires = (terms: readonly string[]) => rules.some((r) => r.all.every((t) => terms.includes(t)));
+    const answer = (messages: RoundRecord['messages']) =>
+      messages.map((m) => (fires(m.terms) ? ('positive' as const) : ('negative' as const)));
+    const before = { crossSetOneRound: false };
+    const now = { crossSetOneRound: true };
+    const old = await drive((log) => screeningStep(sets, log, before), answer);
+    const fresh = await drive((log) => screeningStep(sets, log, now), answer);
+    expect(old.result.crossSet).toEqual([[1, 3]]);
+    expect(fresh.result.crossSet).toEqual([[1, 3]]);
+    // the cross-set search asks differently: the two logs part at some round
+    const parted = old.log.findIndex(
+      (r, i) => JSON.stringify(r.messages) !== JSON.stringify(fresh.log[i]?.messages),
+    );
+    expect(parted).toBeGreaterThan(0);
+    for (const upTo of [parted + 1, parted + 2, old.log.length]) {
+      const log = old.log.slice(0, upTo);
+      await expect(screeningStep(sets, log, now)).rejects.toBeInstanceOf(ReplayMismatchError);
+      expect(await resumeScreening(sets, log, now, [before])).toEqual(await screeningStep(sets, log, before));
+    }
+    // a log the current options wrote, or one both would have written, is replayed with them
+    for (const log of [fresh.log.slice(0, parted + 1), old.log.slice(0, parted)])
+      expect(await resumeScreening(sets, log, now, [before])).toEqual(await screeningStep(sets, log, now));
+    // a log no options wrote is still refused
+    const bad: RoundRecord[] = [{ messages: [{ terms: ['x'], control: false }], results: ['negative'] }];
+    await expect(resumeScreening(sets, bad, now, [before])).rejects.toBeInstanceOf(ReplayMismatchError);
   });
 
   it('refuses a log that does not match the plan', async () => {

@@ -84,6 +84,29 @@ export function screeningStep(
   );
 }
 
+/**
+ * `screeningStep` for a log that earlier options may have written (a collector upgraded while its
+ * screens ran): with `options` first, then with each of `earlier` when the log does not match, so
+ * a screen goes on as it began instead of failing and leaving its sets to the rounds.
+ */
+export async function resumeScreening(
+  sets: readonly (readonly string[])[],
+  log: readonly RoundRecord[],
+  options: Partial<ScreeningOptions>,
+  earlier: readonly Partial<ScreeningOptions>[],
+): Promise<Step<ScreeningResult>> {
+  let mismatch: unknown;
+  for (const o of [options, ...earlier]) {
+    try {
+      return await screeningStep(sets, log, o);
+    } catch (err) {
+      if (!(err instanceof ReplayMismatchError)) throw err;
+      mismatch ??= err;
+    }
+  }
+  throw mismatch;
+}
+
 function termsProbe(send: Send) {
   return async (terms: readonly string[], o: { control: boolean }): Promise<ProbeResult> => {
     const [r] = await send([{ terms: [...terms], control: o.control }]);
