@@ -59,7 +59,9 @@ import {
   insertDerivedTermSet,
   insertFollowup,
   insertFollowupStep,
+  type PairOutcome,
   pairOutcomesAt,
+  resendFollowupStep,
   runningFollowupRuns,
   saveStepResults,
 } from './db/followups.ts';
@@ -101,6 +103,9 @@ export interface FollowupOptions {
  * sender sends (the stepper's contract, collector/analysis/resumable.ts: ceil(n / 10)).
  */
 const SHARED_CONTROL_EVERY = 10;
+
+/** How often a step no probe took in time is sent again before its messages are read as voids. */
+const MAX_STEP_RESENDS = 2;
 
 /** Per campaign, how long its last follow-up transaction took in this process (ms). */
 const followupsTook = new Map<string, number>();
@@ -245,7 +250,26 @@ async function advanceRun(
   for (const s of steps) {
     if (s.results) continue;
     const lostAfterMs = options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);
-    const results = await readResults(tx, s.pairIds, s.messages, run.scope, now, graceMs, lostAfterMs);
+    const found = await pairOutcomesAt(tx, s.pairIds, run.scope.recipient_region);
+    if (s.resends < MAX_STEP_RESENDS && neverSent(found, now)) {
+      // no probe took some of the step's canaries before their deadline: that says nothing of
+      // the terms, so the step is sent again rather than read as voids (decision 024)
+      const again = await sendMessages(tx, c, run, s.step, s.messages, now, {
+        visibleAt,
+        checkinIntervalMs: options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS,
+        attempt: s.resends + 1,
+      });
+      if (again === 'wait') return;
+      if (again) {
+        log?.info(
+          { followup: run.id, step: s.step, scope: run.scope },
+          'follow-up step sent again: not taken by a probe in time',
+        );
+        await resendFollowupStep(tx, run.id, s.step, again);
+        return;
+      }
+    }
+    const results = readResults(found, s.pairIds, s.messages, now, graceMs, lostAfterMs);
     if (!results) return; // the latest round is not final yet
     await saveStepResults(tx, run.id, s.step, results);
     s.results = results;
@@ -440,9 +464,11 @@ async function sendMessages(
   round: number,
   messages: MessageRequest[],
   now: Date,
-  heard: { visibleAt: number; checkinIntervalMs: number },
+  heard: { visibleAt: number; checkinIntervalMs: number; attempt?: number },
 ): Promise<string[] | 'wait' | undefined> {
   const s = run.scope;
+  // a step sent again draws new pairs, canaries and nonces
+  const seed = `${c.seed}:${run.id}:${round}${heard.attempt ? `:${heard.attempt}` : ''}`;
   const convs = (await selectConversations(tx, c.conversationSelection)).filter(
     (v) =>
       v.platform === s.platform &&
@@ -450,7 +476,7 @@ async function sendMessages(
       v.members.some((m) => m.active && m.region === s.sender_region) &&
       v.members.some((m) => m.region === s.recipient_region),
   );
-  const rng = createRng(`${c.seed}:${run.id}:${round}`);
+  const rng = createRng(seed);
   const all = await termSetsOf(tx, c.termListIds);
   const options = convs.flatMap((v) =>
     v.members
@@ -508,7 +534,7 @@ async function sendMessages(
       roundAt: new Date(
         (from.get(choice.accountId) ?? now.getTime()) + Math.floor((k / share) * budget.spreadSeconds * 1000),
       ),
-      seed: `${c.seed}:${run.id}:${round}:${i}`,
+      seed: `${seed}:${i}`,
       termSets: [m.terms],
       conversations: [
         {
@@ -546,16 +572,14 @@ async function sendMessages(
  * not (an outage of that sender's path, not the background loss of one control). Otherwise
  * `positive` when its test did not reach a recipient intact in time, `negative` when it did.
  */
-async function readResults(
-  tx: Queryable,
-  pairIds: string[],
+function readResults(
+  found: readonly PairOutcome[],
+  pairIds: readonly string[],
   messages: readonly MessageRequest[],
-  scope: FindingScope,
   now: Date,
   graceMs: number,
   lostAfterMs: number,
-): Promise<ProbeResult[] | undefined> {
-  const found = await pairOutcomesAt(tx, pairIds, scope.recipient_region);
+): ProbeResult[] | undefined {
   const byPair = groupBy(found, (f) => f.pairId);
   for (const pair of pairIds) {
     const mine = byPair.get(pair) ?? [];
@@ -596,6 +620,20 @@ async function readResults(
       return 'void';
     return statuses.some((s) => s !== 'delivered') ? 'positive' : 'negative';
   });
+}
+
+/**
+ * Whether a step was not sent: every canary's deadline has passed and one at least was neither
+ * taken by a probe nor reported (a sweep that committed after the check-in it planned for, a probe
+ * down). Its messages would read as `void`, and voids spend a screen's or an isolation's patience
+ * with a set (a kept 100-set run left 47 sets `unresolved` so); they say nothing of the terms.
+ */
+function neverSent(found: readonly PairOutcome[], now: Date): boolean {
+  return (
+    found.length > 0 &&
+    found.every((f) => f.deadlineMs <= now.getTime()) &&
+    found.some((f) => !f.handedOut && f.status === null)
+  );
 }
 
 /** `items` by `key`, in order (Map.groupBy is Node 21). */

@@ -10,8 +10,9 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
 import type { FindingsResponse } from '../protocol/index.ts';
+import { takeDueCanaries } from './db/canaries.ts';
 import { derivedTermSets, findingsOfCampaign } from './db/findings.ts';
-import { insertFollowup } from './db/followups.ts';
+import { followupSteps, insertFollowup } from './db/followups.ts';
 import { rows } from './db/open.ts';
 import { advanceFollowups } from './followups.ts';
 import { screenKey, termSetKey } from './keys.ts';
@@ -127,6 +128,110 @@ describeEachDb('screen mode end to end', (getDb) => {
     );
     expect(readUS?.results).toContain('positive');
     expect(readCN?.results).toEqual(readCN?.messages.map(() => 'void'));
+  });
+
+  it('sends a step again with new pairs when no probe took it in time, at most twice, and reads its last sending', async () => {
+    const { db } = getDb();
+    const campaign = await campaignWithoutRounds(db, `resend-${w.group}`, LISTED, [w.group]);
+    const scope = (sender: string, recipient: string) => ({
+      platform: 'testbed',
+      conversation_kind: 'group' as const,
+      sender_region: sender,
+      recipient_region: recipient,
+    });
+    const screen = (s: ReturnType<typeof scope>) =>
+      insertFollowup(db, {
+        campaignId: campaign.id,
+        procedure: 'screen',
+        input: LISTED,
+        scope: s,
+        key: screenKey(s),
+      });
+    const t0 = Date.now();
+    const sweep = (at: number) => advanceFollowups(db, new Date(at), { checkinIntervalMs: 0 });
+    // carol (AU, on the CN probe) screens towards alice first, and her probe takes the step
+    // but never reports it: a probe that took a step is not asked again
+    await screen(scope('AU', 'US'));
+    await sweep(t0);
+    expect(
+      (await takeDueCanaries(db, w.cn.id, new Date(t0), new Date(t0 + 3_600_000))).length,
+    ).toBeGreaterThan(0);
+    // alice (US) towards bob (CN), and bob towards alice: no probe takes these steps
+    await screen(scope('US', 'CN'));
+    await screen(scope('CN', 'US'));
+    await sweep(t0);
+    const stepsOf = async () =>
+      new Map(
+        await Promise.all(
+          (
+            await rows<{ id: string; sender: string }>(
+              db,
+              sql`select id, scope->>'sender_region' as sender from followups where campaign_id = ${campaign.id}::uuid`,
+            )
+          ).map(async (f) => [f.sender, (await followupSteps(db, f.id))[0]] as const),
+        ),
+      );
+    const first = await stepsOf();
+    const n = (sender: string) => first.get(sender)?.messages.length ?? 0;
+    expect(n('US')).toBeGreaterThan(0);
+    const canariesOf = (pairs: readonly string[]) =>
+      rows<DueCanary & { pairId: string }>(
+        db,
+        sql`select c.id, c.text, c.nonce, c.send_at as "sendAt", a.handle as sender, c.pair_id as "pairId"
+            from canaries c join accounts a on a.id = c.sender_account_id
+            where c.pair_id = any(${sql.param(pairs)}::uuid[])`,
+      );
+    const allPairs = async (sender: string) =>
+      (
+        await rows<{ pairIds: string[] }>(
+          db,
+          sql`select s.pair_ids as "pairIds" from followup_steps s join followups f on f.id = s.followup_id
+              where f.campaign_id = ${campaign.id}::uuid and f.scope->>'sender_region' = ${sender}`,
+        )
+      )[0]?.pairIds ?? [];
+
+    // past every deadline: the steps no probe took are sent again, as new pairs, canaries and
+    // nonces; the one a probe took waits for its reports
+    await sweep((await lastDeadlineOf(db, campaign.id)) + 1);
+    const second = await stepsOf();
+    for (const sender of ['US', 'CN']) {
+      const [before, after] = [first.get(sender), second.get(sender)];
+      expect(after).toMatchObject({ step: 0, resends: 1, results: null, messages: before?.messages });
+      expect(await allPairs(sender)).toEqual([...(before?.pairIds ?? []), ...(after?.pairIds ?? [])]);
+      const [old, fresh] = [await canariesOf(before?.pairIds ?? []), await canariesOf(after?.pairIds ?? [])];
+      expect(fresh.length).toBe(old.length);
+      const oldNonces = new Set(old.map((c) => c.nonce));
+      expect(fresh.some((c) => oldNonces.has(c.nonce))).toBe(false);
+    }
+    expect(second.get('AU')).toMatchObject({ resends: 0, results: null, pairIds: first.get('AU')?.pairIds });
+
+    // alice's second sending arrives: her step reads negatives from it alone
+    await reportDeliveries(app, w, await canariesOf(second.get('US')?.pairIds ?? []), () => [w.handles.bob]);
+    await sweep((await lastDeadlineOf(db, campaign.id)) + 1);
+    const third = await stepsOf();
+    expect(third.get('US')?.results).toEqual(first.get('US')?.messages.map(() => 'negative'));
+    expect(third.get('CN')).toMatchObject({ resends: 2, results: null });
+    expect(await allPairs('CN')).toHaveLength(3 * n('CN'));
+
+    // bob's third sending is not taken either: not sent a fourth time, but read as voids once lost
+    const last = await lastDeadlineOf(db, campaign.id);
+    await sweep(last + 1);
+    expect((await stepsOf()).get('CN')).toMatchObject({ resends: 2, results: null });
+    await finaliseOutcomes(db, new Date(last + 10_001));
+    await sweep(last + 10_001);
+    const done = await stepsOf();
+    expect(done.get('CN')?.results).toEqual(first.get('CN')?.messages.map(() => 'void'));
+    expect(await allPairs('CN')).toHaveLength(3 * n('CN'));
+    expect(done.get('AU')).toMatchObject({ resends: 0 });
+    expect(await allPairs('AU')).toHaveLength(n('AU'));
+
+    // every sending's pairs stay the follow-up's: the rounds' judging never counts them
+    const loose = await rows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from canaries c where c.campaign_id = ${campaign.id}::uuid
+            and not exists (select 1 from followup_steps s where s.pair_ids @> array[c.pair_id])`,
+    );
+    expect(loose[0]?.n).toBe(0);
   });
 
   it('screens packed term sets, clears the innocent ones without sending them alone, and judges the rest', async () => {

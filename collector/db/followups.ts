@@ -85,20 +85,44 @@ export async function failFollowup(q: Queryable, followupId: string, error: stri
     updated_at = now() where id = ${followupId}::uuid`);
 }
 
-/** One stored step of a follow-up: the messages asked for, their pairs, and their results once final. */
+/**
+ * One stored step of a follow-up: the messages asked for, the pairs of its latest sending (one a
+ * message, in order), how often it was sent again (`resends`), and its results once final.
+ *
+ * The row's `pair_ids` holds the pairs of every sending, oldest first, so judging leaves all of
+ * them out; the last `messages.length` are the ones read (`resendFollowupStep`).
+ */
 export interface FollowupStep {
   step: number;
   messages: MessageRequest[];
   pairIds: string[];
+  resends: number;
   results: ProbeResult[] | null;
 }
 
 export async function followupSteps(q: Queryable, followupId: string): Promise<FollowupStep[]> {
   return rows<FollowupStep>(
     q,
-    sql`select step, messages, pair_ids as "pairIds", results from followup_steps
+    sql`select step, messages, results,
+          pair_ids[cardinality(pair_ids) - jsonb_array_length(messages) + 1 :] as "pairIds",
+          cardinality(pair_ids) / greatest(jsonb_array_length(messages), 1) - 1 as resends
+        from followup_steps
         where followup_id = ${followupId}::uuid order by step`,
   );
+}
+
+/**
+ * Records that a step's messages were sent again, as `pairIds` (one a message): they are appended
+ * to the step's pairs, and its results are read from them. Only while the step has no results.
+ */
+export async function resendFollowupStep(
+  q: Queryable,
+  followupId: string,
+  step: number,
+  pairIds: readonly string[],
+): Promise<void> {
+  await q.execute(sql`update followup_steps set pair_ids = pair_ids || ${sql.param(pairIds)}::uuid[]
+    where followup_id = ${followupId}::uuid and step = ${step} and results is null`);
 }
 
 export async function insertFollowupStep(
@@ -149,28 +173,32 @@ export async function testSendTimes(
   return new Map(found.map((t) => [t.pairId, t.sendMs]));
 }
 
+/** A follow-up canary with its outcome at one recipient of the scope (see `pairOutcomesAt`). */
+export interface PairOutcome {
+  pairId: string;
+  canaryId: string;
+  senderId: string;
+  kind: 'test' | 'control';
+  status: string | null;
+  deadlineMs: number;
+  handedOut: boolean;
+}
+
 /**
  * The canaries of the pairs with their outcomes at recipients of `recipientRegion` (status null
- * where a canary has no such outcome yet) and their deadlines (epoch ms).
+ * where a canary has no such outcome yet), their deadlines (epoch ms), and whether a probe took
+ * them (`handedOut`).
  */
 export async function pairOutcomesAt(
   q: Queryable,
   pairIds: readonly string[],
   recipientRegion: string,
-): Promise<
-  {
-    pairId: string;
-    canaryId: string;
-    senderId: string;
-    kind: 'test' | 'control';
-    status: string | null;
-    deadlineMs: number;
-  }[]
-> {
+): Promise<PairOutcome[]> {
   return rows(
     q,
     sql`select c.pair_id as "pairId", c.id as "canaryId", c.sender_account_id as "senderId", c.kind, o.status,
-          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
+          c.handed_out_at is not null as "handedOut"
         from canaries c
         left join outcomes o on o.canary_id = c.id
           and exists (select 1 from accounts a where a.id = o.recipient_account_id and a.region = ${recipientRegion})
