@@ -119,11 +119,18 @@ export interface MinimalSubsetsOptions<T> {
   /**
    * With a noisy oracle: a minimisation that keeps more than this many elements is suspected
    * of resting on a lost message (which makes QuickXplain keep everything after it), so the
-   * provisional positives are re-checked first; past that it runs without the limit. Citizen
-   * Lab combinations have at most 6 components. Default 8.
+   * provisional positives are re-checked first; past that it runs without the limit. Default
+   * `COMBINATION_SIZE_HINT`.
    */
   sizeHint?: number;
 }
+
+/**
+ * The most components a combination is expected to have (Citizen Lab's have at most 6): a larger
+ * one is suspected of resting on a lost message. Isolation's `sizeHint`, and the most sets a
+ * screen's cross-set combination found in one round may span.
+ */
+export const COMBINATION_SIZE_HINT = 8;
 
 /**
  * All minimal subsets on which `fails` holds (monotone `fails`), by QuickXplain (or ddmin) plus a
@@ -146,7 +153,7 @@ export async function findMinimalSubsets<T>(
   const visited = new Set<string>();
   let truncated = false;
   let reruns = 0;
-  let limit = options.recheck ? (options.sizeHint ?? 8) : Number.POSITIVE_INFINITY;
+  let limit = options.recheck ? (options.sizeHint ?? COMBINATION_SIZE_HINT) : Number.POSITIVE_INFINITY;
   const minimiseConfirmed = async (universe: readonly T[]): Promise<T[] | undefined> => {
     for (let attempt = 0; attempt <= (options.maxReruns ?? 5); attempt++) {
       try {

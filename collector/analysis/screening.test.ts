@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { benignTermSets } from './benign-terms.ts';
 import { citizenLabAvailable, loadCitizenLab } from './citizenlab-data.ts';
+import type { ProbeResult } from './oracle.ts';
 import {
   answersToPass,
   clearanceGroups,
@@ -105,6 +106,22 @@ describe('screen', () => {
     // messages (here 640 rounds and 1,239 tests against 1,165 and 1,166)
     expect(oneRound.rounds).toBeLessThan(0.75 * sequential.rounds);
     expect(oneRound.tests).toBeLessThan(1.15 * sequential.tests);
+  });
+
+  it('reports a set the one-round search finds needed alone as suppressed, not as a combination', async () => {
+    // 词5 is dropped except in a message of exactly 8 sets: the first pass's half that carried
+    // it arrived, so the pack looks like a cross-set combination; the sequential search then
+    // ends on a false one (词5 with the last set it asked about)
+    const sets = Array.from({ length: 16 }, (_, i) => [`词${i}`]);
+    const probe = async (messages: readonly (readonly string[])[]) =>
+      messages.map((m): ProbeResult => (m.includes('词5') && m.length !== 8 ? 'positive' : 'negative'));
+    const options = { confirmSet: 1, shuffleSeed: 1 };
+    const oneRound = await screen(sets, probe, { ...options, crossSetOneRound: true });
+    expect(oneRound).toMatchObject({ packs: 1, suppressed: [5], crossSet: [], unresolved: [] });
+    const sequential = await screen(sets, probe, { ...options, crossSetOneRound: false });
+    expect(sequential.suppressed).toEqual([]);
+    expect(sequential.crossSet).toHaveLength(1);
+    expect(sequential.crossSet[0]).toContain(5);
   });
 
   it('retries rounds voided by an outage instead of reading them as suppression', async () => {

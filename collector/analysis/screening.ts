@@ -3,7 +3,7 @@
  * in rounds, and split suppressed packs by binary splitting until the suppressed term sets are
  * found. See README.md for the assumptions (monotone, deterministic filtering) and error rates.
  */
-import { findMinimalSubsets } from './isolation.ts';
+import { COMBINATION_SIZE_HINT, findMinimalSubsets } from './isolation.ts';
 import { type ProbeResult, robustOracle } from './oracle.ts';
 import { seededPermutation } from './prng.ts';
 import { logChoose } from './stats.ts';
@@ -64,8 +64,9 @@ export interface ScreeningOptions {
    * Begin a cross-set search by asking the group without each of about √(3n) blocks of its sets,
    * then without each set of the blocks found needed, each round's questions at once
    * (`leaveOneOut`), before the sequential minimisation. About as many messages as the
-   * minimisation (6 % more in the test), which asks one question a round: in a collector a round is a follow-up step of
-   * seconds (check-in, pacing, deadline), and a search over a pack of 32 sets took 17–24 steps.
+   * minimisation (6 % more in the test), which asks one question a round: in a collector a
+   * round is a follow-up step of seconds (check-in, pacing, deadline), and a search over a pack
+   * of 32 sets took 17–24 steps.
    * Default false (the benchmark's figures of the screen alone).
    */
   crossSetOneRound: boolean;
@@ -91,8 +92,8 @@ export const DEFAULT_SCREENING_OPTIONS: ScreeningOptions = {
   clearanceConfirm: 2,
 };
 
-/** The most sets a cross-set combination found in one round may span (Citizen Lab's have ≤ 6 components). */
-const CROSS_SET_MAX = 8;
+/** The most sets a cross-set combination found in one round may span. */
+const CROSS_SET_MAX = COMBINATION_SIZE_HINT;
 
 export type ScreenStatus = 'suppressed' | 'clear' | 'cross-set' | 'unresolved';
 
@@ -220,10 +221,10 @@ class RoundBatcher {
  * only (the pack carried them together once, so a group holds no pairing of sets that never met)
  * and in the order their groups passed; a set joins the first of its pack's groups whose terms
  * would not then hold every term of a set or cross-set combination the first pass found
- * suppressed (such a group would only be split down to the known trigger again), else opens one. A pack split by
- * the first pass passed in many small groups (halves, quarters, … around each suppressed set):
- * asking each of them 11 times cost 300–600 messages a scope at 100 sets. A set cleared
- * otherwise (inside a cross-set search) goes alone, as before. A combination that spans two
+ * suppressed (such a group would only be split down to the known trigger again), else opens one.
+ * A pack split by the first pass passed in many small groups (halves, quarters, … around each
+ * suppressed set): asking each of them 11 times cost 300–600 messages a scope at 100 sets. A set
+ * cleared otherwise (inside a cross-set search) goes alone, as before. A combination that spans two
  * groups the first pass asked apart is now asked together: found and split like any positive.
  */
 export function clearanceGroups(
@@ -434,10 +435,10 @@ export async function screen(
    * each set of the blocks found needed (two rounds of about 2√(3n) questions, not n: a
    * combination has about three components). When the sets found needed are suppressed together
    * (at least two positives) and each is needed again, they are the one minimal combination:
-   * each is needed, so no part of them triggers. A lost or void answer leaves a needed set out, and then the sets found are
-   * not suppressed together: false, and the minimisation runs. A single set found suppressed
-   * alone (a rule that fires only sometimes, which the first pass cleared) is suppressed: the
-   * rounds judge it.
+   * each is needed, so no part of them triggers. A lost or void answer leaves a needed set out,
+   * and then the sets found are not suppressed together: false, and the minimisation runs. A
+   * single set found suppressed alone (a rule that fires only sometimes, which the first pass
+   * cleared) is suppressed: the rounds judge it.
    */
   const leaveOneOut = async (group: readonly number[]): Promise<boolean> => {
     /** Of `parts` (disjoint parts of the group), those without which the rest is delivered. */
