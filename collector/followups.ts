@@ -77,9 +77,10 @@ export interface FollowupOptions {
   /** Results are read once the deadline passed this long ago (default: the campaign's deadline). */
   graceMs?: number;
   /**
-   * A message with no outcome this long after its deadline (never sent, sender down) is `void`.
-   * Default: three deadlines, at least 10 s. (A fixed 60 s made every unsent follow-up message
-   * of a short-deadline campaign stall its isolation run for 20 deadlines.)
+   * A message with no outcome this long after its deadline (never sent, sender down) is `void`;
+   * a step with a canary no probe took is sent again first, up to twice (`neverSent`). Default:
+   * three deadlines, at least 10 s. (A fixed 60 s made every unsent follow-up message of a
+   * short-deadline campaign stall its isolation run for 20 deadlines.)
    */
   lostAfterMs?: number;
   /**
