@@ -55,6 +55,7 @@ import {
   failFollowup,
   finishFollowup,
   followupCampaign,
+  followupRunning,
   followupSteps,
   insertDerivedTermSet,
   insertFollowup,
@@ -108,7 +109,10 @@ const SHARED_CONTROL_EVERY = 10;
 /** How often a step no probe took in time is sent again before its messages are read as voids. */
 const MAX_STEP_RESENDS = 2;
 
-/** Per campaign, how long its last follow-up transaction took in this process (ms). */
+/**
+ * Per campaign, the longest of its follow-up transactions in this process's last sweep (ms): a
+ * step planned now is seen by check-ins once its transaction commits, about this much later.
+ */
 const followupsTook = new Map<string, number>();
 
 /** The sweep's step: start isolations and screens, read results, send the next rounds. */
@@ -125,34 +129,54 @@ export async function advanceFollowups(
   for (const id of followupsTook.keys()) if (!current.has(id)) followupsTook.delete(id);
   for (const c of campaigns) {
     if (c.mode === 'monitor') continue;
-    const txBegan = performance.now();
-    // what this transaction plans is seen by check-ins once it commits: about as long from now
-    // as the campaign's last one took
-    const visibleAt = now.getTime() + (txBegan - began) + (followupsTook.get(c.id) ?? 0);
+    let longest = 0;
+    /** A transaction under the campaign's follow-up lock; undefined where another collector holds it. */
+    const locked = async <T>(work: (tx: Queryable) => Promise<T>): Promise<T | undefined> => {
+      const txBegan = performance.now();
+      try {
+        return await db.transaction(async (tx) =>
+          (await tryLockCampaign(tx, c.id, 'followups')) ? work(tx) : undefined,
+        );
+      } finally {
+        longest = Math.max(longest, performance.now() - txBegan);
+      }
+    };
+    let started: { info: FollowupCampaign; runs: FollowupRun[] } | undefined;
     try {
-      await db.transaction(async (tx) => {
-        if (!(await tryLockCampaign(tx, c.id, 'followups'))) return;
+      started = await locked(async (tx) => {
         const info = await followupCampaign(tx, c.id);
-        if (!info) return;
+        if (!info) return undefined;
         await startRuns(tx, info);
-        for (const run of await runningFollowupRuns(tx, info.id)) {
-          // each run plans from `now` plus the time the runs before it took, so a step planned
-          // late in a long sweep does not hand out canaries already due or past their deadline
-          await advanceRun(
-            tx,
-            info,
-            run,
-            new Date(now.getTime() + (performance.now() - began)),
-            visibleAt,
-            options,
-            log,
-          );
-        }
+        return { info, runs: await runningFollowupRuns(tx, info.id) };
       });
     } catch (err) {
       log?.error({ err, campaign: c.id }, 'follow-up step failed');
     }
-    followupsTook.set(c.id, performance.now() - txBegan);
+    if (started) {
+      const { info } = started;
+      // One transaction a run, not one for all: PGlite serves one caller at a time, so while a
+      // transaction is open the probes' check-ins and reports wait. One for all 76 runs of a
+      // 500-set campaign held them 2-6 s a sweep, past the 3-s deadlines of canaries due then
+      // (decision 024, 2026-12-05, afternoon).
+      for (const run of started.runs) {
+        const runBegan = performance.now();
+        // each run plans from `now` plus the time the runs before it took, so a step planned
+        // late in a long sweep does not hand out canaries already due or past their deadline;
+        // check-ins see it once its transaction commits
+        const at = now.getTime() + (runBegan - began);
+        const visibleAt = at + (followupsTook.get(c.id) ?? 0);
+        try {
+          await locked(async (tx) => {
+            if (await followupRunning(tx, run.id))
+              await advanceRun(tx, info, run, new Date(at), visibleAt, options, log);
+          });
+        } catch (err) {
+          // one run's failure does not hold the others back
+          log?.error({ err, campaign: c.id, followup: run.id }, 'follow-up step failed');
+        }
+      }
+    }
+    followupsTook.set(c.id, longest);
   }
 }
 

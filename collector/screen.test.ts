@@ -234,6 +234,63 @@ describeEachDb('screen mode end to end', (getDb) => {
     expect(loose[0]?.n).toBe(0);
   });
 
+  it('advances each follow-up run in a transaction of its own, so check-ins are not held for the whole sweep', async () => {
+    const { db } = getDb();
+    const campaign = await campaignWithoutRounds(db, `tx-${w.group}`, LISTED, [w.group]);
+    const regions = ['US', 'CN', 'AU'];
+    const scopes = regions.flatMap((from) =>
+      regions
+        .filter((to) => to !== from)
+        .map((to) => ({
+          platform: 'testbed',
+          conversation_kind: 'group' as const,
+          sender_region: from,
+          recipient_region: to,
+        })),
+    );
+    for (const s of scopes)
+      await insertFollowup(db, {
+        campaignId: campaign.id,
+        procedure: 'screen',
+        input: LISTED,
+        scope: s,
+        key: screenKey(s),
+      });
+    // the same database, counting the transactions the sweep opens
+    let transactions = 0;
+    const counted = new Proxy(db, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (key === 'transaction')
+          return (...args: Parameters<typeof db.transaction>) => {
+            transactions++;
+            return target.transaction(...args);
+          };
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    // the sweep alone with this campaign (the file's earlier campaigns still have runs)
+    const others = await rows<{ id: string }>(
+      db,
+      sql`update campaigns set active = false where active and id <> ${campaign.id}::uuid returning id`,
+    );
+    try {
+      await advanceFollowups(counted, new Date(), { checkinIntervalMs: 0 });
+    } finally {
+      await db.execute(
+        sql`update campaigns set active = true where id = any(${sql.param(others.map((o) => o.id))}::uuid[])`,
+      );
+    }
+    // one to start runs and list them, then one for each of the six screens
+    expect(transactions).toBe(1 + scopes.length);
+    const steps = await rows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from followup_steps s join followups f on f.id = s.followup_id
+          where f.campaign_id = ${campaign.id}::uuid`,
+    );
+    expect(steps[0]?.n).toBe(scopes.length);
+  });
+
   it('screens packed term sets, clears the innocent ones without sending them alone, and judges the rest', async () => {
     const { db } = getDb();
     const campaign = await simulatedCampaign(app, db, w, {

@@ -73,6 +73,15 @@ export async function runningFollowupRuns(q: Queryable, campaignId: string): Pro
   );
 }
 
+/** Whether the follow-up is still running (another collector may have finished it since). */
+export async function followupRunning(q: Queryable, followupId: string): Promise<boolean> {
+  const found = await rows<{ id: string }>(
+    q,
+    sql`select id from followups where id = ${followupId}::uuid and status = 'running'`,
+  );
+  return found.length > 0;
+}
+
 /** Marks a follow-up done with the stepper's result. */
 export async function finishFollowup(q: Queryable, followupId: string, result: unknown): Promise<void> {
   await q.execute(sql`update followups set status = 'done', result = ${JSON.stringify(result)}::jsonb,
