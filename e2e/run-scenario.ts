@@ -184,7 +184,7 @@ export async function runScenario(
       env: {},
     });
     const running = net;
-    // Check in often (the probes' own cron adds a random delay of up to 5 s).
+    // Check in more often than the probes' 30-s cron.
     const nudge = () => {
       for (const p of running.probes.values()) void p.handle?.checkin().catch(() => undefined);
     };

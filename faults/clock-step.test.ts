@@ -107,8 +107,8 @@ describe.skipIf(why !== undefined)(
       };
 
       /**
-       * The probe keeps checking in on its schedule (every second, each run with up to 5 s of
-       * jitter): in 8 s the collector sees at least two fresh check-ins. A cron left
+       * The probe keeps checking in on its schedule (every second, at its own phase under half a
+       * second): in 8 s the collector sees at least two fresh check-ins. A cron left
        * waiting for the slot it planned on the old clock would give none for seven minutes.
        */
       const keepsCheckingIn = async (r: Region) => {

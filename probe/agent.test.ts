@@ -6,7 +6,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CanaryAssignment } from '../protocol/index.ts';
 import { loopbackNetwork } from './adapters/example/loopback.ts';
-import { type ProbeHandle, startProbe } from './agent.ts';
+import { checkinPhaseMs, MAX_CHECKIN_PHASE_MS, type ProbeHandle, startProbe } from './agent.ts';
 import { parseConfig } from './config.ts';
 import { openProbeStore } from './store.ts';
 import { type FakeCollector, startFakeCollector } from './testing/fake-collector.ts';
@@ -28,7 +28,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function config() {
+function config(checkinCron = '0 0 1 1 *') {
   return parseConfig(
     `
 collector_url: ${fc.url}
@@ -36,7 +36,7 @@ enrollment_token: test-enrollment-token-0001
 data_dir: ${dir}
 country: US
 asn: 64500
-checkin_cron: "0 0 1 1 *"
+checkin_cron: "${checkinCron}"
 pacing: { min_ms: 0, max_ms: 0 }
 accounts:
   - platform: example
@@ -81,6 +81,32 @@ async function until(cond: () => boolean, ms = 8000): Promise<void> {
 }
 
 describe('probe agent', () => {
+  it('checks in on its schedule at a steady phase of its own, so the gap between check-ins says when the next comes', async () => {
+    fc = await startFakeCollector();
+    probe = await startProbe(config('* * * * * *'), { logger, checkinOnStart: false });
+    await until(() => fc.checkinTimes.length >= 6, 12_000);
+    const phase = checkinPhaseMs(probe.probeId, 1000);
+    const times = fc.checkinTimes.slice(0, 6);
+    // Every tick of a 1-s schedule, at the probe's phase past the second (a check-in takes a few
+    // ms on loopback). A fresh random delay of up to 5 s a tick fails both.
+    for (const t of times) expect((((t % 1000) - phase + 1000) % 1000) / 1000).toBeLessThan(0.3);
+    for (let i = 1; i < times.length; i++)
+      expect(Math.abs(times[i]! - times[i - 1]! - 1000)).toBeLessThan(300);
+  });
+
+  it('draws its check-in phase from its id: the same every time, under half the period, at most 5 s', () => {
+    const ids = Array.from({ length: 200 }, () => randomUUID());
+    for (const id of ids) {
+      expect(checkinPhaseMs(id, 60_000)).toBe(checkinPhaseMs(id, 60_000));
+      expect(checkinPhaseMs(id, 60_000)).toBeLessThan(MAX_CHECKIN_PHASE_MS);
+      expect(checkinPhaseMs(id, 2000)).toBeLessThan(1000);
+    }
+    expect(checkinPhaseMs(ids[0]!, 1)).toBe(0);
+    expect(checkinPhaseMs(ids[0]!, 0)).toBe(0);
+    // Spread: 200 probes on one minute's schedule fall in most of the ten half-second slices.
+    expect(new Set(ids.map((id) => Math.floor(checkinPhaseMs(id, 60_000) / 500))).size).toBe(10);
+  });
+
   it('registers, checks in, sends a canary at send_at and records its receipt', async () => {
     fc = await startFakeCollector({ skewMs: 3_600_000 }); // the collector's clock is an hour ahead
     const c = canary();

@@ -8,6 +8,7 @@
  * A full data folder (storage.ts) is reported at check-in and in status.json; hand-outs
  * the journal refused are held here and taken once space returns.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -81,6 +82,26 @@ export interface ProbeStatus {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The longest a probe's check-ins lag their cron ticks (`checkinPhaseMs`). */
+export const MAX_CHECKIN_PHASE_MS = 5000;
+
+/**
+ * How long after each tick of its check-in cron the probe checks in: the same delay every tick,
+ * drawn from its id, under half the cron's period (`periodMs`, the time to its next tick) and
+ * at most 5 s. Probes on one schedule still spread their check-ins over the first seconds of
+ * the minute, so a collector is not met by all of them at once; and each keeps a steady rhythm,
+ * which the collector's planner counts on (collector/capacity.ts `nextCheckin`): it makes a
+ * canary due by when the sender's probe will next check in, judged from the gap between its
+ * last two check-ins. A fresh random delay each tick (node-cron's `maxRandomDelay`, up to 5 s,
+ * which this replaced) made that gap say little: on a 2-s schedule consecutive check-ins came
+ * from 0 to 7 s apart, and a follow-up canary with a 3-s deadline often reached no probe in time.
+ */
+export function checkinPhaseMs(probeId: string, periodMs: number): number {
+  const bound = Math.min(MAX_CHECKIN_PHASE_MS, Math.floor(periodMs / 2));
+  if (!(bound > 0)) return 0;
+  return createHash('sha256').update(probeId).digest().readUInt32BE(0) % bound;
+}
 
 export async function startProbe(config: ProbeConfig, options: StartProbeOptions = {}): Promise<ProbeHandle> {
   const root = options.logger ?? createProbeLogger({ level: config.logLevel });
@@ -435,21 +456,30 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   // library; a skipped tick belongs in the probe's log.
   let cronCheckinRunning = false;
   let task: ScheduledTask | undefined;
+  let phaseTimer: NodeJS.Timeout | undefined;
+  let phaseDone: (() => void) | undefined;
   task = cron.schedule(
     config.checkinCron,
-    async () => {
+    async (ctx) => {
       if (cronCheckinRunning) {
         log.debug('previous check-in still running; skipping this tick');
         return;
       }
       cronCheckinRunning = true;
       try {
+        const next = task?.getNextRun()?.getTime();
+        const phase = checkinPhaseMs(identity.probeId, next ? next - ctx.date.getTime() : 0);
+        if (phase > 0)
+          await new Promise<void>((resolve) => {
+            phaseDone = resolve;
+            phaseTimer = setTimeout(resolve, phase);
+          });
         await checkin();
       } finally {
         cronCheckinRunning = false;
       }
     },
-    { name: `probe-checkin-${identity.probeId}`, maxRandomDelay: 5000 },
+    { name: `probe-checkin-${identity.probeId}` },
   );
 
   /** The collector may ask for the next check-in sooner than the cron would run it. */
@@ -513,6 +543,8 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
       stopping = true;
       clearInterval(stepWatch);
       await task?.destroy();
+      clearTimeout(phaseTimer);
+      phaseDone?.();
       clearTimeout(extraCheckin);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();

@@ -98,7 +98,7 @@ export async function startFaultNetwork(o: FaultNetworkOptions): Promise<FaultNe
       databaseUrl: collectorDbUrl,
       adminToken: randomBytes(24).toString('base64url'),
       env: {
-        // Canaries are handed out up to 6 s ahead: probes check in every second, with up to 5 s jitter.
+        // Canaries are handed out up to 6 s ahead: probes check in every second (each at its own phase).
         SILENTDROP_CHECKIN_INTERVAL_MS: '6000',
         SILENTDROP_SWEEP_INTERVAL_MS: '500',
       },

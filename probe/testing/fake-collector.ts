@@ -41,6 +41,8 @@ export interface FakeCollector {
   storedCount: Map<string, number>;
   duplicates: number;
   checkins: CheckinRequest[];
+  /** When each check-in arrived (real clock, epoch ms), beside `checkins`. */
+  checkinTimes: number[];
   eventRequests: number;
   /** Events requests answered 500 because they held a poisoned event. */
   poisonedRequests: number;
@@ -81,6 +83,7 @@ export async function startFakeCollector(opts: FakeCollectorOptions = {}): Promi
     storedCount: new Map(),
     duplicates: 0,
     checkins: [],
+    checkinTimes: [],
     eventRequests: 0,
     poisonedRequests: 0,
     signatureFailures: 0,
@@ -137,6 +140,7 @@ export async function startFakeCollector(opts: FakeCollectorOptions = {}): Promi
       }
       if (req.method === 'POST' && path === '/probe/v1/checkin') {
         fc.checkins.push(JSON.parse(body.toString('utf8')) as CheckinRequest);
+        fc.checkinTimes.push(Date.now());
         const canaries = fc.handOut.splice(0);
         const answer = {
           t1,
