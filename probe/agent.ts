@@ -418,7 +418,7 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     const delay = Math.round(wait / 2 + (Math.random() * wait) / 2);
     await writeStatus();
     clearTimeout(extraCheckin);
-    const cronNext = task?.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY;
+    const cronNext = (task?.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY) + phase;
     if (stopping || Date.now() + delay >= cronNext - 1000) return;
     extraCheckin = setTimeout(() => void checkin(), delay);
   };
@@ -458,17 +458,16 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
   let task: ScheduledTask | undefined;
   let phaseTimer: NodeJS.Timeout | undefined;
   let phaseDone: (() => void) | undefined;
+  let phase = 0;
   task = cron.schedule(
     config.checkinCron,
-    async (ctx) => {
+    async () => {
       if (cronCheckinRunning) {
         log.debug('previous check-in still running; skipping this tick');
         return;
       }
       cronCheckinRunning = true;
       try {
-        const next = task?.getNextRun()?.getTime();
-        const phase = checkinPhaseMs(identity.probeId, next ? next - ctx.date.getTime() : 0);
         if (phase > 0)
           await new Promise<void>((resolve) => {
             phaseDone = resolve;
@@ -481,12 +480,15 @@ export async function startProbe(config: ProbeConfig, options: StartProbeOptions
     },
     { name: `probe-checkin-${identity.probeId}` },
   );
+  // The cron's period: the time between its next two ticks, taken once (the phase stays put).
+  const [tick1, tick2] = task.getNextRuns(2);
+  phase = checkinPhaseMs(identity.probeId, tick1 && tick2 ? tick2.getTime() - tick1.getTime() : 0);
 
   /** The collector may ask for the next check-in sooner than the cron would run it. */
   const scheduleExtraCheckin = (nextAt: string) => {
     clearTimeout(extraCheckin);
     const local = clock.toLocal(Date.parse(nextAt));
-    const cronNext = task?.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY;
+    const cronNext = (task?.getNextRun()?.getTime() ?? Number.POSITIVE_INFINITY) + phase;
     if (!Number.isFinite(local) || local >= cronNext - 1000 || stopping) return;
     extraCheckin = setTimeout(() => void checkin(), Math.max(1000, local - Date.now()));
   };
