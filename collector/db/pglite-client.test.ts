@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase, rows } from './open.ts';
@@ -136,5 +139,23 @@ describe('PGlite in a worker thread', () => {
     clearInterval(timer);
     // a blocked loop would tick at most once, after the query
     expect(ticks).toBeGreaterThan(Math.min(5, elapsed / 40));
+  });
+
+  it('says why a data folder cannot be opened, where PGlite throws a bare file-system errno', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sd-pglite-file-'));
+    try {
+      const file = join(dir, 'pglite');
+      await writeFile(file, 'not a folder');
+      // PGlite throws Emscripten's ErrnoError here: a plain object { name, errno: 54 }, no message.
+      const err = await PGliteWorkerClient.start({ dataDir: file }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect(err?.message).toContain('ENOTDIR: not a directory');
+      expect(err?.message).not.toContain('[object Object]');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

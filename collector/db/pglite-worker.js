@@ -39,9 +39,47 @@ const ERROR_FIELDS = [
   'routine',
 ];
 
+/**
+ * Emscripten's file-system errors (PGlite's `ErrnoError`) are thrown as plain objects with a
+ * WASI errno and no message; the names of the ones an operator meets opening a data folder.
+ */
+const ERRNO_NAMES = /** @type {Record<number, string>} */ ({
+  2: 'EACCES: permission denied',
+  20: 'EEXIST: file exists',
+  31: 'EISDIR: is a directory',
+  44: 'ENOENT: no such file or directory',
+  51: 'ENOSPC: no space left on device',
+  54: 'ENOTDIR: not a directory',
+  63: 'EPERM: operation not permitted',
+  69: 'EROFS: read-only file system',
+});
+
+/**
+ * What a thrown value says, for a value that is not an Error: its message, else an Emscripten
+ * errno named, else its fields as JSON (bounded), never "[object Object]".
+ * @param {unknown} err
+ */
+function describeThrown(err) {
+  if (typeof err !== 'object' || err === null) return String(err);
+  const o = /** @type {Record<string, unknown>} */ (err);
+  if (typeof o.message === 'string' && o.message !== '') return o.message;
+  const name = typeof o.name === 'string' ? o.name : (o.constructor?.name ?? 'error');
+  if (typeof o.errno === 'number')
+    return `${name} ${ERRNO_NAMES[o.errno] ?? `errno ${o.errno}`} (in PGlite's file system)`;
+  let json = '';
+  try {
+    json = JSON.stringify(o) ?? '';
+  } catch {
+    // a cycle: the name is all there is to say
+  }
+  return json && json !== '{}' ? `${name} ${json.slice(0, 500)}` : name;
+}
+
 /** @param {unknown} err */
 function serialiseError(err) {
-  const e = /** @type {Record<string, unknown>} */ (err instanceof Error ? err : { message: String(err) });
+  const e = /** @type {Record<string, unknown>} */ (
+    err instanceof Error ? err : { message: describeThrown(err) }
+  );
   /** @type {Record<string, unknown>} */
   const fields = {};
   for (const k of ERROR_FIELDS) if (e[k] !== undefined) fields[k] = e[k];
