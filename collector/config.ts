@@ -46,8 +46,8 @@ export interface CollectorConfig {
   exportStallMs: number;
   /**
    * Screens clear a set only with the clearance rule of decision 024 (as strong as a sequential
-   * `none`: a partial drop is not cleared by the one pack it missed), at about five times the
-   * messages. Default false.
+   * `none`: a partial drop is not cleared by the one pack it missed), at two to three times the
+   * messages (20 and 100 term sets in `evaluate`, decision 024). Default false.
    */
   screenClearance: boolean;
   logLevel: string;
