@@ -272,6 +272,7 @@ async function advanceRun(
 ): Promise<void> {
   const steps = await followupSteps(tx, run.id);
   const { graceMs } = sweepRules(options, c);
+  const timing = { visibleAt, checkinIntervalMs: options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS };
   for (const s of steps) {
     if (s.results) continue;
     const lostAfterMs = options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);
@@ -280,8 +281,7 @@ async function advanceRun(
       // no probe took some of the step's canaries before their deadline: that says nothing of
       // the terms, so the step is sent again rather than read as voids (decision 024)
       const again = await sendMessages(tx, c, run, s.step, s.messages, now, {
-        visibleAt,
-        checkinIntervalMs: options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS,
+        ...timing,
         attempt: s.resends + 1,
       });
       if (again === 'wait') return;
@@ -319,10 +319,7 @@ async function advanceRun(
     await finish(tx, c, run, step.result, steps);
     return;
   }
-  const pairIds = await sendMessages(tx, c, run, step.round, step.messages, now, {
-    visibleAt,
-    checkinIntervalMs: options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS,
-  });
+  const pairIds = await sendMessages(tx, c, run, step.round, step.messages, now, timing);
   if (pairIds === 'wait') {
     log?.debug({ followup: run.id, scope: run.scope }, "follow-up step waits for the senders' send budget");
     return;

@@ -41,6 +41,14 @@ const INNOCENT = [
 ];
 const LISTED = [['六四'], ['709', '律师', '天气预报'], ...INNOCENT.map((t) => [t])];
 
+/** A group-chat scope on the testbed from one region to another. */
+const scope = (sender: string, recipient: string) => ({
+  platform: 'testbed',
+  conversation_kind: 'group' as const,
+  sender_region: sender,
+  recipient_region: recipient,
+});
+
 describeEachDb('screen mode end to end', (getDb) => {
   let app: FastifyInstance;
   let w: World;
@@ -56,12 +64,6 @@ describeEachDb('screen mode end to end', (getDb) => {
     const sets = Array.from({ length: 150 }, (_, i) => [`t${String(i).padStart(3, '0')}${'x'.repeat(36)}`]);
     const trigger = sets[7]?.[0] ?? '';
     const campaign = await campaignWithoutRounds(db, `shared-${w.group}`, sets, [w.group]);
-    const scope = (sender: string, recipient: string) => ({
-      platform: 'testbed',
-      conversation_kind: 'group' as const,
-      sender_region: sender,
-      recipient_region: recipient,
-    });
     // alice (US) screens towards bob (CN), bob towards alice: one sender in each scope
     for (const s of [scope('US', 'CN'), scope('CN', 'US')])
       await insertFollowup(db, {
@@ -133,12 +135,6 @@ describeEachDb('screen mode end to end', (getDb) => {
   it('sends a step again with new pairs when no probe took it in time, at most twice, and reads its last sending', async () => {
     const { db } = getDb();
     const campaign = await campaignWithoutRounds(db, `resend-${w.group}`, LISTED, [w.group]);
-    const scope = (sender: string, recipient: string) => ({
-      platform: 'testbed',
-      conversation_kind: 'group' as const,
-      sender_region: sender,
-      recipient_region: recipient,
-    });
     const screen = (s: ReturnType<typeof scope>) =>
       insertFollowup(db, {
         campaignId: campaign.id,
@@ -239,14 +235,7 @@ describeEachDb('screen mode end to end', (getDb) => {
     const campaign = await campaignWithoutRounds(db, `tx-${w.group}`, LISTED, [w.group]);
     const regions = ['US', 'CN', 'AU'];
     const scopes = regions.flatMap((from) =>
-      regions
-        .filter((to) => to !== from)
-        .map((to) => ({
-          platform: 'testbed',
-          conversation_kind: 'group' as const,
-          sender_region: from,
-          recipient_region: to,
-        })),
+      regions.filter((to) => to !== from).map((to) => scope(from, to)),
     );
     for (const s of scopes)
       await insertFollowup(db, {
