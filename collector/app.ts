@@ -39,8 +39,11 @@ export interface AppOptions {
   logger?: Logger;
   /** Collector clock (tests move it). */
   now?: () => Date;
-  /** Runs before canaries are handed out at check-in (round materialisation), with the probe checking in. */
-  beforeAssign?: (now: Date, probeId: string) => Promise<void>;
+  /**
+   * Called at each check-in before its canaries are handed out, with the probe checking in (the
+   * collector starts a round planning). The check-in does not wait for what it starts.
+   */
+  onCheckin?: (now: Date, probeId: string) => void;
   /** Research API rate limit per client (default 600 a minute). */
   rateLimit?: RateLimitOptions;
   /** Probe API rate limit per probe (default 1,200 a minute). */
@@ -133,7 +136,7 @@ export async function collectorPlugin(app: FastifyInstance, options: AppOptions)
     now,
     rateLimit: options.probeRateLimit,
     authFailures,
-    ...(options.beforeAssign ? { beforeAssign: options.beforeAssign } : {}),
+    ...(options.onCheckin ? { onCheckin: options.onCheckin } : {}),
   });
   await app.register(adminRoutes, {
     prefix: '/admin/v1',

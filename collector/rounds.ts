@@ -99,10 +99,8 @@ export function toCanaryRows(
   });
 }
 
-/** When and for whom a planning runs, beside its clock and horizon. */
+/** How far ahead a planning runs, beside its clock and horizon. */
 export interface PlanningAt {
-  /** The probe whose check-in asks for the plan: it hears of it as soon as it is stored. */
-  checkinProbeId?: string | undefined;
   /**
    * How long before `now + horizonMs` planning starts (`RoundPlanner` passes how long planning
    * has lately taken): a round is then stored by the time its probes are told of it, not after.
@@ -117,8 +115,7 @@ export interface PlanningAt {
  * sequential design and grace): a round tops scopes up to that design's looks and counts pairs in
  * flight till that grace has passed. `horizonMs` is the collector's check-in interval: probes
  * hear of canaries at check-in, and no canary is due before its sender's probe can hear of it
- * (`dueWhenHeard`); the probe whose check-in asks for the plan (`at.checkinProbeId`) hears of it
- * as soon as it is stored.
+ * (`dueWhenHeard`).
  */
 export async function materialiseDueRounds(
   db: Db,
@@ -158,7 +155,6 @@ export async function materialiseDueRounds(
         now,
         began,
         horizonMs,
-        checkinProbeId: at.checkinProbeId,
       });
     } catch (err) {
       // One campaign that cannot be planned (e.g. a term in a script without controls) must not
@@ -186,11 +182,11 @@ export function planningLead(recentMs: readonly number[], horizonMs: number): nu
 }
 
 /**
- * A collector's round planning, asked for at check-ins (docs/decisions/024):
- * - one planning at a time in this process. A check-in that comes while one runs goes on without
- *   it: its probe hears of that plan at its next check-in, which is when the plan has its canaries
- *   due (`dueWhenHeard`). Before, every such check-in planned the same rounds beside it, and only
- *   the first stored them (rounds are unique per campaign and time);
+ * A collector's round planning, asked for at check-ins and by the sweep (docs/decisions/024):
+ * - one planning at a time in this process. A check-in starts one and does not wait for it: its
+ *   probe hears of the plan at its next check-in, which is when the plan has its canaries due
+ *   (`dueWhenHeard`). Before, a check-in waited for the planning it started (seconds at 500 term
+ *   sets, up to 25 s under load), and its probe skipped its next check-ins meanwhile;
  * - ahead of time by as long as planning has lately taken (`planningLead`): a round of hundreds
  *   of term sets takes seconds to plan, and a round stored after its time has canaries due before
  *   their probes could hear of them.
@@ -203,6 +199,11 @@ export class RoundPlanner {
   readonly #findings: Pick<FindingsOptions, 'design' | 'graceMs'>;
   #running = false;
   readonly #took: number[] = [];
+
+  /** Whether a planning is in progress (a collector that closes waits for it). */
+  get running(): boolean {
+    return this.#running;
+  }
 
   constructor(
     db: Db,
@@ -226,12 +227,11 @@ export class RoundPlanner {
    * (then returns at once, `null`). Never throws: a failed planning is logged, and the next
    * check-in tries again.
    */
-  async plan(now: Date, checkinProbeId?: string): Promise<{ rounds: number; canaries: number } | null> {
+  async plan(now: Date): Promise<{ rounds: number; canaries: number } | null> {
     if (this.#running) return null;
     this.#running = true;
     try {
       const done = await materialiseDueRounds(this.#db, now, this.#horizonMs, this.#log, this.#findings, {
-        checkinProbeId,
         leadMs: this.leadMs,
       });
       if (done.rounds > 0) {
@@ -433,14 +433,13 @@ async function materialiseRound(
 }
 
 /**
- * When a plan is made: the planning clock, the moment planning began (performance.now()), the
- * check-in interval, and the probe whose check-in asked for it (none for the sweep).
+ * When a plan is made: the planning clock, the moment planning began (performance.now()), and the
+ * check-in interval.
  */
 interface RoundTiming {
   now: Date;
   began: number;
   horizonMs: number;
-  checkinProbeId?: string | undefined;
 }
 
 /** About now on the planning clock: its time when planning began plus the time planning took. */
@@ -450,19 +449,14 @@ function storedAt(timing: RoundTiming): number {
 
 /**
  * The round's canaries, none due before its sender's probe can hear of them (`dueWhenHeard`):
- * the plan is stored about now (the planning clock plus the time planning took), the probe
- * whose check-in asked for it hears of it then, every other probe at its next check-in
- * (`nextCheckin`, as follow-up steps).
+ * the plan is stored about now (the planning clock plus the time planning took), and each probe
+ * hears of it at its next check-in after that (`nextCheckin`, as follow-up steps).
  */
 async function dueWhenStored(db: Db, rows: CanaryInsert[], timing: RoundTiming): Promise<CanaryInsert[]> {
   if (rows.length === 0) return rows;
   const stored = storedAt(timing);
   const checkins = await senderCheckins(db, [...new Set(rows.map((r) => r.senderAccountId))]);
-  return dueWhenHeard(rows, (id) => {
-    const c = checkins.get(id);
-    if (timing.checkinProbeId !== undefined && c?.probeId === timing.checkinProbeId) return stored;
-    return nextCheckin(c, stored, stored, timing.horizonMs);
-  });
+  return dueWhenHeard(rows, (id) => nextCheckin(checkins.get(id), stored, stored, timing.horizonMs));
 }
 
 /** The plan's skipped term sets, one entry per term set and reason, with the conversations. */

@@ -81,21 +81,23 @@ export async function startCollector(
   }
   const { db } = database;
   const planner = new RoundPlanner(db, config.checkinIntervalMs, logger, options.findings);
-  const plan = async (now: Date, checkinProbeId?: string) => {
-    await planner.plan(now, checkinProbeId);
-  };
   const { now: retentionNow, intervalMs, firstRunAfterMs, ...runnerOptions } = options.retention ?? {};
   const retention = new RetentionRunner(
     db,
     { eventRetentionDays: config.eventRetentionDays, lookAlikeRetentionDays: config.lookAlikeRetentionDays },
     { afterPruning: () => reclaimEventSpace(database), ...runnerOptions },
   );
-  const app = await buildApp({ db, config, logger, beforeAssign: plan, retention });
+  // Set by close(): a sweep in progress starts no further step, a check-in no planning.
+  let stopping = false;
+  // A check-in starts a planning and goes on without it (decision 024, "Check-ins do not wait for
+  // planning"); the planner runs one at a time, and close() waits for the one in progress.
+  const onCheckin = () => {
+    if (!stopping) void planner.plan(new Date());
+  };
+  const app = await buildApp({ db, config, logger, onCheckin, retention });
 
   let sweeping = false;
   let analysedAt = 0;
-  // Set by close(): a sweep in progress starts no further step.
-  let stopping = false;
   const sweep = async () => {
     if (sweeping || stopping) return;
     sweeping = true;
@@ -120,7 +122,7 @@ export async function startCollector(
         logger,
       );
       if (stopping) return;
-      await plan(new Date());
+      await planner.plan(new Date());
       if (stopping) return;
       try {
         await runAlerts(
@@ -211,8 +213,9 @@ export async function startCollector(
       // unreachable database waits out a connection timeout per query (per campaign), and the
       // closed database fails what is left of it at once.
       const giveUpAt = Date.now() + SWEEP_STOP_WAIT_MS;
-      while ((sweeping || rollingUp) && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 20));
-      if (sweeping || rollingUp) logger.info('closing the database under a sweep still in progress');
+      const busy = () => sweeping || rollingUp || planner.running;
+      while (busy() && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 20));
+      if (busy()) logger.info('closing the database under a sweep still in progress');
       await database.close();
       logger.info('collector stopped');
     })();

@@ -33,8 +33,12 @@ export interface ProbeRoutesOptions {
   hashKey: Buffer;
   checkinIntervalMs: number;
   now: () => Date;
-  /** Called before canaries are handed out (materialises due campaign rounds), with the probe checking in. */
-  beforeAssign?: (now: Date, probeId: string) => Promise<void>;
+  /**
+   * Called before canaries are handed out, with the probe checking in (starts a round planning);
+   * not waited for: a planning of hundreds of term sets takes seconds, and a probe whose check-in
+   * waits that long skips its next ones (decision 024).
+   */
+  onCheckin?: (now: Date, probeId: string) => void;
   /** Requests per probe (enrollment: per address) and window; default 1,200 a minute. */
   rateLimit?: RateLimitOptions | undefined;
   /** Counts refused requests per address HMAC and answers 429 past the limit, before anything else. */
@@ -127,7 +131,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
         );
       }
       if (refused.length > 0) req.log.warn({ probe: auth.probeId, refused }, 'check-in items refused');
-      await opts.beforeAssign?.(new Date(t1), auth.probeId);
+      opts.onCheckin?.(new Date(t1), auth.probeId);
       // A probe whose data folder is full cannot journal a hand-out (decision 020): it gets
       // none, and the canaries stay unassigned until a check-in says it has space again.
       const full = req.body.storage?.state === 'full';
@@ -136,9 +140,10 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
           { probe: auth.probeId, storage: req.body.storage },
           'probe data folder full; no canaries',
         );
-      // Handed out as of now, not as of the request's arrival: planning at a check-in can take
-      // seconds on a large campaign, and a canary whose deadline passed meanwhile is no use to
-      // the probe (it could only report it `deadline_missed`).
+      // Handed out as of now, not as of the request's arrival: recording the probe's state waits
+      // for the database, which a busy collector's sweep may hold for a while, and a canary whose
+      // deadline passed meanwhile is no use to the probe (it could only report it
+      // `deadline_missed`).
       const canaries = full
         ? []
         : await assignCanaries(
