@@ -60,6 +60,8 @@ import {
   insertDerivedTermSet,
   insertFollowup,
   insertFollowupStep,
+  type OpenFollowupStep,
+  openFollowupSteps,
   type PairOutcome,
   pairOutcomesAt,
   resendFollowupStep,
@@ -154,11 +156,23 @@ export async function advanceFollowups(
     }
     if (started) {
       const { info } = started;
+      let ready: FollowupRun[] = started.runs;
+      try {
+        ready = await runsWithWork(
+          db,
+          info,
+          started.runs,
+          new Date(now.getTime() + (performance.now() - began)),
+          options,
+        );
+      } catch (err) {
+        log?.error({ err, campaign: c.id }, 'follow-up steps could not be read; visiting every run');
+      }
       // One transaction a run, not one for all: PGlite serves one caller at a time, so while a
       // transaction is open the probes' check-ins and reports wait. One for all 76 runs of a
       // 500-set campaign held them 2-6 s a sweep, past the 3-s deadlines of canaries due then
       // (decision 024, 2026-12-05, afternoon).
-      for (const run of started.runs) {
+      for (const run of ready) {
         const runBegan = performance.now();
         // each run plans from `now` plus the time the runs before it took, so a step planned
         // late in a long sweep does not hand out canaries already due or past their deadline;
@@ -178,6 +192,56 @@ export async function advanceFollowups(
     }
     followupsTook.set(c.id, longest);
   }
+}
+
+/**
+ * The runs with something to do now: a step to plan (no step without results), a step no probe
+ * took to send again, or a step whose results are final. The rest wait for outcomes or for time
+ * to pass, and `advanceRun` would only read their outcomes again, in a transaction of their own
+ * that holds every check-in and report back (PGlite serves one caller at a time): at 500 term
+ * sets, 76 runs a sweep took 2–4 s of the database, most of them to find nothing to do
+ * (decision 024, "Check-ins do not wait for planning"). Read in one query for the steps and one a
+ * recipient region for their outcomes, outside any transaction: a run judged idle here is visited
+ * at the next sweep; one judged ready is read again under the lock.
+ */
+async function runsWithWork(
+  db: Db,
+  c: FollowupCampaign,
+  runs: readonly FollowupRun[],
+  now: Date,
+  options: FollowupOptions,
+): Promise<FollowupRun[]> {
+  const open = new Map<string, OpenFollowupStep>();
+  // the first step without results is the one advanceRun reads (steps in order)
+  for (const s of await openFollowupSteps(
+    db,
+    runs.map((r) => r.id),
+  ))
+    if (!open.has(s.followupId)) open.set(s.followupId, s);
+  const byRegion = groupBy(
+    runs.filter((r) => open.has(r.id)),
+    (r) => r.scope.recipient_region,
+  );
+  const found = new Map<string, PairOutcome[]>();
+  for (const [region, list] of byRegion) {
+    const pairs = list.flatMap((r) => open.get(r.id)?.pairIds ?? []);
+    for (const [pair, rows] of groupBy(await pairOutcomesAt(db, pairs, region), (f) => f.pairId))
+      found.set(`${region}\u0000${pair}`, rows);
+  }
+  const { graceMs } = sweepRules(options, c);
+  const lostAfterMs = lostAfter(options, c);
+  return runs.filter((r) => {
+    const s = open.get(r.id);
+    if (!s) return true;
+    const mine = s.pairIds.flatMap((p) => found.get(`${r.scope.recipient_region}\u0000${p}`) ?? []);
+    if (s.resends < MAX_STEP_RESENDS && neverSent(mine, now)) return true;
+    return stepFinal(mine, s.pairIds, now, graceMs, lostAfterMs);
+  });
+}
+
+/** How long after its deadline a message with no outcome is `void` (`FollowupOptions.lostAfterMs`). */
+function lostAfter(options: FollowupOptions, c: FollowupCampaign): number {
+  return options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);
 }
 
 /** Isolation for every settled multi-term finding that is minimal; one screen per scope for screen campaigns. */
@@ -275,7 +339,7 @@ async function advanceRun(
   const timing = { visibleAt, checkinIntervalMs: options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS };
   for (const s of steps) {
     if (s.results) continue;
-    const lostAfterMs = options.lostAfterMs ?? Math.max(10_000, 3 * c.deadlineSeconds * 1000);
+    const lostAfterMs = lostAfter(options, c);
     const found = await pairOutcomesAt(tx, s.pairIds, run.scope.recipient_region);
     if (s.resends < MAX_STEP_RESENDS && neverSent(found, now)) {
       // no probe took some of the step's canaries before their deadline: that says nothing of
@@ -602,16 +666,8 @@ function readResults(
   graceMs: number,
   lostAfterMs: number,
 ): ProbeResult[] | undefined {
+  if (!stepFinal(found, pairIds, now, graceMs, lostAfterMs)) return undefined;
   const byPair = groupBy(found, (f) => f.pairId);
-  for (const pair of pairIds) {
-    const mine = byPair.get(pair) ?? [];
-    const deadline = Math.max(...mine.map((f) => f.deadlineMs));
-    const arrived = mine.length > 0 && mine.every((f) => f.status === 'delivered');
-    if (arrived) continue;
-    if (now.getTime() < deadline + graceMs) return undefined;
-    const pending = mine.some((f) => f.status === 'pending' || f.status === null);
-    if (pending && now.getTime() < deadline + lostAfterMs) return undefined;
-  }
   /** Whether a control canary reached every recipient of the scope in time. */
   const reached = (rows: readonly { status: string | null }[]) =>
     rows.length > 0 && rows.every((r) => r.status === 'delivered');
@@ -650,6 +706,30 @@ function readResults(
  * down). Its messages would read as `void`, and voids spend a screen's or an isolation's patience
  * with a set (a kept 100-set run left 47 sets `unresolved` so); they say nothing of the terms.
  */
+/**
+ * Whether a step's results are final: every pair arrived everywhere, or its deadline and the
+ * grace have passed, and a pair still without an outcome somewhere is past `lostAfterMs` too.
+ */
+function stepFinal(
+  found: readonly PairOutcome[],
+  pairIds: readonly string[],
+  now: Date,
+  graceMs: number,
+  lostAfterMs: number,
+): boolean {
+  const byPair = groupBy(found, (f) => f.pairId);
+  for (const pair of pairIds) {
+    const mine = byPair.get(pair) ?? [];
+    const deadline = Math.max(...mine.map((f) => f.deadlineMs));
+    const arrived = mine.length > 0 && mine.every((f) => f.status === 'delivered');
+    if (arrived) continue;
+    if (now.getTime() < deadline + graceMs) return false;
+    const pending = mine.some((f) => f.status === 'pending' || f.status === null);
+    if (pending && now.getTime() < deadline + lostAfterMs) return false;
+  }
+  return true;
+}
+
 function neverSent(found: readonly PairOutcome[], now: Date): boolean {
   return (
     found.length > 0 &&

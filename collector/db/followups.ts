@@ -120,6 +120,34 @@ export async function followupSteps(q: Queryable, followupId: string): Promise<F
   );
 }
 
+/** A step without results of one of the follow-ups `openFollowupSteps` was asked about. */
+export interface OpenFollowupStep {
+  followupId: string;
+  step: number;
+  pairIds: string[];
+  resends: number;
+}
+
+/**
+ * The steps without results of the follow-ups, in one query (`followupSteps` without messages or
+ * results): the sweep reads these to skip the runs with nothing to read or send yet.
+ */
+export async function openFollowupSteps(
+  q: Queryable,
+  followupIds: readonly string[],
+): Promise<OpenFollowupStep[]> {
+  if (followupIds.length === 0) return [];
+  return rows<OpenFollowupStep>(
+    q,
+    sql`select followup_id as "followupId", step,
+          pair_ids[cardinality(pair_ids) - jsonb_array_length(messages) + 1 :] as "pairIds",
+          cardinality(pair_ids) / greatest(jsonb_array_length(messages), 1) - 1 as resends
+        from followup_steps
+        where followup_id = any(${sql.param(followupIds)}::uuid[]) and results is null
+        order by followup_id, step`,
+  );
+}
+
 /**
  * Records that a step's messages were sent again, as `pairIds` (one a message): they are appended
  * to the step's pairs, and its results are read from them. Only while the step has no results.
