@@ -13,6 +13,8 @@
  * every verdict left open, after each size's row. `--data DIR` keeps each size's network (Postgres
  * included) in DIR/<size> for inspection instead of a temporary folder. `--clearance` runs the
  * screens with the clearance rule of decision 024 (not yet the collector's default).
+ * `--log-level info` keeps the network's logs (each request with its response time) in
+ * DIR/<size>/logs with `--data` (default `warn`).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     why: { type: 'boolean', default: false },
     data: { type: 'string' },
     clearance: { type: 'boolean', default: false },
+    'log-level': { type: 'string' },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [20, 100, 500] : [20, 100];
@@ -58,6 +61,7 @@ for (const size of sizes) {
     ...(values.clearance ? { screenClearance: true } : {}),
     testbedSeed: 7,
     ...(values.progress ? { onProgress: (line: string) => console.error(line) } : {}),
+    ...(values['log-level'] ? { logLevel: values['log-level'] } : {}),
   });
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);

@@ -88,9 +88,9 @@ export const MAX_CHECKIN_PHASE_MS = 5000;
 
 /**
  * How long after each tick of its check-in cron the probe checks in: the same delay every tick,
- * drawn from its id, under half the cron's period (`periodMs`, the time to its next tick) and
- * at most 5 s. Probes on one schedule still spread their check-ins over the first seconds of
- * the minute, so a collector is not met by all of them at once; and each keeps a steady rhythm,
+ * drawn from its id, under half the cron's period (`periodMs`, the time between its next two
+ * ticks) and at most 5 s. Probes on one schedule still spread their check-ins over the first
+ * seconds after each tick, so a collector is not met by all of them at once; and each keeps a steady rhythm,
  * which the collector's planner counts on (collector/capacity.ts `nextCheckin`): it makes a
  * canary due by when the sender's probe will next check in, judged from the gap between its
  * last two check-ins. A fresh random delay each tick (node-cron's `maxRandomDelay`, up to 5 s,
