@@ -264,6 +264,49 @@ describe('outbox', () => {
     await store.close();
   });
 
+  it('uploads new events that keep coming at most once a turn, together; the first of a quiet spell and a flush at once', async () => {
+    const starts: { at: number; n: number }[] = [];
+    const store = await openProbeStore(join(dir, 'outbox'), {
+      logger,
+      upload: async (events) => {
+        starts.push({ at: Date.now(), n: events.length });
+        return events.map((e, index) => ({ index, event_id: e.event_id, status: 'stored' as const }));
+      },
+      minUploadIntervalMs: 1000,
+    });
+    const waitEmpty = async () => {
+      const deadline = Date.now() + 10_000;
+      while (store.outbox.backlog() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      return store.outbox.backlog();
+    };
+    store.outbox.start();
+    // A quiet outbox uploads its first new event at once.
+    const t0 = Date.now();
+    await store.outbox.add(sampleReceived(0));
+    expect(await waitEmpty()).toBe(0);
+    expect(starts[0]!.at - t0).toBeLessThan(700);
+    // Receipts every 50 ms for 1.5 s: a few uploads, a turn apart, not one per event.
+    for (let i = 1; i <= 30; i++) {
+      await store.outbox.add(sampleReceived(i));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await waitEmpty()).toBe(0);
+    expect(starts.reduce((a, s) => a + s.n, 0)).toBe(31);
+    expect(starts.length).toBeLessThanOrEqual(4);
+    for (let i = 1; i < starts.length; i++)
+      expect(starts[i]!.at - starts[i - 1]!.at).toBeGreaterThanOrEqual(990);
+    // A flush does not wait for the turn.
+    const before = starts.length;
+    const last = starts.at(-1)!.at;
+    await store.outbox.add(sampleReceived(100));
+    const t1 = Date.now();
+    expect(await store.outbox.flush(5000)).toBe(true);
+    expect(starts.length).toBe(before + 1);
+    expect(starts.at(-1)!.at - last).toBeLessThan(1000);
+    expect(Date.now() - t1).toBeLessThan(700);
+    await store.close();
+  });
+
   it('keeps events the collector did not answer for', async () => {
     let calls = 0;
     const store = await openProbeStore(join(dir, 'outbox'), {
@@ -384,6 +427,9 @@ describe('outbox with an event the collector fails on', () => {
       backoff: { baseMs: 20, maxMs: 200 },
       // Never given up during this test: it must not hold anything back meanwhile.
       poison: { strikes: 1000, minSpanMs: 3_600_000 },
+      // Each new event goes as soon as it is on disk: what is measured is the wait behind the
+      // poisoned one, not the turn that spaces out uploads (tested below).
+      minUploadIntervalMs: 0,
     });
     store.outbox.start();
     const poison = sampleReceived(100, { conversation: 'poison' });

@@ -30,7 +30,12 @@
  *   dead-letters anything: the outbox then waits with exponential backoff and jitter.
  * - 401/403/408/429 answers are about the probe or the collector, not the batch: they
  *   only back off;
- * - events an answer left out are kept and retried a backoff step later, behind new ones.
+ * - events an answer left out are kept and retried a backoff step later, behind new ones;
+ * - new events that keep coming go at most once per `minUploadIntervalMs` (default
+ *   MIN_UPLOAD_INTERVAL_MS): the first after a quiet spell goes at once, the next ones wait for
+ *   the turn and go together. Each upload costs the collector a transaction, whatever its
+ *   size, so a probe receiving a message every few hundred ms sends a few batches, not one
+ *   request per event. A full batch, a retry, an upload after a failure and `flush()` never wait.
  * Retry state lives in memory: after a restart an event starts its strikes again.
  *
  * A full data folder (storage.ts): an event whose journal record the disk refuses with
@@ -49,6 +54,9 @@ import { appendDurably } from './fsutil.ts';
 import type { JournalRecord } from './journal.ts';
 import type { StorageGate } from './storage.ts';
 
+/** The least time between the starts of two uploads of new events that do not fill a batch. */
+export const MIN_UPLOAD_INTERVAL_MS = 1000;
+
 export type UploadFn = (events: ProbeEvent[]) => Promise<EventResult[]>;
 
 export interface OutboxOptions {
@@ -65,6 +73,8 @@ export interface OutboxOptions {
   poison?: { strikes: number; minSpanMs: number };
   maxBatch?: number;
   maxBodyBytes?: number;
+  /** See MIN_UPLOAD_INTERVAL_MS; 0 uploads every new event as soon as it is on disk. */
+  minUploadIntervalMs?: number;
   random?: () => number;
   now?: () => number;
 }
@@ -114,11 +124,16 @@ export class Outbox {
   private readonly poison: { strikes: number; minSpanMs: number };
   private readonly maxBatch: number;
   private readonly maxBodyBytes: number;
+  private readonly minUploadIntervalMs: number;
   private readonly random: () => number;
   private readonly now: () => number;
   private nextSeg = 1;
   /** Successful uploads so far (evidence that the collector is up). */
   private successes = 0;
+  /** When the last upload began (steady clock, ms). */
+  private lastUploadAt = Number.NEGATIVE_INFINITY;
+  /** flush() calls waiting: uploads of new events do not wait for their turn meanwhile. */
+  private flushing = 0;
   private running?: Promise<void>;
   private stopping = false;
   private wakeLoop?: () => void;
@@ -147,6 +162,7 @@ export class Outbox {
     this.poison = opts.poison ?? { strikes: 8, minSpanMs: 30 * 60_000 };
     this.maxBatch = Math.min(opts.maxBatch ?? LIMITS.eventsPerBatch, LIMITS.eventsPerBatch);
     this.maxBodyBytes = opts.maxBodyBytes ?? LIMITS.probeBodyBytes - 4096;
+    this.minUploadIntervalMs = Math.max(0, opts.minUploadIntervalMs ?? MIN_UPLOAD_INTERVAL_MS);
     this.random = opts.random ?? Math.random;
     // Backoff waits on the steady clock: a backward step of the wall clock must not hold events.
     this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
@@ -332,10 +348,14 @@ export class Outbox {
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
+    this.flushing += 1;
     this.wakeLoop?.();
-    const done = await Promise.race([idle, timeout]);
-    clearTimeout(timer);
-    return done;
+    try {
+      return await Promise.race([idle, timeout]);
+    } finally {
+      this.flushing -= 1;
+      clearTimeout(timer);
+    }
   }
 
   /** Stops the uploader after its current request. Pending events stay on disk. */
@@ -355,18 +375,21 @@ export class Outbox {
   /**
    * The next upload: events never in a failed upload first (as many as fit), else the
    * due part of a failed batch that has waited longest. `wait` is how long until
-   * something is due when nothing is now.
+   * something is due when nothing is now; `full` says that new events were left out.
    */
-  private takeBatch(now: number): { batch: Pending[]; wait: number } {
+  private takeBatch(now: number): { batch: Pending[]; wait: number; full?: boolean } {
     const fresh: Pending[] = [];
+    let full = false;
     let bytes = 0;
     const segs = new Map<number, Pending[]>();
     let wait = Number.POSITIVE_INFINITY;
     for (const p of this.pending.values()) {
       if (!p.durable) continue;
       if (p.seg === undefined) {
-        if (fresh.length >= this.maxBatch) continue;
-        if (fresh.length > 0 && bytes + p.bytes + 1 > this.maxBodyBytes) continue;
+        if (fresh.length >= this.maxBatch || (fresh.length > 0 && bytes + p.bytes + 1 > this.maxBodyBytes)) {
+          full = true;
+          continue;
+        }
         fresh.push(p);
         bytes += p.bytes + 1;
         continue;
@@ -375,7 +398,7 @@ export class Outbox {
       if (list) list.push(p);
       else segs.set(p.seg, [p]);
     }
-    if (fresh.length > 0) return { batch: fresh, wait: 0 };
+    if (fresh.length > 0) return { batch: fresh, wait: 0, full };
     let best: Pending[] | undefined;
     let bestAt = Number.POSITIVE_INFINITY;
     for (const list of segs.values()) {
@@ -395,7 +418,8 @@ export class Outbox {
   private async loop(): Promise<void> {
     const log = this.opts.logger;
     while (!this.stopping) {
-      const { batch, wait } = this.takeBatch(this.now());
+      const now = this.now();
+      const { batch, wait, full } = this.takeBatch(now);
       if (batch.length === 0) {
         if (this.uploadable() === 0) for (const w of this.idleWaiters.splice(0)) w();
         this.loopIdle = true;
@@ -403,6 +427,13 @@ export class Outbox {
         this.loopIdle = false;
         continue;
       }
+      const turn = this.turnIn(batch, full === true, now);
+      if (turn > 0) {
+        // Not idle: an added event does not cut the turn short (flush() and stop() do).
+        await this.sleep(turn);
+        continue;
+      }
+      this.lastUploadAt = now;
       let results: EventResult[];
       try {
         results = await this.opts.upload(batch.map((p) => p.ev));
@@ -433,6 +464,15 @@ export class Outbox {
         await this.sleep(this.backoffMs(1));
       }
     }
+  }
+
+  /**
+   * How long new events that do not fill a batch wait for their turn (see
+   * MIN_UPLOAD_INTERVAL_MS): 0 for a full batch, a retry, after a failure or while flushing.
+   */
+  private turnIn(batch: Pending[], full: boolean, now: number): number {
+    if (full || batch[0]?.seg !== undefined || this.failures > 0 || this.flushing > 0) return 0;
+    return this.lastUploadAt + this.minUploadIntervalMs - now;
   }
 
   /** Splits, strikes or dead-letters after a failed upload; returns how long to wait. */
