@@ -285,14 +285,17 @@ describe('outbox', () => {
     await store.outbox.add(sampleReceived(0));
     expect(await waitEmpty()).toBe(0);
     expect(starts[0]!.at - t0).toBeLessThan(700);
-    // Receipts every 50 ms for 1.5 s: a few uploads, a turn apart, not one per event.
+    // Receipts every 50 ms for 1.5 s: a few uploads, a turn apart, not one per event (31
+    // without the turn). A loaded machine that takes longer to add them gets a turn more a second.
+    const tAdds = Date.now();
     for (let i = 1; i <= 30; i++) {
       await store.outbox.add(sampleReceived(i));
       await new Promise((r) => setTimeout(r, 50));
     }
+    const addsMs = Date.now() - tAdds;
     expect(await waitEmpty()).toBe(0);
     expect(starts.reduce((a, s) => a + s.n, 0)).toBe(31);
-    expect(starts.length).toBeLessThanOrEqual(4);
+    expect(starts.length).toBeLessThanOrEqual(3 + Math.ceil(addsMs / 1000));
     for (let i = 1; i < starts.length; i++)
       expect(starts[i]!.at - starts[i - 1]!.at).toBeGreaterThanOrEqual(990);
     // A flush does not wait for the turn.
