@@ -20,6 +20,7 @@ const state = (findings: ReportFinding[], open = findings.filter((f) => !f.settl
   report: { version: 1, messages_sent: 310, findings },
   settled: open === 0,
   open,
+  refuted: [],
 });
 
 describe('the evaluate progress line', () => {

@@ -11,10 +11,10 @@ import {
   reportedFindings,
   runningFollowups,
 } from '../../collector/db/evaluation.ts';
-import { derivedTermSets } from '../../collector/db/findings.ts';
+import { derivedTermSets, type FindingScope } from '../../collector/db/findings.ts';
 import type { Queryable } from '../../collector/db/open.ts';
 import { isFindingVerdict } from '../../collector/findings.ts';
-import { canonicalTermSet, findingKey, scopeKey, termSetKey } from '../../collector/keys.ts';
+import { canonicalTermSet, findingKey, scopeKey, type TermSetKey, termSetKey } from '../../collector/keys.ts';
 
 export interface ReportFinding {
   terms: string[];
@@ -39,24 +39,17 @@ export interface EvaluationReport {
   run?: Record<string, unknown>;
 }
 
-export async function testedTermSets(q: Queryable, campaignId: string, listed: readonly string[][]) {
-  const derived = await derivedTermSets(q, campaignId);
-  const seen = new Set<string>();
-  const out: string[][] = [];
-  for (const t of [...listed, ...derived]) {
-    const k = termSetKey(t);
-    if (seen.has(k)) continue;
-    seen.add(k);
-    out.push(canonicalTermSet(t));
-  }
-  return out;
-}
-
 export interface ReportState {
   report: EvaluationReport;
   /** Every term set × scope has a settled verdict and no follow-up is running. */
   settled: boolean;
   open: number;
+  /**
+   * Combinations isolation derived that the judging refuted (term-set keys): every verdict of
+   * theirs settled, none a minimal finding (`none`, or explained by a listed subset where it is
+   * suppressed). Left out of the findings; `run.refuted_combinations` names them.
+   */
+  refuted: string[];
 }
 
 /** `a.localeCompare(b)`'s order, without building a collator per comparison. */
@@ -65,19 +58,45 @@ const collator = new Intl.Collator();
 const round6 = (x: number | null) => (x === null || !Number.isFinite(x) ? 0 : Math.round(x * 1e6) / 1e6);
 
 /**
- * The report as it stands. A term set × scope without data is `inconclusive` with n = 0;
- * a finding that a proper subset explains in its scope (not minimal) is left out there.
+ * The report as it stands (`assembleReport` on what is stored), and whether follow-ups still run.
  */
 export async function readReport(
   q: Queryable,
   campaignId: string,
   listed: readonly string[][],
 ): Promise<ReportState> {
-  const scopes = await possibleScopes(q, campaignId);
-  const termSets = await testedTermSets(q, campaignId, listed);
-  const stored = new Map<string, ReportedFinding>(
-    (await reportedFindings(q, campaignId)).map((f) => [f.key, f]),
+  const assembled = assembleReport(
+    await possibleScopes(q, campaignId),
+    listed,
+    await derivedTermSets(q, campaignId),
+    await reportedFindings(q, campaignId),
   );
+  const running = await runningFollowups(q, campaignId);
+  return {
+    report: { version: 1, messages_sent: await messagesSent(q, campaignId), findings: assembled.findings },
+    settled: assembled.open === 0 && running === 0 && assembled.scopes > 0,
+    open: assembled.open + running,
+    refuted: assembled.refuted,
+  };
+}
+
+/**
+ * The report's findings: every listed term set and every combination isolation derived, in
+ * every scope, in a stable order. A term set × scope without data is `inconclusive` with n = 0;
+ * a finding that a proper subset explains in its scope (not minimal) is left out there. A
+ * derived combination whose verdicts all settled without one minimal finding is left out
+ * altogether (`refuted`): isolation took it for a combination, and the rounds, judging it with
+ * controls in every scope, showed that it is not one — a partial drop (a rule that fires on some
+ * messages only) can make isolation keep terms that do not matter (decision 038). `open` counts
+ * the term set × scope verdicts not yet settled.
+ */
+export function assembleReport(
+  scopes: readonly FindingScope[],
+  listed: readonly (readonly string[])[],
+  derived: readonly (readonly string[])[],
+  stored: readonly ReportedFinding[],
+): { findings: ReportFinding[]; open: number; refuted: string[]; scopes: number } {
+  const byKey = new Map<string, ReportedFinding>(stored.map((f) => [f.key, f]));
   // by term set, then conversation kind, sender region and recipient region; each key built once
   // (read every second during a run: 500 sets × 28 scopes sorted on keys rebuilt per comparison
   // held the event loop of the in-process network ~100 ms a time)
@@ -89,14 +108,34 @@ export async function readReport(
         collator.compare(a.scope.sender_region, b.scope.sender_region) ||
         collator.compare(a.scope.recipient_region, b.scope.recipient_region),
     );
-  const keyed = termSets
-    .map((terms) => ({ terms, key: termSetKey(terms) }))
-    .sort((a, b) => collator.compare(a.key, b.key));
+  const seen = new Set<string>();
+  const termSets: { terms: string[]; key: TermSetKey; listed: boolean }[] = [];
+  for (const [list, isListed] of [
+    [listed, true],
+    [derived, false],
+  ] as const) {
+    for (const t of list) {
+      const key = termSetKey(t);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      termSets.push({ terms: canonicalTermSet(t), key, listed: isListed });
+    }
+  }
+  termSets.sort((a, b) => collator.compare(a.key, b.key));
   const findings: ReportFinding[] = [];
+  const refuted: string[] = [];
   let open = 0;
-  for (const { terms, key } of keyed) {
-    for (const { scope, key: sKey } of scoped) {
-      const f = stored.get(findingKey(key, sKey));
+  for (const { terms, key, listed: isListed } of termSets) {
+    const mine = scoped.map(({ scope, key: sKey }) => ({ scope, f: byKey.get(findingKey(key, sKey)) }));
+    if (
+      !isListed &&
+      mine.length > 0 &&
+      mine.every(({ f }) => f?.settled === true && !(f.minimal && isFindingVerdict(f.verdict)))
+    ) {
+      refuted.push(key);
+      continue;
+    }
+    for (const { scope, f } of mine) {
       if (f && !f.minimal && isFindingVerdict(f.verdict)) continue;
       if (!f?.settled) open++;
       findings.push({
@@ -118,10 +157,5 @@ export async function readReport(
       });
     }
   }
-  const running = await runningFollowups(q, campaignId);
-  return {
-    report: { version: 1, messages_sent: await messagesSent(q, campaignId), findings },
-    settled: open === 0 && running === 0 && scopes.length > 0,
-    open: open + running,
-  };
+  return { findings, open, refuted, scopes: scopes.length };
 }

@@ -51,7 +51,10 @@ export interface EvaluationOptions {
   /** Progress lines (the CLI prints them). */
   onProgress?: (line: string) => void;
   logLevel?: string;
-  /** Screens clear a set only with the clearance rule of decision 024 (testbed only). */
+  /**
+   * Screens clear a set only with the clearance rule of decision 024 (testbed only); default: the
+   * collector's configuration (SILENTDROP_SCREEN_CLEARANCE, default true, decision 038).
+   */
   screenClearance?: boolean;
 }
 
@@ -108,7 +111,7 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
         sweepIntervalMs: 2000,
         ...(o.databaseUrl === undefined ? {} : { databaseUrl: o.databaseUrl }),
         ...(o.collectors === undefined ? {} : { count: o.collectors }),
-        ...(o.screenClearance ? { screenClearance: true } : {}),
+        ...(o.screenClearance === undefined ? {} : { screenClearance: o.screenClearance }),
       },
       probeCheckinCron: '*/2 * * * * *',
       // A temporary folder is removed afterwards: the testbed keeps no state file there (it is
@@ -161,6 +164,7 @@ export async function runEvaluation(o: EvaluationOptions): Promise<EvaluationRes
       cadence,
       deadline_seconds: deadlineSeconds,
       platform: o.policy ? 'testbed' : 'xmpp',
+      ...(last.refuted.length > 0 ? { refuted_combinations: last.refuted } : {}),
     };
     return { report: last.report, settled: last.settled, durationMs, dataDir };
   } finally {
