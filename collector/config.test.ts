@@ -113,15 +113,15 @@ describe('loadConfig', () => {
     ).toMatchObject({ eventRetentionDays: 0, lookAlikeRetentionDays: 7 });
   });
 
-  it('reads whether screens clear with the clearance rule (default false)', () => {
+  it('reads whether screens clear with the clearance rule (default true, decision 038)', () => {
     const data = tmp();
     const clearance = (v?: string) =>
       loadConfig(
         {},
         { SILENTDROP_DATA: data, ...(v === undefined ? {} : { SILENTDROP_SCREEN_CLEARANCE: v }) },
       ).screenClearance;
-    expect(clearance()).toBe(false);
-    expect(clearance('')).toBe(false);
+    expect(clearance()).toBe(true);
+    expect(clearance('')).toBe(true);
     expect([clearance('true'), clearance('1'), clearance(' TRUE ')]).toEqual([true, true, true]);
     expect([clearance('false'), clearance('0')]).toEqual([false, false]);
     expect(() => clearance('yes please')).toThrow(

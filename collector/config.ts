@@ -47,7 +47,8 @@ export interface CollectorConfig {
   /**
    * Screens clear a set only with the clearance rule of decision 024 (as strong as a sequential
    * `none`: a partial drop is not cleared by the one pack it missed), at two to three times the
-   * messages (20 and 100 term sets in `evaluate`, decision 024). Default false.
+   * messages (20 and 100 term sets in `evaluate`, decision 024). Default true (decision 038);
+   * false clears a set on the first pass's one intact pack.
    */
   screenClearance: boolean;
   logLevel: string;
@@ -278,12 +279,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       1000,
       3_600_000,
     ),
-    screenClearance: boolFrom(
-      problems,
-      'SILENTDROP_SCREEN_CLEARANCE',
-      env.SILENTDROP_SCREEN_CLEARANCE,
-      false,
-    ),
+    screenClearance: boolFrom(problems, 'SILENTDROP_SCREEN_CLEARANCE', env.SILENTDROP_SCREEN_CLEARANCE, true),
     logLevel,
   };
   problems.throwIfAny();

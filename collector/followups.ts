@@ -97,7 +97,7 @@ export interface FollowupOptions {
   /**
    * Screens clear a set only with the second pass's evidence (`SCREEN_CLEARANCE`, decision 024):
    * as strong as a sequential `none`, so a partial drop is not cleared by the one pack it missed.
-   * Default false (see SCREEN_CLEARANCE).
+   * Default true (decision 038); false clears a set on the first pass's one intact pack.
    */
   screenClearance?: boolean;
 }
@@ -364,7 +364,7 @@ async function advanceRun(
     s.results = results;
   }
   const logRecords: RoundRecord[] = steps.map((s) => ({ messages: s.messages, results: s.results ?? [] }));
-  const screenOptions = SCREEN_OPTIONS(c.seed, { clearance: options.screenClearance === true });
+  const screenOptions = SCREEN_OPTIONS(c.seed, { clearance: options.screenClearance !== false });
   let step: Awaited<ReturnType<typeof isolationStep>> | Awaited<ReturnType<typeof resumeScreening>>;
   try {
     step =
@@ -418,11 +418,10 @@ export const SCREEN_OPTIONS = (seed: string, o: { clearance?: boolean } = {}) =>
   }) satisfies Partial<ScreeningOptions>;
 
 /**
- * The clearance rule of the sequential design's `none` (decision 024). Not yet the collector's
- * default: at 100 term sets `silentdrop evaluate` settles with it in 7 minutes (P = R = 1, two
- * to three times the messages), but at 500 not in 30 minutes. A collector gets it with
- * `FollowupOptions.screenClearance`, which a deployed one takes from SILENTDROP_SCREEN_CLEARANCE
- * (collector/config.ts).
+ * The clearance rule of the sequential design's `none` (decision 024), the collector's default
+ * since decision 038: `silentdrop evaluate` settles 20, 100 and 500 term sets with it, P = R = 1.
+ * `FollowupOptions.screenClearance: false` (a deployed collector: SILENTDROP_SCREEN_CLEARANCE=false,
+ * collector/config.ts) goes back to one intact pack.
  */
 export const SCREEN_CLEARANCE = {
   margin: DEFAULT_SEQUENTIAL_DESIGN.margin,

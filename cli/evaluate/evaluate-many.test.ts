@@ -3,11 +3,12 @@
  * in the default mode (screen first, then what is flagged judged alone; docs/decisions/014):
  * the report must be exactly the policy — a per-recipient drop, a combination whose terms are
  * also listed alone, a notice for CN senders in direct chats, a replacement for US recipients —
- * and `none` for every other set in every scope, all settled, within a send budget far below
- * "every set in every conversation every round". Runs in the evaluate phase
+ * and `none` for every other set in every scope, all settled, within a send budget below what
+ * judging every set alone would need. Runs in the evaluate phase
  * (vitest.evaluate.config.ts), beside the table's rows.
  */
 import { describe, expect, it } from 'vitest';
+import { SCREEN_CLEARANCE } from '../../collector/followups.ts';
 import { reportMismatches } from './expect.ts';
 import { generatePolicy } from './generate.ts';
 import { runEvaluation } from './run.ts';
@@ -42,7 +43,12 @@ describe('silentdrop evaluate on many term sets', () => {
     const open = report.findings.filter((f) => !f.settled).length;
     expect(result.settled, `${open} verdicts open; ${seen}`).toBe(true);
     expect(report.findings.every((f) => f.settled && f.n_test > 0)).toBe(true);
-    // the screen packs the innocent sets: far fewer messages than one pair per verdict
-    expect(report.messages_sent, seen).toBeLessThan(2 * report.findings.length);
+    // the screen packs the innocent sets: fewer messages than judging every set alone would need
+    // at the very least, before any control. A `none` as strong as the clearance's (decision 038)
+    // takes 11 intact test messages (0.8^11 < 0.1) for every set, sender region and conversation
+    // (two direct recipient regions and the group): 40 × 3 × 3 × 11 = 3,960. Measured with the
+    // clearance: 2,126 (254 s, on a machine busy with another run).
+    const intact = Math.ceil(Math.log(SCREEN_CLEARANCE.beta) / Math.log(1 - SCREEN_CLEARANCE.margin));
+    expect(report.messages_sent, seen).toBeLessThan(40 * 3 * 3 * intact);
   }, 450_000);
 });

@@ -67,7 +67,10 @@ export interface LocalNetworkOptions {
     endsAt?: Date | ((now: Date) => Date);
   };
   collector?: {
-    /** Screens clear a set only with the clearance rule of decision 024 (FollowupOptions.screenClearance). */
+    /**
+     * Screens clear a set only with the clearance rule of decision 024 (FollowupOptions.screenClearance);
+     * default: the collector's configuration (SILENTDROP_SCREEN_CLEARANCE, default true, decision 038).
+     */
     screenClearance?: boolean;
     /** Default 0 (any free port). */
     port?: number;
@@ -227,7 +230,9 @@ export async function startLocalNetwork(options: LocalNetworkOptions): Promise<L
             level,
             destination: cappedLogDestination(join(logDir, `${name}.log`)),
           }),
-          ...(options.collector?.screenClearance ? { followups: { screenClearance: true } } : {}),
+          ...(options.collector?.screenClearance === undefined
+            ? {}
+            : { followups: { screenClearance: options.collector.screenClearance } }),
         }),
       );
     }
