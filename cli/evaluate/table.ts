@@ -5,7 +5,7 @@
  * loss, one in-process probe per region, 3 accounts per region in direct chats and a group)
  * until every verdict settles. The report must name exactly the policy's rules — the right
  * term sets, verdicts and scopes — and `none` everywhere else. Rows run concurrently (they
- * mostly wait on cadence); each takes about a minute alone.
+ * mostly wait on cadence); each takes one to four minutes alone.
  */
 import { expect } from 'vitest';
 import { type RuleLike, reportMismatches } from './expect.ts';
@@ -21,6 +21,8 @@ export interface Row {
   mode?: 'isolate' | 'screen';
   /** At most this many canaries (tests and controls) may be sent. */
   maxMessages?: number;
+  /** How long the run may take to settle (default 240 s). */
+  timeoutMs?: number;
 }
 
 const INNOCENT = [
@@ -38,6 +40,9 @@ const INNOCENT = [
 
 const DEADLINE_S = 3;
 
+/** How long a row may take to settle unless it says otherwise. */
+export const ROW_TIMEOUT_MS = 240_000;
+
 export const ROWS: Row[] = [
   {
     id: 'screen mode: eleven sets packed, one dropped for CN recipients',
@@ -45,9 +50,16 @@ export const ROWS: Row[] = [
     rules: [{ id: 'june4', match: { any: ['六四'] }, action: 'drop', scope: { recipient_region: ['CN'] } }],
     terms: `${INNOCENT.join('\n')}\n六四\n`,
     expected: [['六四'], ...INNOCENT.map((t) => [t])],
-    // Measured: about 150 canaries, settled in about 80 s alone. The same row in `isolate` mode
-    // (one set per message) sent 6,423 and had still not settled after 240 s.
-    maxMessages: 600,
+    // With the clearance rule (decision 038) the screen spends more than it did with one intact
+    // pack (about 150 canaries, 80 s): measured 2026-12-06, 612 to 1,173 canaries and 187 to
+    // 230 s in five runs that settled, and one run alone still open after 240 s (918 sent).
+    // Background loss is most of it: a pack in a group reads positive when any of the scope's
+    // two or three recipients lost it (6 to 9 % at 3 % loss), and the clearance takes each loss
+    // for a possible partial drop (a re-ask, a split, a set sent to the rounds). The same row in
+    // `isolate` mode (one set per message) settled in 270 s with 3,816 canaries; the screen must
+    // spend at most half of that.
+    maxMessages: 1_900,
+    timeoutMs: 480_000,
   },
   {
     id: 'silent drop per recipient, group only',
@@ -109,7 +121,7 @@ export async function checkRow(row: Row): Promise<void> {
     cadence: '*/2 * * * * *',
     deadlineSeconds: DEADLINE_S,
     accountsPerRegion: 3,
-    timeoutMs: 240_000,
+    timeoutMs: row.timeoutMs ?? ROW_TIMEOUT_MS,
     seed: `row-${row.id}`,
     testbedSeed: 7,
     mode: row.mode ?? 'isolate',
