@@ -3,14 +3,15 @@
  * ../shared/data/citizenlab or $SILENTDROP_CITIZENLAB_DIR; never copied).
  *
  *   npx tsx bench/screening.ts [--sets 1000] [--suppressed 10] [--decoys 30] [--split 3] [--loss 0.03] [--seeds 5]
- *                              [--article-chars 1500] [--articles 100]
+ *                              [--article-chars 1500] [--articles 100] [--clearance-screens 200]
  *
  * Prints messages sent by group testing beside one set per message, precision and recall (also
  * as the collector runs a `screen` campaign: paired controls, flagged sets judged by the rounds), and
- * isolation messages per censored combination beside Xiong & Knockel (2019): ~35 vs ~343.
+ * isolation messages per censored combination beside Xiong & Knockel (2019): ~35 vs ~343, and
+ * what the screens' clearance publishes about a set a rule drops only sometimes (decision 038).
  */
 import { parseArgs } from 'node:util';
-import { benignArticle } from '../collector/analysis/benign-terms.ts';
+import { BENIGN_WORDS, benignArticle } from '../collector/analysis/benign-terms.ts';
 import { citizenLabAvailable, loadCitizenLab } from '../collector/analysis/citizenlab-data.ts';
 import { isolateTerms, robustOracle } from '../collector/analysis/isolation.ts';
 import { isolateText } from '../collector/analysis/isolation-text.ts';
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '5' },
     'article-chars': { type: 'string', default: '1500' },
     articles: { type: 'string', default: '100' },
+    'clearance-screens': { type: 'string', default: '200' },
   },
 });
 const total = Number(values.sets);
@@ -53,6 +55,7 @@ const loss = Number(values.loss);
 const seeds = Number(values.seeds);
 const articleChars = Number(values['article-chars']);
 const articles = Number(values.articles);
+const clearanceScreens = Number(values['clearance-screens']);
 
 if (!citizenLabAvailable()) {
   console.error('Citizen Lab data not found; set SILENTDROP_CITIZENLAB_DIR');
@@ -257,10 +260,69 @@ async function collectorTable(clearance: boolean): Promise<void> {
   );
 }
 
+/**
+ * What a screen's clearance (decision 038) publishes about a set that a rule drops only sometimes:
+ * twelve one-term sets (eleven everyday words and 六四), 六四 dropped with probability p (always,
+ * or at the sequential design's margin and above), in a group whose messages are lost at a
+ * background rate (a message is lost when one recipient of the scope lost it: 3 % a recipient
+ * makes about 9 % in a group of three),
+ * screened as the collector does (SCREEN_OPTIONS with the clearance, a shared control every ten
+ * messages). Printed per line: the share of screens that cleared the dropped set (a published
+ * `none`; the clearance aims at 0.1 or less at p = margin), the share that flagged it, innocent
+ * sets flagged per screen (each then judged by the rounds) and messages per screen.
+ */
+async function clearanceTable(): Promise<void> {
+  const innocent = BENIGN_WORDS.slice(0, 11);
+  const sets = [...innocent, '六四'].map((t) => [t]);
+  const dropped = sets.length - 1;
+  console.log(
+    `\nthe clearance under partial drops and loss: ${sets.length} one-term sets, one dropped with probability p, ${clearanceScreens} screens a line`,
+  );
+  console.log('message loss     p  cleared  flagged  innocent-flagged  messages');
+  for (const messageLoss of [0, 0.03, 0.09]) {
+    for (const p of [1, 0.5, 0.3, 0.2]) {
+      let cleared = 0;
+      let flagged = 0;
+      let innocentFlagged = 0;
+      let messages = 0;
+      for (let seed = 1; seed <= clearanceScreens; seed++) {
+        const censor = createCensor(
+          {
+            rules: [{ id: 'partial', all: ['六四'], action: 'drop', probability: p }],
+            backgroundLoss: messageLoss,
+          },
+          seed,
+        );
+        const { probe, counters } = simRoundProbe(censor, { ...simOptions, roundSpacingMs: 60_000 });
+        const r = await screen(sets, probe, {
+          ...SCREEN_OPTIONS('', { clearance: true }),
+          shuffleSeed: seed,
+        });
+        messages += counters.tests + counters.controls;
+        if (r.status[dropped] === 'clear') cleared++;
+        if (r.status[dropped] === 'suppressed') flagged++;
+        innocentFlagged += r.status.slice(0, dropped).filter((x) => x !== 'clear').length;
+      }
+      const n = clearanceScreens;
+      console.log(
+        [
+          messageLoss.toFixed(2).padStart(12),
+          p.toFixed(1).padStart(5),
+          (cleared / n).toFixed(3).padStart(7),
+          (flagged / n).toFixed(3).padStart(7),
+          (innocentFlagged / n).toFixed(2).padStart(16),
+          (messages / n).toFixed(1).padStart(9),
+        ].join('  '),
+      );
+    }
+  }
+}
+
 await screeningTable(false, true);
 await screeningTable(true, false);
 await collectorTable(false);
 await collectorTable(true);
+await clearanceTable();
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 console.log(
