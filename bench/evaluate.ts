@@ -115,6 +115,7 @@ for (const size of sizes) {
 }
 console.log(
   'precision/recall over term set × scope: a finding is any verdict but none; the policy implies ' +
-    'suppressed, rejected or altered where a rule fires. The partial drop (p = 0.5) is outside the ' +
-    "screen's assumptions (deterministic rules).",
+    'suppressed, rejected or altered where a rule fires. The partial drop (p = 0.5) is found by ' +
+    "the screen's clearance (decision 038; --no-clearance clears it on one intact pack); isolation " +
+    'still assumes a rule fires every time.',
 );

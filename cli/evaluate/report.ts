@@ -46,8 +46,8 @@ export interface ReportState {
   open: number;
   /**
    * Combinations isolation derived that the judging refuted (term-set keys): every verdict of
-   * theirs settled, none a minimal finding (`none`, or explained by a listed subset where it is
-   * suppressed). Left out of the findings; `run.refuted_combinations` names them.
+   * theirs settled, none a minimal finding (`none`, or explained by a subset of it, listed or
+   * derived, where it is suppressed). Left out of the findings; `run.refuted_combinations` names them.
    */
   refuted: string[];
 }
