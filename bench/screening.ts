@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/screening.ts [--sets 1000] [--suppressed 10] [--decoys 30] [--split 3] [--loss 0.03] [--seeds 5]
  *                              [--article-chars 1500] [--articles 100] [--clearance-screens 200]
+ *                              [--clearance-beta 0.1]
  *
  * Prints messages sent by group testing beside one set per message, precision and recall (also
  * as the collector runs a `screen` campaign: paired controls, flagged sets judged by the rounds), and
@@ -32,7 +33,7 @@ import {
   suppressedAlone,
   usableCombinations,
 } from '../collector/analysis/simulate-screening.ts';
-import { SCREEN_OPTIONS } from '../collector/followups.ts';
+import { SCREEN_CLEARANCE, SCREEN_OPTIONS } from '../collector/followups.ts';
 
 const { values } = parseArgs({
   options: {
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     'article-chars': { type: 'string', default: '1500' },
     articles: { type: 'string', default: '100' },
     'clearance-screens': { type: 'string', default: '200' },
+    'clearance-beta': { type: 'string' },
   },
 });
 const total = Number(values.sets);
@@ -56,6 +58,11 @@ const seeds = Number(values.seeds);
 const articleChars = Number(values['article-chars']);
 const articles = Number(values.articles);
 const clearanceScreens = Number(values['clearance-screens']);
+/** The level of each look of the clearance's pass test (default: the collector's, SCREEN_CLEARANCE). */
+const clearance = {
+  ...SCREEN_CLEARANCE,
+  ...(values['clearance-beta'] === undefined ? {} : { beta: Number(values['clearance-beta']) }),
+};
 
 if (!citizenLabAvailable()) {
   console.error('Citizen Lab data not found; set SILENTDROP_CITIZENLAB_DIR');
@@ -270,13 +277,14 @@ async function collectorTable(clearance: boolean): Promise<void> {
  * messages). Printed per line: the share of screens that cleared the dropped set (a published
  * `none`; the clearance aims at 0.1 or less at p = margin), the share that flagged it, innocent
  * sets flagged per screen (each then judged by the rounds) and messages per screen.
+ * `--clearance-beta` tries a stricter level for each look of the pass test (decision 038).
  */
 async function clearanceTable(): Promise<void> {
   const innocent = BENIGN_WORDS.slice(0, 11);
   const sets = [...innocent, '六四'].map((t) => [t]);
   const dropped = sets.length - 1;
   console.log(
-    `\nthe clearance under partial drops and loss: ${sets.length} one-term sets, one dropped with probability p, ${clearanceScreens} screens a line`,
+    `\nthe clearance under partial drops and loss (margin ${clearance.margin}, each look at beta ${clearance.beta}): ${sets.length} one-term sets, one dropped with probability p, ${clearanceScreens} screens a line`,
   );
   console.log('message loss     p  cleared  flagged  innocent-flagged  messages');
   for (const messageLoss of [0, 0.03, 0.09]) {
@@ -296,6 +304,7 @@ async function clearanceTable(): Promise<void> {
         const { probe, counters } = simRoundProbe(censor, { ...simOptions, roundSpacingMs: 60_000 });
         const r = await screen(sets, probe, {
           ...SCREEN_OPTIONS('', { clearance: true }),
+          clearance,
           shuffleSeed: seed,
         });
         messages += counters.tests + counters.controls;
