@@ -58,11 +58,15 @@ const seeds = Number(values.seeds);
 const articleChars = Number(values['article-chars']);
 const articles = Number(values.articles);
 const clearanceScreens = Number(values['clearance-screens']);
-/** The level of each look of the clearance's pass test (default: the collector's, SCREEN_CLEARANCE). */
-const clearance = {
+/** The clearance table's rule: the collector's (SCREEN_CLEARANCE), or a stricter level for each look. */
+const clearanceRule = {
   ...SCREEN_CLEARANCE,
   ...(values['clearance-beta'] === undefined ? {} : { beta: Number(values['clearance-beta']) }),
 };
+if (!(clearanceRule.beta > 0 && clearanceRule.beta < 1)) {
+  console.error(`--clearance-beta must be between 0 and 1 (got ${values['clearance-beta']})`);
+  process.exit(2);
+}
 
 if (!citizenLabAvailable()) {
   console.error('Citizen Lab data not found; set SILENTDROP_CITIZENLAB_DIR');
@@ -272,19 +276,17 @@ async function collectorTable(clearance: boolean): Promise<void> {
  * twelve one-term sets (eleven everyday words and 六四), 六四 dropped with probability p (always,
  * or at the sequential design's margin and above), in a group whose messages are lost at a
  * background rate (a message is lost when one recipient of the scope lost it: 3 % a recipient
- * makes about 9 % in a group of three),
- * screened as the collector does (SCREEN_OPTIONS with the clearance, a shared control every ten
- * messages). Printed per line: the share of screens that cleared the dropped set (a published
+ * makes about 9 % in a group of three), screened as the collector does (SCREEN_OPTIONS with the
+ * clearance, a shared control every ten messages). Printed per line: the share of screens that cleared the dropped set (a published
  * `none`; the clearance aims at 0.1 or less at p = margin), the share that flagged it, innocent
  * sets flagged per screen (each then judged by the rounds) and messages per screen.
  * `--clearance-beta` tries a stricter level for each look of the pass test (decision 038).
  */
 async function clearanceTable(): Promise<void> {
-  const innocent = BENIGN_WORDS.slice(0, 11);
-  const sets = [...innocent, '六四'].map((t) => [t]);
+  const sets = [...BENIGN_WORDS.slice(0, 11), '六四'].map((t) => [t]);
   const dropped = sets.length - 1;
   console.log(
-    `\nthe clearance under partial drops and loss (margin ${clearance.margin}, each look at beta ${clearance.beta}): ${sets.length} one-term sets, one dropped with probability p, ${clearanceScreens} screens a line`,
+    `\nthe clearance under partial drops and loss (margin ${clearanceRule.margin}, each look at beta ${clearanceRule.beta}): ${sets.length} one-term sets, one dropped with probability p, ${clearanceScreens} screens a line`,
   );
   console.log('message loss     p  cleared  flagged  innocent-flagged  messages');
   for (const messageLoss of [0, 0.03, 0.09]) {
@@ -304,7 +306,7 @@ async function clearanceTable(): Promise<void> {
         const { probe, counters } = simRoundProbe(censor, { ...simOptions, roundSpacingMs: 60_000 });
         const r = await screen(sets, probe, {
           ...SCREEN_OPTIONS('', { clearance: true }),
-          clearance,
+          clearance: clearanceRule,
           shuffleSeed: seed,
         });
         messages += counters.tests + counters.controls;
