@@ -33,6 +33,7 @@ import {
   type EventRow,
   insertEventsBisecting,
   lockUnknownNonceBound,
+  RECEIVED_BEFORE_CANARY_MARGIN_MS,
 } from './db/events.ts';
 import type { Db } from './db/open.ts';
 import { type FactEvent, findCanaries, loadFacts, lockCanaries } from './db/outcomes.ts';
@@ -235,7 +236,15 @@ export async function ingestEvents(
         rowEvent.push(event);
       }
 
-      const inserted = await insertEventsBisecting(tx, rows);
+      // The months a stored copy of these events can be in: from the oldest canary's making
+      // on, or every month when look-alike receipts are among them (insertEvents).
+      let since: Date | null = null;
+      if (rows.every((r) => r.canaryId !== null)) {
+        let oldest = Number.POSITIVE_INFINITY;
+        for (const r of rows) oldest = Math.min(oldest, byId.get(r.canaryId!)!.createdMs);
+        if (Number.isFinite(oldest)) since = new Date(oldest - RECEIVED_BEFORE_CANARY_MARGIN_MS);
+      }
+      const inserted = await insertEventsBisecting(tx, rows, since);
       const touched: string[] = [];
       const storedFacts: FactEvent[] = [];
       rows.forEach((row, i) => {

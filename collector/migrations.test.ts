@@ -1,14 +1,20 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
 import { is, sql } from 'drizzle-orm';
-import { getTableConfig, IndexedColumn, PgTable } from 'drizzle-orm/pg-core';
+import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
+import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
+import { getTableConfig, IndexedColumn, PgDialect, PgTable } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { type Db, MIGRATIONS_FOLDER, rows } from './db/open.ts';
+import { type Database, type Db, MIGRATIONS_FOLDER, openDatabase, rows } from './db/open.ts';
 import * as schema from './db/schema.ts';
-import { describeEachDb } from './test-support/db.ts';
+import { describeEachDb, describeOnServer } from './test-support/db.ts';
 
 const run = promisify(execFile);
 const root = resolve(MIGRATIONS_FOLDER, '..');
@@ -87,14 +93,17 @@ function declared(): string[] {
   return out.sort();
 }
 
-/** The same lines read from the catalogue of a migrated database (schema public). */
+/**
+ * The same lines read from the catalogue of a migrated database (schema public), partitions
+ * left out: what a partitioned table declares, its partitions inherit (decision 039).
+ */
 async function inDatabase(db: Db): Promise<string[]> {
   const found = await rows<{ line: string }>(
     db,
     sql`select t.relname || ' column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
           || case when a.attnotnull then ' not null' else '' end as line
         from pg_attribute a join pg_class t on t.oid = a.attrelid join pg_namespace n on n.oid = t.relnamespace
-        where n.nspname = 'public' and t.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
+        where n.nspname = 'public' and not t.relispartition and t.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
       union all
       select t.relname || ' index ' || i.relname || case when x.indisunique then ' unique' else '' end
           || case when x.indisprimary then ' primary' else '' end
@@ -103,7 +112,7 @@ async function inDatabase(db: Db): Promise<string[]> {
                left join pg_attribute a on a.attrelid = t.oid and a.attnum = k.n order by k.o), ', ') || ')'
           || case when x.indpred is not null then ' partial' else '' end
         from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class t on t.oid = x.indrelid
-        join pg_namespace n on n.oid = t.relnamespace where n.nspname = 'public'
+        join pg_namespace n on n.oid = t.relnamespace where n.nspname = 'public' and not t.relispartition
       union all
       select t.relname || ' foreign key ' || k.conname
           || ' (' || array_to_string(array(select a.attname from unnest(k.conkey) with ordinality u(n, o)
@@ -112,11 +121,11 @@ async function inDatabase(db: Db): Promise<string[]> {
           || ' (' || array_to_string(array(select a.attname from unnest(k.confkey) with ordinality u(n, o)
                join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.o), ', ') || ')'
         from pg_constraint k join pg_class t on t.oid = k.conrelid join pg_class r on r.oid = k.confrelid
-        join pg_namespace n on n.oid = t.relnamespace where n.nspname = 'public' and k.contype = 'f'
+        join pg_namespace n on n.oid = t.relnamespace where n.nspname = 'public' and not t.relispartition and k.contype = 'f'
       union all
       select t.relname || ' check ' || k.conname
         from pg_constraint k join pg_class t on t.oid = k.conrelid join pg_namespace n on n.oid = t.relnamespace
-        where n.nspname = 'public' and k.contype = 'c'`,
+        where n.nspname = 'public' and not t.relispartition and k.contype = 'c'`,
   );
   return found.map((r) => r.line).sort();
 }
@@ -153,3 +162,140 @@ describeEachDb('migrate', (getDb) => {
     });
   });
 });
+
+/**
+ * A copy of the migrations folder that stops before `tag` (its journal trimmed to match),
+ * in a fresh temporary folder: a database migrated with it is one made before `tag`.
+ */
+function migrationsBefore(tag: string): { folder: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'sd-migrations-before-'));
+  const folder = join(dir, 'migrations');
+  cpSync(MIGRATIONS_FOLDER, folder, { recursive: true });
+  const journalFile = join(folder, 'meta', '_journal.json');
+  const journal = JSON.parse(readFileSync(journalFile, 'utf8')) as {
+    entries: { idx: number; tag: string }[];
+  };
+  const at = journal.entries.findIndex((e) => e.tag === tag);
+  if (at < 0) throw new Error(`no migration ${tag}`);
+  for (const e of journal.entries.slice(at)) rmSync(join(folder, `${e.tag}.sql`));
+  journal.entries = journal.entries.slice(0, at);
+  writeFileSync(journalFile, JSON.stringify(journal));
+  return { folder, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Events received at these instants, in a database made before migration 0022. */
+const EVENTS_BEFORE_0022 = [
+  '1990-05-01T00:00:00Z', // older than the ten years the migration makes months for: default
+  '2025-06-30T23:59:59.999Z',
+  '2025-07-01T00:00:00Z',
+  '2026-11-15T10:00:00Z',
+  '2199-01-01T00:00:00Z', // a clock far ahead: default
+];
+const insertOldEvents = sql`
+  insert into probes (id, public_key, country, asn, software_version)
+    values ('00000000-0000-4000-8000-000000000001', 'k', 'US', 1, '0');
+  insert into accounts (id, probe_id, platform, handle, region, adapter_name, adapter_version, state)
+    values ('00000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-000000000001', 'testbed', 'a',
+      'US', 'testbed', '0', 'active');
+  insert into events (event_id, probe_id, request_id, signature, type, platform, account_id, conversation,
+    canary_id, nonce, at, clock_offset_ms, raw, received_at)
+  select gen_random_uuid(), '00000000-0000-4000-8000-000000000001', gen_random_uuid(), 's', 'sent', 'testbed',
+    '00000000-0000-4000-8000-000000000002', 'g', gen_random_uuid(), null, r, 0, jsonb_build_object('n', n), r
+  from unnest(array[${sql.raw(EVENTS_BEFORE_0022.map((t) => `'${t}'::timestamptz`).join(', '))}])
+    with ordinality as t(r, n)`;
+
+/** After 0022: every event kept, each in the partition of its month (or the default). */
+async function expectEventsInTheirMonths(db: Db): Promise<void> {
+  const found = await rows<{ at: string; p: string; n: number }>(
+    db,
+    sql`select to_char(received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as at,
+          tableoid::regclass::text as p, (raw->>'n')::int as n
+        from events order by received_at`,
+  );
+  expect(found).toEqual([
+    { at: '1990-05-01T00:00:00', p: 'events_default', n: 1 },
+    { at: '2025-06-30T23:59:59', p: 'events_2025_06', n: 2 },
+    { at: '2025-07-01T00:00:00', p: 'events_2025_07', n: 3 },
+    { at: '2026-11-15T10:00:00', p: 'events_2026_11', n: 4 },
+    { at: '2199-01-01T00:00:00', p: 'events_default', n: 5 },
+  ]);
+  // every month between the oldest and this month's next ones has its partition
+  const months = await rows<{ n: number }>(
+    db,
+    sql`select count(*)::int as n from pg_inherits i join pg_class c on c.oid = i.inhrelid
+        where i.inhparent = 'events'::regclass and c.relname ~ '^events_[0-9]{4}_[0-9]{2}$'`,
+  );
+  const [span] = await rows<{ n: number }>(
+    db,
+    sql`select (extract(year from age(date_trunc('month', now() at time zone 'UTC'), '2025-06-01')) * 12
+          + extract(month from age(date_trunc('month', now() at time zone 'UTC'), '2025-06-01')))::int + 3 as n`,
+  );
+  expect(months[0]?.n).toBe(span?.n);
+}
+
+/**
+ * Makes a database as it was before 0022 with events in it (`seed` migrates it with `folder`
+ * and stores them), then opens it as the collector does, migrates and checks the events.
+ */
+async function migrateThrough0022(
+  seed: (folder: string, insert: string) => Promise<void>,
+  open: () => Promise<Database>,
+): Promise<void> {
+  const before = migrationsBefore('0022_events_by_month');
+  try {
+    await seed(before.folder, renderSql(insertOldEvents));
+    const database = await open();
+    try {
+      await database.migrate();
+      await expectEventsInTheirMonths(database.db);
+    } finally {
+      await database.close();
+    }
+  } finally {
+    before.remove();
+  }
+}
+
+describe('migration 0022 (events by month) on a database that holds events', () => {
+  it('[pglite] keeps every event and puts each in the partition of its month', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sd-0022-'));
+    try {
+      await migrateThrough0022(
+        async (folder, insert) => {
+          const client = new PGlite(join(dataDir, 'pglite'));
+          await migratePglite(drizzlePglite(client), { migrationsFolder: folder });
+          await client.exec(insert);
+          await client.close();
+        },
+        () => openDatabase({ dataDir }),
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describeOnServer('migration 0022 (events by month) on a database that holds events', (getUrl) => {
+  it('keeps every event and puts each in the partition of its month', async () => {
+    await migrateThrough0022(
+      async (folder, insert) => {
+        const client = new pg.Client({ connectionString: getUrl() });
+        await client.connect();
+        try {
+          await migrateNodePg(drizzleNodePg(client), { migrationsFolder: folder });
+          await client.query(insert);
+        } finally {
+          await client.end();
+        }
+      },
+      () => openDatabase({ databaseUrl: getUrl(), dataDir: '' }),
+    );
+  });
+});
+
+/** A drizzle `sql` of constants only, as one text to run as it is. */
+function renderSql(query: ReturnType<typeof sql>): string {
+  const { sql: text, params } = new PgDialect().sqlToQuery(query);
+  if (params.length > 0) throw new Error('renderSql takes constants only');
+  return text;
+}

@@ -18,9 +18,13 @@
  * between them; several collectors on one database may run the job at once (rows are taken
  * `skip locked`). The collector runs it on its own timer (startRetentionJob); the timer and
  * `silentdrop admin prune` share one RetentionRunner, so runs in a process never overlap.
+ *
+ * Each run also keeps the monthly partitions of `events` (decision 039): the coming months'
+ * are made ahead, and a past month's is dropped once it is empty, returning its space.
  */
 import type { Logger } from 'pino';
 import type { Db } from './db/open.ts';
+import { dropEmptyEventPartitions, ensureEventPartitions } from './db/partitions.ts';
 import {
   countPrunable,
   pruneCanaryBatch,
@@ -58,6 +62,12 @@ export interface RetentionRun {
   /** Canaries left for a later run because outcome derivation held them at that moment. */
   skipped: number;
   batches: number;
+  /** Monthly partitions of `events` made ahead by this run (decision 039). */
+  partitionsCreated: string[];
+  /** Of those, made late from rows of the default partition, with the rows moved. */
+  partitionsMoved: { name: string; rows: number }[];
+  /** Past months' partitions this run's deletes (or earlier ones) had emptied, dropped. */
+  partitionsDropped: string[];
 }
 
 export const DEFAULT_RETENTION_BATCH = 500;
@@ -82,6 +92,9 @@ export async function pruneEvents(
     lookAlikes: 0,
     skipped: 0,
     batches: 0,
+    partitionsCreated: [],
+    partitionsMoved: [],
+    partitionsDropped: [],
   };
 
   if (settings.eventRetentionDays > 0) {
@@ -115,6 +128,14 @@ export async function pruneEvents(
       if (n < lookAlikeBatchSize) break;
       await yieldToEventLoop();
     }
+  }
+  // Partitions follow the database's clock (received_at's), not `now`: a run asked about a
+  // later time (`silentdrop admin prune`, tests) must not take this month for a past one.
+  if (!stop()) {
+    const made = await ensureEventPartitions(db);
+    run.partitionsCreated = made.created;
+    run.partitionsMoved = made.moved;
+    run.partitionsDropped = await dropEmptyEventPartitions(db);
   }
   return run;
 }
@@ -233,7 +254,8 @@ export function startRetentionJob(
     try {
       const run = await runner.run(now());
       const pruned = run.canaryEvents + run.lateEvents + run.lookAlikes;
-      logger[pruned > 0 || run.canaries > 0 ? 'info' : 'debug'](
+      const partitions = run.partitionsCreated.length + run.partitionsDropped.length;
+      logger[pruned > 0 || run.canaries > 0 || partitions > 0 ? 'info' : 'debug'](
         { ...run, ms: Date.now() - started },
         'retention: raw events pruned',
       );

@@ -3,6 +3,7 @@
  * scopes a campaign's conversations reach, what the run cost, and whether follow-ups run.
  */
 import { sql } from 'drizzle-orm';
+import { receivedSinceCanary } from './events.ts';
 import type { FindingScope, StoredFinding } from './findings.ts';
 import { type Queryable, rows } from './open.ts';
 
@@ -63,7 +64,8 @@ export async function messagesSent(q: Queryable, campaignId: string): Promise<nu
     q,
     sql`select count(*)::int as n from canaries c
         where c.campaign_id = ${campaignId}::uuid
-          and exists (select 1 from events e where e.canary_id = c.id and e.type in ('sent', 'rejected'))`,
+          and exists (select 1 from events e where e.canary_id = c.id and e.type in ('sent', 'rejected')
+                        and ${receivedSinceCanary('e', 'c')})`,
   );
   return row?.n ?? 0;
 }

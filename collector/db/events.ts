@@ -1,5 +1,5 @@
 /** Events as received: one bulk insert per batch, idempotent on (probe_id, event_id). */
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { describeDataError, isDataError } from './errors.ts';
 import { type Queryable, rows } from './open.ts';
 
@@ -22,13 +22,39 @@ export interface EventRow {
 }
 
 /**
+ * How long before its canary was made an event of that canary may have been received: none
+ * can be (a canary is sent after it is planned, and received_at and created_at are the same
+ * database's clock); the margin covers a clock stepped back (decision 020).
+ */
+export const RECEIVED_BEFORE_CANARY_MARGIN_MS = 7 * 86_400_000;
+
+/**
+ * `<events alias>.received_at` bounded by when `<canaries alias>` was made: in a read of one
+ * canary's events, it lets Postgres skip the months before its canary (decision 039).
+ */
+export function receivedSinceCanary(eventAlias: 'e', canaryAlias: 'c'): SQL {
+  return sql.raw(
+    `${eventAlias}.received_at >= ${canaryAlias}.created_at - interval '${RECEIVED_BEFORE_CANARY_MARGIN_MS} milliseconds'`,
+  );
+}
+
+/**
  * Inserts the events whose id is new for their probe; returns the ids actually stored.
- * All rows of one call belong to one probe (one signed batch). One statement per batch,
+ * All rows of one call belong to one probe (one signed batch). `events` is partitioned by
+ * month of received_at (decision 039), so its key holds received_at and cannot see a copy
+ * stored in an earlier month: an id is new when no stored event of the probe has it, looked
+ * for in the months from `since` on (null: every month). The caller holds what serialises
+ * writers of the same event (the canary locks, or the look-alike bound's lock per probe),
+ * so two batches with one event cannot both find it new. One statement per batch,
  * its rows sent as one JSON document (each event's JSON text spliced in as it is), read by
  * json_to_recordset: no array literal of escaped texts to build here and parse there, and
  * each event's JSON parsed once (decision 023).
  */
-export async function insertEvents(q: Queryable, events: EventRow[]): Promise<Set<string>> {
+export async function insertEvents(
+  q: Queryable,
+  events: EventRow[],
+  since: Date | null = null,
+): Promise<Set<string>> {
   if (events.length === 0) return new Set();
   const doc = `[${events
     .map((e) => {
@@ -59,7 +85,10 @@ export async function insertEvents(q: Queryable, events: EventRow[]): Promise<Se
           as e(event_id uuid, probe_id uuid, request_id uuid, signature text, type text, platform text,
                account_id uuid, conversation text, canary_id uuid, nonce text, at timestamptz,
                clock_offset_ms float8, raw jsonb)
-        on conflict (probe_id, event_id) do nothing
+        where not exists (select 1 from events x
+          where x.probe_id = e.probe_id and x.event_id = e.event_id
+            and x.received_at >= ${since === null ? '-infinity' : since.toISOString()}::timestamptz)
+        on conflict (probe_id, event_id, received_at) do nothing
         returning event_id`,
   );
   return new Set(stored.map((r) => r.event_id));
@@ -79,13 +108,17 @@ export type InsertResult = { status: 'stored' | 'duplicate' } | { status: 'refus
  * before that commits, and each row is inserted at most once per probe. At most 2n − 1
  * inserts for n rows. Results are in `events` order.
  */
-export async function insertEventsBisecting(q: Queryable, events: EventRow[]): Promise<InsertResult[]> {
+export async function insertEventsBisecting(
+  q: Queryable,
+  events: EventRow[],
+  since: Date | null = null,
+): Promise<InsertResult[]> {
   const results: InsertResult[] = events.map(() => ({ status: 'duplicate' }));
   const attempt = async (from: number, to: number): Promise<void> => {
     if (from >= to) return;
     const part = events.slice(from, to);
     try {
-      const stored = await q.transaction((sp) => insertEvents(sp, part));
+      const stored = await q.transaction((sp) => insertEvents(sp, part, since));
       part.forEach((e, i) => {
         results[from + i] = { status: stored.has(e.eventId) ? 'stored' : 'duplicate' };
       });

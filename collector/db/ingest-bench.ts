@@ -11,6 +11,7 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Db } from './open.ts';
+import { ensureEventPartitions, monthStart } from './partitions.ts';
 
 export interface ScratchDatabase {
   name: string;
@@ -130,4 +131,39 @@ export async function copyEvents(
  */
 export async function analyzeTables(db: Db): Promise<void> {
   await db.execute(sql`analyze`);
+}
+
+/**
+ * Months of events as a collector in service keeps them (decision 039: one partition a month,
+ * 365 days kept by default): the partitions of the `months` months before the current one,
+ * each filled with `rowsPerMonth` events of this probe and account spread over the month
+ * (canary ids that name no canary: their only part here is the indexes' size). In batches
+ * of 50,000 rows, one statement each.
+ */
+export async function fillPastMonths(
+  db: Db,
+  months: number,
+  rowsPerMonth: number,
+  probeId: string,
+  accountId: string,
+): Promise<void> {
+  const now = new Date();
+  for (let i = months; i >= 1; i--) {
+    const from = monthStart(now, -i);
+    await ensureEventPartitions(db, from);
+    const spanMs = monthStart(now, -i + 1).getTime() - from.getTime();
+    for (let done = 0; done < rowsPerMonth; done += 50_000) {
+      const n = Math.min(50_000, rowsPerMonth - done);
+      await db.execute(
+        sql`insert into events (event_id, probe_id, request_id, signature, type, platform, account_id,
+              conversation, canary_id, nonce, at, clock_offset_ms, raw, received_at)
+            select gen_random_uuid(), ${probeId}::uuid, gen_random_uuid(), 'bench-signature', 'sent',
+              'testbed', ${accountId}::uuid, 'bench', gen_random_uuid(), null, t, 0,
+              jsonb_build_object('type', 'sent', 'text', 'bench ' || g), t
+            from generate_series(1, ${n}::int) as g,
+              lateral (select ${from.toISOString()}::timestamptz
+                + (random() * ${spanMs}::float8) * interval '1 millisecond' as t) as r`,
+      );
+    }
+  }
 }

@@ -3,7 +3,7 @@
  * from, the bulk upsert, and the deadline sweep. The rules live in collector/outcomes.ts.
  */
 import { sql } from 'drizzle-orm';
-import { copiesKey } from './events.ts';
+import { copiesKey, RECEIVED_BEFORE_CANARY_MARGIN_MS } from './events.ts';
 import { type Queryable, rows } from './open.ts';
 
 export interface CanaryRef {
@@ -14,17 +14,26 @@ export interface CanaryRef {
   deadlineMs: number;
 }
 
-/** The canaries a batch names: by id (sends, refusals, failures) or by nonce (receipts), in one query. */
-export async function findCanaries(q: Queryable, ids: string[], nonces: string[]): Promise<CanaryRef[]> {
+/**
+ * The canaries a batch names: by id (sends, refusals, failures) or by nonce (receipts), in one
+ * query; with when each was made (what bounds the months its events can be in, insertEvents).
+ */
+export async function findCanaries(
+  q: Queryable,
+  ids: string[],
+  nonces: string[],
+): Promise<(CanaryRef & { createdMs: number })[]> {
   if (ids.length === 0 && nonces.length === 0) return [];
-  return rows<CanaryRef>(
+  return rows<CanaryRef & { createdMs: number }>(
     q,
     sql`select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
-          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
+          (extract(epoch from c.created_at) * 1000)::float8 as "createdMs"
         from canaries c where c.id = any(${sql.param(ids)}::uuid[])
         union
         select c.id, c.nonce, c.sender_account_id as "senderAccountId", c.text,
-          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs"
+          (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
+          (extract(epoch from c.created_at) * 1000)::float8 as "createdMs"
         from canaries c where c.nonce = any(${sql.param(nonces)}::text[])`,
   );
 }
@@ -104,7 +113,7 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
     q,
     sql`with c as (
           select c.id, c.nonce, c.sender_account_id, c.text, c.deadline_at, c.events_pruned_at,
-            c.conversation_id, cv.ref
+            c.conversation_id, cv.ref, c.created_at
           from unnest(${ids}::uuid[]) as k(id)
           join canaries c on c.id = k.id
           left join conversations cv on cv.id = c.conversation_id)
@@ -128,7 +137,11 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
               'atMs', (extract(epoch from e.at) * 1000)::float8, 'clockOffsetMs', e.clock_offset_ms,
               'text', e.raw->>'text', 'failure', e.raw->>'failure', 'notice', e.raw->>'notice',
               'conversation', e.conversation)), '[]')
-            from unnest(${ids}::uuid[]) as k(id) join events e on e.canary_id = k.id)
+            from unnest(${ids}::uuid[]) as k(id) join events e on e.canary_id = k.id
+            -- Only the months these canaries' events can be in (insertEvents): events are
+            -- partitioned by received_at (decision 039), and this bound prunes older months.
+            where e.received_at >= (select min(created_at) from c)
+              - ${RECEIVED_BEFORE_CANARY_MARGIN_MS}::float8 * interval '1 millisecond')
         ) as facts`,
   );
   const { canaries: found, members: memberRows, existing, events } = row!.facts;

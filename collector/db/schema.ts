@@ -379,7 +379,10 @@ export const events = pgTable(
     receivedAt: tstz('received_at').notNull().defaultNow(),
   },
   (t) => [
-    primaryKey({ name: 'events_probe_event_pk', columns: [t.probeId, t.eventId] }),
+    // Partitioned by month of received_at (migration 0022, decision 039): a key must hold the
+    // partition key, so this one is unique per month only; ingest keeps events idempotent per
+    // (probe_id, event_id) across months (collector/db/events.ts insertEvents).
+    primaryKey({ name: 'events_probe_event_pk', columns: [t.probeId, t.eventId, t.receivedAt] }),
     check('events_type_check', sql`${t.type} in ('sent', 'rejected', 'failed', 'received')`),
     index('events_canary_idx').on(t.canaryId),
     // No index on nonce: receipts are matched to canaries by canaries.nonce, and nothing
