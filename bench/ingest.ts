@@ -5,6 +5,12 @@
  *   npm run bench:ingest                                   # PGlite, 1/4/16 clients
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:ingest -- --db pg
  *   npm run bench:ingest -- --db pglite,pg --events 60000 --clients 1,4,16
+ *   npm run bench:ingest -- --months-kept 1                # only this month's partition
+ *
+ * `events` is partitioned by month (decision 039); by default the run keeps 13 months as a
+ * collector with the default retention (365 days) does, the 12 past ones with
+ * `--rows-per-month` rows each (default 50,000), so lookups meet as many partitions as in
+ * service.
  *
  * Per database and client count: signed batches of 500 events (`sent` from the sender's
  * probe, `received` from the recipients' probe, so every batch also re-derives outcomes)
@@ -33,8 +39,14 @@ import { buildApp } from '../collector/app.ts';
 import { findAccounts, findConversationId } from '../collector/db/accounts.ts';
 import { insertCanaries } from '../collector/db/canaries.ts';
 import { insertEvents } from '../collector/db/events.ts';
-import { analyzeTables, copyEvents, createScratchDatabase } from '../collector/db/ingest-bench.ts';
+import {
+  analyzeTables,
+  copyEvents,
+  createScratchDatabase,
+  fillPastMonths,
+} from '../collector/db/ingest-bench.ts';
 import { type Database, openDatabase } from '../collector/db/open.ts';
+import { monthStart } from '../collector/db/partitions.ts';
 import { createLogger } from '../collector/logger.ts';
 import { signedHeaders, TEST_ADMIN_TOKEN, TEST_HASH_KEY } from '../collector/test-support/probe.ts';
 import {
@@ -50,6 +62,8 @@ const { values } = parseArgs({
     db: { type: 'string', default: 'pglite' },
     events: { type: 'string', default: '30000' },
     clients: { type: 'string', default: '1,4,16' },
+    'months-kept': { type: 'string', default: '13' },
+    'rows-per-month': { type: 'string', default: '50000' },
   },
 });
 const targets = values.db.split(',').map((s) => s.trim());
@@ -58,6 +72,11 @@ const clientCounts = values.clients.split(',').map(Number);
 const BATCH = 500;
 if (!Number.isInteger(eventsPerRun) || eventsPerRun < BATCH) throw new Error(`--events must be ≥ ${BATCH}`);
 if (clientCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--clients: positive integers');
+const monthsKept = Number(values['months-kept']);
+const rowsPerMonth = Number(values['rows-per-month']);
+if (!Number.isInteger(monthsKept) || monthsKept < 1 || monthsKept > 120)
+  throw new Error('--months-kept: an integer from 1 to 120');
+if (!Number.isInteger(rowsPerMonth) || rowsPerMonth < 0) throw new Error('--rows-per-month: an integer ≥ 0');
 for (const t of targets) if (t !== 'pglite' && t !== 'pg') throw new Error(`--db: pglite or pg, not ${t}`);
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -223,6 +242,8 @@ async function bulkLoad(
           clockOffsetMs: 0,
           raw: r[7],
         })),
+        // Fresh ids: a copy can only be in this month's partition (decision 039).
+        monthStart(new Date()),
       );
     }
   }
@@ -263,6 +284,12 @@ async function runTarget(target: 'pglite' | 'pg'): Promise<void> {
     });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     const w = await buildWorld(app, database.db);
+    // The months a collector in service keeps (decision 039): this one and the ones before.
+    const filled = performance.now();
+    await fillPastMonths(database.db, monthsKept - 1, rowsPerMonth, w.us.id, w.accountIds.alice);
+    out(
+      `\n${monthsKept} monthly partitions of events kept, ${rowsPerMonth} rows in each past one (${((performance.now() - filled) / 1000).toFixed(1)} s to fill)`,
+    );
     out(
       `\n${target === 'pg' ? `Postgres server (${dbName})` : 'PGlite (in memory, worker thread)'}: ${eventsPerRun} events per run, batches of ${BATCH}`,
     );
