@@ -206,6 +206,8 @@ describeEachDb('monthly partitions of events', (getDb) => {
       sql`explain select count(*) from events where type = 'received' and canary_id is null`,
     );
     expect(all.map((r) => r['QUERY PLAN']).join('\n')).toContain('events_2020_03');
-    expect((await dropEmptyEventPartitions(db())).length).toBeGreaterThan(0);
+    // Two collectors dropping at once: each month goes once, neither run fails.
+    const [a, b] = await Promise.all([dropEmptyEventPartitions(db()), dropEmptyEventPartitions(db())]);
+    expect([...a, ...b].sort()).toEqual(['events_2020_03', 'events_2020_04', 'events_2020_05']);
   });
 });

@@ -130,7 +130,8 @@ export async function ensureEventPartitions(db: Queryable, now?: Date): Promise<
  * the retention job's row deletes decide what goes (decision 017), and dropping an emptied
  * month returns its space at once (row deletes leave it to vacuum, and on PGlite to the
  * file's reuse). One transaction per month; a month whose lock is not had within the lock
- * timeout is left for the next run. Returns the partitions dropped.
+ * timeout is left for the next run, and one another collector dropped meanwhile is passed
+ * over. Returns the partitions this call dropped.
  */
 export async function dropEmptyEventPartitions(db: Queryable, now?: Date): Promise<string[]> {
   const at = now ?? (await databaseNow(db));
@@ -154,7 +155,9 @@ export async function dropEmptyEventPartitions(db: Queryable, now?: Date): Promi
       if (gone) dropped.push(name);
     } catch (err) {
       // 55P03 lock_not_available: ingest holds the table now; the next run tries again.
-      if (sqlState(err) !== '55P03') throw err;
+      // 42P01 undefined_table: another collector on this database dropped it first.
+      const state = sqlState(err);
+      if (state !== '55P03' && state !== '42P01') throw err;
     }
   }
   return dropped;
