@@ -1,6 +1,7 @@
 /**
  * What bench/storage.ts reads of a Postgres server: per table, its rows and its bytes on disk
- * (heap, TOAST and indexes: `pg_total_relation_size`). Benchmark support only; the collector
+ * (heap, TOAST and indexes: `pg_total_relation_size`, summed over a partitioned table's
+ * partitions). Benchmark support only; the collector
  * never calls it.
  */
 import pg from 'pg';
@@ -25,8 +26,13 @@ export async function tableFootprints(url: string, tables: readonly string[]): P
     for (const table of tables) {
       if (!NAME.test(table)) throw new Error(`not a table name: ${table}`);
       const { rows } = await client.query<{ rows: string; total: string; indexes: string }>(
-        `select (select count(*) from ${table}) as rows, pg_total_relation_size($1) as total,
-                pg_indexes_size($1) as indexes`,
+        // A partitioned table (events, decision 039) has no storage of its own: its
+        // partitions' sizes are summed (pg_partition_tree lists nothing for a plain table).
+        `select (select count(*) from ${table}) as rows,
+                coalesce((select sum(pg_total_relation_size(relid)) from pg_partition_tree($1)),
+                  pg_total_relation_size($1)) as total,
+                coalesce((select sum(pg_indexes_size(relid)) from pg_partition_tree($1)),
+                  pg_indexes_size($1)) as indexes`,
         [table],
       );
       const r = rows[0];
