@@ -7,7 +7,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { is, sql } from 'drizzle-orm';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
-import { getTableConfig, IndexedColumn, PgDialect, PgTable } from 'drizzle-orm/pg-core';
+import { getTableConfig, IndexedColumn, PgTable } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
@@ -191,7 +191,7 @@ const EVENTS_BEFORE_0022 = [
   '2026-11-15T10:00:00Z',
   '2199-01-01T00:00:00Z', // a clock far ahead: default
 ];
-const insertOldEvents = sql`
+const insertOldEvents = `
   insert into probes (id, public_key, country, asn, software_version)
     values ('00000000-0000-4000-8000-000000000001', 'k', 'US', 1, '0');
   insert into accounts (id, probe_id, platform, handle, region, adapter_name, adapter_version, state)
@@ -201,7 +201,7 @@ const insertOldEvents = sql`
     canary_id, nonce, at, clock_offset_ms, raw, received_at)
   select gen_random_uuid(), '00000000-0000-4000-8000-000000000001', gen_random_uuid(), 's', 'sent', 'testbed',
     '00000000-0000-4000-8000-000000000002', 'g', gen_random_uuid(), null, r, 0, jsonb_build_object('n', n), r
-  from unnest(array[${sql.raw(EVENTS_BEFORE_0022.map((t) => `'${t}'::timestamptz`).join(', '))}])
+  from unnest(array[${EVENTS_BEFORE_0022.map((t) => `'${t}'::timestamptz`).join(', ')}])
     with ordinality as t(r, n)`;
 
 /** After 0022: every event kept, each in the partition of its month (or the default). */
@@ -243,7 +243,7 @@ async function migrateThrough0022(
 ): Promise<void> {
   const before = migrationsBefore('0022_events_by_month');
   try {
-    await seed(before.folder, renderSql(insertOldEvents));
+    await seed(before.folder, insertOldEvents);
     const database = await open();
     try {
       await database.migrate();
@@ -292,10 +292,3 @@ describeOnServer('migration 0022 (events by month) on a database that holds even
     );
   });
 });
-
-/** A drizzle `sql` of constants only, as one text to run as it is. */
-function renderSql(query: ReturnType<typeof sql>): string {
-  const { sql: text, params } = new PgDialect().sqlToQuery(query);
-  if (params.length > 0) throw new Error('renderSql takes constants only');
-  return text;
-}

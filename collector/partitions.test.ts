@@ -144,6 +144,38 @@ describeEachDb('monthly partitions of events', (getDb) => {
     );
   });
 
+  it('are left for a later retention run while ingest holds the table past the lock timeout', async (ctx) => {
+    // Two connections at once: only the server has them (PGlite is one connection).
+    if (getDb().driver !== 'pg') ctx.skip();
+    const now = await dbNow();
+    const last = partitionName(monthStart(now, MONTHS_AHEAD));
+    await db().execute(sql.raw(`drop table ${last}`));
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => {
+      locked = r;
+    });
+    const holder = db().transaction(async (tx) => {
+      await tx.execute(sql`lock table events in access share mode`);
+      locked();
+      await released;
+    });
+    await isLocked;
+    try {
+      const run = await pruneEvents(db(), now, { eventRetentionDays: 0, lookAlikeRetentionDays: 0 });
+      expect(run.partitionsCreated).toEqual([]);
+      expect(await names()).not.toContain(last);
+    } finally {
+      release();
+      await holder;
+    }
+    const run = await pruneEvents(db(), now, { eventRetentionDays: 0, lookAlikeRetentionDays: 0 });
+    expect(run.partitionsCreated).toEqual([last]);
+  });
+
   it('keep ingest idempotent per event across months: a resend of an event stored last month is a duplicate', async () => {
     const now = await dbNow();
     const lastMonth = monthStart(now, -1);

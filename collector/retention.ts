@@ -19,10 +19,12 @@
  * `skip locked`). The collector runs it on its own timer (startRetentionJob); the timer and
  * `silentdrop admin prune` share one RetentionRunner, so runs in a process never overlap.
  *
- * Each run also keeps the monthly partitions of `events` (decision 039): the coming months'
- * are made ahead, and a past month's is dropped once it is empty, returning its space.
+ * Each run also keeps the monthly partitions of `events` (decision 039), before its deletes:
+ * the coming months' are made ahead, and a past month's is dropped once earlier deletes
+ * emptied it, returning its space.
  */
 import type { Logger } from 'pino';
+import { sqlState } from './db/errors.ts';
 import type { Db } from './db/open.ts';
 import { dropEmptyEventPartitions, ensureEventPartitions } from './db/partitions.ts';
 import {
@@ -66,7 +68,7 @@ export interface RetentionRun {
   partitionsCreated: string[];
   /** Of those, made late from rows of the default partition, with the rows moved. */
   partitionsMoved: { name: string; rows: number }[];
-  /** Past months' partitions this run's deletes (or earlier ones) had emptied, dropped. */
+  /** Past months' partitions that earlier runs' deletes had emptied, dropped first. */
   partitionsDropped: string[];
 }
 
@@ -96,6 +98,23 @@ export async function pruneEvents(
     partitionsMoved: [],
     partitionsDropped: [],
   };
+
+  // Partitions first, following the database's clock (received_at's), not `now`: a run asked
+  // about a later time (`silentdrop admin prune`, tests) must not take this month for a past
+  // one. Months ahead are made, and past months that earlier runs' deletes emptied are
+  // dropped; this run's deletes come after, and are counted the moment they end, as before
+  // partitions. A month not made now because ingest held the table past the lock timeout is
+  // made by a later run (months are made two ahead); the deletes go on all the same.
+  if (!stop()) {
+    try {
+      const made = await ensureEventPartitions(db);
+      run.partitionsCreated = made.created;
+      run.partitionsMoved = made.moved;
+    } catch (err) {
+      if (sqlState(err) !== '55P03') throw err;
+    }
+    run.partitionsDropped = await dropEmptyEventPartitions(db);
+  }
 
   if (settings.eventRetentionDays > 0) {
     const cutoff = new Date(now.getTime() - settings.eventRetentionDays * DAY_MS);
@@ -128,14 +147,6 @@ export async function pruneEvents(
       if (n < lookAlikeBatchSize) break;
       await yieldToEventLoop();
     }
-  }
-  // Partitions follow the database's clock (received_at's), not `now`: a run asked about a
-  // later time (`silentdrop admin prune`, tests) must not take this month for a past one.
-  if (!stop()) {
-    const made = await ensureEventPartitions(db);
-    run.partitionsCreated = made.created;
-    run.partitionsMoved = made.moved;
-    run.partitionsDropped = await dropEmptyEventPartitions(db);
   }
   return run;
 }

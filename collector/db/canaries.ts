@@ -1,6 +1,6 @@
 /** Canaries: inserting a round's plan, and handing due canaries to their sender's probe. */
 import { sql } from 'drizzle-orm';
-import { receivedSinceCanary } from './events.ts';
+import { RECEIVED_SINCE_CANARY } from './events.ts';
 import { type Queryable, rows } from './open.ts';
 
 export interface DueCanary {
@@ -37,7 +37,7 @@ export async function takeDueCanaries(
             and c.deadline_at > ${now.toISOString()}::timestamptz
             and not exists (select 1 from events e
                             where e.canary_id = c.id and e.type in ('sent', 'rejected', 'failed')
-                              and ${receivedSinceCanary('e', 'c')})
+                              and ${RECEIVED_SINCE_CANARY})
           order by c.send_at limit ${limit})
         update canaries c set handed_out_at = coalesce(c.handed_out_at, ${now.toISOString()}::timestamptz)
         from due, accounts a, conversations cv

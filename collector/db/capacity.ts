@@ -2,7 +2,7 @@
 import { sql } from 'drizzle-orm';
 import type { SendCapacity } from '../../protocol/index.ts';
 import type { ProbeCheckins, SenderLoad } from '../capacity.ts';
-import { receivedSinceCanary } from './events.ts';
+import { RECEIVED_SINCE_CANARY } from './events.ts';
 import { type Queryable, rows } from './open.ts';
 
 /**
@@ -64,7 +64,7 @@ export async function senderLoads(
               and c.send_at < ${until.toISOString()}::timestamptz
               and not exists (select 1 from events e
                               where e.canary_id = c.id and e.type in ('sent', 'rejected', 'failed')
-                                and ${receivedSinceCanary('e', 'c')})) as outstanding,
+                                and ${RECEIVED_SINCE_CANARY})) as outstanding,
           (case when a.capacity_at is null then 0 else
             (select count(*)::int from canaries c
               join events e on e.canary_id = c.id and e.type in ('sent', 'rejected')
@@ -77,10 +77,10 @@ export async function senderLoads(
           cross join lateral (
             select count(*) filter (where exists (select 1 from events e
                       where e.canary_id = c.id and e.type in ('sent', 'rejected')
-                        and ${receivedSinceCanary('e', 'c')}))::int as "recentSent",
+                        and ${RECEIVED_SINCE_CANARY}))::int as "recentSent",
                    count(*) filter (where exists (select 1 from events e
                       where e.canary_id = c.id and e.type = 'failed'
-                        and e.raw->>'failure' = 'deadline_missed' and ${receivedSinceCanary('e', 'c')}))::int as "recentMissed"
+                        and e.raw->>'failure' = 'deadline_missed' and ${RECEIVED_SINCE_CANARY}))::int as "recentMissed"
             from canaries c
             where c.sender_account_id = a.id
               and c.deadline_at > ${recentFrom}::timestamptz and c.deadline_at <= ${fromIso}::timestamptz) rc

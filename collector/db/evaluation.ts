@@ -3,7 +3,7 @@
  * scopes a campaign's conversations reach, what the run cost, and whether follow-ups run.
  */
 import { sql } from 'drizzle-orm';
-import { receivedSinceCanary } from './events.ts';
+import { RECEIVED_SINCE_CANARY } from './events.ts';
 import type { FindingScope, StoredFinding } from './findings.ts';
 import { type Queryable, rows } from './open.ts';
 
@@ -65,7 +65,7 @@ export async function messagesSent(q: Queryable, campaignId: string): Promise<nu
     sql`select count(*)::int as n from canaries c
         where c.campaign_id = ${campaignId}::uuid
           and exists (select 1 from events e where e.canary_id = c.id and e.type in ('sent', 'rejected')
-                        and ${receivedSinceCanary('e', 'c')})`,
+                        and ${RECEIVED_SINCE_CANARY})`,
   );
   return row?.n ?? 0;
 }

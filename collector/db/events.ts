@@ -1,5 +1,5 @@
 /** Events as received: one bulk insert per batch, idempotent on (probe_id, event_id). */
-import { type SQL, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { describeDataError, isDataError } from './errors.ts';
 import { type Queryable, rows } from './open.ts';
 
@@ -28,15 +28,16 @@ export interface EventRow {
  */
 export const RECEIVED_BEFORE_CANARY_MARGIN_MS = 7 * 86_400_000;
 
+/** The margin as an SQL interval, for bounds computed in a query. */
+export const RECEIVED_BEFORE_CANARY_MARGIN = sql.raw(
+  `interval '${RECEIVED_BEFORE_CANARY_MARGIN_MS} milliseconds'`,
+);
+
 /**
- * `<events alias>.received_at` bounded by when `<canaries alias>` was made: in a read of one
- * canary's events, it lets Postgres skip the months before its canary (decision 039).
+ * `e.received_at` bounded by when canary `c` was made: in a read of one canary's events
+ * (aliases `e` and `c`), it lets Postgres skip the months before its canary (decision 039).
  */
-export function receivedSinceCanary(eventAlias: 'e', canaryAlias: 'c'): SQL {
-  return sql.raw(
-    `${eventAlias}.received_at >= ${canaryAlias}.created_at - interval '${RECEIVED_BEFORE_CANARY_MARGIN_MS} milliseconds'`,
-  );
-}
+export const RECEIVED_SINCE_CANARY = sql`e.received_at >= c.created_at - ${RECEIVED_BEFORE_CANARY_MARGIN}`;
 
 /**
  * Inserts the events whose id is new for their probe; returns the ids actually stored.

@@ -3,7 +3,7 @@
  * from, the bulk upsert, and the deadline sweep. The rules live in collector/outcomes.ts.
  */
 import { sql } from 'drizzle-orm';
-import { copiesKey, RECEIVED_BEFORE_CANARY_MARGIN_MS } from './events.ts';
+import { copiesKey, RECEIVED_BEFORE_CANARY_MARGIN } from './events.ts';
 import { type Queryable, rows } from './open.ts';
 
 export interface CanaryRef {
@@ -141,7 +141,7 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
             -- Only the months these canaries' events can be in (insertEvents): events are
             -- partitioned by received_at (decision 039), and this bound prunes older months.
             where e.received_at >= (select min(created_at) from c)
-              - ${RECEIVED_BEFORE_CANARY_MARGIN_MS}::float8 * interval '1 millisecond')
+              - ${RECEIVED_BEFORE_CANARY_MARGIN})
         ) as facts`,
   );
   const { canaries: found, members: memberRows, existing, events } = row!.facts;
