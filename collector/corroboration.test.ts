@@ -96,6 +96,8 @@ async function setup(db: Db, minIndependentProbes: number) {
   });
   async function round(at: Date, probes: { acc: Record<'US' | 'CN', string> }[]) {
     const roundId = randomUUID();
+    // the canaries' deadline, which their outcomes carry (the partition key, decision 040)
+    const deadline = new Date(at.getTime() + 10_000);
     await db.execute(sql`insert into rounds (id, campaign_id, round_at, seed, rng_algorithm)
       values (${roundId}::uuid, ${campaign.id}::uuid, ${at.toISOString()}::timestamptz, 's', 'x')`);
     const canaries: CanaryInsert[] = [];
@@ -117,7 +119,7 @@ async function setup(db: Db, minIndependentProbes: number) {
           senderAccountId: sender.acc.US,
           conversationId: conv?.id ?? '',
           sendAt: at,
-          deadlineAt: new Date(at.getTime() + 10_000),
+          deadlineAt: deadline,
           templateId: 'bare',
           templateVersion: '1',
           seed: 's',
@@ -134,7 +136,7 @@ async function setup(db: Db, minIndependentProbes: number) {
     await insertCanaries(db, canaries);
     for (const x of outcomes) {
       await db.execute(sql`insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms, data_format_version)
-        values (${x.canary}::uuid, ${x.recipient}::uuid, ${x.status}, ${at.toISOString()}::timestamptz,
+        values (${x.canary}::uuid, ${x.recipient}::uuid, ${x.status}, ${deadline.toISOString()}::timestamptz,
                 ${x.status === 'delivered' ? 200 : null}, 1)`);
     }
   }

@@ -100,6 +100,8 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][], o: { cnIn
     o: { loss?: number; outage?: boolean } = {},
   ) {
     const roundId = randomUUID();
+    // the canaries' deadline, which their outcomes carry (the partition key, decision 040)
+    const deadline = new Date(at.getTime() + 10_000);
     await db.execute(sql`insert into rounds (id, campaign_id, round_at, seed, rng_algorithm)
       values (${roundId}::uuid, ${campaign.id}::uuid, ${at.toISOString()}::timestamptz, 's', 'x')`);
     roundCount++;
@@ -123,7 +125,7 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][], o: { cnIn
             senderAccountId: acc.US,
             conversationId: c.id,
             sendAt: at,
-            deadlineAt: new Date(at.getTime() + 10_000),
+            deadlineAt: deadline,
             templateId: 'bare',
             templateVersion: '1',
             seed: 's',
@@ -139,7 +141,7 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][], o: { cnIn
     await insertCanaries(db, canaries);
     for (const x of outcomes) {
       await db.execute(sql`insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms, data_format_version)
-        values (${x.canary}::uuid, ${x.recipient}::uuid, ${x.status}, ${at.toISOString()}::timestamptz,
+        values (${x.canary}::uuid, ${x.recipient}::uuid, ${x.status}, ${deadline.toISOString()}::timestamptz,
                 ${x.status === 'delivered' ? 200 : null}, 1)`);
     }
   }

@@ -237,14 +237,15 @@ async function world(db: Db, mode: CampaignMode, termSets: string[][]) {
   async function writeOutcomes(list: { canary: string; recipient: string; status: Status; at: Date }[]) {
     if (list.length === 0) return;
     const p = <T>(f: (x: (typeof list)[number]) => T) => sql.param(list.map(f));
+    // deadline_at is the canary's, as the collector writes it (the partition key, decision 040)
     await db.execute(sql`insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms,
         data_format_version)
-      select x.c, x.r, x.s, x.d, x.l, 1
+      select x.c, x.r, x.s, c.deadline_at, x.l, 1
       from unnest(${p((x) => x.canary)}::uuid[], ${p((x) => x.recipient)}::uuid[], ${p((x) => x.status)}::text[],
-        ${p((x) => x.at.toISOString())}::timestamptz[],
         ${p((x) => (x.status === 'delivered' ? 200 : x.status === 'delayed' ? 40_000 : null))}::int[])
-        as x(c, r, s, d, l)
-      on conflict (canary_id, recipient_account_id) do update set status = excluded.status,
+        as x(c, r, s, l)
+        join canaries c on c.id = x.c
+      on conflict (canary_id, recipient_account_id, deadline_at) do update set status = excluded.status,
         latency_ms = excluded.latency_ms, updated_at = now()`);
   }
 

@@ -212,18 +212,30 @@ async function expectEventsInTheirMonths(db: Db): Promise<void> {
           tableoid::regclass::text as p, (raw->>'n')::int as n
         from events order by received_at`,
   );
+  await expectInTheirMonths(db, 'events', found);
+}
+
+/**
+ * `found` (the rows seeded at EVENTS_BEFORE_0022's instants, in order, with their partition)
+ * went to the partitions of their months, or the default; and every month between the oldest
+ * and this month's next ones has its partition.
+ */
+async function expectInTheirMonths(
+  db: Db,
+  table: 'events' | 'outcomes',
+  found: { at: string; p: string; n: number }[],
+): Promise<void> {
   expect(found).toEqual([
-    { at: '1990-05-01T00:00:00', p: 'events_default', n: 1 },
-    { at: '2025-06-30T23:59:59', p: 'events_2025_06', n: 2 },
-    { at: '2025-07-01T00:00:00', p: 'events_2025_07', n: 3 },
-    { at: '2026-11-15T10:00:00', p: 'events_2026_11', n: 4 },
-    { at: '2199-01-01T00:00:00', p: 'events_default', n: 5 },
+    { at: '1990-05-01T00:00:00', p: `${table}_default`, n: 1 },
+    { at: '2025-06-30T23:59:59', p: `${table}_2025_06`, n: 2 },
+    { at: '2025-07-01T00:00:00', p: `${table}_2025_07`, n: 3 },
+    { at: '2026-11-15T10:00:00', p: `${table}_2026_11`, n: 4 },
+    { at: '2199-01-01T00:00:00', p: `${table}_default`, n: 5 },
   ]);
-  // every month between the oldest and this month's next ones has its partition
   const months = await rows<{ n: number }>(
     db,
     sql`select count(*)::int as n from pg_inherits i join pg_class c on c.oid = i.inhrelid
-        where i.inhparent = 'events'::regclass and c.relname ~ '^events_[0-9]{4}_[0-9]{2}$'`,
+        where i.inhparent = ${table}::regclass and c.relname ~ ${`^${table}_[0-9]{4}_[0-9]{2}$`}`,
   );
   const [span] = await rows<{ n: number }>(
     db,
@@ -233,21 +245,70 @@ async function expectEventsInTheirMonths(db: Db): Promise<void> {
   expect(months[0]?.n).toBe(span?.n);
 }
 
+/** Outcomes whose canaries' deadlines are these instants, in a database made before migration 0023. */
+const DEADLINES_BEFORE_0023 = EVENTS_BEFORE_0022;
+const insertOldOutcomes = `
+  insert into probes (id, public_key, country, asn, software_version)
+    values ('00000000-0000-4000-8000-000000000001', 'k', 'US', 1, '0');
+  insert into accounts (id, probe_id, platform, handle, region, adapter_name, adapter_version, state)
+    values ('00000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-000000000001', 'testbed', 'a',
+      'US', 'testbed', '0', 'active'),
+    ('00000000-0000-4000-8000-000000000003', '00000000-0000-4000-8000-000000000001', 'testbed', 'b',
+      'US', 'testbed', '0', 'active');
+  insert into campaigns (id, name, mode, term_list_ids, conversation_selection, cadence_cron, deadline_seconds,
+    term_sets_per_round, seed)
+    values ('00000000-0000-4000-8000-000000000004', 'c', 'monitor', '{}', '{}', '* * * * *', 60, 1, 's');
+  insert into conversations (id, platform, ref, kind)
+    values ('00000000-0000-4000-8000-000000000005', 'testbed', 'g', 'group');
+  insert into canaries (id, campaign_id, kind, pair_id, term_set, carried_terms, text, nonce, sender_account_id,
+    conversation_id, send_at, deadline_at, template_id, template_version, seed)
+  select gen_random_uuid(), '00000000-0000-4000-8000-000000000004', 'test', gen_random_uuid(), '{t}', '{t}',
+    'text ' || n, 'nonce' || n, '00000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-000000000005',
+    d - interval '1 minute', d, 'tpl', '1', 's'
+  from unnest(array[${DEADLINES_BEFORE_0023.map((t) => `'${t}'::timestamptz`).join(', ')}])
+    with ordinality as t(d, n);
+  insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms, data_format_version)
+  select id, '00000000-0000-4000-8000-000000000003', 'delivered',
+    -- one outcome holds a copy of its canary's deadline a microsecond off (a lossy copy)
+    deadline_at + case when text = 'text 3' then interval '1 microsecond' else interval '0' end,
+    substring(text from 6)::int, 1
+  from canaries`;
+
+/** After 0023: every outcome kept, each in the partition of its deadline's month (or the default). */
+async function expectOutcomesInTheirMonths(db: Db): Promise<void> {
+  const found = await rows<{ at: string; p: string; n: number }>(
+    db,
+    sql`select to_char(o.deadline_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as at,
+          o.tableoid::regclass::text as p, o.latency_ms as n
+        from outcomes o join canaries c on c.id = o.canary_id and c.deadline_at = o.deadline_at
+        order by o.deadline_at`,
+  );
+  await expectInTheirMonths(db, 'outcomes', found);
+  // The foreign key to canaries still cascades, from every partition.
+  await db.execute(sql`delete from canaries where text = 'text 4'`);
+  const [left] = await rows<{ n: number }>(db, sql`select count(*)::int as n from outcomes`);
+  expect(left?.n).toBe(4);
+}
+
 /**
- * Makes a database as it was before 0022 with events in it (`seed` migrates it with `folder`
- * and stores them), then opens it as the collector does, migrates and checks the events.
+ * Makes a database as it was before migration `tag` with `insert`'s rows in it (`seed`
+ * migrates it with `folder` and runs the insert), then opens it as the collector does,
+ * migrates and runs `check`.
  */
-async function migrateThrough0022(
+async function migrateThrough(
+  tag: string,
+  insert: string,
+  check: (db: Db) => Promise<void>,
   seed: (folder: string, insert: string) => Promise<void>,
   open: () => Promise<Database>,
 ): Promise<void> {
-  const before = migrationsBefore('0022_events_by_month');
+  const before = migrationsBefore(tag);
   try {
-    await seed(before.folder, insertOldEvents);
+    await seed(before.folder, insert);
     const database = await open();
     try {
       await database.migrate();
-      await expectEventsInTheirMonths(database.db);
+      await check(database.db);
     } finally {
       await database.close();
     }
@@ -256,39 +317,65 @@ async function migrateThrough0022(
   }
 }
 
-describe('migration 0022 (events by month) on a database that holds events', () => {
-  it('[pglite] keeps every event and puts each in the partition of its month', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'sd-0022-'));
-    try {
-      await migrateThrough0022(
-        async (folder, insert) => {
-          const client = new PGlite(join(dataDir, 'pglite'));
-          await migratePglite(drizzlePglite(client), { migrationsFolder: folder });
-          await client.exec(insert);
-          await client.close();
-        },
-        () => openDatabase({ dataDir }),
-      );
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  });
-});
+/** What a partitioning migration keeps, checked on one database kind with `seed` and `open`. */
+const PARTITIONING = [
+  {
+    tag: '0022_events_by_month',
+    what: 'migration 0022 (events by month) on a database that holds events',
+    it: 'keeps every event and puts each in the partition of its month',
+    insert: insertOldEvents,
+    check: expectEventsInTheirMonths,
+  },
+  {
+    tag: '0023_outcomes_by_month',
+    what: 'migration 0023 (outcomes by month) on a database that holds outcomes',
+    it: "keeps every outcome and puts each in the partition of its deadline's month",
+    insert: insertOldOutcomes,
+    check: expectOutcomesInTheirMonths,
+  },
+];
 
-describeOnServer('migration 0022 (events by month) on a database that holds events', (getUrl) => {
-  it('keeps every event and puts each in the partition of its month', async () => {
-    await migrateThrough0022(
-      async (folder, insert) => {
-        const client = new pg.Client({ connectionString: getUrl() });
-        await client.connect();
-        try {
-          await migrateNodePg(drizzleNodePg(client), { migrationsFolder: folder });
-          await client.query(insert);
-        } finally {
-          await client.end();
-        }
-      },
-      () => openDatabase({ databaseUrl: getUrl(), dataDir: '' }),
-    );
+for (const m of PARTITIONING) {
+  describe(m.what, () => {
+    it(`[pglite] ${m.it}`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'sd-partitioning-'));
+      try {
+        await migrateThrough(
+          m.tag,
+          m.insert,
+          m.check,
+          async (folder, insert) => {
+            const client = new PGlite(join(dataDir, 'pglite'));
+            await migratePglite(drizzlePglite(client), { migrationsFolder: folder });
+            await client.exec(insert);
+            await client.close();
+          },
+          () => openDatabase({ dataDir }),
+        );
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
   });
-});
+
+  describeOnServer(m.what, (getUrl) => {
+    it(m.it, async () => {
+      await migrateThrough(
+        m.tag,
+        m.insert,
+        m.check,
+        async (folder, insert) => {
+          const client = new pg.Client({ connectionString: getUrl() });
+          await client.connect();
+          try {
+            await migrateNodePg(drizzleNodePg(client), { migrationsFolder: folder });
+            await client.query(insert);
+          } finally {
+            await client.end();
+          }
+        },
+        () => openDatabase({ databaseUrl: getUrl(), dataDir: '' }),
+      );
+    });
+  });
+}

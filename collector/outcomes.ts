@@ -70,7 +70,6 @@ export function deriveOutcomes(facts: CanaryFacts, nowMs: number): OutcomeWrite[
       canaryId: canary.id,
       recipientAccountId: recipient,
       status: 'pending',
-      deadlineMs: canary.deadlineMs,
       latencyMs: null,
       sentEventId: sent?.eventId ?? null,
       receivedEventId: receipt?.eventId ?? null,

@@ -5,18 +5,33 @@ import { describe, expect, it } from 'vitest';
 import { type Db, rows } from './db/open.ts';
 import {
   dropEmptyEventPartitions,
-  ensureEventPartitions,
-  eventPartitions,
+  ensureAllPartitions,
+  ensurePartitions,
   MONTHS_AHEAD,
   monthStart,
   partitionName,
+  partitionsOf,
 } from './db/partitions.ts';
+import { OUTCOME_FROM, outcomeConditions, whereClause } from './db/research-filters.ts';
 import { pruneEvents } from './retention.ts';
 import { describeEachDb } from './test-support/db.ts';
 import { signedPost } from './test-support/probe.ts';
 import { newNonce, onAppWorld, receivedEvent, sentEvent, type World } from './test-support/world.ts';
 
 const DAY = 86_400_000;
+
+/** The database's clock (what received_at is stamped with). */
+async function databaseNow(db: Db): Promise<Date> {
+  const [r] = await rows<{ ms: number }>(db, sql`select (extract(epoch from now()) * 1000)::float8 as ms`);
+  return new Date(r!.ms);
+}
+
+/** Posts events as `probe`; each one's status. */
+async function postEvents(app: FastifyInstance, probe: World['us'], events: unknown[]): Promise<string[]> {
+  const res = await signedPost(app, probe, '/probe/v1/events', { protocol: 1, events });
+  expect(res.statusCode, res.body).toBe(200);
+  return (res.json().results as { status: string }[]).map((r) => r.status);
+}
 
 describe('partition names and months', () => {
   it('names a month by its UTC year and month, whatever the local time zone says', () => {
@@ -36,11 +51,8 @@ describeEachDb('monthly partitions of events', (getDb) => {
   });
   const db = (): Db => getDb().db;
 
-  const names = async () => (await eventPartitions(db())).map((p) => p.name);
-  const dbNow = async () =>
-    new Date(
-      (await rows<{ ms: number }>(db(), sql`select (extract(epoch from now()) * 1000)::float8 as ms`))[0]!.ms,
-    );
+  const names = async () => (await partitionsOf(db(), 'events')).map((p) => p.name);
+  const dbNow = () => databaseNow(db());
   /** Where a stored event is: its partition's name. */
   const partitionOf = async (eventId: string) =>
     (
@@ -49,17 +61,13 @@ describeEachDb('monthly partitions of events', (getDb) => {
         sql`select tableoid::regclass::text as p from events where event_id = ${eventId}::uuid`,
       )
     ).map((r) => r.p);
-  const post = async (probe: World['us'], events: unknown[]) => {
-    const res = await signedPost(app, probe, '/probe/v1/events', { protocol: 1, events });
-    expect(res.statusCode, res.body).toBe(200);
-    return (res.json().results as { status: string; reason?: string }[]).map((r) => r.status);
-  };
+  const post = (probe: World['us'], events: unknown[]) => postEvents(app, probe, events);
 
   it('are made by the migration for this month and the next ones, and a run of ensure makes nothing new', async () => {
     const now = await dbNow();
     const want = Array.from({ length: MONTHS_AHEAD + 1 }, (_, i) => partitionName(monthStart(now, i)));
     expect(await names()).toEqual(expect.arrayContaining(want));
-    expect(await ensureEventPartitions(db())).toEqual({ created: [], moved: [] });
+    expect(await ensurePartitions(db(), 'events')).toEqual({ created: [], moved: [] });
     const [d] = await rows<{ n: number }>(
       db(),
       sql`select count(*)::int as n from pg_inherits i join pg_class c on c.oid = i.inhrelid
@@ -82,7 +90,7 @@ describeEachDb('monthly partitions of events', (getDb) => {
       sql`update events set received_at = '2099-06-10T00:00:00Z' where event_id = ${other.event_id}::uuid`,
     );
     for (const e of [...early, other]) expect(await partitionOf(e.event_id)).toEqual(['events_default']);
-    const result = await ensureEventPartitions(db(), new Date('2099-01-20T00:00:00Z'));
+    const result = await ensurePartitions(db(), 'events', new Date('2099-01-20T00:00:00Z'));
     expect(result).toEqual({
       created: ['events_2099_01', 'events_2099_02', 'events_2099_03'],
       moved: [{ name: 'events_2099_02', rows: 2 }],
@@ -111,7 +119,7 @@ describeEachDb('monthly partitions of events', (getDb) => {
   });
 
   it('of past months are dropped once empty, never this month or a month that holds a row', async () => {
-    await ensureEventPartitions(db(), new Date('2020-03-15T00:00:00Z'));
+    await ensurePartitions(db(), 'events', new Date('2020-03-15T00:00:00Z'));
     expect(await names()).toEqual(
       expect.arrayContaining(['events_2020_03', 'events_2020_04', 'events_2020_05']),
     );
@@ -179,7 +187,7 @@ describeEachDb('monthly partitions of events', (getDb) => {
   it('keep ingest idempotent per event across months: a resend of an event stored last month is a duplicate', async () => {
     const now = await dbNow();
     const lastMonth = monthStart(now, -1);
-    await ensureEventPartitions(db(), lastMonth);
+    await ensurePartitions(db(), 'events', lastMonth);
     const stamp = new Date(lastMonth.getTime() + 2 * DAY);
 
     // A canary's send, stored last month (its canary made before it, as every canary is).
@@ -223,7 +231,7 @@ describeEachDb('monthly partitions of events', (getDb) => {
   });
 
   it('prune the months a time-bounded read does not name', async () => {
-    await ensureEventPartitions(db(), new Date('2020-03-15T00:00:00Z'));
+    await ensurePartitions(db(), 'events', new Date('2020-03-15T00:00:00Z'));
     const plan = await rows<{ 'QUERY PLAN': string }>(
       db(),
       sql`explain select count(*) from events
@@ -241,5 +249,132 @@ describeEachDb('monthly partitions of events', (getDb) => {
     // Two collectors dropping at once: each month goes once, neither run fails.
     const [a, b] = await Promise.all([dropEmptyEventPartitions(db()), dropEmptyEventPartitions(db())]);
     expect([...a, ...b].sort()).toEqual(['events_2020_03', 'events_2020_04', 'events_2020_05']);
+  });
+});
+
+describeEachDb('monthly partitions of outcomes', (getDb) => {
+  let app: FastifyInstance;
+  let w: World;
+  onAppWorld(getDb, (a, world) => {
+    app = a;
+    w = world;
+  });
+  const db = (): Db => getDb().db;
+
+  const names = async () => (await partitionsOf(db(), 'outcomes')).map((p) => p.name);
+  const dbNow = () => databaseNow(db());
+  /** The partitions a canary's outcomes are in, and their statuses. */
+  const outcomesOf = async (canaryId: string) =>
+    rows<{ p: string; status: string }>(
+      db(),
+      sql`select tableoid::regclass::text as p, status from outcomes where canary_id = ${canaryId}::uuid
+          order by recipient_account_id`,
+    );
+  const post = (probe: World['us'], events: unknown[]) => postEvents(app, probe, events);
+  const plan = async (query: ReturnType<typeof sql>) =>
+    (await rows<{ 'QUERY PLAN': string }>(db(), sql`explain ${query}`))
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
+
+  it('are made by the migration for this month and the next ones, beside the months of events', async () => {
+    const now = await dbNow();
+    const want = Array.from({ length: MONTHS_AHEAD + 1 }, (_, i) =>
+      partitionName(monthStart(now, i), 'outcomes'),
+    );
+    expect(await names()).toEqual(expect.arrayContaining(want));
+    expect(await ensurePartitions(db(), 'outcomes')).toEqual({ created: [], moved: [] });
+    expect(await ensureAllPartitions(db())).toEqual({ created: [], moved: [], deferred: [] });
+  });
+
+  it("hold a canary's outcomes in the month of its deadline, written and rewritten there", async () => {
+    const now = await dbNow();
+    const next = monthStart(now, 1);
+    const c = await w.makeCanary({
+      sendAt: new Date(next.getTime() - 60_000),
+      deadlineAt: new Date(next.getTime() + DAY),
+    });
+    expect(await post(w.us, [sentEvent(w, c)])).toEqual(['stored']);
+    const month = partitionName(next, 'outcomes');
+    expect(await outcomesOf(c.id)).toEqual([
+      { p: month, status: 'pending' },
+      { p: month, status: 'pending' },
+    ]);
+    expect(await post(w.cn, [receivedEvent(w, 'bob', c)])).toEqual(['stored']);
+    expect((await outcomesOf(c.id)).map((o) => o.p)).toEqual([month, month]);
+    expect((await outcomesOf(c.id)).map((o) => o.status).sort()).toEqual(['delivered', 'pending']);
+  });
+
+  it('are made from the rows of a month that sit in the default partition, which stay writable', async () => {
+    // A canary whose deadline is in a month not made yet: its outcomes land in the default.
+    const c = await w.makeCanary({ sendAt: new Date(), deadlineAt: new Date('2099-02-10T00:00:00Z') });
+    expect(await post(w.us, [sentEvent(w, c)])).toEqual(['stored']);
+    expect((await outcomesOf(c.id)).map((o) => o.p)).toEqual(['outcomes_default', 'outcomes_default']);
+    const result = await ensurePartitions(db(), 'outcomes', new Date('2099-01-20T00:00:00Z'));
+    expect(result).toEqual({
+      created: ['outcomes_2099_01', 'outcomes_2099_02', 'outcomes_2099_03'],
+      moved: [{ name: 'outcomes_2099_02', rows: 2 }],
+    });
+    expect((await outcomesOf(c.id)).map((o) => o.p)).toEqual(['outcomes_2099_02', 'outcomes_2099_02']);
+    // A receipt after the move updates the outcome where it is now (no second row).
+    expect(await post(w.cn, [receivedEvent(w, 'bob', c)])).toEqual(['stored']);
+    const after = await outcomesOf(c.id);
+    expect(after.map((o) => o.p)).toEqual(['outcomes_2099_02', 'outcomes_2099_02']);
+    expect(after.map((o) => o.status).sort()).toEqual(['delivered', 'pending']);
+    // The month made late has the indexes of the others, and its key holds.
+    const [idx] = await rows<{ n: number }>(
+      db(),
+      sql`select count(*)::int as n from pg_indexes where tablename = 'outcomes_2099_02'`,
+    );
+    const [ref] = await rows<{ n: number }>(
+      db(),
+      sql`select count(*)::int as n from pg_indexes where tablename = 'outcomes_2099_01'`,
+    );
+    expect(idx?.n).toBe(ref?.n);
+    await expect(
+      db().execute(
+        sql`insert into outcomes_2099_02 select * from outcomes_2099_02 where canary_id = ${c.id}::uuid`,
+      ),
+    ).rejects.toThrow();
+  });
+
+  it('are never dropped by a retention run, empty or not (outcomes are the research record)', async () => {
+    await ensurePartitions(db(), 'outcomes', new Date('2020-03-15T00:00:00Z'));
+    const run = await pruneEvents(db(), await dbNow(), { eventRetentionDays: 1, lookAlikeRetentionDays: 1 });
+    expect(run.partitionsDropped.filter((n) => n.startsWith('outcomes'))).toEqual([]);
+    expect(await names()).toEqual(expect.arrayContaining(['outcomes_2020_03', 'outcomes_2020_04']));
+  });
+
+  it("are pruned by a research window's start, and a canary's own outcomes are read from its month only", async () => {
+    await ensurePartitions(db(), 'outcomes', new Date('2020-03-15T00:00:00Z'));
+    const from = new Date((await dbNow()).getTime() - DAY);
+    const windowed = await plan(
+      sql`select count(*) from ${OUTCOME_FROM} where ${whereClause(outcomeConditions({ from }))}`,
+    );
+    expect(windowed).not.toContain('outcomes_2020_03');
+    // the same read without a window does read that month (the check above can fail)
+    expect(await plan(sql`select count(*) from ${OUTCOME_FROM} where true`)).toContain('outcomes_2020_03');
+
+    // One canary's outcomes, joined on its deadline as every read does: the other months are
+    // pruned when the query runs (the canary's deadline is known only then).
+    const c = await w.makeCanary();
+    expect(await post(w.us, [sentEvent(w, c)])).toEqual(['stored']);
+    const analysed = (
+      await rows<{ 'QUERY PLAN': string }>(
+        db(),
+        sql`explain (analyze, costs off, timing off, summary off)
+            select o.status from canaries c join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+            where c.id = ${c.id}::uuid`,
+      )
+    ).map((r) => r['QUERY PLAN']);
+    const old = analysed.filter((l) => l.includes('outcomes_2020_03'));
+    expect(
+      old.every((l) => l.includes('never executed')),
+      analysed.join('\n'),
+    ).toBe(true);
+    const mine = partitionName(monthStart(c.deadlineAt), 'outcomes');
+    expect(
+      analysed.some((l) => l.includes(mine) && !l.includes('never executed')),
+      analysed.join('\n'),
+    ).toBe(true);
   });
 });

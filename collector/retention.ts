@@ -24,9 +24,8 @@
  * emptied it, returning its space.
  */
 import type { Logger } from 'pino';
-import { sqlState } from './db/errors.ts';
 import type { Db } from './db/open.ts';
-import { dropEmptyEventPartitions, ensureEventPartitions } from './db/partitions.ts';
+import { dropEmptyEventPartitions, ensureAllPartitions } from './db/partitions.ts';
 import {
   countPrunable,
   pruneCanaryBatch,
@@ -99,20 +98,16 @@ export async function pruneEvents(
     partitionsDropped: [],
   };
 
-  // Partitions first, following the database's clock (received_at's), not `now`: a run asked
+  // Partitions first (events and outcomes), following the database's clock, not `now`: a run asked
   // about a later time (`silentdrop admin prune`, tests) must not take this month for a past
   // one. Months ahead are made, and past months that earlier runs' deletes emptied are
   // dropped; this run's deletes come after, and are counted the moment they end, as before
   // partitions. A month not made now because ingest held the table past the lock timeout is
   // made by a later run (months are made two ahead); the deletes go on all the same.
   if (!stop()) {
-    try {
-      const made = await ensureEventPartitions(db);
-      run.partitionsCreated = made.created;
-      run.partitionsMoved = made.moved;
-    } catch (err) {
-      if (sqlState(err) !== '55P03') throw err;
-    }
+    const made = await ensureAllPartitions(db);
+    run.partitionsCreated = made.created;
+    run.partitionsMoved = made.moved;
     run.partitionsDropped = await dropEmptyEventPartitions(db);
   }
 

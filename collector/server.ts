@@ -11,7 +11,7 @@ import { type AlertOptions, runAlerts } from './alerts.ts';
 import { buildApp } from './app.ts';
 import type { CollectorConfig } from './config.ts';
 import { type Database, openDatabase, reclaimEventSpace, refreshPlannerStatistics } from './db/open.ts';
-import { ensureEventPartitions } from './db/partitions.ts';
+import { ensureAllPartitions } from './db/partitions.ts';
 import { pruneRequestIds } from './db/probes.ts';
 import { rollUpOutcomes } from './db/rollups.ts';
 import { rollUpTermSets } from './db/term-set-rollups.ts';
@@ -81,15 +81,18 @@ export async function startCollector(
     throw new SdError('SD_ERR_DATABASE', `cannot open the database at ${where}: ${(err as Error).message}`);
   }
   const { db } = database;
-  // The months events will land in (decision 039); the retention job keeps them made ahead.
-  // Not fatal: rows land in the default partition meanwhile, and the next run tries again.
+  // The months events and outcomes will land in (decisions 039, 040); the retention job keeps
+  // them made ahead. Not fatal: rows land in the default partition meanwhile, and the next run
+  // tries again.
   try {
-    const partitions = await ensureEventPartitions(db);
+    const partitions = await ensureAllPartitions(db);
     if (partitions.moved.length > 0)
-      logger.warn(partitions, 'events: monthly partitions made late, from rows of the default partition');
-    else if (partitions.created.length > 0) logger.info(partitions, 'events: monthly partitions made');
+      logger.warn(partitions, 'monthly partitions made late, from rows of the default partition');
+    else if (partitions.created.length > 0) logger.info(partitions, 'monthly partitions made');
+    if (partitions.deferred.length > 0)
+      logger.warn(partitions, 'monthly partitions not made now (table busy); the retention job tries again');
   } catch (err) {
-    logger.warn({ err }, 'events: monthly partitions not made now; the retention job tries again');
+    logger.warn({ err }, 'monthly partitions not made now; the retention job tries again');
   }
   const planner = new RoundPlanner(db, config.checkinIntervalMs, logger, options.findings);
   const { now: retentionNow, intervalMs, firstRunAfterMs, ...runnerOptions } = options.retention ?? {};

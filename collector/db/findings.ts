@@ -83,8 +83,9 @@ export async function pairedOutcomes(
           ra.probe_id as "recipientProbeId", rp.asn::float8 as "recipientAsn"
         from canaries t
         join canaries c on c.pair_id = t.pair_id and c.kind = 'control'
-        join outcomes ot on ot.canary_id = t.id
-        join outcomes oc on oc.canary_id = c.id and oc.recipient_account_id = ot.recipient_account_id
+        join outcomes ot on ot.canary_id = t.id and ot.deadline_at = t.deadline_at
+        join outcomes oc on oc.canary_id = c.id and oc.deadline_at = c.deadline_at
+          and oc.recipient_account_id = ot.recipient_account_id
         join conversations cv on cv.id = t.conversation_id
         join accounts sa on sa.id = t.sender_account_id
         join accounts ra on ra.id = ot.recipient_account_id

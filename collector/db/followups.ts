@@ -237,7 +237,7 @@ export async function pairOutcomesAt(
           (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
           c.handed_out_at is not null as "handedOut"
         from canaries c
-        left join outcomes o on o.canary_id = c.id
+        left join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
           and exists (select 1 from accounts a where a.id = o.recipient_account_id and a.region = ${recipientRegion})
         where c.pair_id = any(${sql.param(pairIds)}::uuid[])`,
   );

@@ -11,7 +11,7 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Db } from './open.ts';
-import { ensureEventPartitions, monthStart } from './partitions.ts';
+import { ensurePartitions, monthStart } from './partitions.ts';
 
 export interface ScratchDatabase {
   name: string;
@@ -150,7 +150,7 @@ export async function fillPastMonths(
   const now = new Date();
   for (let i = months; i >= 1; i--) {
     const from = monthStart(now, -i);
-    await ensureEventPartitions(db, from);
+    await ensurePartitions(db, 'events', from);
     const spanMs = monthStart(now, -i + 1).getTime() - from.getTime();
     for (let done = 0; done < rowsPerMonth; done += 50_000) {
       const n = Math.min(50_000, rowsPerMonth - done);

@@ -144,12 +144,13 @@ export async function storedAccounting(q: Queryable, campaignId: string): Promis
           (select jsonb_object_agg(r.account_id, r.n) from
             (select e.account_id::text as account_id, count(*)::int as n from events e
               where e.nonce = c.nonce and e.type = 'received' group by e.account_id) r) as receipts,
-          (select count(*)::int from outcomes o where o.canary_id = c.id) as outcomes
+          (select count(*)::int from outcomes o where o.canary_id = c.id and o.deadline_at = c.deadline_at)
+            as outcomes
         from canaries c where c.campaign_id = ${campaignId}::uuid`,
   );
   const outcomes = await rows<{ v: string; n: number }>(
     q,
-    sql`select o.status as v, count(*)::int as n from outcomes o join canaries c on c.id = o.canary_id
+    sql`select o.status as v, count(*)::int as n from outcomes o join canaries c on c.id = o.canary_id and c.deadline_at = o.deadline_at
         where c.campaign_id = ${campaignId}::uuid group by o.status`,
   );
   return {

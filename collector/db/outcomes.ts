@@ -131,7 +131,7 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
             where m.conversation_id in (select conversation_id from c)),
           'existing', (select coalesce(json_agg(json_build_object('canaryId', o.canary_id,
               'accountId', o.recipient_account_id, 'status', o.status)), '[]')
-            from c join outcomes o on o.canary_id = c.id),
+            from c join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at),
           'events', (select coalesce(json_agg(json_build_object('eventId', e.event_id,
               'canaryId', e.canary_id, 'type', e.type, 'accountId', e.account_id,
               'atMs', (extract(epoch from e.at) * 1000)::float8, 'clockOffsetMs', e.clock_offset_ms,
@@ -173,7 +173,6 @@ export interface OutcomeWrite {
   canaryId: string;
   recipientAccountId: string;
   status: string;
-  deadlineMs: number;
   latencyMs: number | null;
   sentEventId: string | null;
   receivedEventId: string | null;
@@ -193,7 +192,6 @@ export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promis
       canary_id: o.canaryId,
       recipient_account_id: o.recipientAccountId,
       status: o.status,
-      deadline_ms: o.deadlineMs,
       latency_ms: o.latencyMs,
       sent_event_id: o.sentEventId,
       received_event_id: o.receivedEventId,
@@ -207,24 +205,27 @@ export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promis
   await q.execute(sql`
     insert into outcomes (canary_id, recipient_account_id, status, deadline_at, latency_ms, sent_event_id,
       received_event_id, received_at, received_text, failure, notice, data_format_version, updated_at)
-    select o.canary_id, o.recipient_account_id, o.status, to_timestamp(o.deadline_ms / 1000.0), o.latency_ms,
+    select o.canary_id, o.recipient_account_id, o.status, c.deadline_at, o.latency_ms,
       o.sent_event_id, o.received_event_id,
       case when o.received_ms is null then null else to_timestamp(o.received_ms / 1000.0) end,
       o.received_text, o.failure, o.notice, o.dfv, now()
     from json_to_recordset(${doc}::json)
-      as o(canary_id uuid, recipient_account_id uuid, status text, deadline_ms float8, latency_ms int,
+      as o(canary_id uuid, recipient_account_id uuid, status text, latency_ms int,
            sent_event_id uuid, received_event_id uuid, received_ms float8, received_text text,
            failure text, notice text, dfv int)
-    on conflict (canary_id, recipient_account_id) do update set
-      status = excluded.status, deadline_at = excluded.deadline_at, latency_ms = excluded.latency_ms,
+    -- deadline_at is the canary's own value, never a copy through JSON: it is the partition key
+    -- (decision 040), which reads match exactly (o.deadline_at = c.deadline_at), and never changes.
+    join canaries c on c.id = o.canary_id
+    on conflict (canary_id, recipient_account_id, deadline_at) do update set
+      status = excluded.status, latency_ms = excluded.latency_ms,
       sent_event_id = excluded.sent_event_id, received_event_id = excluded.received_event_id,
       received_at = excluded.received_at, received_text = excluded.received_text,
       failure = excluded.failure, notice = excluded.notice,
       data_format_version = excluded.data_format_version, updated_at = now()
-    where (outcomes.status, outcomes.deadline_at, outcomes.latency_ms, outcomes.sent_event_id,
+    where (outcomes.status, outcomes.latency_ms, outcomes.sent_event_id,
         outcomes.received_event_id, outcomes.received_at, outcomes.received_text, outcomes.failure,
         outcomes.notice, outcomes.data_format_version)
-      is distinct from (excluded.status, excluded.deadline_at, excluded.latency_ms, excluded.sent_event_id,
+      is distinct from (excluded.status, excluded.latency_ms, excluded.sent_event_id,
         excluded.received_event_id, excluded.received_at, excluded.received_text, excluded.failure,
         excluded.notice, excluded.data_format_version)`);
 }

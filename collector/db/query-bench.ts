@@ -11,6 +11,7 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { type Queryable, rows } from './open.ts';
+import { ensurePartitions, monthStart } from './partitions.ts';
 import { exportSelectSql } from './research-export.ts';
 import {
   isoMicros,
@@ -55,6 +56,12 @@ export async function seedOutcomes(q: Queryable, input: SeedInput): Promise<numb
   // 12 of 20 conversations are groups (4 recipients), 8 direct (1): 2.8 outcomes per canary on average.
   const canaries = Math.ceil(input.outcomes / 2.8);
   const spanMs = input.days * 86_400_000;
+  // Every month the deadlines fall in has its partition, as a collector running all along
+  // would have made them (decision 040), so none of the seed lands in the default partition.
+  const [clock] = await rows<{ ms: number }>(q, sql`select (extract(epoch from now()) * 1000)::float8 as ms`);
+  const first = monthStart(new Date(clock!.ms - 86_400_000 - spanMs));
+  for (let m = first; m.getTime() <= clock!.ms; m = monthStart(m, 1))
+    await ensurePartitions(q, 'outcomes', m);
   const chunk = 1_000_000;
   for (let lo = 0; lo < canaries; lo += chunk) {
     const hi = Math.min(canaries, lo + chunk) - 1;

@@ -204,7 +204,7 @@ export async function readExportWindow(
     q,
     sql`select ${isoMicros(sql`w.send_at`)} as send_at, w.id as canary_id from (
           select c.send_at, c.id, o.recipient_account_id from canaries c
-            join outcomes o on o.canary_id = c.id
+            join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
           where ${whereClause(walk)}
           order by c.send_at, c.id, o.recipient_account_id limit ${size}) w
         order by w.send_at desc, w.id desc, w.recipient_account_id desc limit 1`,

@@ -29,7 +29,8 @@ export interface OutcomeFilter {
  * sl.sealed (below).
  */
 export const OUTCOME_FROM = outcomeFrom(sql`exists (
-    select 1 from outcomes po where po.canary_id = c.id and po.status = 'pending')`);
+    select 1 from outcomes po where po.canary_id = c.id and po.deadline_at = c.deadline_at
+      and po.status = 'pending')`);
 
 /**
  * OUTCOME_FROM for reads of a page (a few hundred rows at most). The same sealing, but the
@@ -39,11 +40,12 @@ export const OUTCOME_FROM = outcomeFrom(sql`exists (
  * rows a page keeps. Reads of many rows keep OUTCOME_FROM, where one hash is the cheaper plan.
  */
 export const OUTCOME_FROM_PAGE = outcomeFrom(sql`coalesce((
-    select true from outcomes po where po.canary_id = c.id and po.status = 'pending' limit 1), false)`);
+    select true from outcomes po where po.canary_id = c.id and po.deadline_at = c.deadline_at
+      and po.status = 'pending' limit 1), false)`);
 
 function outcomeFrom(anyPending: SQL): SQL {
   return sql`canaries c
-  join outcomes o on o.canary_id = c.id
+  join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
   join accounts s on s.id = c.sender_account_id
   join accounts r on r.id = o.recipient_account_id
   join conversations cv on cv.id = c.conversation_id
@@ -100,6 +102,9 @@ export function outcomeConditions(f: OutcomeFilter): SQL[] {
   if (f.conversationKind) where.push(sql`cv.kind = ${f.conversationKind}`);
   if (f.probe) where.push(sql`(s.probe_id = ${f.probe}::uuid or r.probe_id = ${f.probe}::uuid)`);
   where.push(...sendTimeConditions(f));
+  // A deadline is after its send (deadline_seconds >= 1), so a window's start bounds the
+  // outcomes' partition key too: months that ended before it are not read (decision 040).
+  if (f.from) where.push(sql`o.deadline_at >= ${f.from.toISOString()}::timestamptz`);
   if (f.verdicts?.length) {
     // A finding covers an outcome when term set, campaign (if set), every scope key it
     // names, and its window match. Scope keys absent or null mean "any".

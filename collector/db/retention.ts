@@ -39,7 +39,8 @@ export async function pruneCanaryBatch(
     q,
     sql`select c.id from canaries c
         where c.events_pruned_at is null and c.deadline_at < ${cutoff.toISOString()}::timestamptz
-          and not exists (select 1 from outcomes o where o.canary_id = c.id and o.status = 'pending')
+          and not exists (select 1 from outcomes o where o.canary_id = c.id and o.deadline_at = c.deadline_at
+            and o.status = 'pending')
         order by c.deadline_at
         limit ${limit}
         for no key update of c skip locked`,
@@ -149,7 +150,8 @@ export async function countPrunable(
         sql`with picked as (
               select c.id from canaries c
               where c.events_pruned_at is null and c.deadline_at < ${canaryCutoff.toISOString()}::timestamptz
-                and not exists (select 1 from outcomes o where o.canary_id = c.id and o.status = 'pending')
+                and not exists (select 1 from outcomes o where o.canary_id = c.id and o.deadline_at = c.deadline_at
+            and o.status = 'pending')
               limit ${cap})
             select (select count(*)::int from picked) as canaries,
               (select count(*)::int from events e join picked p on p.id = e.canary_id) as events`,

@@ -409,7 +409,10 @@ export const outcomes = pgTable(
       .notNull()
       .references(() => accounts.id),
     status: text('status').notNull(),
-    /** Copied from the canary so the finaliser needs no join. */
+    /**
+     * The canary's, copied so the finaliser needs no join; the partition key (decision 040):
+     * joins to canaries also match it (`o.deadline_at = c.deadline_at`), which prunes.
+     */
     deadlineAt: tstz('deadline_at').notNull(),
     /** Receipt minus send, both corrected by the probes' clock offsets. */
     latencyMs: integer('latency_ms'),
@@ -424,7 +427,9 @@ export const outcomes = pgTable(
     updatedAt: tstz('updated_at').notNull().defaultNow(),
   },
   (t) => [
-    primaryKey({ columns: [t.canaryId, t.recipientAccountId] }),
+    // deadline_at, the partition key (migration 0023, decision 040), is the canary's: one
+    // canary's outcomes are all in one month, so (canary, recipient) stays unique.
+    primaryKey({ columns: [t.canaryId, t.recipientAccountId, t.deadlineAt] }),
     index('outcomes_status_deadline_idx').on(t.status, t.deadlineAt),
     // Outcomes written since the rollup watermark (collector/db/rollups.ts, decision 022).
     index('outcomes_updated_at_idx').on(t.updatedAt),
