@@ -11,6 +11,8 @@ import {
   monthStart,
   partitionName,
   partitionsOf,
+  sameDeadline,
+  sameDeadlineInSubquery,
 } from './db/partitions.ts';
 import { OUTCOME_FROM, outcomeConditions, whereClause } from './db/research-filters.ts';
 import { pruneEvents } from './retention.ts';
@@ -354,15 +356,18 @@ describeEachDb('monthly partitions of outcomes', (getDb) => {
     // the same read without a window does read that month (the check above can fail)
     expect(await plan(sql`select count(*) from ${OUTCOME_FROM} where true`)).toContain('outcomes_2020_03');
 
-    // One canary's outcomes, joined on its deadline as every read does: the other months are
-    // pruned when the query runs (the canary's deadline is known only then).
+    // One canary's outcomes, joined on its deadline as every read does (and looked for in a
+    // subquery, as sealing does): the other months are pruned when the query runs (the
+    // canary's deadline is known only then).
     const c = await w.makeCanary();
     expect(await post(w.us, [sentEvent(w, c)])).toEqual(['stored']);
     const analysed = (
       await rows<{ 'QUERY PLAN': string }>(
         db(),
         sql`explain (analyze, costs off, timing off, summary off)
-            select o.status from canaries c join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+            select o.status, coalesce((select true from outcomes po where po.canary_id = c.id
+                and ${sameDeadlineInSubquery('po', 'c')} and po.status = 'pending' limit 1), false)
+            from canaries c join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}
             where c.id = ${c.id}::uuid`,
       )
     ).map((r) => r['QUERY PLAN']);

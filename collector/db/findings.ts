@@ -9,6 +9,7 @@ import type { CampaignMode } from '../../protocol/index.ts';
 import type { Corroboration } from '../analysis/corroboration.ts';
 import type { SequentialState } from '../analysis/index.ts';
 import { type Queryable, rows } from './open.ts';
+import { sameDeadline } from './partitions.ts';
 
 export interface FindingScope {
   platform: string;
@@ -83,8 +84,8 @@ export async function pairedOutcomes(
           ra.probe_id as "recipientProbeId", rp.asn::float8 as "recipientAsn"
         from canaries t
         join canaries c on c.pair_id = t.pair_id and c.kind = 'control'
-        join outcomes ot on ot.canary_id = t.id and ot.deadline_at = t.deadline_at
-        join outcomes oc on oc.canary_id = c.id and oc.deadline_at = c.deadline_at
+        join outcomes ot on ot.canary_id = t.id and ${sameDeadline('ot', 't')}
+        join outcomes oc on oc.canary_id = c.id and ${sameDeadline('oc', 'c')}
           and oc.recipient_account_id = ot.recipient_account_id
         join conversations cv on cv.id = t.conversation_id
         join accounts sa on sa.id = t.sender_account_id

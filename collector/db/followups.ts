@@ -10,6 +10,7 @@ import type { MessageRequest, ProbeResult } from '../analysis/index.ts';
 import { canonicalTermSet, type FollowupKey, type FollowupProcedure, termSetKey } from '../keys.ts';
 import type { FindingScope } from './findings.ts';
 import { type Queryable, rows } from './open.ts';
+import { sameDeadline } from './partitions.ts';
 
 /** What a follow-up step needs of its campaign. */
 export interface FollowupCampaign {
@@ -237,7 +238,7 @@ export async function pairOutcomesAt(
           (extract(epoch from c.deadline_at) * 1000)::float8 as "deadlineMs",
           c.handed_out_at is not null as "handedOut"
         from canaries c
-        left join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+        left join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}
           and exists (select 1 from accounts a where a.id = o.recipient_account_id and a.region = ${recipientRegion})
         where c.pair_id = any(${sql.param(pairIds)}::uuid[])`,
   );

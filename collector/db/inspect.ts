@@ -1,6 +1,7 @@
 /** Read-only views for tests and operators: row counts and single outcomes. */
 import { sql } from 'drizzle-orm';
 import { type Queryable, rows } from './open.ts';
+import { sameDeadline, sameDeadlineInSubquery } from './partitions.ts';
 
 export const TABLES = [
   'enrollment_tokens',
@@ -144,13 +145,13 @@ export async function storedAccounting(q: Queryable, campaignId: string): Promis
           (select jsonb_object_agg(r.account_id, r.n) from
             (select e.account_id::text as account_id, count(*)::int as n from events e
               where e.nonce = c.nonce and e.type = 'received' group by e.account_id) r) as receipts,
-          (select count(*)::int from outcomes o where o.canary_id = c.id and o.deadline_at = c.deadline_at)
+          (select count(*)::int from outcomes o where o.canary_id = c.id and ${sameDeadlineInSubquery('o', 'c')})
             as outcomes
         from canaries c where c.campaign_id = ${campaignId}::uuid`,
   );
   const outcomes = await rows<{ v: string; n: number }>(
     q,
-    sql`select o.status as v, count(*)::int as n from outcomes o join canaries c on c.id = o.canary_id and c.deadline_at = o.deadline_at
+    sql`select o.status as v, count(*)::int as n from outcomes o join canaries c on c.id = o.canary_id and ${sameDeadline('o', 'c')}
         where c.campaign_id = ${campaignId}::uuid group by o.status`,
   );
   return {

@@ -23,6 +23,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { ONE_RECIPIENT_PER_REGION, type PairedOutcome } from './findings.ts';
 import { type Queryable, rows } from './open.ts';
+import { sameDeadline } from './partitions.ts';
 
 /** A cell as the canaries spell it: term set (unnormalised) and scope. */
 export interface BacklogCell {
@@ -143,7 +144,7 @@ export function changedCellsQuery(
             where o.updated_at >= ${r.ob}::timestamptz and o.updated_at < ${r.outTo}::timestamptz
           union all
           select o.canary_id, o.recipient_account_id, c.deadline_at from canaries c
-            join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+            join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}
               -- the same bounds on the outcomes' own deadline: only those months are read
               and o.deadline_at >= ${r.db}::timestamptz and o.deadline_at < ${r.dlTo}::timestamptz
             where c.campaign_id = ${campaignId}::uuid and c.deadline_at >= ${r.db}::timestamptz
@@ -237,9 +238,9 @@ export function pairsOfCellsQuery(campaignId: string, cells: readonly BacklogCel
         join conversations cv on cv.id = t.conversation_id and cv.platform = k.platform and cv.kind = k.kind
         join accounts sa on sa.id = t.sender_account_id and sa.region = k.sr
         join canaries c on c.pair_id = t.pair_id and c.kind = 'control'
-        join outcomes ot on ot.canary_id = t.id and ot.deadline_at = t.deadline_at
+        join outcomes ot on ot.canary_id = t.id and ${sameDeadline('ot', 't')}
         join accounts ra on ra.id = ot.recipient_account_id and ra.region = k.rr
-        join outcomes oc on oc.canary_id = c.id and oc.deadline_at = c.deadline_at
+        join outcomes oc on oc.canary_id = c.id and ${sameDeadline('oc', 'c')}
           and oc.recipient_account_id = ot.recipient_account_id
         join probes sp on sp.id = sa.probe_id
         join probes rp on rp.id = ra.probe_id

@@ -5,6 +5,7 @@
 import { sql } from 'drizzle-orm';
 import { copiesKey, RECEIVED_BEFORE_CANARY_MARGIN } from './events.ts';
 import { type Queryable, rows } from './open.ts';
+import { sameDeadline } from './partitions.ts';
 
 export interface CanaryRef {
   id: string;
@@ -131,7 +132,7 @@ export async function loadFacts(q: Queryable, canaryIds: string[]): Promise<Stor
             where m.conversation_id in (select conversation_id from c)),
           'existing', (select coalesce(json_agg(json_build_object('canaryId', o.canary_id,
               'accountId', o.recipient_account_id, 'status', o.status)), '[]')
-            from c join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at),
+            from c join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}),
           'events', (select coalesce(json_agg(json_build_object('eventId', e.event_id,
               'canaryId', e.canary_id, 'type', e.type, 'accountId', e.account_id,
               'atMs', (extract(epoch from e.at) * 1000)::float8, 'clockOffsetMs', e.clock_offset_ms,
@@ -214,7 +215,7 @@ export async function upsertOutcomes(q: Queryable, list: OutcomeWrite[]): Promis
            sent_event_id uuid, received_event_id uuid, received_ms float8, received_text text,
            failure text, notice text, dfv int)
     -- deadline_at is the canary's own value, never a copy through JSON: it is the partition key
-    -- (decision 040), which reads match exactly (o.deadline_at = c.deadline_at), and never changes.
+    -- (decision 040), which reads match exactly (sameDeadline), and never changes.
     join canaries c on c.id = o.canary_id
     on conflict (canary_id, recipient_account_id, deadline_at) do update set
       status = excluded.status, latency_ms = excluded.latency_ms,

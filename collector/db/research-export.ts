@@ -24,6 +24,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Db, Queryable } from './open.ts';
 import { rows } from './open.ts';
+import { sameDeadline } from './partitions.ts';
 import {
   isoMicros,
   isoMillis,
@@ -204,7 +205,7 @@ export async function readExportWindow(
     q,
     sql`select ${isoMicros(sql`w.send_at`)} as send_at, w.id as canary_id from (
           select c.send_at, c.id, o.recipient_account_id from canaries c
-            join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+            join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}
           where ${whereClause(walk)}
           order by c.send_at, c.id, o.recipient_account_id limit ${size}) w
         order by w.send_at desc, w.id desc, w.recipient_account_id desc limit 1`,

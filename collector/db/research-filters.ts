@@ -5,6 +5,7 @@
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { AggregationAxis } from '../../protocol/research.ts';
+import { sameDeadline, sameDeadlineInSubquery } from './partitions.ts';
 
 export interface OutcomeFilter {
   campaign?: string | undefined;
@@ -29,7 +30,7 @@ export interface OutcomeFilter {
  * sl.sealed (below).
  */
 export const OUTCOME_FROM = outcomeFrom(sql`exists (
-    select 1 from outcomes po where po.canary_id = c.id and po.deadline_at = c.deadline_at
+    select 1 from outcomes po where po.canary_id = c.id and ${sameDeadlineInSubquery('po', 'c')}
       and po.status = 'pending')`);
 
 /**
@@ -40,12 +41,12 @@ export const OUTCOME_FROM = outcomeFrom(sql`exists (
  * rows a page keeps. Reads of many rows keep OUTCOME_FROM, where one hash is the cheaper plan.
  */
 export const OUTCOME_FROM_PAGE = outcomeFrom(sql`coalesce((
-    select true from outcomes po where po.canary_id = c.id and po.deadline_at = c.deadline_at
+    select true from outcomes po where po.canary_id = c.id and ${sameDeadlineInSubquery('po', 'c')}
       and po.status = 'pending' limit 1), false)`);
 
 function outcomeFrom(anyPending: SQL): SQL {
   return sql`canaries c
-  join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+  join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}
   join accounts s on s.id = c.sender_account_id
   join accounts r on r.id = o.recipient_account_id
   join conversations cv on cv.id = c.conversation_id

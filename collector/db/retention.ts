@@ -7,6 +7,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { type Queryable, rows } from './open.ts';
+import { sameDeadlineInSubquery } from './partitions.ts';
 
 export interface PrunedBatch {
   /** Canaries marked pruned in this batch. */
@@ -39,7 +40,7 @@ export async function pruneCanaryBatch(
     q,
     sql`select c.id from canaries c
         where c.events_pruned_at is null and c.deadline_at < ${cutoff.toISOString()}::timestamptz
-          and not exists (select 1 from outcomes o where o.canary_id = c.id and o.deadline_at = c.deadline_at
+          and not exists (select 1 from outcomes o where o.canary_id = c.id and ${sameDeadlineInSubquery('o', 'c')}
             and o.status = 'pending')
         order by c.deadline_at
         limit ${limit}
@@ -150,7 +151,7 @@ export async function countPrunable(
         sql`with picked as (
               select c.id from canaries c
               where c.events_pruned_at is null and c.deadline_at < ${canaryCutoff.toISOString()}::timestamptz
-                and not exists (select 1 from outcomes o where o.canary_id = c.id and o.deadline_at = c.deadline_at
+                and not exists (select 1 from outcomes o where o.canary_id = c.id and ${sameDeadlineInSubquery('o', 'c')}
             and o.status = 'pending')
               limit ${cap})
             select (select count(*)::int from picked) as canaries,

@@ -33,6 +33,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { type AggregationAxis, LATENCY_BIN_EDGES_MS } from '../../protocol/research.ts';
 import { type Db, type Queryable, rows } from './open.ts';
+import { sameDeadline } from './partitions.ts';
 import type { GroupedCounts, LatencyCounts } from './research-aggregation.ts';
 import {
   AXIS_SQL,
@@ -258,7 +259,7 @@ async function recomputeMinutes(q: Queryable, many: boolean): Promise<void> {
               sql`cross join lateral (select * from canaries c where c.campaign_id = d.campaign_id
                 and c.send_at >= d.bucket and c.send_at < d.bucket + interval '1 minute' offset 0) c`
         }
-        join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+        join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}
         join accounts s on s.id = c.sender_account_id
         join accounts r on r.id = o.recipient_account_id
         join conversations cv on cv.id = c.conversation_id
@@ -357,7 +358,7 @@ export function rollupPlan(filter: OutcomeFilter, axes: readonly AggregationAxis
 }
 
 /** Canaries `c` joined to their outcomes and what the rollups group by (no sealing: no rollup query needs it). */
-const RAW_JOINS = sql`join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at
+const RAW_JOINS = sql`join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}
   join accounts s on s.id = c.sender_account_id
   join accounts r on r.id = o.recipient_account_id
   join conversations cv on cv.id = c.conversation_id`;

@@ -411,7 +411,7 @@ export const outcomes = pgTable(
     status: text('status').notNull(),
     /**
      * The canary's, copied so the finaliser needs no join; the partition key (decision 040):
-     * joins to canaries also match it (`o.deadline_at = c.deadline_at`), which prunes.
+     * joins to canaries also match it (partitions.ts sameDeadline), which prunes.
      */
     deadlineAt: tstz('deadline_at').notNull(),
     /** Receipt minus send, both corrected by the probes' clock offsets. */

@@ -30,6 +30,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { AggregationAxis } from '../../protocol/research.ts';
 import { type Db, type Queryable, rows } from './open.ts';
+import { sameDeadline, sameDeadlineInSubquery } from './partitions.ts';
 import type { GroupedCounts, TermSetCounts } from './research-aggregation.ts';
 import { isoMicros, isoMillis, type OutcomeFilter, textArray } from './research-filters.ts';
 import {
@@ -65,7 +66,7 @@ const HOUR_COLUMNS = [
   'last_sent_at',
 ];
 /** No outcome of canary `c` is pending (the other half of "final": the deadline, checked apart). */
-const NONE_PENDING = sql`not exists (select 1 from outcomes po where po.canary_id = c.id and po.deadline_at = c.deadline_at
+const NONE_PENDING = sql`not exists (select 1 from outcomes po where po.canary_id = c.id and ${sameDeadlineInSubquery('po', 'c')}
   and po.status = 'pending')`;
 /**
  * The outcomes `o` of each canary `c`, and `pe.pending`: whether any is pending. Looked up per
@@ -73,9 +74,9 @@ const NONE_PENDING = sql`not exists (select 1 from outcomes po where po.canary_i
  * (50M: 30 s) to find those of a few canaries.
  */
 const OUTCOMES_PER_CANARY = sql`cross join lateral (select * from outcomes o where o.canary_id = c.id
-    and o.deadline_at = c.deadline_at offset 0) o
+    and ${sameDeadline('o', 'c')} offset 0) o
   cross join lateral (select exists (select 1 from outcomes po where po.canary_id = c.id
-    and po.deadline_at = c.deadline_at and po.status = 'pending') as pending offset 0) pe`;
+    and ${sameDeadlineInSubquery('po', 'c')} and po.status = 'pending') as pending offset 0) pe`;
 /** Above this many canaries to add, a job run joins whole tables (hash joins) rather than looking each up. */
 const MANY_CANARIES = 50_000;
 const SUMS = statusSums();
@@ -118,7 +119,7 @@ function aggregate(canaries: SQL, final: { w: SQL } | { now: SQL }, many: boolea
     from (select c.campaign_id, c.term_set, c.kind, ${bucket} as bucket, ${LATENCY_BUCKET} as lb, ${STATUS_COUNTS},
             count(*) filter (where ${LATENCY_BUCKET} is not null) as arrived, min(c.send_at) as mn, max(c.send_at) as mx
           from ${canaries}
-            ${many ? sql`join outcomes o on o.canary_id = c.id and o.deadline_at = c.deadline_at` : OUTCOMES_PER_CANARY}
+            ${many ? sql`join outcomes o on o.canary_id = c.id and ${sameDeadline('o', 'c')}` : OUTCOMES_PER_CANARY}
           where ${isFinal}
           group by 1, 2, 3, 4, 5) g
     group by ${groups}`;
