@@ -19,9 +19,9 @@
  * `skip locked`). The collector runs it on its own timer (startRetentionJob); the timer and
  * `silentdrop admin prune` share one RetentionRunner, so runs in a process never overlap.
  *
- * Each run also keeps the monthly partitions of `events` (decision 039), before its deletes:
- * the coming months' are made ahead, and a past month's is dropped once earlier deletes
- * emptied it, returning its space.
+ * Each run also keeps the monthly partitions of `events` and `outcomes` (decisions 039, 040),
+ * before its deletes: the coming months' are made ahead, and a past month's of `events` is
+ * dropped once earlier deletes emptied it, returning its space (outcomes are never deleted).
  */
 import type { Logger } from 'pino';
 import type { Db } from './db/open.ts';
@@ -63,11 +63,11 @@ export interface RetentionRun {
   /** Canaries left for a later run because outcome derivation held them at that moment. */
   skipped: number;
   batches: number;
-  /** Monthly partitions of `events` made ahead by this run (decision 039). */
+  /** Monthly partitions of `events` and `outcomes` made ahead by this run (decisions 039, 040). */
   partitionsCreated: string[];
   /** Of those, made late from rows of the default partition, with the rows moved. */
   partitionsMoved: { name: string; rows: number }[];
-  /** Past months' partitions that earlier runs' deletes had emptied, dropped first. */
+  /** Past months' `events` partitions that earlier runs' deletes had emptied, dropped first. */
   partitionsDropped: string[];
 }
 
